@@ -1,0 +1,233 @@
+"""Distances between a network and its perturbation over a whole η grid, in one jitted call (THEORY §1).
+
+For a direction ``U`` and each η of the grid, at ``W + η·U``: the loss, the change of the output per
+example ``‖f_{W+ηU}(x) − f_W(x)‖₂``, the batch change ``‖F_{W+ηU} − F_W‖_F`` and the change of every
+tensor's loss gradient ``‖g_l(W+ηU) − g_l(W)‖_F``. Relative distances divide by the base values.
+
+The grid is mapped with ``jax.lax.map(..., batch_size=b)`` — ``b`` points at a time under ``vmap`` — so
+memory stays flat as the grid grows; ``b`` per backend is the measured choice in :func:`grid_batch_size`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from trust.errors import TrustError
+from trust.nets import is_weight_matrix, leaf_names
+from trust.perturb import check_finite, frobenius_norms, perturbed, relative_size
+
+
+def cross_entropy(logits, y):
+    """Mean softmax cross-entropy with integer labels."""
+    return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+
+def square_loss(outputs, y):
+    """``½·mean_i ‖f(x_i) − onehot(y_i)‖²``."""
+    return 0.5 * jnp.mean(jnp.sum((outputs - jax.nn.one_hot(y, outputs.shape[-1], dtype=outputs.dtype)) ** 2, -1))
+
+
+LOSSES = {"xent": cross_entropy, "mse": square_loss}
+
+
+def grid_batch_size(n_grid: int, backend: str | None = None) -> int:
+    """How many η points are evaluated at once (the rest is a sequential ``lax.map``).
+
+    Measured by ``benchmarks/bench_measure.py`` (results in ``benchmarks/results/``): on a 2-core CPU
+    small batches beat a full ``vmap`` — a wide batched matmul gains nothing there and costs memory —
+    while an accelerator wants wide batches; 64 keeps memory flat on long grids.
+    """
+    backend = backend or jax.default_backend()
+    return max(1, min(n_grid, 4 if backend == "cpu" else 64))
+
+
+def _evaluate(apply, loss_fn, params, x, y):
+    def objective(p):
+        out = apply(p, x)
+        return loss_fn(out, y), out
+
+    (loss, out), grads = jax.value_and_grad(objective, has_aux=True)(params)
+    return loss, out, grads
+
+
+@partial(jax.jit, static_argnames=("apply", "loss_fn", "batch_size"))
+def _grid(apply, loss_fn, batch_size, params, direction, x, y, etas):
+    def evaluate(eta):
+        return _evaluate(apply, loss_fn, perturbed(params, direction, eta), x, y)
+
+    # The base point goes through the very same mapped computation as the grid (a chunk of η = 0), and
+    # the grid is padded to whole chunks: every point is computed by one compiled body, so the distances
+    # at η = 0 are exactly zero rather than the rounding gap between two differently fused programs.
+    loss0, out0, grads0 = jax.tree_util.tree_map(
+        lambda a: a[0], jax.lax.map(evaluate, jnp.zeros(batch_size, etas.dtype), batch_size=batch_size))
+
+    def at(eta):
+        loss, out, grads = evaluate(eta)
+        dgrads = jax.tree_util.tree_map(jnp.subtract, grads, grads0)
+        return {
+            "loss": loss,
+            "function_change": jnp.linalg.norm(out - out0, axis=-1),
+            "batch_change": jnp.linalg.norm(out - out0),
+            "gradient_change": frobenius_norms(dgrads),
+            "gradient_total_change": jnp.linalg.norm(frobenius_norms(dgrads)),
+        }
+
+    base = {
+        "loss0": loss0,
+        "output_norm": jnp.linalg.norm(out0, axis=-1),
+        "batch_norm": jnp.linalg.norm(out0),
+        "gradient_norm": frobenius_norms(grads0),
+    }
+    padded = jnp.concatenate([etas, jnp.zeros(-etas.size % batch_size, etas.dtype)])
+    grid = jax.lax.map(at, padded, batch_size=batch_size)
+    return base, jax.tree_util.tree_map(lambda a: a[: etas.size], grid)
+
+
+@dataclass(frozen=True)
+class Distances:
+    """Measured distances over an η grid (NumPy arrays; ``n`` examples, ``m`` tensors).
+
+    Absolute changes are stored; the relative distances of THEORY §1 are derived properties.
+    Examples whose base output is exactly zero have an undefined relative distance: NaN per example,
+    left out of ``function_max``/``function_mean`` (``n_zero_output`` counts them).
+    """
+
+    etas: np.ndarray  # (k,)
+    loss: np.ndarray  # (k,)
+    loss0: float
+    function_change: np.ndarray  # (k, n)  ‖f_{W+ηU}(x_i) − f_W(x_i)‖
+    output_norm: np.ndarray  # (n,)  ‖f_W(x_i)‖
+    batch_change: np.ndarray  # (k,)  ‖F_{W+ηU} − F_W‖_F
+    batch_norm: float
+    gradient_change: np.ndarray  # (k, m)  ‖g_l(W+ηU) − g_l(W)‖_F
+    gradient_total_change: np.ndarray  # (k,)
+    gradient_norm: np.ndarray  # (m,)  ‖g_l(W)‖_F
+    relative_size: np.ndarray  # (k, m)  a_l = η‖U_l‖/‖W_l‖
+    delta_norm: np.ndarray  # (k,)  ‖ΔW‖₂ over all tensors
+    names: tuple[str, ...]
+    is_weight: tuple[bool, ...]
+
+    @property
+    def n_zero_output(self) -> int:
+        return int(np.sum(self.output_norm == 0))
+
+    @property
+    def function_per_example(self) -> np.ndarray:
+        norm = np.where(self.output_norm > 0, self.output_norm, np.nan)
+        return self.function_change / norm
+
+    @property
+    def function_max(self) -> np.ndarray:
+        return np.nanmax(self.function_per_example, axis=1)
+
+    @property
+    def function_mean(self) -> np.ndarray:
+        return np.nanmean(self.function_per_example, axis=1)
+
+    @property
+    def function_frob(self) -> np.ndarray:
+        """The batch Frobenius ratio ``‖F_{W+ΔW} − F_W‖_F / ‖F_W‖_F``."""
+        return self.batch_change / self.batch_norm
+
+    @property
+    def gradient(self) -> np.ndarray:
+        """Relative gradient distance of every tensor, ``(k, m)``."""
+        return self.gradient_change / self.gradient_norm
+
+    @property
+    def gradient_total(self) -> np.ndarray:
+        """``‖∇ℒ(W+ΔW) − ∇ℒ(W)‖₂ / ‖∇ℒ(W)‖₂`` over all tensors."""
+        return self.gradient_total_change / np.linalg.norm(self.gradient_norm)
+
+    @property
+    def weight_relative_size(self) -> np.ndarray:
+        """``a_l`` of the weight matrices only, ``(k, L)`` — what the bounds take."""
+        return self.relative_size[:, np.asarray(self.is_weight)]
+
+    def summary(self) -> dict:
+        """JSON-ready: one record per η with the relative distances."""
+        weights = [n for n, w in zip(self.names, self.is_weight) if w]
+        rows = []
+        for k, eta in enumerate(self.etas):
+            rows.append({
+                "eta": float(eta),
+                "loss": float(self.loss[k]),
+                "function_max": float(self.function_max[k]),
+                "function_mean": float(self.function_mean[k]),
+                "function_frob": float(self.function_frob[k]),
+                "gradient": {n: float(v) for n, v in zip(self.names, self.gradient[k])},
+                "gradient_total": float(self.gradient_total[k]),
+                "relative_size": dict(zip(weights, map(float, self.weight_relative_size[k]))),
+            })
+        return {"loss0": self.loss0, "n_zero_output": self.n_zero_output, "grid": rows}
+
+
+def _check_inputs(apply, params, x, y, direction, etas):
+    check_finite(params, "parameters")
+    check_finite(direction, "perturbation direction")
+    check_finite(x, "input batch")
+    if jax.tree_util.tree_structure(params) != jax.tree_util.tree_structure(direction) or any(
+        p.shape != u.shape for p, u in zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(direction))
+    ):
+        raise TrustError("the perturbation direction does not have the shape of the parameters")
+    if etas.ndim != 1 or etas.size == 0 or not np.all(np.isfinite(etas)):
+        raise TrustError("the η grid must be a non-empty 1-D array of finite numbers")
+    if jnp.ndim(x) != 2 or jnp.ndim(y) != 1 or x.shape[0] != y.shape[0]:
+        raise TrustError(f"expected inputs (n, d) and labels (n,), got {jnp.shape(x)} and {jnp.shape(y)}")
+    try:
+        out = jax.eval_shape(apply, params, x)
+    except (TypeError, ValueError) as err:
+        raise TrustError(f"inputs of shape {x.shape} do not fit the network: {str(err).splitlines()[0]}") from None
+    if y.size and (int(jnp.min(y)) < 0 or int(jnp.max(y)) >= out.shape[-1]):
+        raise TrustError(f"labels must lie in [0, {out.shape[-1]}), got [{int(jnp.min(y))}, {int(jnp.max(y))}]")
+
+
+def relative_distances(apply: Callable, params, x, y, direction, etas, loss: str | Callable = "xent",
+                       batch_size: int | None = None) -> Distances:
+    """Measure the loss and the relative function and gradient distances at ``W + η·U`` for every η.
+
+    Args:
+      apply: ``apply(params, x) -> outputs`` (hashable, e.g. ``MLP(...).apply``).
+      params: the base point W (a pytree).
+      x, y: a full batch ``(n, d)`` and integer labels ``(n,)``.
+      direction: ``U`` from :mod:`trust.perturb`; ``ΔW(η) = η·U``.
+      etas: the grid of η (1-D).
+      loss: ``"xent"``, ``"mse"`` or a callable ``loss(outputs, y)``.
+      batch_size: η points evaluated at once; default :func:`grid_batch_size`.
+
+    Raises:
+      TrustError: NaN/Inf input, mismatched shapes, a zero base output batch or a zero base gradient.
+    """
+    loss_fn = LOSSES.get(loss) if isinstance(loss, str) else loss
+    if loss_fn is None:
+        raise TrustError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
+    etas = np.asarray(etas, dtype=jnp.zeros(()).dtype)
+    _check_inputs(apply, params, x, y, direction, etas)
+    batch_size = batch_size or grid_batch_size(etas.size)
+    base, grid = _grid(apply, loss_fn, batch_size, params, direction, x, y, jnp.asarray(etas))
+    base, grid = jax.tree_util.tree_map(np.asarray, (base, grid))
+    names = leaf_names(params)
+    if not np.isfinite(base["loss0"]) or not np.all(np.isfinite(base["output_norm"])):
+        raise TrustError("the network's output or loss at the base point is NaN or Inf")
+    if base["batch_norm"] == 0:
+        raise TrustError("the network's output is zero on every example; relative function distance is undefined")
+    zero = [n for n, g in zip(names, base["gradient_norm"]) if not g > 0]
+    if zero:
+        raise TrustError(f"the loss gradient is zero (or NaN) in tensor {zero[0]}; relative gradient distance is undefined")
+    sizes = np.asarray(relative_size(direction, params))
+    return Distances(
+        etas=etas, loss=grid["loss"], loss0=float(base["loss0"]),
+        function_change=grid["function_change"], output_norm=base["output_norm"],
+        batch_change=grid["batch_change"], batch_norm=float(base["batch_norm"]),
+        gradient_change=grid["gradient_change"], gradient_total_change=grid["gradient_total_change"],
+        gradient_norm=base["gradient_norm"], relative_size=np.abs(etas)[:, None] * sizes[None, :],
+        delta_norm=np.abs(etas) * float(np.linalg.norm(frobenius_norms(direction))),
+        names=tuple(names), is_weight=tuple(bool(is_weight_matrix(p)) for p in jax.tree_util.tree_leaves(params)),
+    )

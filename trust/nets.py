@@ -1,0 +1,155 @@
+"""Multilayer perceptrons as pure functions over pytrees (THEORY §1).
+
+Two forms share one frozen, hashable spec, :class:`MLP`:
+
+* the **Theorem-1 MLP** ``f(x) = φ(W_L φ(W_{L-1} … φ(W_1 x)))`` — no biases, φ at every layer
+  (:func:`theorem1_mlp`);
+* the **experiment MLP** of the paper's Figure 1 — hidden layers ``φ(W_l h + b_l)``, a final linear
+  layer, and optionally residual hidden layers ``h + φ(W_l h + b_l)`` (:func:`experiment_mlp`).
+
+Parameters are a list with one dict per layer, ``{"w": (out, in)}`` plus ``"b": (out,)`` when the net
+has biases; inputs are batches ``(n, in)``. ``L`` is the number of weight matrices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+
+from trust.errors import TrustError
+
+ACTIVATIONS = ("relu", "leaky_relu", "tanh", "identity")
+INITS = ("torch", "gaussian")
+
+
+def activation_fn(name: str, slope: float = 0.01):
+    """The elementwise nonlinearity φ named ``name`` (``slope`` is leaky relu's negative slope)."""
+    if name == "relu":
+        return jax.nn.relu
+    if name == "leaky_relu":
+        return lambda z: jnp.where(z >= 0, z, slope * z)
+    if name == "tanh":
+        return jnp.tanh
+    if name == "identity":
+        return lambda z: z
+    raise TrustError(f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}")
+
+
+def _gain(activation: str, slope: float) -> float:
+    """He/Glorot-style gain making N(0, gain²/fan_in) variance-preserving for φ."""
+    if activation == "relu":
+        return 2.0**0.5
+    if activation == "leaky_relu":
+        return (2.0 / (1.0 + slope**2)) ** 0.5
+    if activation == "tanh":
+        return 5.0 / 3.0
+    return 1.0
+
+
+@dataclass(frozen=True)
+class MLP:
+    """A multilayer perceptron spec; ``init`` and ``apply`` are pure.
+
+    Attributes:
+      widths: ``(d_0, d_1, …, d_L)``; layer l maps ``d_{l-1} → d_l``.
+      activation: one of ``relu``, ``leaky_relu``, ``tanh``, ``identity``.
+      slope: leaky relu's negative slope s (transmission α ≥ s, β = 1).
+      bias: whether layers carry a bias vector.
+      final_activation: apply φ after the last layer too (Theorem-1 form).
+      residual: hidden layers ``l = 2 … L-1`` compute ``h + φ(W_l h + b_l)`` (they must be square).
+      init_scheme: ``torch`` — PyTorch's nn.Linear default, W and b ~ U(±1/√fan_in); ``gaussian`` —
+        W ~ N(0, gain²/fan_in) with the activation's He/Glorot gain, b = 0.
+    """
+
+    widths: tuple[int, ...]
+    activation: str = "relu"
+    slope: float = 0.01
+    bias: bool = True
+    final_activation: bool = False
+    residual: bool = False
+    init_scheme: str = "torch"
+
+    def __post_init__(self):
+        if len(self.widths) < 2 or any(int(w) < 1 for w in self.widths):
+            raise TrustError(f"widths must be ≥ 2 positive integers, got {self.widths}")
+        activation_fn(self.activation, self.slope)
+        if self.init_scheme not in INITS:
+            raise TrustError(f"unknown init {self.init_scheme!r}; choose one of {', '.join(INITS)}")
+        if self.residual and len(set(self.widths[1:-1])) > 1:
+            raise TrustError(f"residual hidden layers must be square, got widths {self.widths}")
+
+    @property
+    def depth(self) -> int:
+        """L, the number of weight matrices."""
+        return len(self.widths) - 1
+
+    def init(self, key: jax.Array, dtype=None) -> list[dict]:
+        """Draw parameters with an explicit ``key`` (one fold per layer)."""
+        dtype = dtype or jnp.zeros(()).dtype  # float64 when jax_enable_x64 is on
+        params = []
+        for l, (fan_in, fan_out) in enumerate(zip(self.widths[:-1], self.widths[1:])):
+            kw, kb = jax.random.split(jax.random.fold_in(key, l))
+            if self.init_scheme == "torch":
+                bound = fan_in**-0.5
+                w = jax.random.uniform(kw, (fan_out, fan_in), dtype, -bound, bound)
+                b = jax.random.uniform(kb, (fan_out,), dtype, -bound, bound)
+            else:
+                std = _gain(self.activation, self.slope) * fan_in**-0.5
+                w = std * jax.random.normal(kw, (fan_out, fan_in), dtype)
+                b = jnp.zeros((fan_out,), dtype)
+            params.append({"w": w, "b": b} if self.bias else {"w": w})
+        return params
+
+    def apply(self, params: list[dict], x: jax.Array) -> jax.Array:
+        """Forward pass on a batch ``x`` of shape ``(n, d_0)``; returns ``(n, d_L)``."""
+        phi = activation_fn(self.activation, self.slope)
+        h = x
+        last = len(params) - 1
+        for l, layer in enumerate(params):
+            z = h @ layer["w"].T
+            if "b" in layer:
+                z = z + layer["b"]
+            if l == last and not self.final_activation:
+                return z
+            h = h + phi(z) if (self.residual and 0 < l < last) else phi(z)
+        return h
+
+
+def theorem1_mlp(widths, activation: str = "leaky_relu", slope: float = 0.01,
+                 init_scheme: str = "gaussian") -> MLP:
+    """The MLP of Theorem 1: no biases, φ at every layer (THEORY §1)."""
+    return MLP(tuple(widths), activation, slope, bias=False, final_activation=True,
+               residual=False, init_scheme=init_scheme)
+
+
+def experiment_mlp(d_in: int, width: int, depth: int, n_out: int, activation: str = "relu",
+                   slope: float = 0.01, residual: bool = False, init_scheme: str = "torch") -> MLP:
+    """The paper's Figure-1 MLP: ``depth`` weight matrices, biases, linear last layer (THEORY §1, §5)."""
+    if depth < 1:
+        raise TrustError(f"depth must be ≥ 1, got {depth}")
+    widths = (d_in,) + (width,) * (depth - 1) + (n_out,)
+    return MLP(widths, activation, slope, bias=True, final_activation=False, residual=residual,
+               init_scheme=init_scheme)
+
+
+def is_weight_matrix(leaf) -> bool:
+    """Which leaves the bounds are about: weight matrices (ndim ≥ 2), not bias vectors (THEORY §1)."""
+    return jnp.ndim(leaf) >= 2
+
+
+def leaf_names(params) -> list[str]:
+    """Readable names of the leaves in flatten order, e.g. ``1.w``, ``1.b`` (layers counted from 1)."""
+    names = []
+    for path, _ in jax.tree_util.tree_flatten_with_path(params)[0]:
+        parts = []
+        for k in path:
+            if isinstance(k, jax.tree_util.SequenceKey):
+                parts.append(str(k.idx + 1))
+            elif isinstance(k, jax.tree_util.DictKey):
+                parts.append(str(k.key))
+            else:
+                parts.append(str(getattr(k, "name", k)))
+        names.append(".".join(parts))
+    return names

@@ -1,0 +1,1 @@
+"""One module per question: a frozen ``Config``, ``run(config) -> (results, arrays)``."""

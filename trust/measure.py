@@ -21,7 +21,7 @@ import optax
 
 from trust.errors import TrustError
 from trust.nets import is_weight_matrix, leaf_names
-from trust.perturb import check_finite, frobenius_norms, perturbed, relative_size
+from trust.perturb import check_finite, frobenius_norms, leaf_norms, perturbed, relative_size
 
 
 def cross_entropy(logits, y):
@@ -221,13 +221,13 @@ def relative_distances(apply: Callable, params, x, y, direction, etas, loss: str
     zero = [n for n, g in zip(names, base["gradient_norm"]) if not g > 0]
     if zero:
         raise TrustError(f"the loss gradient is zero (or NaN) in tensor {zero[0]}; relative gradient distance is undefined")
-    sizes = np.asarray(relative_size(direction, params))
+    sizes = relative_size(direction, params)
     return Distances(
         etas=etas, loss=grid["loss"], loss0=float(base["loss0"]),
         function_change=grid["function_change"], output_norm=base["output_norm"],
         batch_change=grid["batch_change"], batch_norm=float(base["batch_norm"]),
         gradient_change=grid["gradient_change"], gradient_total_change=grid["gradient_total_change"],
         gradient_norm=base["gradient_norm"], relative_size=np.abs(etas)[:, None] * sizes[None, :],
-        delta_norm=np.abs(etas) * float(np.linalg.norm(frobenius_norms(direction))),
+        delta_norm=np.abs(etas) * float(np.linalg.norm(leaf_norms(direction))),
         names=tuple(names), is_weight=tuple(bool(is_weight_matrix(p)) for p in jax.tree_util.tree_leaves(params)),
     )

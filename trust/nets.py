@@ -14,6 +14,7 @@ has biases; inputs are batches ``(n, in)``. ``L`` is the number of weight matric
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -87,17 +88,26 @@ class MLP:
 
     def init(self, key: jax.Array, dtype=None) -> list[dict]:
         """Draw parameters with an explicit ``key`` (one fold per layer)."""
-        dtype = dtype or jnp.zeros(()).dtype  # float64 when jax_enable_x64 is on
-        params = []
-        for l, (fan_in, fan_out) in enumerate(zip(self.widths[:-1], self.widths[1:])):
-            kw, kb = jax.random.split(jax.random.fold_in(key, l))
-            if self.init_scheme == "torch":
-                bound = fan_in**-0.5
-                w = jax.random.uniform(kw, (fan_out, fan_in), dtype, -bound, bound)
-                b = jax.random.uniform(kb, (fan_out,), dtype, -bound, bound)
-            else:
-                std = _gain(self.activation, self.slope) * fan_in**-0.5
-                w = std * jax.random.normal(kw, (fan_out, fan_in), dtype)
+        dtype = jnp.dtype(dtype or jnp.zeros(()).dtype)  # float64 when jax_enable_x64 is on
+        return _init(self, key, dtype)
+
+    def _draw(self, key, dtype) -> list[dict]:
+        # One draw for the whole net, sliced per layer: each random op costs ~0.3 s of XLA compile on
+        # a small CPU, so per-tensor draws made start-up dominate short runs.
+        shapes = [(fan_out, fan_in + 1) for fan_in, fan_out in zip(self.widths[:-1], self.widths[1:])]
+        sizes = [o * i for o, i in shapes]
+        sample = jax.random.uniform if self.init_scheme == "torch" else jax.random.normal
+        flat = sample(key, (sum(sizes),), dtype)
+        params, start = [], 0
+        for (fan_out, cols), size in zip(shapes, sizes):
+            fan_in = cols - 1
+            block = flat[start:start + size].reshape(fan_out, cols)
+            start += size
+            if self.init_scheme == "torch":  # U(±1/√fan_in) for W and b
+                block = (2.0 * block - 1.0) * fan_in**-0.5
+                w, b = block[:, :fan_in], block[:, fan_in]
+            else:  # W ~ N(0, gain²/fan_in), b = 0
+                w = _gain(self.activation, self.slope) * fan_in**-0.5 * block[:, :fan_in]
                 b = jnp.zeros((fan_out,), dtype)
             params.append({"w": w, "b": b} if self.bias else {"w": w})
         return params
@@ -110,11 +120,16 @@ class MLP:
         for l, layer in enumerate(params):
             z = h @ layer["w"].T
             if "b" in layer:
-                z = z + layer["b"]
+                z = z + layer["b"][None, :]
             if l == last and not self.final_activation:
                 return z
             h = h + phi(z) if (self.residual and 0 < l < last) else phi(z)
         return h
+
+
+@partial(jax.jit, static_argnums=(0, 2))
+def _init(spec: MLP, key, dtype):
+    return spec._draw(key, dtype)
 
 
 def theorem1_mlp(widths, activation: str = "leaky_relu", slope: float = 0.01,

@@ -41,19 +41,25 @@ def _per_leaf(values, n: int) -> list[float]:
 def check_finite(tree, what: str) -> None:
     """Raise :class:`TrustError` naming ``what`` and the leaf if any entry is NaN or ±Inf."""
     for name, leaf in zip(leaf_names(tree), _leaves(tree)):
-        if not bool(jnp.all(jnp.isfinite(leaf))):
+        if not np.all(np.isfinite(np.asarray(leaf))):
             raise TrustError(f"{what} has NaN or Inf entries in tensor {name}")
 
 
 def frobenius_norms(tree) -> jax.Array:
-    """‖T_l‖_F of every leaf, in flatten order."""
+    """‖T_l‖_F of every leaf, in flatten order (traceable: used inside the jitted grid too)."""
     return jnp.stack([jnp.linalg.norm(jnp.ravel(t)) for t in _leaves(tree)])
 
 
-def relative_size(delta, params) -> jax.Array:
+def leaf_norms(tree) -> np.ndarray:
+    """:func:`frobenius_norms` of concrete arrays, in NumPy (no per-shape compilation)."""
+    return np.array([np.linalg.norm(np.asarray(t, dtype=float)) for t in _leaves(tree)])
+
+
+def relative_size(delta, params) -> np.ndarray:
     """``a_l = ‖ΔW_l‖_F / ‖W_l‖_F`` per leaf (THEORY §1); 0 where both are 0, inf where only ‖W_l‖ is."""
-    d, w = frobenius_norms(delta), frobenius_norms(params)
-    return jnp.where(d == 0, 0.0, d / jnp.where(w == 0, 0.0, w))
+    d, w = leaf_norms(delta), leaf_norms(params)
+    ratio = np.divide(d, w, out=np.full_like(d, np.inf), where=w > 0)
+    return np.where(d == 0, 0.0, ratio)
 
 
 def perturbed(params, direction, eta):
@@ -65,43 +71,53 @@ def scaled(params, eps):
     """``ΔW_l = η·ε_l·W_l``: every tensor rescaled by its own factor (THEORY §2.4, the exact case).
 
     ``eps`` is a scalar or one value per tensor; ``a_l = η|ε_l|``."""
-    ws = _leaves(params)
-    return _unflatten_like(params, [e * w for e, w in zip(_per_leaf(eps, len(ws)), ws)])
+    return _scale_leaves(params, np.asarray(_per_leaf(eps, len(_leaves(params)))))
 
 
 def _rescaled(params, raw, sizes, what):
     """``U_l = s_l·‖W_l‖·R_l/‖R_l‖``; R_l must be nonzero wherever W_l is."""
-    ws, rs = _leaves(params), _leaves(raw)
-    out = []
-    for name, s, w, r in zip(leaf_names(params), _per_leaf(sizes, len(ws)), ws, rs):
-        w_norm, r_norm = jnp.linalg.norm(jnp.ravel(w)), jnp.linalg.norm(jnp.ravel(r))
-        if w_norm == 0:
-            out.append(jnp.zeros_like(w))
-        elif r_norm == 0:
+    w_norms, r_norms = leaf_norms(params), leaf_norms(raw)
+    for name, w_norm, r_norm in zip(leaf_names(params), w_norms, r_norms):
+        if w_norm > 0 and r_norm == 0:
             raise TrustError(f"{what} is zero in tensor {name}; its direction is undefined")
-        else:
-            out.append((s * w_norm / r_norm) * r)
-    return _unflatten_like(params, out)
+    scale = np.where(w_norms > 0, np.asarray(_per_leaf(sizes, w_norms.size)) * w_norms, 0.0)
+    scale = scale / np.where(r_norms > 0, r_norms, 1.0)
+    return _scale_leaves(raw, scale)
+
+
+@jax.jit
+def _scale_leaves(tree, scale):
+    """Leaf l of ``tree`` times ``scale[l]`` (one compiled call instead of one eager op per shape)."""
+    leaves = _leaves(tree)
+    return _unflatten_like(tree, [scale[i].astype(t.dtype) * t for i, t in enumerate(leaves)])
 
 
 def gaussian(key: jax.Array, params, sizes=1.0):
     """A random direction: ``U_l = s_l‖W_l‖·Z_l/‖Z_l‖`` with ``Z_l`` iid N(0, 1), one key fold per tensor."""
-    ws = _leaves(params)
-    zs = [jax.random.normal(jax.random.fold_in(key, i), w.shape, w.dtype) for i, w in enumerate(ws)]
-    return _rescaled(params, _unflatten_like(params, zs), sizes, "random draw")
+    return _rescaled(params, _normal_like(key, params), sizes, "random draw")
+
+
+@jax.jit
+def _normal_like(key, params):
+    zs = [jax.random.normal(jax.random.fold_in(key, i), w.shape, w.dtype) for i, w in enumerate(_leaves(params))]
+    return _unflatten_like(params, zs)
 
 
 def along_gradient(params, grads, sizes=1.0):
     """The fixed-gradient slice of the paper's Figure 1: ``U_l = −s_l‖W_l‖·g_l/‖g_l‖`` (THEORY §5)."""
     check_finite(grads, "gradient")
-    neg = jax.tree_util.tree_map(jnp.negative, grads)
-    return _rescaled(params, neg, sizes, "gradient")
+    return _rescaled(params, grads, -np.asarray(sizes, dtype=float), "gradient")
 
 
 def madam(params, grads):
     """The Madam (sign-multiplicative) direction ``U = −|W| ⊙ sign g`` (THEORY §3): every weight moves by
     the fraction η of its own magnitude, so every subset of weights has relative change η (where g ≠ 0)."""
     check_finite(grads, "gradient")
+    return _madam_direction(params, grads)
+
+
+@jax.jit
+def _madam_direction(params, grads):
     return jax.tree_util.tree_map(lambda w, g: -jnp.abs(w) * jnp.sign(g), params, grads)
 
 

@@ -1,0 +1,166 @@
+"""measure.relative_distances against the NumPy reference, a per-η loop, and η = 0."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import numpy_reference as ref
+from trust import data, measure, nets, perturb
+from trust.errors import TrustError
+
+ETAS = np.array([0.0, 0.003, 0.02, 0.0, 0.07, 0.15, 0.4])
+
+
+def _setup(key, net, n=60):
+    ds = data.synthetic(jax.random.fold_in(key, 1), n=n, d=net.widths[0], n_classes=net.widths[-1])
+    params = net.init(jax.random.fold_in(key, 2))
+    grads = jax.jit(jax.grad(lambda p: measure.cross_entropy(net.apply(p, ds.x_train), ds.y_train)))(params)
+    return params, grads, ds.x_train, ds.y_train
+
+
+NETS = [
+    nets.experiment_mlp(9, 12, 4, 5),
+    nets.experiment_mlp(9, 12, 5, 5, activation="tanh", residual=True, init_scheme="gaussian"),
+    nets.theorem1_mlp((9, 12, 12, 7), "leaky_relu", slope=0.1),
+    nets.experiment_mlp(9, 12, 3, 5, activation="identity"),
+]
+
+
+@pytest.mark.parametrize("net", NETS, ids=lambda n: f"L{n.depth}-{n.activation}-res{n.residual}-bias{n.bias}")
+@pytest.mark.parametrize("kind", ["gradient", "random", "madam"])
+def test_matches_numpy_reference(key, net, kind):
+    params, grads, x, y = _setup(key, net)
+    u = {"gradient": lambda: perturb.along_gradient(params, grads),
+         "random": lambda: perturb.gaussian(jax.random.fold_in(key, 3), params),
+         "madam": lambda: perturb.madam(params, grads)}[kind]()
+    d = measure.relative_distances(net.apply, params, x, y, u, ETAS)
+
+    ws = [np.asarray(p["w"]) for p in params]
+    bs = [np.asarray(p["b"]) for p in params] if net.bias else None
+    uw = [np.asarray(q["w"]) for q in u]
+    ub = [np.asarray(q["b"]) for q in u] if net.bias else None
+    opts = dict(act=net.activation, slope=net.slope, final_activation=net.final_activation, residual=net.residual)
+    xn, yn = np.asarray(x), np.asarray(y)
+    loss0, out0, gw0, gb0 = ref.xent_and_grad(ws, bs, xn, yn, **opts)
+    # float64 throughout, nets of depth ≤ 5 with O(1) weights: agreement to ~1e-12 is expected; 1e-9
+    # leaves room for relu kinks (no pre-activation is within 1e-9 of 0 for these continuous draws).
+    tol = dict(rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(d.loss0, loss0, **tol)
+    np.testing.assert_allclose(d.output_norm, np.linalg.norm(out0, axis=1), **tol)
+    # leaves flatten in sorted-key order within a layer: b before w
+    g0 = [v for pair in zip(gb0, gw0) for v in pair] if net.bias else gw0
+    np.testing.assert_allclose(d.gradient_norm, [np.linalg.norm(g) for g in g0], **tol)
+    for k, eta in enumerate(ETAS):
+        w1 = [w + eta * dw for w, dw in zip(ws, uw)]
+        b1 = [b + eta * db for b, db in zip(bs, ub)] if net.bias else None
+        loss1, out1, gw1, gb1 = ref.xent_and_grad(w1, b1, xn, yn, **opts)
+        per, frob = ref.relative_function_distance(out0, out1)
+        g1 = [v for pair in zip(gb1, gw1) for v in pair] if net.bias else gw1
+        np.testing.assert_allclose(d.loss[k], loss1, **tol)
+        np.testing.assert_allclose(d.function_per_example[k], per, rtol=1e-8, atol=1e-12)
+        np.testing.assert_allclose(d.function_frob[k], frob, rtol=1e-8, atol=1e-12)
+        np.testing.assert_allclose(d.gradient[k], ref.relative_gradient_distance(g0, g1), rtol=1e-8, atol=1e-12)
+        np.testing.assert_allclose(d.function_max[k], per.max(), rtol=1e-8, atol=1e-12)
+        np.testing.assert_allclose(d.function_mean[k], per.mean(), rtol=1e-8, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("batch_size", [1, 4])  # 4 leaves a remainder chunk of 3 (padded)
+def test_exactly_zero_at_eta_zero(key, dtype, batch_size):
+    """Not approximately: the base point and the grid share one compiled body (see measure._grid)."""
+    with jax.enable_x64(dtype == "float64"):
+        net = nets.experiment_mlp(9, 16, 6, 5)
+        params, grads, x, y = _setup(key, net)
+        for u in (perturb.along_gradient(params, grads), perturb.gaussian(key, params)):
+            d = measure.relative_distances(net.apply, params, x, y, u, ETAS, batch_size=batch_size)
+            zero = d.etas == 0
+            assert np.all(d.function_change[zero] == 0)
+            assert np.all(d.batch_change[zero] == 0)
+            assert np.all(d.gradient_change[zero] == 0)
+            assert np.all(d.loss[zero] == d.loss0)
+            assert np.all(d.gradient_change[~zero] > 0)  # and the others really moved
+
+
+@pytest.mark.parametrize("batch_size", [1, 4])
+def test_grid_equals_per_eta_loop(key, batch_size):
+    net = nets.experiment_mlp(9, 16, 5, 5, residual=True)
+    params, grads, x, y = _setup(key, net)
+    u = perturb.along_gradient(params, grads)
+    grid = measure.relative_distances(net.apply, params, x, y, u, ETAS, batch_size=batch_size)
+    for k, eta in enumerate(ETAS):
+        one = measure.relative_distances(net.apply, params, x, y, u, [eta])
+        # float64; only the vmap width differs, so results agree to rounding (~1e-15 relative)
+        np.testing.assert_allclose(grid.loss[k], one.loss[0], rtol=1e-12)
+        np.testing.assert_allclose(grid.function_change[k], one.function_change[0], rtol=1e-10, atol=1e-14)
+        np.testing.assert_allclose(grid.gradient_change[k], one.gradient_change[0], rtol=1e-10, atol=1e-14)
+
+
+def test_relative_size_and_delta_norm(key):
+    net = nets.experiment_mlp(9, 16, 4, 5)
+    params, grads, x, y = _setup(key, net)
+    sizes = np.linspace(0.5, 2.0, 8)
+    u = perturb.along_gradient(params, grads, sizes=sizes)
+    d = measure.relative_distances(net.apply, params, x, y, u, ETAS)
+    np.testing.assert_allclose(d.relative_size, ETAS[:, None] * sizes[None, :], rtol=1e-12)
+    w_norms = np.asarray(perturb.frobenius_norms(params))
+    np.testing.assert_allclose(d.delta_norm, ETAS * np.linalg.norm(sizes * w_norms), rtol=1e-12)
+
+
+def test_square_loss_matches_closed_form(key):
+    out = jax.random.normal(key, (6, 4))
+    y = jnp.array([0, 1, 2, 3, 0, 1])
+    expected = 0.5 * np.mean(np.sum((np.asarray(out) - np.eye(4)[np.asarray(y)]) ** 2, axis=1))
+    np.testing.assert_allclose(measure.square_loss(out, y), expected, rtol=1e-12)
+
+
+def test_zero_output_examples_are_excluded_not_averaged(key):
+    """A relu Theorem-1 net can output exactly 0 on an example: its relative distance is undefined (NaN)."""
+    net = nets.theorem1_mlp((3, 4, 2), "relu")
+    params = [{"w": jnp.eye(4, 3)}, {"w": jnp.array([[1.0, 0, 0, 0], [0, 1.0, 0, 0]])}]
+    x = jnp.array([[1.0, 2.0, 0.0], [-1.0, -2.0, 5.0], [3.0, 1.0, 1.0]])  # example 2 gives output 0
+    y = jnp.array([0, 1, 1])
+    u = perturb.scaled(params, 1.0)
+    d = measure.relative_distances(net.apply, params, x, y, u, [0.0, 0.5], loss="mse")
+    assert d.n_zero_output == 1
+    assert np.isnan(d.function_per_example[1, 1])
+    np.testing.assert_allclose(d.function_max[1], 1.5**2 - 1, rtol=1e-12)  # the exact case on the rest
+
+
+@pytest.mark.parametrize("problem, match", [
+    ("nan_input", "input batch has NaN"),
+    ("nan_param", "parameters has NaN"),
+    ("shape", "do not fit the network"),
+    ("labels", "labels must lie"),
+    ("zero_grad", "gradient is zero"),
+    ("zero_output", "output is zero on every example"),
+    ("direction_shape", "shape of the parameters"),
+    ("bad_grid", "η grid"),
+    ("loss", "unknown loss"),
+])
+def test_bad_input_is_a_clear_error(key, problem, match):
+    net = nets.experiment_mlp(9, 8, 3, 5)
+    params, grads, x, y = _setup(key, net)
+    u = perturb.gaussian(key, params)
+    etas, loss = ETAS, "xent"
+    if problem == "nan_input":
+        x = x.at[0, 0].set(jnp.nan)
+    elif problem == "nan_param":
+        params = jax.tree_util.tree_map(lambda w: w.at[0].set(jnp.inf), params)
+    elif problem == "shape":
+        x = x[:, :5]
+    elif problem == "labels":
+        y = y.at[0].set(7)
+    elif problem == "zero_grad":  # a dead last hidden layer cuts every earlier gradient
+        params[1]["w"] = jnp.zeros_like(params[1]["w"])
+        params[1]["b"] = -jnp.ones_like(params[1]["b"])
+    elif problem == "zero_output":
+        params[-1] = {"w": jnp.zeros_like(params[-1]["w"]), "b": jnp.zeros_like(params[-1]["b"])}
+    elif problem == "direction_shape":
+        u = u[:-1]
+    elif problem == "bad_grid":
+        etas = [0.0, np.nan]
+    else:
+        loss = "hinge"
+    with pytest.raises(TrustError, match=match):
+        measure.relative_distances(net.apply, params, x, y, u, etas, loss=loss)

@@ -105,8 +105,8 @@ def read_run(run_dir) -> tuple[dict, dict, dict]:
     run_dir = Path(run_dir)
     config = read_config(run_dir)
     results = _read_json(run_dir / RESULTS)
-    try:
-        with np.load(run_dir / ARRAYS, allow_pickle=False) as npz:
+    try:  # we own the file handle: np.load leaks it when the archive is corrupt
+        with open(run_dir / ARRAYS, "rb") as fh, np.load(fh, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
     except FileNotFoundError:
         raise TrustError(f"{run_dir / ARRAYS} is missing: not a finished run directory") from None

@@ -1,0 +1,116 @@
+"""The ``trust`` command line and run directories: results, reruns, and bad input."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from trust import cli, store
+from trust.errors import TrustError
+
+SMALL = ["breakdown", "--depth", "3", "--width", "8", "--eta-steps", "5", "--eta-max", "0.05", "--n-examples", "40"]
+
+
+def test_done_when_command_prints_distances_and_bounds():
+    """The issue's acceptance command, through the installed console entry point, in float32."""
+    proc = subprocess.run([sys.executable, "-m", "trust.cli", "breakdown", "--depth", "16", "--width", "64",
+                           "--perturb", "gradient", "--json"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["config"]["depth"] == 16 and len(result["eta"]) == 100
+    eta = np.array(result["eta"])
+    drt = np.array(result["bounds"]["drt"])
+    np.testing.assert_allclose(drt, (1 + eta) ** 16 - 1, rtol=1e-5)  # a_l = η on each of 16 layers (float32)
+    assert set(result["gradient"]) == {f"{l}.{t}" for l in range(1, 17) for t in "wb"}
+    assert result["function"]["frob"][0] == 0.0 and result["function"]["frob"][-1] > 0
+    assert np.isfinite(result["summary"]["gradient_first_over_drt_at_probe"])
+
+
+def test_json_and_run_directory(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main(SMALL + ["--json", "--out", str(out), "--seed", "3"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    config, results, arrays = store.read_run(out)
+    assert config["seed"] == 3 and config["depth"] == 3
+    recorded = json.loads((out / "config.json").read_text())
+    assert recorded["seed"] == 3 and recorded["versions"]["jax"]
+    assert results["summary"] == printed["summary"]
+    np.testing.assert_allclose(arrays["eta"], printed["eta"])
+    assert arrays["gradient_change"].shape == (5, 6)
+
+    # a rerun of the same config reuses the finished run; another config in the same place is refused
+    assert cli.main(SMALL + ["--out", str(out), "--seed", "3"]) == 0
+    assert "reused" in capsys.readouterr().out
+    assert cli.main(SMALL + ["--out", str(out), "--seed", "4"]) == 2
+    assert "different config" in capsys.readouterr().err
+
+
+def test_same_seed_same_numbers(capsys):
+    runs = []
+    for _ in range(2):
+        assert cli.main(SMALL + ["--json", "--perturb", "random", "--seed", "11"]) == 0
+        runs.append(json.loads(capsys.readouterr().out))
+    assert runs[0] == runs[1]
+
+
+@pytest.mark.parametrize("corruption", ["results", "config", "arrays", "pickle"])
+def test_corrupt_run_directory_is_a_clear_error(tmp_path, capsys, corruption):
+    out = tmp_path / "run"
+    assert cli.main(SMALL + ["--out", str(out)]) == 0
+    capsys.readouterr()
+    if corruption == "results":
+        (out / "results.json").write_text('{"eta": [0.0, ')
+    elif corruption == "config":
+        (out / "config.json").write_bytes(b"\x80\x04not json")
+    elif corruption == "arrays":
+        (out / "arrays.npz").write_bytes(b"PK\x03\x04truncated")
+    else:  # an object array needs pickle to load: it must be refused, never unpickled
+        np.savez(out / "arrays.npz", evil=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(TrustError, match="corrupt"):
+        store.read_run(out)
+    assert cli.main(SMALL + ["--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("trust: error:") and "corrupt" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["breakdown", "--depth", "0"], "--depth"),
+    (["breakdown", "--eta-max", "inf"], "--eta-max"),
+    (["breakdown", "--perturb", "sideways"], "invalid choice"),
+    (["breakdown", "--net", "residual", "--depth", "2"], "residual MLP needs depth"),
+    (["breakdown", "--depth", "3", "--layer", "5"], "--layer"),
+    (["breakdown", "--n-examples", "-4"], "n_examples"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_bad_cli_values_exit_2_with_one_line(capsys, args, message):
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("trust: error:") and message in err and err.count("\n") == 1
+
+
+def test_user_error_has_no_traceback_in_a_real_process(tmp_path):
+    (tmp_path / "notadir").write_text("x")
+    proc = subprocess.run([sys.executable, "-m", "trust.cli", *SMALL, "--out", str(tmp_path / "notadir")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_atomic_write_leaves_nothing_half_written(tmp_path):
+    class Boom(Exception):
+        pass
+
+    def explode(fh):
+        fh.write(b"partial")
+        raise Boom
+
+    with pytest.raises(Boom):
+        store._atomic_write(tmp_path / "results.json", explode)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_json_has_no_nan(tmp_path):
+    store.write_json(tmp_path / "r.json", {"a": np.array([1.0, np.nan, np.inf]), "b": np.float32(2.5)})
+    assert json.loads((tmp_path / "r.json").read_text()) == {"a": [1.0, None, None], "b": 2.5}

@@ -1,0 +1,73 @@
+"""Networks and data sets."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from trust import data, nets
+from trust.errors import TrustError
+
+
+def test_theorem1_and_experiment_forms(key):
+    t1 = nets.theorem1_mlp((3, 4, 4, 2), "leaky_relu", slope=0.1)
+    params = t1.init(key)
+    assert [set(p) for p in params] == [{"w"}] * 3 and t1.depth == 3
+    x = jax.random.normal(key, (5, 3))
+    phi = lambda z: np.where(z >= 0, z, 0.1 * z)
+    h = np.asarray(x)
+    for p in params:
+        h = phi(h @ np.asarray(p["w"]).T)  # φ at every layer, the last one included
+    np.testing.assert_allclose(t1.apply(params, x), h, rtol=1e-13)
+
+    ex = nets.experiment_mlp(3, 4, 4, 2, residual=True)
+    params = ex.init(key)
+    h = np.asarray(x)
+    for l, p in enumerate(params):
+        z = h @ np.asarray(p["w"]).T + np.asarray(p["b"])
+        h = z if l == 3 else (h + np.maximum(z, 0) if l in (1, 2) else np.maximum(z, 0))
+    np.testing.assert_allclose(ex.apply(params, x), h, rtol=1e-13)
+
+
+def test_inits_have_the_documented_scale(key):
+    torch_net = nets.experiment_mlp(400, 300, 2, 10)
+    w, b = torch_net.init(key)[0]["w"], torch_net.init(key)[0]["b"]
+    assert float(jnp.max(jnp.abs(w))) <= 400**-0.5 and float(jnp.max(jnp.abs(b))) <= 400**-0.5
+    # U(±c) has variance c²/3: 120 000 draws give the std to ~0.3 %, so 2 % is a safe margin
+    assert float(jnp.std(w)) == pytest.approx(400**-0.5 / 3**0.5, rel=0.02)
+    gauss = nets.experiment_mlp(400, 300, 2, 10, init_scheme="gaussian").init(key)[0]
+    assert float(jnp.std(gauss["w"])) == pytest.approx((2 / 400) ** 0.5, rel=0.02)  # He gain for relu
+    assert float(jnp.abs(gauss["b"]).max()) == 0.0
+    again = nets.experiment_mlp(400, 300, 2, 10).init(key)[0]["w"]
+    np.testing.assert_array_equal(w, again)  # same key, same numbers
+
+
+def test_bad_specs_are_clear_errors():
+    with pytest.raises(TrustError, match="unknown activation"):
+        nets.MLP((3, 4), activation="gelu")
+    with pytest.raises(TrustError, match="residual hidden layers must be square"):
+        nets.MLP((3, 4, 5, 2), residual=True)
+    with pytest.raises(TrustError, match="widths"):
+        nets.MLP((3,))
+
+
+def test_digits_is_standardised_and_deterministic(key):
+    ds = data.digits(key)
+    assert ds.x_train.shape == (1348, 64) and ds.x_test.shape == (449, 64) and ds.n_classes == 10
+    # training features have mean 0 and std 1 (constant pixels stay at 0)
+    np.testing.assert_allclose(np.asarray(ds.x_train.mean(0)), 0, atol=1e-12)
+    std = np.asarray(ds.x_train.std(0))
+    assert np.all((np.abs(std - 1) < 1e-12) | (std == 0))
+    assert set(np.unique(np.asarray(ds.y_train))) == set(range(10))
+    np.testing.assert_array_equal(ds.y_test, data.digits(key).y_test)
+    assert not np.array_equal(ds.y_test, data.digits(jax.random.fold_in(key, 1)).y_test)
+
+
+def test_synthetic_teacher_labels(key):
+    ds = data.synthetic(key, n=400, d=8, n_classes=4)
+    assert ds.x_train.shape == (300, 8) and ds.x_test.shape == (100, 8)
+    counts = np.bincount(np.asarray(ds.y_train), minlength=4)
+    assert counts.min() > 0  # centred teacher logits: no class is empty
+    np.testing.assert_array_equal(ds.y_train, data.synthetic(key, n=400, d=8, n_classes=4).y_train)
+    with pytest.raises(TrustError, match="unknown dataset"):
+        data.load("mnist-from-the-internet", key)

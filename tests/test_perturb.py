@@ -1,0 +1,77 @@
+"""Perturbation directions have the relative sizes they promise (THEORY §1, §3, §5)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from trust import nets, perturb
+from trust.errors import TrustError
+
+
+@pytest.fixture
+def net_params(key):
+    net = nets.experiment_mlp(6, 7, 4, 3)
+    params = net.init(key)
+    grads = jax.tree_util.tree_map(lambda w: jax.random.normal(jax.random.fold_in(key, w.size), w.shape), params)
+    return params, grads
+
+
+def test_gradient_and_random_directions_have_prescribed_sizes(key, net_params):
+    params, grads = net_params
+    sizes = np.linspace(0.1, 2.0, 8)
+    for u in (perturb.along_gradient(params, grads, sizes), perturb.gaussian(key, params, sizes)):
+        np.testing.assert_allclose(perturb.relative_size(u, params), sizes, rtol=1e-12)
+    u = perturb.along_gradient(params, grads)
+    for ul, gl in zip(jax.tree_util.tree_leaves(u), jax.tree_util.tree_leaves(grads)):
+        cos = -jnp.vdot(ul, gl) / (jnp.linalg.norm(ul) * jnp.linalg.norm(gl))
+        assert float(cos) == pytest.approx(1.0, abs=1e-12)  # exactly along −g
+
+
+def test_scaled_direction_is_eps_times_w(net_params):
+    params, _ = net_params
+    eps = np.array([0.5, -0.3, 2.0, 0.0, 1.0, 1.0, -0.9, 0.1])
+    u = perturb.scaled(params, eps)
+    for e, ul, wl in zip(eps, jax.tree_util.tree_leaves(u), jax.tree_util.tree_leaves(params)):
+        np.testing.assert_allclose(ul, e * wl, rtol=1e-15)
+    np.testing.assert_allclose(perturb.relative_size(u, params), np.abs(eps), rtol=1e-13)
+
+
+def test_madam_moves_every_subset_by_eta(net_params):
+    params, grads = net_params
+    grads[0]["w"] = grads[0]["w"].at[0, 0].set(0.0)  # a zero gradient entry does not move its weight
+    eta = 0.03
+    moved = perturb.perturbed(params, perturb.madam(params, grads), eta)
+    for w, w1, g in zip(*(jax.tree_util.tree_leaves(t) for t in (params, moved, grads))):
+        ratio = np.abs(np.asarray(w1 - w)) / np.abs(np.asarray(w))
+        np.testing.assert_allclose(ratio, np.where(np.asarray(g) != 0, eta, 0.0), rtol=1e-12)
+        # signs never flip for η < 1, and the weight moves against the gradient
+        assert np.all(np.sign(w1) == np.sign(w))
+        assert np.all(np.asarray((w1 - w) * g) <= 0)
+
+
+def test_single_layer_keeps_one_tensor(net_params):
+    params, grads = net_params
+    u = perturb.single_layer(perturb.along_gradient(params, grads), "3.w")
+    names = nets.leaf_names(u)
+    for name, leaf in zip(names, jax.tree_util.tree_leaves(u)):
+        assert (float(jnp.linalg.norm(leaf)) > 0) == (name == "3.w")
+    with pytest.raises(TrustError, match="no tensor"):
+        perturb.single_layer(u, "9.w")
+
+
+def test_zero_norm_tensor_is_not_moved_and_zero_gradient_is_an_error(key):
+    net = nets.experiment_mlp(4, 5, 2, 3, init_scheme="gaussian")  # zero biases
+    params = net.init(key)
+    grads = jax.tree_util.tree_map(jnp.ones_like, params)
+    u = perturb.along_gradient(params, grads)
+    assert all(float(jnp.linalg.norm(p["b"])) == 0 for p in u)
+    np.testing.assert_array_equal(perturb.relative_size(u, params), [0, 1, 0, 1])
+    grads[1]["w"] = jnp.zeros_like(grads[1]["w"])
+    with pytest.raises(TrustError, match="gradient is zero in tensor 2.w"):
+        perturb.along_gradient(params, grads)
+    grads[1]["w"] = grads[1]["w"].at[0, 0].set(jnp.nan)
+    with pytest.raises(TrustError, match="NaN"):
+        perturb.madam(params, grads)
+    with pytest.raises(TrustError, match="one relative size per tensor"):
+        perturb.gaussian(key, params, [1.0, 2.0])

@@ -70,11 +70,16 @@ def write_json(path: Path, obj) -> None:
     _atomic_write(Path(path), lambda fh: fh.write(text))
 
 
+def _run_dir(path) -> Path:
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise TrustError(f"run directory {path} exists and is not a directory")
+    return path
+
+
 def write_run(out_dir, config: dict, results: dict, arrays: dict) -> Path:
     """Write a finished run: config (with versions), arrays, then results last."""
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise TrustError(f"--out {out} exists and is not a directory")
+    out = _run_dir(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / CONFIG, {"config": config, "seed": config.get("seed"), "versions": versions()})
     arrays = {k: np.asarray(v) for k, v in arrays.items()}
@@ -118,7 +123,7 @@ def read_run(run_dir) -> tuple[dict, dict, dict]:
 def finished_run(run_dir, config: dict):
     """The stored ``(config, results, arrays)`` if ``run_dir`` already holds a finished run of exactly
     ``config`` (a rerun skips it); ``None`` if there is no finished run; an error if it holds another config."""
-    run_dir = Path(run_dir)
+    run_dir = _run_dir(run_dir)
     if not (run_dir / RESULTS).exists():
         return None
     if read_config(run_dir) != jsonable(config):

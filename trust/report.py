@@ -25,7 +25,8 @@ def breakdown_rows(gradient_runs: list[dict], random_runs: list[dict]) -> list[t
                 "assumption",
                 f"worst layer gradient/DRT: {s['gradient_max_over_drt_at_probe']:.3g} at η={s['eta_probe']:.3f}, "
                 f"max {s['gradient_max_over_drt_max']:.3g} over the grid; first layer "
-                f"{s['gradient_first_over_drt_at_probe']:.3g} at η={s['eta_probe']:.3f}",
+                f"{s['gradient_first_over_drt_at_probe']:.3g} at η={s['eta_probe']:.3f}; with biases counted as layers "
+                f"{s['gradient_max_over_drt_all_tensors_at_probe']:.3g} (max {s['gradient_max_over_drt_all_tensors_max']:.3g})",
                 _factor(s["gradient_max_over_drt_max"]),
             ))
     plain = [r for r in gradient_runs if r["net"]["kind"] == "mlp"]

@@ -1,0 +1,211 @@
+"""Optimisers against plain-NumPy references (THEORY §4), optax, and their invariants."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import optim_reference as ref
+from trust import optim
+
+from conftest import SEED
+
+SHAPES = [  # ≥ 3 random pytrees, each with a zero-initialised bias
+    {"w": (4, 3), "b": (4,)},
+    {"a": (6,), "w": (5, 6), "w2": (2, 5), "b": (2,)},
+    {"conv": (3, 2, 2, 2), "w": (7, 7), "b": (7,)},
+]
+N_STEPS = 25
+
+
+def _problem(seed, shape):
+    rng = np.random.default_rng(seed)
+    params = {k: rng.normal(size=s) for k, s in shape.items()}
+    params["b"] = np.zeros(shape["b"])
+    grads = []
+    for t in range(N_STEPS):
+        g = {k: rng.normal(size=s) * rng.uniform(0.1, 10) for k, s in shape.items()}
+        if t == 3:  # a step where one tensor's gradient is exactly zero
+            g["w"] = np.zeros(shape["w"])
+        grads.append(g)
+    return params, grads
+
+
+def _run(opt, params, grads):
+    state = opt.init(jax.tree_util.tree_map(jnp.asarray, params))
+    p = jax.tree_util.tree_map(jnp.asarray, params)
+    step = jax.jit(opt.update)
+    history = []
+    for g in grads:
+        updates, state = step(jax.tree_util.tree_map(jnp.asarray, g), state, p)
+        p = optax.apply_updates(p, updates)
+        history.append(jax.tree_util.tree_map(np.asarray, p))
+    return history
+
+
+def _run_reference(make, params, grads):
+    refs = {k: make(v) for k, v in params.items()}
+    p = dict(params)
+    history = []
+    for g in grads:
+        p = {k: refs[k].step(p[k], g[k]) for k in p}
+        history.append(dict(p))
+    return history
+
+
+CASES = {
+    "fromage": (lambda: optim.fromage(0.05), lambda p: ref.Fromage(p, 0.05)),
+    "fromage_p_bound": (lambda: optim.fromage(0.3, p_bound=0.95), lambda p: ref.Fromage(p, 0.3, p_bound=0.95)),
+    "lars": (lambda: optim.lars(0.05), lambda p: ref.Fromage(p, 0.05, prefactor=False)),
+    "lars_p_bound": (lambda: optim.lars(0.2, p_bound=1.1), lambda p: ref.Fromage(p, 0.2, p_bound=1.1, prefactor=False)),
+    "madam": (lambda: optim.madam(0.05), lambda p: ref.Madam(p, 0.05)),
+    "madam_clip": (lambda: optim.madam(0.2, p_scale=1.0, g_bound=1.5), lambda p: ref.Madam(p, 0.2, 1.0, 1.5)),
+    "madam_lns": (lambda: optim.madam_lns(levels=256, base_lr=0.01, lr_factor=7),
+                  lambda p: ref.MadamLNS(p, 256, 0.01, 7.0)),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("shape_index", range(len(SHAPES)))
+def test_against_numpy_reference(case, shape_index):
+    make_opt, make_ref = CASES[case]
+    params, grads = _problem(SEED + shape_index, SHAPES[shape_index])
+    if case.startswith("madam"):
+        params["b"] = np.full(SHAPES[shape_index]["b"], 0.01)  # multiplicative: biases need nonzero init
+        grads[5]["w"][0, 0] = np.nan  # a NaN gradient entry: that weight stops for good
+    got, want = _run(make_opt(), params, grads), _run_reference(make_ref, params, grads)
+    for t, (a, b) in enumerate(zip(got, want)):
+        for k in a:
+            # float64, 25 steps of O(1) arithmetic: agreement to ~1e-14 expected; 1e-10 is generous
+            np.testing.assert_allclose(a[k], b[k], rtol=1e-10, atol=1e-12, err_msg=f"{case} step {t} tensor {k}")
+
+
+def test_p_bound_and_clip_are_really_active():
+    params, grads = _problem(SEED, SHAPES[0])
+    for opt, bound in ((optim.fromage(0.3, p_bound=0.95), 0.95), (optim.lars(0.2, p_bound=1.1), 1.1)):
+        norms = np.array([np.linalg.norm(p["w"]) for p in _run(opt, params, grads)])
+        limit = bound * np.linalg.norm(params["w"])
+        assert norms.max() <= limit * (1 + 1e-12)
+        assert np.sum(np.abs(norms - limit) < 1e-12 * limit) >= 2  # the rescaling fired
+    params["b"] = np.full(4, 0.01)
+    last = _run(optim.madam(0.2, p_scale=1.0, g_bound=1.5), params, grads)[-1]
+    sigma = np.sqrt(np.mean(params["w"] ** 2))
+    assert np.any(np.isclose(np.abs(last["w"]), sigma, rtol=1e-14, atol=0))
+
+
+def test_fromage_equals_optax_on_nonzero_tensors_and_differs_on_zero_ones():
+    params, grads = _problem(SEED, SHAPES[1])
+    params["b"] = np.full(2, 0.3)
+    grads = [{k: v + 0.01 for k, v in g.items()} for g in grads]  # no zero gradients
+    ours = _run(optim.fromage(0.01), params, grads)
+    theirs = _run(optax.fromage(0.01), params, grads)
+    for a, b in zip(ours, theirs):
+        for k in a:
+            np.testing.assert_allclose(a[k], b[k], rtol=1e-12, atol=1e-15)
+    # a zero-initialised bias: the authors' rule takes the plain SGD step η·g, optax's min_norm clamp
+    # scales it by 1e-6/‖g‖ — the documented difference
+    p, g = {"b": jnp.zeros(3)}, {"b": jnp.array([1.0, -2.0, 2.0])}
+    ours = optim.fromage(0.01).update(g, optim.fromage(0.01).init(p), p)[0]["b"]
+    theirs = optax.fromage(0.01).update(g, optax.fromage(0.01).init(p), p)[0]["b"]
+    np.testing.assert_allclose(ours, -0.01 * g["b"] / np.sqrt(1 + 1e-4), rtol=1e-14)
+    assert float(jnp.linalg.norm(theirs)) < 1e-7 < float(jnp.linalg.norm(ours))
+
+
+def test_fromage_norm_identity(key):
+    for lr in (0.01, 0.1, 0.7):
+        p = {"w": jax.random.normal(key, (5, 4))}
+        g = {"w": jax.random.normal(jax.random.fold_in(key, 1), (5, 4))}
+        new = optax.apply_updates(p, optim.fromage(lr).update(g, optim.fromage(lr).init(p), p)[0])
+        cos = float(jnp.vdot(p["w"], g["w"]) / (jnp.linalg.norm(p["w"]) * jnp.linalg.norm(g["w"])))
+        ratio = float(jnp.sum(new["w"] ** 2) / jnp.sum(p["w"] ** 2))
+        assert ratio == pytest.approx((1 - 2 * lr * cos + lr**2) / (1 + lr**2), rel=1e-12)
+        # g ⟂ p: the norm is preserved by Fromage and grows by √(1+η²) under LARS
+        perp = {"w": g["w"] - jnp.vdot(g["w"], p["w"]) / jnp.vdot(p["w"], p["w"]) * p["w"]}
+        for opt, growth in ((optim.fromage(lr), 1.0), (optim.lars(lr), np.sqrt(1 + lr**2))):
+            new = optax.apply_updates(p, opt.update(perp, opt.init(p), p)[0])
+            assert float(jnp.linalg.norm(new["w"]) / jnp.linalg.norm(p["w"])) == pytest.approx(growth, rel=1e-12)
+
+
+def test_madam_invariants(key):
+    p = {"w": jax.random.normal(key, (30, 20)).at[0, :5].set(0.0), "b": jnp.full((20,), 0.01)}
+    opt = optim.madam(0.1)
+    state = opt.init(p)
+    sigma = {k: 3 * float(jnp.sqrt(jnp.mean(v**2))) for k, v in p.items()}
+    g = jax.tree_util.tree_map(lambda v: jax.random.normal(jax.random.fold_in(key, v.size), v.shape), p)
+    first = optax.apply_updates(p, opt.update(g, state, p)[0])
+    for k in p:  # the first step is the sign-multiplicative update (then the σ* clip)
+        sign_step = p[k] * jnp.exp(-0.1 * jnp.sign(g[k]) * jnp.sign(p[k]))
+        np.testing.assert_allclose(first[k], jnp.clip(sign_step, -sigma[k], sigma[k]), rtol=1e-13)
+    cur = p
+    for t in range(60):
+        g = jax.tree_util.tree_map(lambda v: 5 * jax.random.normal(jax.random.fold_in(key, 100 + t), v.shape), p)
+        updates, state = opt.update(g, state, cur)
+        cur = optax.apply_updates(cur, updates)
+        for k in p:
+            assert np.all(np.sign(cur[k]) == np.sign(p[k]))  # signs never flip; zeros stay zero
+            assert float(jnp.max(jnp.abs(cur[k]))) <= sigma[k] * (1 + 1e-12)
+
+
+def test_madam_lns_weights_stay_on_the_grid(key):
+    levels, base_lr = 64, 0.05
+    p = {"w": jax.random.normal(key, (12, 9)), "b": jnp.full((9,), 0.02)}
+    p = optim.lns_init(jax.random.fold_in(key, 1), p, levels, base_lr)
+    opt = optim.madam_lns(levels=levels, base_lr=base_lr, lr_factor=4.0)
+    state = opt.init(p)
+    for t in range(40):
+        g = jax.tree_util.tree_map(lambda v: jax.random.normal(jax.random.fold_in(key, t), v.shape), p)
+        updates, state = opt.update(g, state, p)
+        p = optax.apply_updates(p, updates)
+        for k in p:
+            n = np.asarray(state.exponent[k])
+            assert n.dtype == np.int32 and n.min() >= 0 and n.max() < levels
+            expected = np.sign(np.asarray(p[k])) * float(state.max[k]) * np.exp(-base_lr * n)
+            np.testing.assert_allclose(p[k], expected, rtol=1e-14)  # one rounding of p + (w − p)
+
+
+def test_dynamic_range():
+    # 12 bits at base_lr 0.001: the largest/smallest representable magnitude is e^{0.001·4095} ≈ 60
+    sign, sigma = jnp.ones(2), jnp.asarray(1.0)
+    w = optim.lns_value(sign, jnp.array([0, 4095]), sigma, 0.001)
+    assert float(w[0] / w[1]) == pytest.approx(np.exp(4.095), rel=1e-12)
+    assert 59 < float(w[0] / w[1]) < 61
+
+
+OPTIMISERS = {
+    "sgd": lambda: optim.sgd(0.1),
+    "sgd_momentum": lambda: optim.sgd(0.05, momentum=0.9),
+    "adam": lambda: optim.adam(0.01),
+    "fromage": lambda: optim.fromage(0.05),
+    "lars": lambda: optim.lars(0.05),
+    "madam": lambda: optim.madam(0.05),
+    "madam_lns": lambda: optim.madam_lns(levels=4096, base_lr=0.001, lr_factor=16),
+}
+
+
+@pytest.mark.parametrize("name", OPTIMISERS)
+def test_every_optimiser_converges_without_recompiling(key, name):
+    """One table for all: a least-squares fit must lose ≥ 80 % of its loss in 300 steps, and the jitted
+    step compiles exactly once. The target keeps the initial signs and lies inside Madam's σ* box, so
+    that multiplicative updates (which cannot flip a sign) can reach it too."""
+    k1, k2, k3 = jax.random.split(key, 3)
+    x = jax.random.normal(k1, (64, 5))
+    params = {"w": 0.5 * jax.random.normal(k3, (5, 3)), "b": 0.1 * jnp.ones(3)}  # strongly typed, as trained params are
+    w_true = params["w"] * jnp.exp(0.5 * jax.random.normal(k2, (5, 3)))
+    w_true = jnp.clip(w_true, -1.4, 1.4)  # σ* = 3·RMS(w_init) ≈ 1.5
+    y = x @ w_true + 0.2
+    loss = lambda p: jnp.mean((x @ p["w"] + p["b"][None, :] - y) ** 2)  # noqa: E731
+    opt = OPTIMISERS[name]()
+    state = opt.init(params)
+
+    @jax.jit
+    def step(params, state):
+        value, g = jax.value_and_grad(loss)(params)
+        updates, state = opt.update(g, state, params)
+        return optax.apply_updates(params, updates), state, value
+
+    first = float(loss(params))
+    for _ in range(300):
+        params, state, _ = step(params, state)
+    assert float(loss(params)) < 0.2 * first, name
+    assert step._cache_size() == 1

@@ -71,3 +71,54 @@ def test_synthetic_teacher_labels(key):
     np.testing.assert_array_equal(ds.y_train, data.synthetic(key, n=400, d=8, n_classes=4).y_train)
     with pytest.raises(TrustError, match="unknown dataset"):
         data.load("mnist-from-the-internet", key)
+
+
+def _write_idx(path, array, magic, compress):
+    import gzip
+
+    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    raw = header + array.astype(np.uint8).tobytes()
+    (path.with_name(path.name + ".gz").write_bytes(gzip.compress(raw)) if compress else path.write_bytes(raw))
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_mnist_reads_real_idx_files(tmp_path, compress):
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 20), ("t10k", 7)):
+        _write_idx(tmp_path / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)), 2051, compress)
+        _write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte", np.arange(n) % 10, 2049, compress)
+    ds = data.load("mnist", jax.random.key(0), path=tmp_path)
+    assert ds.x_train.shape == (20, 784) and ds.x_test.shape == (7, 784)
+    np.testing.assert_array_equal(ds.y_test, np.arange(7))
+    assert abs(float(ds.x_train.mean())) < 1e-9 and abs(float(ds.x_train.std()) - 1) < 1e-9
+
+
+def test_mnist_errors(tmp_path):
+    with pytest.raises(TrustError, match="not a directory"):
+        data.mnist(tmp_path / "nowhere")
+    with pytest.raises(TrustError, match="not found"):
+        data.mnist(tmp_path)
+    _write_idx(tmp_path / "train-images-idx3-ubyte", np.zeros((2, 2, 2)), 2049, False)  # wrong magic
+    _write_idx(tmp_path / "train-labels-idx1-ubyte", np.zeros(2), 2049, False)
+    with pytest.raises(TrustError, match="magic 2051"):
+        data.mnist(tmp_path)
+    with pytest.raises(TrustError, match="--data-path"):
+        data.load("mnist", jax.random.key(0))
+
+
+def test_cifar10_reads_real_binary_batches(tmp_path):
+    rng = np.random.default_rng(1)
+    root = tmp_path / "cifar-10-batches-bin"
+    root.mkdir()
+    names = [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]
+    for i, name in enumerate(names):
+        records = np.concatenate([np.full((3, 1), i % 10), rng.integers(0, 256, (3, 3072))], axis=1)
+        (root / name).write_bytes(records.astype(np.uint8).tobytes())
+    ds = data.load("cifar10", jax.random.key(0), path=tmp_path)
+    assert ds.x_train.shape == (15, 3072) and ds.x_test.shape == (3, 3072)
+    np.testing.assert_array_equal(ds.y_test, [5, 5, 5])
+    per_channel = np.asarray(ds.x_train).reshape(15, 3, 1024)
+    np.testing.assert_allclose(per_channel.mean(axis=(0, 2)), 0, atol=1e-9)
+    (root / "test_batch.bin").write_bytes(b"\x00" * 100)
+    with pytest.raises(TrustError, match="3073-byte records"):
+        data.cifar10(tmp_path)

@@ -1,9 +1,12 @@
 """Data sets. The default is scikit-learn's bundled digits (no download); a synthetic teacher task is
-the other built-in. Every split and draw takes an explicit JAX key."""
+the other built-in; MNIST (IDX files, gzipped or not) and CIFAR-10 (the binary version) are read from a
+local path — nothing is ever downloaded. Every split and draw takes an explicit JAX key."""
 
 from __future__ import annotations
 
+import gzip
 from functools import partial
+from pathlib import Path
 from typing import NamedTuple
 
 import jax
@@ -13,7 +16,7 @@ import numpy as np
 from trust.errors import TrustError
 from trust.nets import experiment_mlp
 
-DATASETS = ("digits", "synthetic")
+DATASETS = ("digits", "synthetic", "mnist", "cifar10")
 
 
 class Dataset(NamedTuple):
@@ -81,11 +84,94 @@ def _teacher_task(teacher, key, n, dtype):
     return x, y
 
 
-def load(name: str, key: jax.Array, dtype=None) -> Dataset:
-    """A built-in data set by name."""
+def _read_idx(path: Path, magic: int) -> np.ndarray:
+    """One IDX file (LeCun's MNIST format): big-endian magic, dimensions, then uint8 data."""
+    raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    if len(raw) < 8 or int.from_bytes(raw[:4], "big") != magic:
+        raise TrustError(f"{path} is not an IDX file with magic {magic} (corrupt or not MNIST)")
+    ndim = magic & 0xFF
+    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    body = raw[4 + 4 * ndim:]
+    if len(body) != int(np.prod(dims)):
+        raise TrustError(f"{path} holds {len(body)} bytes of data, its header promises {int(np.prod(dims))}")
+    return np.frombuffer(body, np.uint8).reshape(dims)
+
+
+def _find(root: Path, stem: str) -> Path:
+    for name in (stem, stem + ".gz", stem.replace("-idx", ".idx"), stem.replace("-idx", ".idx") + ".gz"):
+        if (root / name).is_file():
+            return root / name
+    raise TrustError(f"MNIST file {stem}[.gz] not found in {root}")
+
+
+def mnist(path, dtype=None) -> Dataset:
+    """MNIST from the four standard IDX files (``train-images-idx3-ubyte`` etc., optionally ``.gz``) in
+    ``path``; pixels scaled to [0, 1] then standardised with the training mean and std (one scalar each)."""
+    root = Path(path)
+    if not root.is_dir():
+        raise TrustError(f"MNIST path {root} is not a directory")
+    arrays = {}
+    for split, prefix in (("train", "train"), ("test", "t10k")):
+        images = _read_idx(_find(root, f"{prefix}-images-idx3-ubyte"), 2051)
+        labels = _read_idx(_find(root, f"{prefix}-labels-idx1-ubyte"), 2049)
+        if images.shape[0] != labels.shape[0]:
+            raise TrustError(f"MNIST {split}: {images.shape[0]} images but {labels.shape[0]} labels")
+        arrays[split] = (images.reshape(images.shape[0], -1) / 255.0, labels)
+    return _scaled(arrays, 10, dtype)
+
+
+def cifar10(path, dtype=None) -> Dataset:
+    """CIFAR-10, binary version (``data_batch_1.bin`` … ``data_batch_5.bin``, ``test_batch.bin``; each
+    record one label byte and 3072 pixel bytes) in ``path`` or ``path/cifar-10-batches-bin``; pixels
+    scaled to [0, 1] and standardised per channel with the training statistics."""
+    root = Path(path)
+    if (root / "cifar-10-batches-bin").is_dir():
+        root = root / "cifar-10-batches-bin"
+    if not root.is_dir():
+        raise TrustError(f"CIFAR-10 path {root} is not a directory")
+
+    def read(names):
+        xs, ys = [], []
+        for name in names:
+            f = root / name
+            if not f.is_file():
+                raise TrustError(f"CIFAR-10 file {name} not found in {root}")
+            raw = np.frombuffer(f.read_bytes(), np.uint8)
+            if raw.size == 0 or raw.size % 3073:
+                raise TrustError(f"{f} has {raw.size} bytes, not a whole number of 3073-byte records")
+            rec = raw.reshape(-1, 3073)
+            if rec[:, 0].max() > 9:
+                raise TrustError(f"{f} has labels above 9: not CIFAR-10")
+            ys.append(rec[:, 0])
+            xs.append(rec[:, 1:] / 255.0)
+        return np.concatenate(xs), np.concatenate(ys)
+
+    arrays = {"train": read([f"data_batch_{i}.bin" for i in range(1, 6)]), "test": read(["test_batch.bin"])}
+    return _scaled(arrays, 10, dtype, channels=3)
+
+
+def _scaled(arrays, n_classes, dtype, channels=1) -> Dataset:
+    """Standardise with training statistics per channel (pixels are stored channel-major)."""
+    dtype = dtype or jnp.zeros(()).dtype
+    (x_tr, y_tr), (x_te, y_te) = arrays["train"], arrays["test"]
+    shape_tr, shape_te = x_tr.shape, x_te.shape
+    x_tr, x_te = x_tr.reshape(len(x_tr), channels, -1), x_te.reshape(len(x_te), channels, -1)
+    mean = x_tr.mean(axis=(0, 2), keepdims=True)
+    std = x_tr.std(axis=(0, 2), keepdims=True)
+    std = np.where(std > 0, std, 1.0)
+    x_tr, x_te = ((x_tr - mean) / std).reshape(shape_tr), ((x_te - mean) / std).reshape(shape_te)
+    return Dataset(jnp.asarray(x_tr, dtype), jnp.asarray(y_tr, jnp.int32), jnp.asarray(x_te, dtype),
+                   jnp.asarray(y_te, jnp.int32), n_classes)
+
+
+def load(name: str, key: jax.Array, dtype=None, path=None) -> Dataset:
+    """A data set by name; ``mnist`` and ``cifar10`` read local files from ``path``."""
     if name == "digits":
         return digits(key, dtype=dtype)
     if name == "synthetic":
         return synthetic(key, dtype=dtype)
+    if name in ("mnist", "cifar10"):
+        if path is None:
+            raise TrustError(f"{name} is read from local files: give their directory (--data-path)")
+        return mnist(path, dtype) if name == "mnist" else cifar10(path, dtype)
     raise TrustError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
-

@@ -168,3 +168,12 @@ def leaf_names(params) -> list[str]:
                 parts.append(str(getattr(k, "name", k)))
         names.append(".".join(parts))
     return names
+
+
+def nonzero_biases(key: jax.Array, params, std: float = 0.01):
+    """Every bias vector (ndim 1 leaf) re-drawn from N(0, std²): multiplicative optimisers (Madam) never
+    move a zero weight, so the authors initialised biases this way (THEORY §4). Weight matrices are kept."""
+    leaves, treedef = jax.tree_util.tree_flatten(params)
+    out = [std * jax.random.normal(jax.random.fold_in(key, i), p.shape, p.dtype) if jnp.ndim(p) == 1 else p
+           for i, p in enumerate(leaves)]
+    return jax.tree_util.tree_unflatten(treedef, out)

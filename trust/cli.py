@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 
-from trust import nets, perturb, store
+from trust import data, nets, perturb, store, train
 from trust.errors import TrustError
 from trust.experiments import breakdown
 
@@ -51,7 +51,7 @@ def _add_breakdown(sub):
     p.add_argument("--layer", type=_positive_int, default=d.layer, help="the layer moved by --perturb single")
     p.add_argument("--eta-max", type=_finite_float, default=d.eta_max)
     p.add_argument("--eta-steps", type=_positive_int, default=d.eta_steps)
-    p.add_argument("--dataset", choices=("digits", "synthetic"), default=d.dataset)
+    p.add_argument("--dataset", choices=("digits", "synthetic"), default=d.dataset)  # breakdown: built-ins
     p.add_argument("--n-examples", type=int, default=d.n_examples, help="0: the whole training set")
     p.add_argument("--loss", choices=("xent", "mse"), default=d.loss)
     p.add_argument("--seed", type=int, default=d.seed)
@@ -80,18 +80,21 @@ def _print_table(results):
         print(f"operator-norm bound (a theorem): max measured/bound {s['operator_norm_max_ratio']:.3g}")
 
 
-def _breakdown(args):
-    config = breakdown.BreakdownConfig.from_dict(vars(args))
+def _run_or_reuse(args, config, compute):
+    """Reuse a finished run of the same config in ``--out``, or compute, store and return results."""
     stored = store.finished_run(args.out, config.to_dict()) if args.out else None
     if stored:
-        results = stored[1]
-        where = f"reused the finished run in {args.out}"
-    else:
-        results, arrays = breakdown.run(config)
-        results = store.jsonable(results)
-        if args.out:
-            store.write_run(args.out, config.to_dict(), results, arrays)
-        where = f"results in {args.out}" if args.out else "not saved (use --out DIR)"
+        return stored[1], f"reused the finished run in {args.out}"
+    results, arrays = compute(config)
+    results = store.jsonable(results)
+    if args.out:
+        store.write_run(args.out, config.to_dict(), results, arrays)
+    return results, (f"results in {args.out}" if args.out else "not saved (use --out DIR)")
+
+
+def _breakdown(args):
+    config = breakdown.BreakdownConfig.from_dict(vars(args))
+    results, where = _run_or_reuse(args, config, breakdown.run)
     if args.json:
         print(store.dumps({"config": config.to_dict(), **results}))
     else:
@@ -99,10 +102,51 @@ def _breakdown(args):
         print(where)
 
 
+def _add_train(sub):
+    d = train.TrainConfig()
+    p = sub.add_parser("train", help="train an MLP with Fromage, LARS, Madam, low-precision Madam, SGD or Adam",
+                       description=train.__doc__.split("\n\n")[0])
+    p.add_argument("--optimizer", choices=train.OPTIMIZERS, default=d.optimizer)
+    p.add_argument("--lr", dest="learning_rate", type=_finite_float, default=d.learning_rate,
+                   help="0: the optimiser's default (madam_lns: lr_factor)")
+    p.add_argument("--depth", type=_positive_int, default=d.depth)
+    p.add_argument("--width", type=_positive_int, default=d.width)
+    p.add_argument("--residual", action="store_true")
+    p.add_argument("--epochs", type=_positive_int, default=d.epochs)
+    p.add_argument("--batch-size", type=_positive_int, default=d.batch_size)
+    p.add_argument("--lr-decay", type=_finite_float, default=d.lr_decay, help="learning-rate factor per epoch")
+    p.add_argument("--dataset", choices=data.DATASETS, default=d.dataset)
+    p.add_argument("--data-path", default=d.data_path, help="directory of the MNIST IDX / CIFAR-10 binary files")
+    p.add_argument("--checkpoints", type=_finite_float, nargs="+", default=list(d.checkpoints),
+                   help="epochs (fractions allowed) at which parameters are kept; the end is always kept")
+    p.add_argument("--bias-std", type=_finite_float, default=d.bias_std)
+    p.add_argument("--p-scale", type=_finite_float, default=d.p_scale)
+    p.add_argument("--bits", type=_positive_int, default=d.bits)
+    p.add_argument("--base-lr", type=_finite_float, default=d.base_lr)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    p.add_argument("--out", help="run directory: config.json, results.json, arrays.npz (checkpoints)")
+    p.set_defaults(func=_train)
+
+
+def _train(args):
+    config = train.TrainConfig.from_dict(vars(args))
+    results, where = _run_or_reuse(args, config, train.run)
+    if args.json:
+        print(store.dumps({"config": config.to_dict(), **results}))
+    else:
+        c = results["curves"]
+        print(f"{config.optimizer} (lr {config.lr}) depth {config.depth} width {config.width} on {config.dataset}, "
+              f"{config.epochs} epochs: train acc {c['train_acc'][-1]:.4f}, test acc {c['test_acc'][-1]:.4f}, "
+              f"test loss {c['test_loss'][-1]:.4f}")
+        print(where)
+
+
 def main(argv=None) -> int:
     parser = _Parser(prog="trust", description="Deep relative trust, Fromage and Madam: falsifiable checks.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_breakdown(sub)
+    _add_train(sub)
     try:
         args = parser.parse_args(argv)
         args.func(args)

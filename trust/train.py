@@ -177,3 +177,21 @@ def train(config: TrainConfig, ds: data.Dataset | None = None, progress: bool = 
         "names": nets.leaf_names(params),
         "compiles": step._cache_size(),
     }
+
+
+def run(config: TrainConfig) -> tuple[dict, dict]:
+    """Train and package for a run directory: JSON-ready results, and every checkpoint as arrays
+    named ``step<k>/<tensor>`` (the final parameters are the last checkpoint)."""
+    out = train(config)
+    c = out["curves"]
+    results = {
+        "curves": c,
+        "names": out["names"],
+        "steps_per_epoch": out["steps_per_epoch"],
+        "checkpoints": [{"step": s, "epoch": e} for s, e in out["checkpoint_epochs"].items()],
+        "summary": {"train_acc": c["train_acc"][-1], "test_acc": c["test_acc"][-1], "test_loss": c["test_loss"][-1],
+                    "clip_fraction": c["clip_fraction"][-1], "compiles": out["compiles"]},
+    }
+    arrays = {f"step{s}/{n}": np.asarray(leaf) for s, params in out["checkpoints"].items()
+              for n, leaf in zip(out["names"], jax.tree_util.tree_leaves(params))}
+    return results, arrays

@@ -13,11 +13,11 @@ TINY = dict(depth=3, width=16, epochs=2, batch_size=64)
 
 
 def test_checkpoints_curves_and_reproducibility():
-    config = TrainConfig(optimizer="fromage", checkpoints=(0.0, 0.5, 1.5), **TINY)
+    config = TrainConfig(optimizer="fromage", checkpoints=(0.0, 0.5, 1.5), checkpoint_steps=(3,), **TINY)
     a, b = train(config, progress=False), train(config, progress=False)
     spe = a["steps_per_epoch"]
     assert spe == 1348 // 64
-    assert list(a["checkpoints"]) == [0, round(0.5 * spe), round(1.5 * spe), 2 * spe]
+    assert list(a["checkpoints"]) == [0, 3, round(0.5 * spe), round(1.5 * spe), 2 * spe]
     assert a["curves"]["epoch"] == [0, 1, 2]
     for k in ("train_loss", "test_acc", "norms"):  # same seed, same numbers
         assert a["curves"][k] == b["curves"][k]

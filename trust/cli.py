@@ -92,14 +92,19 @@ def _run_or_reuse(args, config, compute):
     return results, (f"results in {args.out}" if args.out else "not saved (use --out DIR)")
 
 
-def _breakdown(args):
-    config = breakdown.BreakdownConfig.from_dict(vars(args))
-    results, where = _run_or_reuse(args, config, breakdown.run)
+def _run_and_print(args, config, compute, show):
+    """Run (or reuse) ``config``; print the result as JSON with ``--json``, else ``show`` it in words."""
+    results, where = _run_or_reuse(args, config, compute)
     if args.json:
         print(store.dumps({"config": config.to_dict(), **results}))
     else:
-        _print_table(results)
+        show(config, results)
         print(where)
+
+
+def _breakdown(args):
+    _run_and_print(args, breakdown.BreakdownConfig.from_dict(vars(args)), breakdown.run,
+                   lambda config, results: _print_table(results))
 
 
 def _add_train(sub):
@@ -119,6 +124,8 @@ def _add_train(sub):
     p.add_argument("--data-path", default=d.data_path, help="directory of the MNIST IDX / CIFAR-10 binary files")
     p.add_argument("--checkpoints", type=_finite_float, nargs="+", default=list(d.checkpoints),
                    help="epochs (fractions allowed) at which parameters are kept; the end is always kept")
+    p.add_argument("--checkpoint-steps", type=int, nargs="+", default=list(d.checkpoint_steps),
+                   help="optimiser steps at which parameters are kept")
     p.add_argument("--bias-std", type=_finite_float, default=d.bias_std)
     p.add_argument("--p-scale", type=_finite_float, default=d.p_scale)
     p.add_argument("--bits", type=_positive_int, default=d.bits)
@@ -129,17 +136,15 @@ def _add_train(sub):
     p.set_defaults(func=_train)
 
 
+def _print_training(config, results):
+    c = results["curves"]
+    print(f"{config.optimizer} (lr {config.lr}) depth {config.depth} width {config.width} on {config.dataset}, "
+          f"{config.epochs} epochs: train acc {c['train_acc'][-1]:.4f}, test acc {c['test_acc'][-1]:.4f}, "
+          f"test loss {c['test_loss'][-1]:.4f}")
+
+
 def _train(args):
-    config = train.TrainConfig.from_dict(vars(args))
-    results, where = _run_or_reuse(args, config, train.run)
-    if args.json:
-        print(store.dumps({"config": config.to_dict(), **results}))
-    else:
-        c = results["curves"]
-        print(f"{config.optimizer} (lr {config.lr}) depth {config.depth} width {config.width} on {config.dataset}, "
-              f"{config.epochs} epochs: train acc {c['train_acc'][-1]:.4f}, test acc {c['test_acc'][-1]:.4f}, "
-              f"test loss {c['test_loss'][-1]:.4f}")
-        print(where)
+    _run_and_print(args, train.TrainConfig.from_dict(vars(args)), train.run, _print_training)
 
 
 def main(argv=None) -> int:

@@ -41,6 +41,7 @@ class TrainConfig:
     dataset: str = "digits"
     data_path: str = ""
     checkpoints: tuple[float, ...] = (0.0, 0.5, 1.0)  # in epochs; the end of training is always kept
+    checkpoint_steps: tuple[int, ...] = ()  # in optimiser steps, besides the epochs
     bias_std: float = 0.0  # > 0: re-draw biases from N(0, bias_std²); multiplicative optimisers default to 0.01
     p_scale: float = 3.0  # Madam's σ* = p_scale·RMS(p_init)
     bits: int = 12  # madam_lns: levels = 2^bits
@@ -58,6 +59,8 @@ class TrainConfig:
             raise TrustError(f"lr_decay must lie in (0, 1], got {self.lr_decay}")
         if any(not 0 <= c <= self.epochs for c in self.checkpoints):
             raise TrustError(f"checkpoints must lie in [0, epochs={self.epochs}], got {self.checkpoints}")
+        if any(c < 0 for c in self.checkpoint_steps):
+            raise TrustError(f"checkpoint steps must be ≥ 0, got {self.checkpoint_steps}")
         if not 1 <= self.bits <= 24 or self.base_lr <= 0 or self.p_scale <= 0 or self.bias_std < 0:
             raise TrustError("need 1 ≤ bits ≤ 24, base_lr > 0, p_scale > 0 and bias_std ≥ 0")
 
@@ -67,6 +70,8 @@ class TrainConfig:
         d = {k: v for k, v in d.items() if k in names}
         if "checkpoints" in d:
             d["checkpoints"] = tuple(float(c) for c in d["checkpoints"])
+        if "checkpoint_steps" in d:
+            d["checkpoint_steps"] = tuple(int(c) for c in d["checkpoint_steps"])
         return cls(**d)
 
     def to_dict(self) -> dict:
@@ -138,7 +143,9 @@ def train(config: TrainConfig, ds: data.Dataset | None = None, progress: bool = 
         logits = net.apply(params, x)
         return cross_entropy(logits, y), jnp.mean(jnp.argmax(logits, -1) == y)
 
-    ckpt_steps = {int(round(c * steps_per_epoch)): c for c in config.checkpoints}
+    ckpt_steps = {int(round(c * steps_per_epoch)) for c in config.checkpoints} | set(config.checkpoint_steps)
+    if max(ckpt_steps, default=0) > config.epochs * steps_per_epoch:
+        raise TrustError(f"checkpoint step {max(ckpt_steps)} is past the last step {config.epochs * steps_per_epoch}")
     checkpoints = {0: params} if 0 in ckpt_steps else {}
     curves = {k: [] for k in ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "clip_fraction", "norms")}
 

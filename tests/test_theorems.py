@@ -13,7 +13,7 @@ from trust import bounds, measure, nets, perturb
 from conftest import SEED
 
 
-@settings(max_examples=20, deadline=None, derandomize=True)
+@settings(max_examples=12, deadline=None, derandomize=True)
 @given(
     depth=st.integers(1, 6),
     widths=st.lists(st.integers(1, 8), min_size=7, max_size=7),

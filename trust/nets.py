@@ -114,17 +114,22 @@ class MLP:
 
     def apply(self, params: list[dict], x: jax.Array) -> jax.Array:
         """Forward pass on a batch ``x`` of shape ``(n, d_0)``; returns ``(n, d_L)``."""
+        return self.preactivations(params, x)[0]
+
+    def preactivations(self, params: list[dict], x: jax.Array) -> tuple[jax.Array, list[jax.Array]]:
+        """The output and every layer's pre-activation ``z_l = W_l h_{l-1} (+ b_l)``, each ``(n, d_l)``."""
         phi = activation_fn(self.activation, self.slope)
-        h = x
+        h, zs = x, []
         last = len(params) - 1
         for l, layer in enumerate(params):
             z = h @ layer["w"].T
             if "b" in layer:
                 z = z + layer["b"][None, :]
+            zs.append(z)
             if l == last and not self.final_activation:
-                return z
+                return z, zs
             h = h + phi(z) if (self.residual and 0 < l < last) else phi(z)
-        return h
+        return h, zs
 
 
 @partial(jax.jit, static_argnums=(0, 2))

@@ -37,6 +37,15 @@ def square_loss(outputs, y):
 LOSSES = {"xent": cross_entropy, "mse": square_loss}
 
 
+def loss_function(loss: str | Callable) -> Callable:
+    """``loss(outputs, y)`` for a name in :data:`LOSSES`, or the callable itself."""
+    if callable(loss):
+        return loss
+    if loss not in LOSSES:
+        raise TrustError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
+    return LOSSES[loss]
+
+
 def grid_batch_size(n_grid: int, backend: str | None = None) -> int:
     """How many η points are evaluated at once (the rest is a sequential ``lax.map``).
 
@@ -207,9 +216,7 @@ def relative_distances(apply: Callable, params, x, y, direction, etas, loss: str
     Raises:
       TrustError: NaN/Inf input, mismatched shapes, a zero base output batch or a zero base gradient.
     """
-    loss_fn = LOSSES.get(loss) if isinstance(loss, str) else loss
-    if loss_fn is None:
-        raise TrustError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
+    loss_fn = loss_function(loss)
     etas = np.asarray(etas, dtype=jnp.zeros(()).dtype)
     _check_inputs(apply, params, x, y, direction, etas)
     batch_size = batch_size or grid_batch_size(etas.size)

@@ -110,9 +110,7 @@ def run(config: BreakdownConfig) -> tuple[dict, dict]:
             x, y = x[: config.n_examples], y[: config.n_examples]
         net = build_net(config, x.shape[1], ds.n_classes)
         params = net.init(k_init)
-        loss_fn = measure.LOSSES.get(config.loss)
-        if loss_fn is None:
-            raise TrustError(f"unknown loss {config.loss!r}; choose one of {', '.join(measure.LOSSES)}")
+        loss_fn = measure.loss_function(config.loss)
         grads = jax.grad(lambda p: loss_fn(net.apply(p, x), y))(params)
         u = direction(config, params, grads, k_dir)
         dist = measure.relative_distances(net.apply, params, x, y, u, config.etas, loss=config.loss)

@@ -32,9 +32,12 @@ def transmission(net: MLP, params, x) -> dict[str, np.ndarray]:
 
 
 def conditioning(matrix) -> float:
-    """κ = σ_max/σ_min of a matrix (THEORY §2.2, condition (ii)); ``inf`` if it is singular."""
+    """κ = σ_max/σ_min of a matrix (THEORY §2.2, condition (ii)); ``inf`` if it is numerically singular,
+    i.e. ``σ_min ≤ σ_max·max(m, n)·ε`` with ε the machine epsilon of the matrix's own dtype (NumPy's
+    ``matrix_rank`` rule): a float32 matrix cannot certify a condition number beyond ~1/(n·ε)."""
+    eps = np.finfo(np.asarray(matrix).dtype if np.issubdtype(np.asarray(matrix).dtype, np.floating) else float).eps
     s = np.linalg.svd(np.asarray(matrix, dtype=float), compute_uv=False)
-    return float(s[0] / s[-1]) if s[-1] > 0 else float("inf")
+    return float(s[0] / s[-1]) if s[-1] > s[0] * max(np.shape(matrix)) * eps else float("inf")
 
 
 def effective_constant(measured, bound) -> float:

@@ -8,7 +8,7 @@ loss and accuracy per epoch, per-tensor norms, and the fraction of weights at Ma
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
@@ -17,6 +17,7 @@ import optax
 from tqdm import tqdm
 
 from trust import data, nets, optim
+from trust.config import Config
 from trust.errors import TrustError
 from trust.measure import cross_entropy
 
@@ -27,7 +28,7 @@ MULTIPLICATIVE = ("madam", "madam_lns")
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(Config):
     """Everything that determines a training run (recorded in its ``config.json``)."""
 
     optimizer: str = "fromage"
@@ -64,19 +65,6 @@ class TrainConfig:
         if not 1 <= self.bits <= 24 or self.base_lr <= 0 or self.p_scale <= 0 or self.bias_std < 0:
             raise TrustError("need 1 ≤ bits ≤ 24, base_lr > 0, p_scale > 0 and bias_std ≥ 0")
 
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        names = {f.name for f in fields(cls)}
-        d = {k: v for k, v in d.items() if k in names}
-        if "checkpoints" in d:
-            d["checkpoints"] = tuple(float(c) for c in d["checkpoints"])
-        if "checkpoint_steps" in d:
-            d["checkpoint_steps"] = tuple(int(c) for c in d["checkpoint_steps"])
-        return cls(**d)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
     @property
     def lr(self) -> float:
         return self.learning_rate or DEFAULT_LR[self.optimizer]
@@ -112,23 +100,41 @@ def _clip_fraction(opt_state, params) -> float:
     return float("nan")
 
 
+def _keys(config: TrainConfig) -> dict[str, jax.Array]:
+    """Separate streams for data, init, biases, the LNS re-draw and the shuffling (DESIGN: explicit keys)."""
+    key = jax.random.key(config.seed)
+    return {name: jax.random.fold_in(key, i) for i, name in enumerate(("data", "init", "bias", "lns", "shuffle"))}
+
+
+def load_data(config: TrainConfig) -> data.Dataset:
+    """The data set a run of ``config`` trains on (its split is drawn from the run's data key)."""
+    return data.load(config.dataset, _keys(config)["data"], path=config.data_path or None)
+
+
+def initial_params(config: TrainConfig, ds: data.Dataset) -> tuple[nets.MLP, list[dict]]:
+    """The net and the parameters a run of ``config`` starts from: torch-default init, biases from
+    N(0, bias_std²) for multiplicative optimisers (THEORY §4), log-uniform magnitudes for madam_lns."""
+    keys = _keys(config)
+    net = nets.experiment_mlp(ds.x_train.shape[1], config.width, config.depth, ds.n_classes, residual=config.residual)
+    params = net.init(keys["init"])
+    bias_std = config.bias_std or (0.01 if config.optimizer in MULTIPLICATIVE else 0.0)
+    if bias_std:
+        params = nets.nonzero_biases(keys["bias"], params, bias_std)
+    if config.optimizer == "madam_lns":
+        params = optim.lns_init(keys["lns"], params, 2**config.bits, config.base_lr, config.p_scale)
+    return net, params
+
+
 def train(config: TrainConfig, ds: data.Dataset | None = None, progress: bool = True) -> dict:
     """Train ``config``'s MLP; returns curves, checkpoints (params per requested epoch) and final params."""
-    key = jax.random.key(config.seed)
-    k_data, k_init, k_bias, k_lns, k_shuffle = (jax.random.fold_in(key, i) for i in range(5))
     if ds is None:
-        ds = data.load(config.dataset, k_data, path=config.data_path or None)
+        ds = load_data(config)
+    k_shuffle = _keys(config)["shuffle"]
     n_train = ds.x_train.shape[0]
     if config.batch_size > n_train:
         raise TrustError(f"batch size {config.batch_size} exceeds the {n_train} training examples")
     steps_per_epoch = n_train // config.batch_size
-    net = nets.experiment_mlp(ds.x_train.shape[1], config.width, config.depth, ds.n_classes, residual=config.residual)
-    params = net.init(k_init)
-    bias_std = config.bias_std or (0.01 if config.optimizer in MULTIPLICATIVE else 0.0)
-    if bias_std:
-        params = nets.nonzero_biases(k_bias, params, bias_std)
-    if config.optimizer == "madam_lns":
-        params = optim.lns_init(k_lns, params, 2**config.bits, config.base_lr, config.p_scale)
+    net, params = initial_params(config, ds)
     opt = make_optimizer(config, steps_per_epoch)
     opt_state = opt.init(params)
 

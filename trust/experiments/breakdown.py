@@ -10,19 +10,20 @@ perturbation, and, for Theorem-1 nets, the operator-norm bound (a theorem).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import jax
 import numpy as np
 
 from trust import bounds, data, measure, nets, perturb
+from trust.config import Config
 from trust.errors import TrustError
 
 NET_KINDS = ("mlp", "residual", "theorem1")
 
 
 @dataclass(frozen=True)
-class BreakdownConfig:
+class BreakdownConfig(Config):
     """Everything that determines a breakdown run (recorded in its ``config.json``)."""
 
     depth: int = 16
@@ -56,14 +57,6 @@ class BreakdownConfig:
             raise TrustError("the η grid needs eta_max > 0 (finite) and eta_steps ≥ 2")
         if self.n_examples < 0:
             raise TrustError(f"n_examples must be ≥ 0, got {self.n_examples}")
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "BreakdownConfig":
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
     @property
     def etas(self) -> np.ndarray:

@@ -1,0 +1,34 @@
+"""The points in weight space the constants, descent and cos γ experiments measure at: a network at
+initialisation and at checkpoints of a real training run (:mod:`trust.train`), with its data."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import jax
+
+from trust import data, nets, train
+from trust.measure import loss_function
+
+
+def checkpoints(config: train.TrainConfig, epochs: tuple[float, ...]) -> tuple[data.Dataset, nets.MLP, list]:
+    """``(dataset, net, [(epoch, params), …])`` for each requested epoch of a training run of ``config``.
+
+    Epoch 0 alone needs no training: the parameters are the run's own initialisation
+    (:func:`trust.train.initial_params`), so they equal the training run's step-0 checkpoint."""
+    ds = train.load_data(config)
+    last = max(epochs)
+    if last == 0:
+        net, params = train.initial_params(config, ds)
+        return ds, net, [(0.0, params)]
+    config = replace(config, epochs=int(-(-last // 1)), checkpoints=tuple(epochs))
+    net, _ = train.initial_params(config, ds)
+    out = train.train(config, ds, progress=False)
+    wanted = {int(round(e * out["steps_per_epoch"])) for e in epochs}
+    return ds, net, [(out["checkpoint_epochs"][s], p) for s, p in out["checkpoints"].items() if s in wanted]
+
+
+def full_batch_gradient(net: nets.MLP, params, x, y, loss: str = "xent"):
+    """``∇ℒ(W)`` on the whole batch, one jitted call."""
+    loss_fn = loss_function(loss)
+    return jax.jit(jax.grad(lambda p: loss_fn(net.apply(p, x), y)))(params)

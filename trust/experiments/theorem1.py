@@ -1,0 +1,157 @@
+"""Theorem 1 checked on networks that meet its conditions (THEORY §2.2): square leaky-relu MLPs without
+biases, φ at every layer, random W and ΔW, with α, β, κ measured on each case.
+
+A *case* is one random net (width n, depth L, slope s), one random perturbation ΔW with relative sizes
+``a_l = ‖ΔW_l‖_F/‖W_l‖_F`` and a batch of random inputs x. For every input the measured relative function
+distance ``‖f_{W+ΔW}(x) − f_W(x)‖/‖f_W(x)‖`` is compared with three forms of the bound, tightest first:
+
+- ``recursion``: the induction step iterated with the measured pieces,
+  ``r_l = (β/α_l(x))·κ(W_l)·[r_{l−1} + (‖ΔW_l‖_op/‖W_l‖_op)(1 + r_{l−1})]``, r_0 = 0;
+- ``per_layer``: ``∏_l c_l · [∏(1 + a_k) − 1]`` with ``c_l = κ(W_l)κ(ΔW_l)β/α_l(x)``;
+- ``global``: ``(κ²β/α)^L · [∏(1 + a_k) − 1]`` with κ the largest condition number of any W_l or ΔW_l
+  and α the smallest transmission on that case.
+
+α_l(x) = ‖φ(z_l)‖/‖z_l‖ on layer l's own (unperturbed) pre-activation; β = 1 is leaky relu's Lipschitz
+constant (s ≤ 1). All three are theorems: zero violations are required. The DRT assumption (constant 1,
+``∏(1 + a_k) − 1``) is measured on the same cases, as the contrast.
+
+The arithmetic is plain NumPy in float64: the matrices are tiny and of many shapes, where per-shape XLA
+compilation would cost more than the computation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from trust import bounds
+from trust.config import Config
+from trust.errors import TrustError
+
+BOUNDS = ("recursion", "per_layer", "global")
+# Relative slack for "measured ≤ bound": float64 forward passes of ≤ 10 tiny layers lose far less than
+# 1e-12 relative; the bounds exceed the measurement by orders of magnitude except at L = 1.
+RTOL = 1e-9
+
+
+@dataclass(frozen=True)
+class Theorem1Config(Config):
+    """Everything that determines a Theorem-1 check (recorded in its ``config.json``)."""
+
+    n_cases: int = 1000
+    min_width: int = 2
+    max_width: int = 11
+    min_depth: int = 1
+    max_depth: int = 7
+    slopes: tuple[float, ...] = (0.01, 0.1, 0.3, 0.5)
+    max_relative_size: float = 1.0  # a_l ~ U(0, 1)·A with A log-uniform in [1e-3, max_relative_size]
+    n_inputs: int = 8
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.n_cases < 1 or self.n_inputs < 1:
+            raise TrustError("n_cases and n_inputs must be ≥ 1")
+        if not 2 <= self.min_width <= self.max_width or not 1 <= self.min_depth <= self.max_depth:
+            raise TrustError("need 2 ≤ min_width ≤ max_width and 1 ≤ min_depth ≤ max_depth")
+        if not self.slopes or any(not 0 < s <= 1 for s in self.slopes):
+            raise TrustError(f"leaky relu slopes must lie in (0, 1] (α > 0, β = 1), got {self.slopes}")
+        if not 1e-3 <= self.max_relative_size <= 10:
+            raise TrustError(f"max_relative_size must lie in [1e-3, 10], got {self.max_relative_size}")
+
+
+def leaky_relu(z, s):
+    return np.where(z >= 0, z, s * z)
+
+
+def forward(ws, x, s) -> tuple[np.ndarray, list[np.ndarray]]:
+    """``f(x) = φ(W_L … φ(W_1 x))`` for a batch ``x`` (n_inputs, n); returns the output and every z_l."""
+    h, zs = x, []
+    for w in ws:
+        z = h @ w.T
+        zs.append(z)
+        h = leaky_relu(z, s)
+    return h, zs
+
+
+def draw_case(rng: np.random.Generator, config: Theorem1Config) -> dict:
+    """One random square net, perturbation and input batch."""
+    n = int(rng.integers(config.min_width, config.max_width + 1))
+    depth = int(rng.integers(config.min_depth, config.max_depth + 1))
+    s = float(rng.choice(config.slopes))
+    ws = [rng.standard_normal((n, n)) / np.sqrt(n) for _ in range(depth)]
+    scale = np.exp(rng.uniform(np.log(1e-3), np.log(config.max_relative_size)))
+    a = scale * rng.uniform(0.0, 1.0, depth)
+    dws = []
+    for w, a_l in zip(ws, a):
+        u = rng.standard_normal((n, n))
+        dws.append(a_l * np.linalg.norm(w) * u / np.linalg.norm(u))
+    return {"ws": ws, "dws": dws, "x": rng.standard_normal((config.n_inputs, n)), "slope": s, "a": a}
+
+
+def _kappa(m) -> float:
+    sv = np.linalg.svd(m, compute_uv=False)
+    return float(sv[0] / sv[-1]) if sv[-1] > 0 else np.inf
+
+
+def check_case(case: dict) -> dict:
+    """Measured relative function distance per input, and the three bounds and DRT for it."""
+    ws, dws, x, s, a = case["ws"], case["dws"], case["x"], case["slope"], case["a"]
+    beta = 1.0  # Lipschitz constant of leaky relu with 0 < s ≤ 1
+    f, zs = forward(ws, x, s)
+    f_new, _ = forward([w + d for w, d in zip(ws, dws)], x, s)
+    f_norm = np.linalg.norm(f, axis=-1)
+    if not np.all(f_norm > 0):
+        raise TrustError("a sampled network maps an input to 0 (measure zero): redraw with another seed")
+    measured = np.linalg.norm(f_new - f, axis=-1) / f_norm
+    alpha = np.stack([np.linalg.norm(leaky_relu(z, s), axis=-1) / np.linalg.norm(z, axis=-1) for z in zs], -1)
+    k_w = np.array([_kappa(w) for w in ws])
+    k_dw = np.array([_kappa(d) for d in dws])
+    op_ratio = np.array([np.linalg.norm(d, 2) / np.linalg.norm(w, 2) for w, d in zip(ws, dws)])
+    r = np.zeros(x.shape[0])
+    for l in range(len(ws)):  # the induction step (THEORY §2.2), iterated
+        r = beta / alpha[:, l] * k_w[l] * (r + op_ratio[l] * (1 + r))
+    drt = float(bounds.drt_bound(a))
+    c = k_w * k_dw * beta / alpha  # (n_inputs, L)
+    kappa = max(k_w.max(), k_dw.max())
+    return {
+        "measured": measured,
+        "recursion": r,
+        "per_layer": bounds.theorem1_bound_per_layer(np.broadcast_to(a, c.shape), c),
+        "global": np.full_like(measured, bounds.theorem1_bound(a, alpha.min(), beta, kappa)),
+        "drt": np.full_like(measured, drt),
+        "alpha_min": float(alpha.min()),
+        "kappa": float(kappa),
+    }
+
+
+def run(config: Theorem1Config) -> tuple[dict, dict]:
+    """Draw ``n_cases`` cases, check every bound on every input; JSON-ready results and per-input arrays."""
+    per_input = {k: [] for k in ("measured", *BOUNDS, "drt", "case")}
+    meta = {k: [] for k in ("width", "depth", "slope", "max_a", "alpha_min", "kappa")}
+    for i in range(config.n_cases):
+        case = draw_case(np.random.default_rng([config.seed, i]), config)
+        out = check_case(case)
+        for k in ("measured", *BOUNDS, "drt"):
+            per_input[k].append(out[k])
+        per_input["case"].append(np.full(config.n_inputs, i))
+        for k, v in (("width", case["x"].shape[1]), ("depth", len(case["ws"])), ("slope", case["slope"]),
+                     ("max_a", float(case["a"].max())), ("alpha_min", out["alpha_min"]), ("kappa", out["kappa"])):
+            meta[k].append(v)
+    arrays = {k: np.concatenate(v) for k, v in per_input.items()}
+    arrays.update({k: np.asarray(v) for k, v in meta.items()})
+    measured = arrays["measured"]
+    results = {"n_cases": config.n_cases, "n_evaluations": int(measured.size), "bounds": {}}
+    for name in (*BOUNDS, "drt"):
+        ratio = measured / arrays[name]
+        arrays[f"ratio_{name}"] = ratio
+        violated = measured > arrays[name] * (1 + RTOL)
+        results["bounds"][name] = {
+            "kind": "assumption (constant 1)" if name == "drt" else "theorem",
+            "violations": int(violated.sum()),
+            "violated_cases": int(np.unique(arrays["case"][violated]).size),
+            "ratio_quantiles": dict(zip(("min", "q05", "median", "q95", "max"),
+                                        np.quantile(ratio, [0, 0.05, 0.5, 0.95, 1]).tolist())),
+        }
+    results["theorem_violations"] = sum(results["bounds"][b]["violations"] for b in BOUNDS)
+    return results, arrays

@@ -160,7 +160,8 @@ def growth(depths, log10_values) -> dict:
     if np.unique(depths[ok]).size < 2:
         return {}
     b, a = np.polyfit(depths[ok], logs[ok], 1)
-    return {"slope_per_layer": float(b), "factor_per_layer": float(np.exp(b)), "intercept": float(a)}
+    factor = float(np.exp(b)) if b < 700 else float("inf")  # e^b overflows a float64 beyond ~709
+    return {"slope_per_layer": float(b), "factor_per_layer": factor, "intercept": float(a)}
 
 
 def run(config: ConstantsConfig) -> tuple[dict, dict]:

@@ -94,6 +94,16 @@ def _kappa(m) -> float:
     return float(sv[0] / sv[-1]) if sv[-1] > 0 else np.inf
 
 
+def recursion_bound(alpha, kappa_w, op_ratio, beta: float = 1.0) -> np.ndarray:
+    """The induction step of Theorem 1 iterated from r_0 = 0 (THEORY §2.2):
+    ``r_l = (β/α_l)·κ(W_l)·[r_{l−1} + (‖ΔW_l‖_op/‖W_l‖_op)(1 + r_{l−1})]``; ``alpha`` is (inputs, L)."""
+    alpha = np.asarray(alpha, dtype=float)
+    r = np.zeros(alpha.shape[0])
+    for l in range(alpha.shape[1]):
+        r = beta / alpha[:, l] * kappa_w[l] * (r + op_ratio[l] * (1 + r))
+    return r
+
+
 def check_case(case: dict) -> dict:
     """Measured relative function distance per input, and the three bounds and DRT for it."""
     ws, dws, x, s, a = case["ws"], case["dws"], case["x"], case["slope"], case["a"]
@@ -108,14 +118,13 @@ def check_case(case: dict) -> dict:
     k_w = np.array([_kappa(w) for w in ws])
     k_dw = np.array([_kappa(d) for d in dws])
     op_ratio = np.array([np.linalg.norm(d, 2) / np.linalg.norm(w, 2) for w, d in zip(ws, dws)])
-    r = np.zeros(x.shape[0])
-    for l in range(len(ws)):  # the induction step (THEORY §2.2), iterated
-        r = beta / alpha[:, l] * k_w[l] * (r + op_ratio[l] * (1 + r))
+    r = recursion_bound(alpha, k_w, op_ratio, beta)
     drt = float(bounds.drt_bound(a))
     c = k_w * k_dw * beta / alpha  # (n_inputs, L)
     kappa = max(k_w.max(), k_dw.max())
     return {
         "measured": measured,
+        "alpha": alpha, "kappa_w": k_w, "op_ratio": op_ratio,
         "recursion": r,
         "per_layer": bounds.theorem1_bound_per_layer(np.broadcast_to(a, c.shape), c),
         "global": np.full_like(measured, bounds.theorem1_bound(a, alpha.min(), beta, kappa)),

@@ -1,0 +1,65 @@
+"""Theorem 1 on networks that meet its conditions: zero violations (a theorem), the exact homogeneous
+case through the same code, and negative controls showing the check can fail."""
+
+import numpy as np
+import pytest
+
+from trust import bounds
+from trust.errors import TrustError
+from trust.experiments import theorem1
+
+CONFIG = theorem1.Theorem1Config(n_cases=600, n_inputs=8, seed=20201123)
+
+
+@pytest.fixture(scope="module")
+def checked():
+    return theorem1.run(CONFIG)
+
+
+def test_theorem1_has_zero_violations_on_600_random_square_leaky_relu_nets(checked):
+    results, arrays = checked
+    assert results["n_cases"] == 600 and results["n_evaluations"] == 4800
+    for name in theorem1.BOUNDS:  # a theorem: every sampled case, every input
+        assert results["bounds"][name]["violations"] == 0, name
+        assert np.all(arrays["measured"] <= arrays[name] * (1 + theorem1.RTOL)), name
+    # The forms are nested: recursion ≤ per-layer ≤ global (the per-layer form bounds the recursion by
+    # ‖ΔW‖_op/‖W‖_op ≤ κ(ΔW)·a and c_l ≥ 1; the global one takes the worst c over layers and inputs).
+    assert np.all(arrays["recursion"] <= arrays["per_layer"] * (1 + 1e-12))
+    assert np.all(arrays["per_layer"] <= arrays["global"] * (1 + 1e-12))
+    # The assumption with constant 1 is only measured — on these nets it is violated often.
+    assert results["bounds"]["drt"]["violations"] > 0
+
+
+def test_negative_controls_are_rejected():
+    """Dropping a factor the proof needs (κ(W_l), or 1/α_l) from the iterated induction step must produce
+    violations on the same cases — the zero-violation check can fail."""
+    without_kappa = without_alpha = 0
+    for i in range(300):
+        case = theorem1.draw_case(np.random.default_rng([CONFIG.seed, i]), CONFIG)
+        out = theorem1.check_case(case)
+        ones = np.ones_like(out["kappa_w"])
+        without_kappa += np.sum(out["measured"] > theorem1.recursion_bound(out["alpha"], ones, out["op_ratio"]))
+        without_alpha += np.sum(out["measured"] > theorem1.recursion_bound(np.ones_like(out["alpha"]), out["kappa_w"],
+                                                                             out["op_ratio"]))
+    assert without_kappa > 0 and without_alpha > 0
+
+
+def test_exact_homogeneous_case_through_the_same_code():
+    """ΔW_l = ε_l W_l: the measured distance is |∏(1+ε_l) − 1| exactly (THEORY §2.4), κ(ΔW_l) = κ(W_l)."""
+    rng = np.random.default_rng(3)
+    case = theorem1.draw_case(rng, theorem1.Theorem1Config(min_depth=4, max_depth=4))
+    eps = np.array([0.1, -0.05, 0.2, 0.03])
+    case["dws"] = [e * w for e, w in zip(eps, case["ws"])]
+    case["a"] = np.abs(eps)
+    out = theorem1.check_case(case)
+    # float64 forward through 4 small layers: relative error ~1e-15 per op; 1e-12 leaves margin.
+    np.testing.assert_allclose(out["measured"], abs(np.prod(1 + eps) - 1), rtol=1e-12)
+    assert np.all(out["measured"] <= out["per_layer"])
+    assert np.all(out["measured"] <= bounds.drt_bound(case["a"]) + 1e-15)  # here DRT holds (and is tight for ε ≥ 0)
+
+
+def test_config_rejects_conditions_outside_the_theorem():
+    with pytest.raises(TrustError, match="slopes"):
+        theorem1.Theorem1Config(slopes=(0.0,))  # relu: α = 0, the bound is vacuous
+    with pytest.raises(TrustError, match="width"):
+        theorem1.Theorem1Config(min_width=5, max_width=4)

@@ -101,6 +101,12 @@ def holds(measured, bound) -> bool:
     return excess(measured, bound) <= 0
 
 
+def violations(measured, bound) -> int:
+    """How many samples exceed the bound beyond the tolerance."""
+    measured, bound = np.asarray(measured, dtype=float), np.asarray(bound, dtype=float)
+    return int(np.sum(measured - bound * (1 + RTOL) - ATOL > 0))
+
+
 def random_square(rng: np.random.Generator, n: int) -> np.ndarray:
     """A Gaussian n×n matrix scaled by 1/√n (well-conditioned enough for the bounds to be finite)."""
     return rng.standard_normal((n, n)) / np.sqrt(n)

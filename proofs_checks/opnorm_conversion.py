@@ -63,7 +63,7 @@ def check(seed: int = 0) -> Result:
     lemmas_ok = numeric.singular_value_lemmas(rng)
     ratio, a, k_d, k_w, n = random_pairs(rng, 500)
     numeric_ok = [numeric.holds(ratio, k_d * a), numeric.holds(ratio, np.sqrt(n) * a)]
-    kw_violations = int(np.sum(ratio > k_w * a * (1 + numeric.RTOL)))
+    kw_violations = numeric.violations(ratio, k_w * a)
     lhs, rhs = kappa_w_counterexample()
     details = (
         f"Lemmas (numeric, 200 random matrices): ‖M‖_op = σ_max, σ_min‖v‖ ≤ ‖Mv‖, ‖M‖_F² = Σσ_i²: {lemmas_ok}. "
@@ -79,5 +79,5 @@ def check(seed: int = 0) -> Result:
         name="opnorm_conversion", statement=STATEMENT, method="symbolic + numeric spot-check",
         verdict=proved_if(lemmas_ok, *map(is_nonneg_polynomial, gaps), *numeric_ok), details=details,
         control=Control("‖ΔW‖_op/‖W‖_op ≤ ‖ΔW‖_F/‖W‖_F (κ dropped)", rejected,
-                        f"gap {bad_gap} has negative coefficients; {int(np.sum(ratio > a))}/500 random pairs violate it "
+                        f"gap {bad_gap} has negative coefficients; {numeric.violations(ratio, a)}/500 random pairs violate it "
                         f"(worst excess {numeric.excess(ratio, a):.2f})"))

@@ -22,6 +22,10 @@ class Control:
     rejected: bool
     evidence: str
 
+    def __post_init__(self):
+        if not isinstance(self.rejected, bool):  # a SymPy Boolean here would be a silent type error later
+            raise TypeError(f"rejected must be a bool, got {type(self.rejected).__name__}")
+
 
 @dataclass(frozen=True)
 class Result:

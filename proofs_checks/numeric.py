@@ -107,6 +107,20 @@ def violations(measured, bound) -> int:
     return int(np.sum(measured - bound * (1 + RTOL) - ATOL > 0))
 
 
+def subset_relative_changes(rng: np.random.Generator, update, count: int = 300) -> np.ndarray:
+    """``‖ΔW_S‖/‖W_S‖`` over random tensors W, gradients g and nonempty random subsets S of the weights, for
+    ``update(w, g) -> ΔW``. Gradients have no zero entries (sign(0) = 0 would leave a weight in place)."""
+    out = []
+    for _ in range(count):
+        shape = tuple(rng.integers(1, 7, rng.integers(1, 4)))
+        w, g = rng.standard_normal(shape) * 10 ** rng.uniform(-2, 1), rng.standard_normal(shape)
+        delta = update(w, g)
+        subset = rng.random(shape) < rng.uniform(0.05, 1.0)
+        subset.flat[rng.integers(w.size)] = True
+        out.append(np.linalg.norm(delta[subset]) / np.linalg.norm(w[subset]))
+    return np.array(out)
+
+
 def random_square(rng: np.random.Generator, n: int) -> np.ndarray:
     """A Gaussian n×n matrix scaled by 1/√n (well-conditioned enough for the bounds to be finite)."""
     return rng.standard_normal((n, n)) / np.sqrt(n)

@@ -98,7 +98,7 @@ def check(seed: int = 0) -> Result:
         f"bound holds: {numeric_ok[1]}, median measured/bound {np.median(np.array(m) / np.array(b)):.1e}.")
     bad_gap = induction_gap(c_at_least_one=False)
     lhs, rhs = c_below_one_counterexample()
-    rejected = not is_nonneg_polynomial(bad_gap) and lhs > rhs
+    rejected = not is_nonneg_polynomial(bad_gap) and bool(lhs > rhs)
     return Result(
         name="theorem1_step", statement=STATEMENT, method="symbolic + numeric spot-check",
         verdict=proved_if(*symbolic_ok, *numeric_ok), details=details,

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+import proofs_checks
 from trust import plots, report, store
 from trust.errors import TrustError
 from trust.experiments.breakdown import BreakdownConfig, run
@@ -36,6 +37,11 @@ def experiments(quick: bool, seed: int) -> dict[str, BreakdownConfig]:
         exps[f"exact_L{depth}"] = BreakdownConfig(depth=depth, perturb="scaled", **t1)
         exps[f"opnorm_L{depth}"] = BreakdownConfig(depth=depth, perturb="random", **t1)
     return exps
+
+
+def proof_checks_section() -> str:
+    """The SymPy proof-check table (``python -m proofs_checks``), appended to REPORT.md."""
+    return "\n## Proof checks (SymPy)\n\n" + proofs_checks.markdown_table(proofs_checks.run_all())
 
 
 def main(argv=None) -> int:
@@ -75,7 +81,7 @@ def main(argv=None) -> int:
                                  "directories in `runs/`. Theorems must hold on every case; assumptions are measured "
                                  "(violation factor = measured / bound).\n\n"
                                  "![breakdown](breakdown.png)\n\n![theorems](theorems.png)")
-    (out / "REPORT.md").write_text(text)
+    (out / "REPORT.md").write_text(text + proof_checks_section())
     print(f"wrote {', '.join(str(p) for p in figs)} and {out / 'REPORT.md'} in {time.time() - start:.0f} s")
     return 0
 

@@ -57,7 +57,8 @@ def check(seed: int = 0) -> Result:
     numeric_ok, n = spot_check(seed)
     details = "; ".join(f"{k}: {'ok' if v else 'FAILS'}" for k, v in steps.items())
     details += (f". Induction on l gives f_{{W+ΔW}} = ∏(1+ε_l)·f_W. Spot-check: {n} random leaky-relu nets "
-                f"(width 2–7, depth 1–6, ε ∈ (−0.9, 2)) match |∏(1+ε)−1| to rtol 1e-9: {'yes' if numeric_ok else 'NO'}.")
+                f"(width 2–7, depth 1–6, ε ∈ (−0.9, 2)) match |∏(1+ε)−1| to rtol 1e-9: "
+                f"{'yes' if numeric_ok else 'NO'}.")
     gap = telescoping_gap(sign=-1)
     return Result(
         name="exact_case", statement=STATEMENT, method="symbolic + numeric spot-check",

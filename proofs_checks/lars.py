@@ -41,4 +41,5 @@ def check(seed: int = 0) -> Result:
         name="lars", statement=STATEMENT, method="symbolic + numeric spot-check", verdict=proved_if(*steps),
         details=details,
         control=Control("LARS preserves ‖p‖ when g ⟂ p (the √(1+η²) growth missing)", rejected,
-                        f"‖p_new‖²/‖p‖² − 1 = {preserved_gap}; after 100 steps at η = 0.01 the norm is ×{bad_meas[1]:.6f}"))
+                        f"‖p_new‖²/‖p‖² − 1 = {preserved_gap}; after 100 steps at η = 0.01 the norm is "
+                        f"×{bad_meas[1]:.6f}"))

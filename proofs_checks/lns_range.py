@@ -56,4 +56,5 @@ def check() -> Result:
         name="lns_range", statement=STATEMENT, method="symbolic + numeric spot-check", verdict=proved_if(*steps),
         details=details,
         control=Control("max/min = e^{base_lr·levels} (off by one level)", rejected,
-                        f"difference {bad_gap} ≠ 0; 12 bits: claimed {bad_claim[0]:.4f} vs enumerated {bad_meas[0]:.4f}"))
+                        f"difference {bad_gap} ≠ 0; 12 bits: claimed {bad_claim[0]:.4f} vs enumerated "
+                        f"{bad_meas[0]:.4f}"))

@@ -34,7 +34,8 @@ def check(seed: int = 0) -> Result:
     eta = 0.1
     changes = numeric.subset_relative_changes(np.random.default_rng(seed), madam_exp_delta(eta))
     lo, hi = -np.expm1(-eta), np.expm1(eta)
-    steps = [per_weight_cases(), numeric.holds(changes, np.full_like(changes, hi)) and numeric.holds(np.full_like(changes, lo), changes)]
+    steps = [per_weight_cases(),
+             numeric.holds(changes, np.full_like(changes, hi)) and numeric.holds(np.full_like(changes, lo), changes)]
     details = (f"Per weight (y = e^η = 1 + u): ratios u/(1+u) = 1 − e^{{−η}} and u = e^η − 1, lo ≤ hi: {steps[0]}. "
                f"Spot-check, 300 random tensors and subsets at η = {eta}: ratios in [{lo:.6f}, {hi:.6f}]: {steps[1]} "
                f"(observed {changes.min():.6f}–{changes.max():.6f}).")

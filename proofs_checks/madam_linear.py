@@ -49,10 +49,12 @@ def check(seed: int = 0) -> Result:
     steps = [per_weight_cases(), equals_eta(changes, eta)]
     details = (f"Per weight, 4 sign cases, 0 < η < 1: Δw² = η²w² and |w_new| = "
                f"|w|(1 ∓ η): {steps[0]}; summing over S gives ‖ΔW_S‖ = η‖W_S‖. Spot-check, 300 random tensors "
-               f"and subsets, η = {eta}: every ratio equals η: {steps[1]} (range {changes.min():.12g}–{changes.max():.12g}).")
+               f"and subsets, η = {eta}: every ratio equals η: {steps[1]} (range {changes.min():.12g}–"
+               f"{changes.max():.12g}).")
     bad = numeric.subset_relative_changes(np.random.default_rng(seed), sign_sgd_delta(eta))
     return Result(
         name="madam_linear", statement=STATEMENT, method="symbolic + numeric spot-check",
         verdict=proved_if(*steps), details=details,
-        control=Control("the additive sign update −η·mean|W|·sign(g) also moves every subset by η", not equals_eta(bad, eta),
+        control=Control("the additive sign update −η·mean|W|·sign(g) also moves every subset by η",
+                        not equals_eta(bad, eta),
                         f"subset ratios range {bad.min():.3g}–{bad.max():.3g}, not η = {eta}"))

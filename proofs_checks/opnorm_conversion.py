@@ -71,13 +71,16 @@ def check(seed: int = 0) -> Result:
         f"{gaps[2]}; all nonnegative polynomials: "
         f"{all(map(is_nonneg_polynomial, gaps))}. Spot-check on 500 random pairs (n = 2–10, ΔW with κ up to "
         f"{k_d.max():.0e}): κ(ΔW)·a holds {numeric_ok[0]}, √n·a holds {numeric_ok[1]}. With κ(W) in place of "
-        f"κ(ΔW) the bound is FALSE: W = I_4, ΔW = 0.1·e₁e₁ᵀ gives {lhs:g} > κ(W)·a = {rhs:g} (holds: {numeric.holds([lhs], [rhs])}); "
-        f"random pairs rarely show it ({kw_violations}/500 violate it). So Theorem 1 holds with κ² = κ(W_l)κ(ΔW_l) (or with κ(W_l)·√n), not κ(W_l)².")
+        f"κ(ΔW) the bound is FALSE: W = I_4, ΔW = 0.1·e₁e₁ᵀ gives {lhs:g} > κ(W)·a = {rhs:g} (holds: "
+        f"{numeric.holds([lhs], [rhs])}); random pairs rarely show it ({kw_violations}/500 violate it). So Theorem 1 "
+        f"holds with κ² = κ(W_l)κ(ΔW_l) (or with κ(W_l)·√n), not κ(W_l)².")
     (bad_gap,) = conversion_gaps(with_kappa=False)
     rejected = not is_nonneg_polynomial(bad_gap) and not numeric.holds(ratio, a)
     return Result(
         name="opnorm_conversion", statement=STATEMENT, method="symbolic + numeric spot-check",
-        verdict=proved_if(lemmas_ok, *map(is_nonneg_polynomial, gaps), *numeric_ok), details=details,
+        verdict=proved_if(lemmas_ok, *map(is_nonneg_polynomial, gaps), *numeric_ok, not numeric.holds([lhs], [rhs])),
+        details=details,
         control=Control("‖ΔW‖_op/‖W‖_op ≤ ‖ΔW‖_F/‖W‖_F (κ dropped)", rejected,
-                        f"gap {bad_gap} has negative coefficients; {numeric.violations(ratio, a)}/500 random pairs violate it "
+                        f"gap {bad_gap} has negative coefficients; {numeric.violations(ratio, a)}/500 random pairs "
+                        f"violate it "
                         f"(worst excess {numeric.excess(ratio, a):.2f})"))

@@ -10,7 +10,7 @@ import sympy as sp
 
 from . import numeric
 from .core import Control, Result, proved_if
-from .symbolic import difference, is_identity, is_nonneg_polynomial, nonneg, pos
+from .symbolic import is_identity, is_nonneg_polynomial, nonneg, pos
 
 STATEMENT = "r_l ≤ (β/α)κ(W_l)[r_{l−1} + b_l(1+r_{l−1})] and induction ⇒ ‖Δf‖/‖f‖ ≤ (κ²β/α)^L[∏(1+a_k) − 1]"
 
@@ -91,7 +91,8 @@ def check(seed: int = 0) -> Result:
         f"Step: the Lipschitz and transmission estimates divide to exactly (β/α)κ(W)[r + b(1+r)]: {symbolic_ok[0]}. "
         f"With b ≤ κ(ΔW)a and κ(ΔW) = 1+k: gap {k_gap} ≥ 0: {symbolic_ok[1]}, so r_l ≤ c_l[(1+a_l)(1+r_{{l−1}}) − 1], "
         f"c_l = κ(W_l)κ(ΔW_l)β/α ≤ c = κ²β/α. Induction (hypothesis slack t ≥ 0, c^{{l−1}} = 1+e): gap = {gap}: "
-        f"{symbolic_ok[2]} (the same algebra with c^{{l−1}} → ∏_{{k<l}} c_k gives the per-layer form). c ≥ 1 is used only in the term c·a_l·e = c·a_l·(c^{{l−1}} − 1): a_l times the '1' of "
+        f"{symbolic_ok[2]} (the same algebra with c^{{l−1}} → ∏_{{k<l}} c_k gives the per-layer form). c ≥ 1 is "
+        f"used only in the term c·a_l·e = c·a_l·(c^{{l−1}} − 1): a_l times the '1' of "
         f"(1 + r_{{l−1}}) must be covered by c^l·a_l. It always holds: α(c − 1) = {c_gap} ≥ 0 for κ = 1+k, β = α+d: "
         f"{symbolic_ok[3]}. Base: r_0 = 0, r_1 ≤ c·a_1. Spot-check, 300 random square leaky-relu nets (width 2–8, "
         f"depth 1–6, s ∈ [0.05, 1]): every per-layer step holds: {numeric_ok[0]} ({len(sm)} steps); per-layer-constant "

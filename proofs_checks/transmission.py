@@ -48,7 +48,8 @@ def check(seed: int = 0) -> Result:
     steps = [all(map(is_nonneg_polynomial, gaps)), all(map(is_nonneg_polynomial, lip)),
              numeric.holds(s, ratio) and numeric.holds(ratio, np.ones_like(ratio))]
     details = (f"Per coordinate, both sign cases: φ² − s²z² and z² − φ² are nonnegative polynomials "
-               f"({', '.join(map(str, gaps))}): {steps[0]}; Lipschitz gaps (both ≥ 0, both ≤ 0, across 0): {', '.join(map(str, lip))}: {steps[1]}. "
+               f"({', '.join(map(str, gaps))}): {steps[0]}; Lipschitz gaps (both ≥ 0, both ≤ 0, across 0): "
+               f"{', '.join(map(str, lip))}: {steps[1]}. "
                f"Bounds attained: all-negative z gives s, all-positive gives 1. Spot-check, 500 random z "
                f"(scales 1e-3–1e3): s ≤ ‖φ(z)‖/‖z‖ ≤ 1: {steps[2]}.")
     bad = transmission_gaps(alpha_is_one=True)

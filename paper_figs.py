@@ -16,6 +16,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+import proofs_checks
 from trust import plots, report, store
 from trust.errors import TrustError
 from trust.experiments import breakdown, constants, cosgamma, descent, theorem1
@@ -47,6 +48,11 @@ def experiments(quick: bool, seed: int) -> dict[str, tuple[object, object]]:
         trials=500 if quick else 2000, seeds=2 if quick else 3, width=width,
         epochs=(0.0, 1.0, 2.0) if quick else (0.0, 0.5, 1.0, 2.0, 5.0, 10.0), seed=seed), cosgamma.run)
     return exps
+
+
+def proof_checks_section() -> str:
+    """The SymPy proof-check table (``python -m proofs_checks``), appended to REPORT.md."""
+    return "\n## Proof checks (SymPy)\n\n" + proofs_checks.markdown_table(proofs_checks.run_all())
 
 
 def main(argv=None) -> int:
@@ -93,7 +99,7 @@ def main(argv=None) -> int:
                                  "(violation factor = measured / bound).\n\n"
                                  + "\n\n".join(f"![{n}]({n}.png)" for n in
                                                  ("breakdown", "theorems", "theorem1", "constants", "descent", "cosgamma")))
-    (out / "REPORT.md").write_text(text)
+    (out / "REPORT.md").write_text(text + proof_checks_section())
     print(f"wrote {', '.join(str(p) for p in figs)} and {out / 'REPORT.md'} in {time.time() - start:.0f} s")
     return 0
 

@@ -119,7 +119,7 @@ def test_constants_cli_json_has_every_quantity(tmp_path):
     row = json.loads(out.stdout)["rows"][0]
     for key in ("alpha", "beta", "kappa_w", "kappa_dw", "cos_theta", "cos_gamma", "c_eff_gradient"):
         assert len(row["layers"][key]) == 2
-    for key in ("log10_C", "log10_C_layers", "C_eff_function", "C_eff_gradient"):
+    for key in ("C", "C_layers", "log10_C", "log10_C_layers", "C_eff_function", "C_eff_gradient"):
         assert key in row
     assert (tmp_path / "c" / "constants.png").exists() and (tmp_path / "c" / "results.json").exists()
 

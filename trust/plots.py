@@ -153,6 +153,7 @@ def constants_figure(results: dict):
     for ax in axes[:2]:
         ax.set_xscale("log")
         ax.set_xticks(depths, [str(d) for d in depths])
+        ax.set_xticks([], minor=True)
     axes[0].axhline(1.0, color="k", lw=0.8)
     axes[0].set(yscale="log", xlabel="depth L", ylabel="C_eff = max_η measured / DRT",
                 title="(a) effective constant")
@@ -170,7 +171,7 @@ def descent_figure(results: dict):
     """Largest loss-decreasing η along each step (:mod:`trust.experiments.descent`) across depth, beside
     Lemma 2 (C = 1), Lemma 2 with the measured C_eff, the Lemma-1 certificate and the paper's η = 0.01."""
     steps = sorted({r["step"] for r in results["rows"]}, key=["fromage", "madam"].index)
-    fig, axes = plt.subplots(1, len(steps), figsize=(6.5 * len(steps), 4.6), squeeze=False, constrained_layout=True)
+    fig, axes = plt.subplots(1, len(steps), figsize=(6 * len(steps) + 3.5, 4.6), squeeze=False, constrained_layout=True)
     for ax, step in zip(axes[0], steps):
         rows = [r for r in results["rows"] if r["step"] == step]
         style = _epoch_style([r["epoch"] for r in rows])
@@ -192,8 +193,9 @@ def descent_figure(results: dict):
         ax.set(xscale="log", yscale="log", xlabel="depth L (weight matrices)", ylabel="η (relative step per layer)",
                title=f"{step} step (▲: loss still falling at the grid's end)")
         ax.set_xticks(sorted({r["depth"] for r in rows}), [str(v) for v in sorted({r["depth"] for r in rows})])
+        ax.set_xticks([], minor=True)
         ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=7)
+    axes[0, -1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
 
 
@@ -217,6 +219,7 @@ def cosgamma_figure(results: dict):
     ax_b.set_xscale("symlog", linthresh=1.0)
     ax_b.set(xlabel="epoch", ylabel="cos γ_l", title="(b) through training on digits (band: layer range)")
     ax_b.set_xlim(left=0)
+    ax_b.set_ylim(top=max(0.75, ax_b.get_ylim()[1]))  # keep the paper's line clear of the frame
     for ax in (ax_a, ax_b):
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8)

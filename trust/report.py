@@ -111,11 +111,12 @@ def constants_rows(res: dict) -> list[tuple[str, str, str, str]]:
         g, f = fit.get("C_eff_gradient"), fit.get("C_eff_function")
         if g:
             tag = "initialisation" if float(epoch) == 0 else f"after {float(epoch):g} epochs"
-            rows.append((f"Reviewer: C grows exponentially with depth — C_eff fit ln C_eff = a + bL, {tag}", "claim",
-                         f"gradient: ×{g['factor_per_layer']:.3g} per layer; function: ×{f['factor_per_layer']:.3g} per "
-                         f"layer; Theorem-1 form with ρ: ×{_fmt_log10(fit['C_layers_op'].get('slope_per_layer', 0) / np.log(10))}"
-                         " per layer",
-                         "C_eff grows mildly" if g["factor_per_layer"] < 1.5 else "C_eff grows fast"))
+            formula = _fmt_log10(fit["C_layers_op"]["slope_per_layer"] / np.log(10)) if fit["C_layers_op"] else "—"
+            rows.append((f"Reviewer: C grows exponentially with depth — fit ln C = a + bL, {tag}", "claim",
+                         f"C_eff of the gradients (worst layer): ×{g['factor_per_layer']:.3g} per layer; of the "
+                         f"function: ×{f['factor_per_layer']:.3g} per layer; Theorem-1 formula with ρ for κ(ΔW): "
+                         f"×{formula} per layer",
+                         f"measured ×{g['factor_per_layer']:.3g}/layer vs formula ×{formula}/layer"))
     return rows
 
 

@@ -52,16 +52,11 @@ class ConstantsConfig(Config):
     seed: int = 0
 
     def __post_init__(self):
-        if not self.depths or min(self.depths) < 1:
-            raise TrustError(f"depths must be ≥ 1, got {self.depths}")
+        points.check_sweep(self.depths, self.epochs, self.n_examples)
         if self.perturb not in DIRECTIONS:
             raise TrustError(f"unknown direction {self.perturb!r}; choose one of {', '.join(DIRECTIONS)}")
-        if not self.epochs or min(self.epochs) < 0:
-            raise TrustError(f"epochs must be ≥ 0, got {self.epochs}")
         if not (np.isfinite(self.eta_max) and self.eta_max > 0) or self.eta_steps < 2:
             raise TrustError("the η grid needs eta_max > 0 (finite) and eta_steps ≥ 2")
-        if self.n_examples < 0:
-            raise TrustError(f"n_examples must be ≥ 0, got {self.n_examples}")
         train.TrainConfig(optimizer=self.optimizer)  # validates the optimiser name
 
     def train_config(self, depth: int) -> train.TrainConfig:
@@ -76,6 +71,11 @@ def direction(kind: str, params, grads, key):
     if kind == "madam":
         return perturb.madam(params, grads)
     return perturb.gaussian(key, params)
+
+
+def _power10(log10_value: float) -> float:
+    """10^x, ``inf`` beyond float64's range (stored as JSON null, like every infinity in a run)."""
+    return 10.0**log10_value if log10_value < 308 else float("inf")
 
 
 def _log10(x: float) -> float:
@@ -123,6 +123,8 @@ def at_point(net, params, x, y, kind: str, etas, key) -> dict:
             "cos_theta": cos_t, "cos_gamma": cos_g, "c_eff_gradient": c_eff_grad,
         },
         "depth": depth,
+        "C": _power10(log10_c),
+        "C_layers": _power10(log10_c_layers),
         "log10_C": log10_c,
         "log10_C_layers": log10_c_layers,
         "log10_C_layers_op": float(np.sum(np.log10(c_op))),
@@ -171,9 +173,7 @@ def run(config: ConstantsConfig) -> tuple[dict, dict]:
     rows, arrays = [], {}
     for depth in config.depths:
         ds, net, pts = points.checkpoints(config.train_config(depth), config.epochs)
-        x, y = ds.x_train, ds.y_train
-        if config.n_examples:
-            x, y = x[: config.n_examples], y[: config.n_examples]
+        x, y = points.measurement_batch(ds, config.n_examples)
         for epoch, params in pts:
             row = {"depth_requested": depth, "epoch": float(epoch),
                    **at_point(net, params, x, y, config.perturb, etas, key)}

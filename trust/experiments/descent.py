@@ -59,18 +59,13 @@ class DescentConfig(Config):
     seed: int = 0
 
     def __post_init__(self):
-        if not self.depths or min(self.depths) < 1:
-            raise TrustError(f"depths must be ≥ 1, got {self.depths}")
+        points.check_sweep(self.depths, self.epochs, self.n_examples)
         if not self.steps or any(s not in STEPS for s in self.steps):
             raise TrustError(f"steps must be among {', '.join(STEPS)}, got {self.steps}")
-        if not self.epochs or min(self.epochs) < 0:
-            raise TrustError(f"epochs must be ≥ 0, got {self.epochs}")
         if not (0 < self.eta_min < self.eta_max and np.isfinite(self.eta_max)) or self.eta_steps < 2:
             raise TrustError("the η grid needs 0 < eta_min < eta_max (finite) and eta_steps ≥ 2")
         if not self.eta_min <= self.c_eff_eta_min < self.c_eff_eta_max:
             raise TrustError("need eta_min ≤ c_eff_eta_min < c_eff_eta_max")
-        if self.n_examples < 0:
-            raise TrustError(f"n_examples must be ≥ 0, got {self.n_examples}")
 
     @property
     def etas(self) -> np.ndarray:
@@ -126,9 +121,7 @@ def run(config: DescentConfig) -> tuple[dict, dict]:
             tc = train.TrainConfig(optimizer=step, depth=depth, width=config.width, dataset=config.dataset,
                                    seed=config.seed)
             ds, net, pts = points.checkpoints(tc, config.epochs)
-            x, y = ds.x_train, ds.y_train
-            if config.n_examples:
-                x, y = x[: config.n_examples], y[: config.n_examples]
+            x, y = points.measurement_batch(ds, config.n_examples)
             for epoch, params in pts:
                 with jax.enable_x64(True):  # loss differences at η = 1e-4 are below float32 resolution
                     params64, x64 = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), (params, x))

@@ -8,7 +8,25 @@ from dataclasses import replace
 import jax
 
 from trust import data, nets, train
+from trust.errors import TrustError
 from trust.measure import loss_function
+
+
+def check_sweep(depths, epochs, n_examples: int) -> None:
+    """The checks every depth × checkpoint sweep config shares (one-line errors)."""
+    if not depths or min(depths) < 1:
+        raise TrustError(f"depths must be ≥ 1, got {depths}")
+    if not epochs or min(epochs) < 0:
+        raise TrustError(f"epochs must be ≥ 0, got {epochs}")
+    if n_examples < 0:
+        raise TrustError(f"n_examples must be ≥ 0, got {n_examples}")
+
+
+def measurement_batch(ds: data.Dataset, n_examples: int):
+    """The full training batch the distances are measured on, or its first ``n_examples`` (0: all)."""
+    if n_examples:
+        return ds.x_train[:n_examples], ds.y_train[:n_examples]
+    return ds.x_train, ds.y_train
 
 
 def checkpoints(config: train.TrainConfig, epochs: tuple[float, ...]) -> tuple[data.Dataset, nets.MLP, list]:

@@ -37,8 +37,8 @@ def test_constants_invariants(const_run):
         assert r["C_eff_gradient"] == pytest.approx(max(lay["c_eff_gradient"]))
         # Lemma 2 with C = 1 for cos θ = 1 is 2^{1/L} − 1 (cos θ holds to float32 rounding).
         assert r["thresholds"]["lemma2"] == pytest.approx(2 ** (1 / r["depth"]) - 1, rel=1e-5)
-        assert r["thresholds"]["lemma2_C_eff"] < r["thresholds"]["lemma2"]  # C_eff > 1 here
-        assert np.log10(r["thresholds"]["lemma2_C_eff"]) >= r["thresholds"]["log10_lemma2_C_layers_op"]
+        assert r["thresholds"]["lemma2_C_eff"] == pytest.approx(
+            estimate.lemma2_threshold(r["cos_theta_min"], r["depth"], r["C_eff_gradient"]), rel=1e-12)
     assert set(const_run["growth"]) == {"0", "0.25"}
     assert const_run["growth"]["0"]["C_eff_gradient"]["factor_per_layer"] > 0
 
@@ -67,9 +67,14 @@ def test_log10_threshold_matches_lemma2_and_its_asymptote():
 
 def test_largest_prefix():
     etas = np.array([0.0, 0.1, 0.2, 0.3, 0.4])
-    assert descent.largest_prefix(etas, [True, True, True, False, True]) == (0.2, False)
-    assert descent.largest_prefix(etas, [True, False, True, True, True]) == (0.0, False)
-    assert descent.largest_prefix(etas, [True] * 5) == (0.4, True)
+    assert descent.largest_prefix(etas, [True, True, True, False, True]) == (0.2, 0.3)
+    assert descent.largest_prefix(etas, [True, False, True, True, True]) == (0.0, 0.1)
+    assert descent.largest_prefix(etas, [True] * 5) == (0.4, None)
+
+
+def test_lemma2_threshold_is_zero_without_a_descent_direction():
+    np.testing.assert_array_equal(estimate.lemma2_threshold([-1.0, -0.3, 0.0], 4), 0.0)
+    assert estimate.lemma2_threshold(0.5, 1) == pytest.approx(0.5)  # L = 1: η < cos θ
 
 
 def test_descent_invariants():
@@ -83,7 +88,7 @@ def test_descent_invariants():
         k = int(np.searchsorted(etas, r["eta_descent"]))
         assert np.all(loss[1:k + 1] < loss[0])  # descent on the whole prefix …
         if not r["censored"]:
-            assert loss[k + 1] >= loss[0]  # … and not at the next grid point
+            assert loss[k + 1] >= loss[0] and etas[k + 1] == r["eta_fail"]  # … and not at the next grid point
         if r["step"] == "fromage":
             assert r["cos_theta_min"] == pytest.approx(1.0, abs=1e-5)
         else:  # Madam's direction: cos θ_l = cos γ_l (THEORY §3)

@@ -26,8 +26,8 @@ def test_theorem1_has_zero_violations_on_600_random_square_leaky_relu_nets(check
     # ‖ΔW‖_op/‖W‖_op ≤ κ(ΔW)·a and c_l ≥ 1; the global one takes the worst c over layers and inputs).
     assert np.all(arrays["recursion"] <= arrays["per_layer"] * (1 + 1e-12))
     assert np.all(arrays["per_layer"] <= arrays["global"] * (1 + 1e-12))
-    # The assumption with constant 1 is only measured — on these nets it is violated often.
-    assert results["bounds"]["drt"]["violations"] > 0
+    # The assumption with constant 1 is only measured: its ratio is reported, whatever it is.
+    np.testing.assert_allclose(arrays["ratio_drt"], arrays["measured"] / arrays["drt"], rtol=1e-15)
 
 
 def test_negative_controls_are_rejected():

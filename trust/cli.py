@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trust import data, nets, perturb, plots, store, train
+from trust import data, nets, perturb, plots, report, store, train
 from trust.errors import TrustError
 from trust.experiments import breakdown, constants, cosgamma, descent, theorem1
 
@@ -243,6 +243,8 @@ def _add_descent(sub):
     p.add_argument("--eta-min", type=_finite_float, default=d.eta_min)
     p.add_argument("--eta-max", type=_finite_float, default=d.eta_max)
     p.add_argument("--eta-steps", type=_positive_int, default=d.eta_steps)
+    p.add_argument("--c-eff-eta-min", type=_finite_float, default=d.c_eff_eta_min, help="C_eff is fitted on grid η ≥ this")
+    p.add_argument("--c-eff-eta-max", type=_finite_float, default=d.c_eff_eta_max, help="… and ≤ this")
     p.add_argument("--n-examples", type=int, default=d.n_examples, help="0: the whole training set")
     _common(p)
     p.set_defaults(func=lambda args: _run_and_print(
@@ -281,10 +283,10 @@ def _add_cosgamma(sub):
 
 def _print_cosgamma(config, results):
     for kind, rows in results["monte_carlo"].items():
-        cells = ", ".join(f"n={r['size']}: {r['mean']:.4f} ± {r['half_width']:.4f}" for r in rows)
+        cells = ", ".join(f"n={r['size']}: {report.plus_minus(r, 4)}" for r in rows)
         print(f"Monte Carlo {kind} (limit {results['limits'][kind]:.4f}): {cells}")
     for opt, tr in results["training"].items():
-        cells = ", ".join(f"ep {e:g}: {m['mean']:.3f} ± {m['half_width']:.3f}" for e, m in zip(tr["epochs"], tr["mean"]))
+        cells = ", ".join(f"ep {e:g}: {report.plus_minus(m)}" for e, m in zip(tr["epochs"], tr["mean"]))
         print(f"{opt} (cos π/4 = {results['paper']:.3f}): {cells}")
 
 

@@ -74,8 +74,11 @@ def cos_gamma(params, grads) -> np.ndarray:
 
 def lemma2_threshold(cos, depth: int, constant: float = 1.0) -> np.ndarray:
     """Largest η with guaranteed descent: ``(1 + cos/C)^{1/L} − 1`` (THEORY §3; C = 1 is Lemma 2, where the
-    Fromage direction gives ``2^{1/L} − 1``). For large C it is ≈ cos/(L·C)."""
-    return np.expm1(np.log1p(np.asarray(cos, dtype=float) / constant) / depth)
+    Fromage direction gives ``2^{1/L} − 1``). For large C it is ≈ cos/(L·C). 0 where cos ≤ 0: no step
+    is guaranteed to descend."""
+    cos = np.asarray(cos, dtype=float)
+    positive = np.where(cos > 0, cos, 1.0)
+    return np.where(cos > 0, np.expm1(np.log1p(positive / constant) / depth), 0.0)
 
 
 def sharpness(loss, params, key: jax.Array, iters: int = 100) -> float:

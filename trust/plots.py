@@ -140,9 +140,9 @@ def constants_figure(results: dict):
                              ("C_eff_function", "tab:blue", "function (batch)")):
             axes[0].plot(depth, _arr([r[key] for r in sel]), color=c, ls=ls, marker="o", label=f"{name}, {tag}")
         axes[1].plot(depth, _arr([r["log10_C_layers_op"] for r in sel]), color="tab:purple", ls=ls, marker="s",
-                     label=f"∏ κ(W_l)ρ_l β/α_l, {tag}")
-        axes[1].plot(depth, np.log10(_arr([r["C_eff_gradient"] for r in sel])), color="tab:red", ls=ls, marker="o",
-                     label=f"C_eff gradient, {tag}")
+                     label=f"∏ κ(W_l)max(1, ρ_l)β/α_l, {tag}")
+        axes[1].plot(depth, np.log10(_arr([r["C_eff_function"] for r in sel])), color="tab:blue", ls=ls, marker="o",
+                     label=f"C_eff function, {tag}")
         deepest = sel[-1]
         layers = np.arange(1, deepest["depth"] + 1)
         axes[2].plot(layers, _arr(deepest["layers"]["c_eff_gradient"]), color="tab:red", ls=ls, marker=".",
@@ -158,7 +158,7 @@ def constants_figure(results: dict):
     axes[0].set(yscale="log", xlabel="depth L", ylabel="C_eff = max_η measured / DRT",
                 title="(a) effective constant")
     axes[1].set(xlabel="depth L", ylabel="log10 constant",
-                title="(b) Theorem-1 form (κ(ΔW) → measured ρ) vs C_eff")
+                title="(b) function distance: Theorem-1 form (κ(ΔW) → ρ) vs C_eff")
     axes[2].set(yscale="log", xlabel="layer l", ylabel="C_eff of layer l's gradient", title="(c) per layer, deepest net")
     axes[3].set(xlabel="layer l", ylabel="‖φ(z)‖/‖z‖ (min, max over examples)", title="(d) transmission, deepest net")
     for ax in axes:
@@ -201,7 +201,7 @@ def descent_figure(results: dict):
 
 def cosgamma_figure(results: dict):
     """(a) Monte Carlo cos γ with 95 % intervals against 2/π and 3/4; (b) cos γ through training (mean over
-    layers and seeds, 95 % interval; band: layer min–max) against the paper's cos(π/4)."""
+    layers, 95 % interval across seeds; band: layer min–max) against the paper's cos(π/4)."""
     fig, (ax_a, ax_b) = plt.subplots(1, 2, figsize=(12, 4.3), constrained_layout=True)
     for (kind, rows), c in zip(results["monte_carlo"].items(), ("tab:blue", "tab:orange")):
         n = _arr([r["size"] for r in rows])
@@ -209,10 +209,11 @@ def cosgamma_figure(results: dict):
                       marker="o", capsize=3, label=f"{kind}")
         ax_a.axhline(results["limits"][kind], color=c, ls="--", lw=1, label=f"{kind} limit {results['limits'][kind]:.4f}")
     ax_a.set(xscale="log", xlabel="entries n", ylabel="E cos γ (95 % CI)", title="(a) Monte Carlo, iid entries")
-    for (opt, tr), c in zip(results["training"].items(), ("tab:purple", "tab:green", "tab:brown")):
+    for i, (opt, tr) in enumerate(results["training"].items()):
+        c = plt.cm.tab10((i + 4) % 10)
         e = _arr(tr["epochs"])
         ax_b.errorbar(e, _arr([m["mean"] for m in tr["mean"]]), yerr=_arr([m["half_width"] for m in tr["mean"]]),
-                      color=c, marker="o", capsize=3, label=f"{opt}: mean over layers and seeds")
+                      color=c, marker="o", capsize=3, label=f"{opt}: mean over layers, 95 % CI over seeds")
         ax_b.fill_between(e, _arr(tr["layer_min"]), _arr(tr["layer_max"]), color=c, alpha=0.15)
     ax_b.axhline(results["paper"], color="k", lw=1, label="paper: cos(π/4) = 0.707")
     ax_b.axhline(results["limits"]["gaussian"], color="tab:blue", ls="--", lw=1, label="2/π = 0.637")

@@ -11,9 +11,11 @@ Madam's, or random), ``ΔW = η·U`` on the paper's grid η = 0 … 0.099, and
 - ``C_eff`` (layer l's gradient) = max over η of ``‖Δg_l‖/‖g_l‖ ÷ [∏(1 + a_k) − 1]``;
 - ``C`` = ``(κ²β/α)^L`` with α the smallest measured transmission, β = 1 (relu's Lipschitz constant) and
   κ the largest condition number of any W_l or U_l; ``C_layers`` = ``∏ c_l``, ``c_l = κ(W_l)κ(U_l)β/α_l``;
-  ``C_layers_op`` replaces κ(U_l) by the measured ``ρ_l = (‖U_l‖_op/‖W_l‖_op)/(‖U_l‖_F/‖W_l‖_F) ≤ κ(U_l)``, the
-  only place κ(U_l) enters the proof — finite where U_l is singular, as a gradient of a layer whose input
-  has constant-zero features (digits) always is.
+  ``C_layers_op`` replaces κ(U_l) by ``max(1, ρ_l)`` with the measured
+  ``ρ_l = (‖U_l‖_op/‖W_l‖_op)/(‖U_l‖_F/‖W_l‖_F) ≤ κ(U_l)``, the only place κ(U_l) enters the proof (the
+  induction needs the factor ≥ 1) — finite where U_l is singular, as gradients are: zero input features
+  (digits' blank pixels) give zero columns, dead relu units zero rows, and the last layer's rows sum to 0
+  under softmax cross-entropy (rank ≤ classes − 1).
 
 The experiment net breaks Theorem 1's conditions (biases; the first and last W are not square; relu has
 α = 0 in the worst case): C is what the theorem's formula gives with the measured pieces, reported to
@@ -107,7 +109,7 @@ def at_point(net, params, x, y, kind: str, etas, key) -> dict:
                     for i in weights])
     with np.errstate(divide="ignore"):
         c_layers = k_w * k_u * beta_lip / alpha
-        c_op = k_w * rho * beta_lip / alpha
+        c_op = k_w * np.maximum(rho, 1.0) * beta_lip / alpha  # the induction absorbs ρ_l only where ρ_l ≥ 1
     depth = len(weights)
     log10_c = depth * _log10(max(k_w.max(), k_u.max()) ** 2 * beta_lip / alpha.min()) if alpha.min() > 0 else np.inf
     cos_t = estimate.cos_theta(u, grads)[weights]
@@ -191,4 +193,4 @@ def run(config: ConstantsConfig) -> tuple[dict, dict]:
             "C_layers": growth(ds_, [r["log10_C_layers"] for r in sel]),
             "C_layers_op": growth(ds_, [r["log10_C_layers_op"] for r in sel]),
         }
-    return {"rows": rows, "growth": fits}, arrays
+    return {"direction": config.perturb, "eta_max": config.eta_max, "rows": rows, "growth": fits}, arrays

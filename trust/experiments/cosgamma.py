@@ -6,8 +6,8 @@ Two parts:
 - Monte Carlo: W and g with n iid entries, Gaussian (E cos γ → 2/π as n → ∞) or with uniform
   magnitudes (→ 3/4); the mean over trials with a 95 % confidence interval (Student t), for several n.
 - Through training: cos γ_l of every weight matrix with the full-batch gradient, at checkpoints of Madam
-  and SGD training on digits, over seeds; the mean over layers and seeds with a 95 % interval, and the
-  spread across layers.
+  and SGD training on digits, over seeds; the mean over layers of each seed, with a 95 % interval across
+  seeds (none for one seed), and the spread across layers.
 """
 
 from __future__ import annotations
@@ -83,7 +83,8 @@ def run(config: CosGammaConfig) -> tuple[dict, dict]:
         arrays[f"{opt}/cos_gamma"] = cos
         training[opt] = {
             "epochs": [float(e) for e, _ in pts],
-            "mean": [mean_ci(cos[:, k].ravel()) for k in range(cos.shape[1])],
+            # Layers of one run are correlated, so the independent unit is a seed: its mean over layers.
+            "mean": [mean_ci(cos[:, k].mean(axis=-1)) for k in range(cos.shape[1])],
             "layer_min": cos.min(axis=(0, 2)), "layer_max": cos.max(axis=(0, 2)),
             "per_layer_mean": cos.mean(axis=0),
         }

@@ -13,7 +13,8 @@ at depth 16 a step of η = 1e-4 changes the loss by less than float32 resolves, 
 change is what is measured:
 
 - ``eta_descent`` — the largest grid η with ℒ(W + tU) < ℒ(W) at every grid t ≤ η (the descent interval
-  connected to 0); ``censored`` when the loss still decreases at the grid's end;
+  connected to 0), and ``eta_fail``, the next grid η, where it does not: the boundary lies between them;
+  ``censored`` when the loss still decreases at the grid's end;
 - ``eta_lemma1`` — the largest grid η at which every moved tensor satisfies Lemma 1's condition
   ``‖g_l(W + tU) − g_l(W)‖/‖g_l(W)‖ < cos θ_l`` at every grid t ≤ η. Lemma 1 is a theorem, so
   ``eta_lemma1 ≤ eta_descent`` must hold (up to the grid sampling the max over t);
@@ -23,7 +24,8 @@ change is what is measured:
 Why a range for C_eff: for relu nets the loss gradient is discontinuous in W (a unit crossing its kink
 switches φ'), so ‖Δg‖/‖g‖ falls off like √η rather than η as η → 0 and the ratio to DRT grows without
 bound there (at depth 2 on digits: 2.1 at η = 0.01, 3.5 at 0.001, 15 at 0.0001, float64 and float32
-alike). C_eff is therefore quoted with the η range it was fitted on.
+alike). C_eff is therefore quoted with the η range it was fitted on, and the ratio at the grid's smallest η
+is recorded beside it (``drt_ratio_at_eta_min``).
 """
 
 from __future__ import annotations
@@ -64,23 +66,30 @@ class DescentConfig(Config):
             raise TrustError(f"steps must be among {', '.join(STEPS)}, got {self.steps}")
         if not (0 < self.eta_min < self.eta_max and np.isfinite(self.eta_max)) or self.eta_steps < 2:
             raise TrustError("the η grid needs 0 < eta_min < eta_max (finite) and eta_steps ≥ 2")
-        if not self.eta_min <= self.c_eff_eta_min < self.c_eff_eta_max:
-            raise TrustError("need eta_min ≤ c_eff_eta_min < c_eff_eta_max")
+        if not (0 < self.c_eff_eta_min < self.c_eff_eta_max) or not np.any(self.c_eff_window):
+            raise TrustError(f"no grid η in the C_eff range [{self.c_eff_eta_min:g}, {self.c_eff_eta_max:g}]; "
+                             f"the grid spans [{self.eta_min:g}, {self.eta_max:g}]")
 
     @property
     def etas(self) -> np.ndarray:
         return np.concatenate([[0.0], np.geomspace(self.eta_min, self.eta_max, self.eta_steps)])
 
+    @property
+    def c_eff_window(self) -> np.ndarray:
+        """Which grid points C_eff is fitted on."""
+        return (self.etas >= self.c_eff_eta_min) & (self.etas <= self.c_eff_eta_max)
 
-def largest_prefix(etas, ok) -> tuple[float, bool]:
-    """The largest η whose grid prefix (η > 0) is all ``ok``; and whether the whole grid is (censored).
-    0.0 when the first positive grid point already fails."""
+
+def largest_prefix(etas, ok) -> tuple[float, float | None]:
+    """The largest η whose grid prefix (η > 0) is all ``ok`` (0.0 when the first positive grid point already
+    fails), and the first grid η that is not ``ok`` — ``None`` when the whole grid is (censored). The true
+    boundary lies between the two."""
     ok = np.asarray(ok, dtype=bool)[1:]
     n = int(np.argmin(ok)) if not ok.all() else ok.size
-    return (float(etas[n]) if n > 0 else 0.0), bool(ok.all())
+    return (float(etas[n]) if n > 0 else 0.0), (None if ok.all() else float(etas[n + 1]))
 
 
-def at_point(net, params, x, y, step: str, etas, c_eff_range: tuple[float, float]) -> dict:
+def at_point(net, params, x, y, step: str, etas, c_eff_window) -> dict:
     """Measured and predicted descent thresholds along one step at one point (module docstring)."""
     grads = points.full_batch_gradient(net, params, x, y)
     u = perturb.along_gradient(params, grads) if step == "fromage" else perturb.madam(params, grads)
@@ -89,23 +98,25 @@ def at_point(net, params, x, y, step: str, etas, c_eff_range: tuple[float, float
     moved = np.isfinite(cos)
     weights = np.array(dist.is_weight)
     depth = int(weights.sum())
-    eta_descent, censored = largest_prefix(etas, dist.loss < dist.loss0)
+    eta_descent, eta_fail = largest_prefix(etas, dist.loss < dist.loss0)
     lemma1_ok = np.all(dist.gradient[:, moved] < cos[moved][None, :], axis=1)
     eta_lemma1, _ = largest_prefix(etas, lemma1_ok)
     cos_min = float(np.min(cos[weights & moved]))
     drt = bounds.drt_bound(dist.weight_relative_size)
-    fit = (etas >= c_eff_range[0]) & (etas <= c_eff_range[1])
-    c_eff = estimate.effective_constant(dist.gradient[fit][:, weights].max(axis=1), drt[fit])
+    worst = dist.gradient[:, weights].max(axis=1)
+    c_eff = estimate.effective_constant(worst[c_eff_window], drt[c_eff_window])
     return {
         "depth": depth,
         "loss": dist.loss0,
         "eta_descent": eta_descent,
-        "censored": censored,
+        "eta_fail": eta_fail,
+        "censored": eta_fail is None,
         "eta_lemma1": eta_lemma1,
         "lemma1_holds": bool(eta_lemma1 <= eta_descent),
         "cos_theta_min": cos_min,
         "cos_theta": cos[weights],
         "C_eff": c_eff,
+        "drt_ratio_at_eta_min": float(worst[1] / drt[1]),  # grows as η → 0 for relu (module docstring)
         "lemma2": float(estimate.lemma2_threshold(cos_min, depth)),
         "lemma2_C_eff": float(estimate.lemma2_threshold(cos_min, depth, c_eff)),
         "loss_curve": dist.loss,
@@ -125,7 +136,7 @@ def run(config: DescentConfig) -> tuple[dict, dict]:
             for epoch, params in pts:
                 with jax.enable_x64(True):  # loss differences at η = 1e-4 are below float32 resolution
                     params64, x64 = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), (params, x))
-                    row = at_point(net, params64, x64, y, step, etas, (config.c_eff_eta_min, config.c_eff_eta_max))
+                    row = at_point(net, params64, x64, y, step, etas, config.c_eff_window)
                 arrays[f"{step}/L{depth}/epoch{epoch:g}/loss"] = row.pop("loss_curve")
                 rows.append({"step": step, "epoch": float(epoch), **row})
     lemma1 = [r for r in rows if not r["lemma1_holds"]]

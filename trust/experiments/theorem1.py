@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from trust import bounds
+from trust import bounds, estimate
 from trust.config import Config
 from trust.errors import TrustError
 
@@ -89,11 +89,6 @@ def draw_case(rng: np.random.Generator, config: Theorem1Config) -> dict:
     return {"ws": ws, "dws": dws, "x": rng.standard_normal((config.n_inputs, n)), "slope": s, "a": a}
 
 
-def _kappa(m) -> float:
-    sv = np.linalg.svd(m, compute_uv=False)
-    return float(sv[0] / sv[-1]) if sv[-1] > 0 else np.inf
-
-
 def recursion_bound(alpha, kappa_w, op_ratio, beta: float = 1.0) -> np.ndarray:
     """The induction step of Theorem 1 iterated from r_0 = 0 (THEORY §2.2):
     ``r_l = (β/α_l)·κ(W_l)·[r_{l−1} + (‖ΔW_l‖_op/‖W_l‖_op)(1 + r_{l−1})]``; ``alpha`` is (inputs, L)."""
@@ -115,8 +110,8 @@ def check_case(case: dict) -> dict:
         raise TrustError("a sampled network maps an input to 0 (measure zero): redraw with another seed")
     measured = np.linalg.norm(f_new - f, axis=-1) / f_norm
     alpha = np.stack([np.linalg.norm(leaky_relu(z, s), axis=-1) / np.linalg.norm(z, axis=-1) for z in zs], -1)
-    k_w = np.array([_kappa(w) for w in ws])
-    k_dw = np.array([_kappa(d) for d in dws])
+    k_w = np.array([estimate.conditioning(w) for w in ws])
+    k_dw = np.array([estimate.conditioning(d) for d in dws])
     op_ratio = np.array([np.linalg.norm(d, 2) / np.linalg.norm(w, 2) for w, d in zip(ws, dws)])
     r = recursion_bound(alpha, k_w, op_ratio, beta)
     drt = float(bounds.drt_bound(a))

@@ -46,6 +46,16 @@ def loss_function(loss: str | Callable) -> Callable:
     return LOSSES[loss]
 
 
+@partial(jax.jit, static_argnums=(0, 4))
+def _full_batch_gradient(apply, params, x, y, loss):
+    return jax.grad(lambda p: loss_function(loss)(apply(p, x), y))(params)
+
+
+def full_batch_gradient(apply: Callable, params, x, y, loss: str = "xent"):
+    """``∇ℒ(W)`` on the whole batch, one jitted call (compiled once per net, loss and shape)."""
+    return _full_batch_gradient(apply, params, x, y, loss)
+
+
 def grid_batch_size(n_grid: int, backend: str | None = None) -> int:
     """How many η points are evaluated at once (the rest is a sequential ``lax.map``).
 

@@ -121,6 +121,23 @@ def _madam_direction(params, grads):
     return jax.tree_util.tree_map(lambda w, g: -jnp.abs(w) * jnp.sign(g), params, grads)
 
 
+def direction(kind: str, params, grads, key: jax.Array | None = None, layer: int = 1):
+    """The direction U of a perturbation ``kind`` in :data:`KINDS` (relative size 1 per tensor, except
+    Madam's own scale): the fixed-gradient slice, a Gaussian draw with ``key``, ``ΔW_l = ηW_l`` (the exact
+    homogeneous case, THEORY §2.4), Madam's ``−|W| ⊙ sign g``, or layer ``layer`` alone along its gradient."""
+    if kind == "gradient":
+        return along_gradient(params, grads)
+    if kind == "random":
+        return gaussian(key, params)
+    if kind == "scaled":
+        return scaled(params, 1.0)
+    if kind == "madam":
+        return madam(params, grads)
+    if kind == "single":
+        return single_layer(along_gradient(params, grads), f"{layer}.w")
+    raise TrustError(f"unknown perturbation {kind!r}; choose one of {', '.join(KINDS)}")
+
+
 def single_layer(direction, layer: int | str):
     """Keep one tensor of ``direction`` (by flatten index or name such as ``"3.w"``), zero the rest."""
     names, us = leaf_names(direction), _leaves(direction)

@@ -18,6 +18,7 @@ import numpy as np
 from trust import bounds, data, measure, nets, perturb
 from trust.config import Config
 from trust.errors import TrustError
+from trust.experiments import points
 
 NET_KINDS = ("mlp", "residual", "theorem1")
 
@@ -72,20 +73,6 @@ def build_net(config: BreakdownConfig, d_in: int, n_out: int) -> nets.MLP:
                                residual=config.net == "residual", init_scheme=config.init)
 
 
-def direction(config: BreakdownConfig, params, grads, key) -> object:
-    """The direction U of ``config.perturb`` (relative size 1 per tensor, except Madam's own scale)."""
-    kind = config.perturb
-    if kind == "gradient":
-        return perturb.along_gradient(params, grads)
-    if kind == "random":
-        return perturb.gaussian(key, params)
-    if kind == "scaled":  # ΔW_l = η W_l: the exact homogeneous case, where DRT is tight (THEORY §2.4)
-        return perturb.scaled(params, 1.0)
-    if kind == "madam":
-        return perturb.madam(params, grads)
-    return perturb.single_layer(perturb.along_gradient(params, grads), f"{config.layer}.w")
-
-
 def _ratio(measured, bound):
     """measured / bound, NaN where the bound is 0 (η = 0)."""
     bound = np.asarray(bound, dtype=float)
@@ -98,14 +85,11 @@ def run(config: BreakdownConfig) -> tuple[dict, dict]:
         key = jax.random.key(config.seed)
         k_data, k_init, k_dir = (jax.random.fold_in(key, i) for i in range(3))
         ds = data.load(config.dataset, k_data)
-        x, y = ds.x_train, ds.y_train
-        if config.n_examples:
-            x, y = x[: config.n_examples], y[: config.n_examples]
+        x, y = points.measurement_batch(ds, config.n_examples)
         net = build_net(config, x.shape[1], ds.n_classes)
         params = net.init(k_init)
-        loss_fn = measure.loss_function(config.loss)
-        grads = jax.grad(lambda p: loss_fn(net.apply(p, x), y))(params)
-        u = direction(config, params, grads, k_dir)
+        grads = measure.full_batch_gradient(net.apply, params, x, y, config.loss)
+        u = perturb.direction(config.perturb, params, grads, k_dir, config.layer)
         dist = measure.relative_distances(net.apply, params, x, y, u, config.etas, loss=config.loss)
         extra = _operator_norm_check(config, params, u, x, dist) if config.net == "theorem1" else {}
 

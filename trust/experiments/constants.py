@@ -66,13 +66,9 @@ class ConstantsConfig(Config):
                                  seed=self.seed)
 
 
-def direction(kind: str, params, grads, key):
-    """The measured direction U: the fixed-gradient slice, Madam's ``−|W|⊙sign g`` or a random one."""
-    if kind == "gradient":
-        return perturb.along_gradient(params, grads)
-    if kind == "madam":
-        return perturb.madam(params, grads)
-    return perturb.gaussian(key, params)
+def _op_over_frobenius(m) -> float:
+    m = np.asarray(m, dtype=float)
+    return float(np.linalg.norm(m, 2) / np.linalg.norm(m))
 
 
 def _power10(log10_value: float) -> float:
@@ -86,8 +82,8 @@ def _log10(x: float) -> float:
 
 def at_point(net, params, x, y, kind: str, etas, key) -> dict:
     """Every constant at one point W (see the module docstring)."""
-    grads = points.full_batch_gradient(net, params, x, y)
-    u = direction(kind, params, grads, key)
+    grads = measure.full_batch_gradient(net.apply, params, x, y)
+    u = perturb.direction(kind, params, grads, key)
     dist = measure.relative_distances(net.apply, params, x, y, u, etas)
     weights = [i for i, w in enumerate(dist.is_weight) if w]
     drt = bounds.drt_bound(dist.weight_relative_size)
@@ -104,9 +100,7 @@ def at_point(net, params, x, y, kind: str, etas, key) -> dict:
     beta_lip = 1.0  # relu's Lipschitz constant
     # κ(U_l) only enters the proof through ‖U_l‖_op/‖W_l‖_op ≤ κ(U_l)·‖U_l‖_F/‖W_l‖_F; the measured ratio
     # ρ_l = (‖U_l‖_op/‖W_l‖_op)/(‖U_l‖_F/‖W_l‖_F) is finite even where U_l is singular (a gradient is).
-    rho = np.array([(np.linalg.norm(np.asarray(u_leaves[i], float), 2) / np.linalg.norm(np.asarray(u_leaves[i], float)))
-                    / (np.linalg.norm(np.asarray(leaves[i], float), 2) / np.linalg.norm(np.asarray(leaves[i], float)))
-                    for i in weights])
+    rho = np.array([_op_over_frobenius(u_leaves[i]) / _op_over_frobenius(leaves[i]) for i in weights])
     with np.errstate(divide="ignore"):
         c_layers = k_w * k_u * beta_lip / alpha
         c_op = k_w * np.maximum(rho, 1.0) * beta_lip / alpha  # the induction absorbs ρ_l only where ρ_l ≥ 1
@@ -117,6 +111,7 @@ def at_point(net, params, x, y, kind: str, etas, key) -> dict:
     cos_min = float(np.nanmin(cos_t))
     c_eff = max(c_eff_grad)
     log10_c_layers = float(np.sum(np.log10(c_layers)))
+    log10_c_op = float(np.sum(np.log10(c_op)))
     return {
         "layers": {
             "name": [dist.names[i] for i in weights],
@@ -129,7 +124,7 @@ def at_point(net, params, x, y, kind: str, etas, key) -> dict:
         "C_layers": _power10(log10_c_layers),
         "log10_C": log10_c,
         "log10_C_layers": log10_c_layers,
-        "log10_C_layers_op": float(np.sum(np.log10(c_op))),
+        "log10_C_layers_op": log10_c_op,
         "C_eff_function": estimate.effective_constant(dist.function_frob, drt),
         "C_eff_function_max": estimate.effective_constant(dist.function_max, drt),
         "C_eff_gradient": c_eff,
@@ -140,7 +135,7 @@ def at_point(net, params, x, y, kind: str, etas, key) -> dict:
             "lemma2_C_eff": float(estimate.lemma2_threshold(cos_min, depth, c_eff)),
             "log10_lemma2_C": log10_threshold(cos_min, depth, log10_c),
             "log10_lemma2_C_layers": log10_threshold(cos_min, depth, log10_c_layers),
-            "log10_lemma2_C_layers_op": log10_threshold(cos_min, depth, float(np.sum(np.log10(c_op)))),
+            "log10_lemma2_C_layers_op": log10_threshold(cos_min, depth, log10_c_op),
         },
         "loss": dist.loss0,
     }

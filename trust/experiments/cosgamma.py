@@ -14,10 +14,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import jax
 import numpy as np
 import scipy.stats
 
-from trust import estimate, nets, train
+from trust import estimate, measure, nets, train
 from trust.config import Config
 from trust.errors import TrustError
 from trust.experiments import points
@@ -76,8 +77,8 @@ def run(config: CosGammaConfig) -> tuple[dict, dict]:
             tc = train.TrainConfig(optimizer=opt, depth=config.depth, width=config.width, dataset=config.dataset,
                                    seed=config.seed + s)
             ds, net, pts = points.checkpoints(tc, config.epochs)
-            weights = [i for i, n in enumerate(nets.leaf_names(pts[0][1])) if n.endswith(".w")]
-            per_seed.append([estimate.cos_gamma(p, points.full_batch_gradient(net, p, ds.x_train, ds.y_train))[weights]
+            weights = [i for i, w in enumerate(jax.tree_util.tree_leaves(pts[0][1])) if nets.is_weight_matrix(w)]
+            per_seed.append([estimate.cos_gamma(p, measure.full_batch_gradient(net.apply, p, ds.x_train, ds.y_train))[weights]
                              for _, p in pts])
         cos = np.array(per_seed)  # (seeds, checkpoints, layers)
         arrays[f"{opt}/cos_gamma"] = cos

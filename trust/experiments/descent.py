@@ -91,8 +91,8 @@ def largest_prefix(etas, ok) -> tuple[float, float | None]:
 
 def at_point(net, params, x, y, step: str, etas, c_eff_window) -> dict:
     """Measured and predicted descent thresholds along one step at one point (module docstring)."""
-    grads = points.full_batch_gradient(net, params, x, y)
-    u = perturb.along_gradient(params, grads) if step == "fromage" else perturb.madam(params, grads)
+    grads = measure.full_batch_gradient(net.apply, params, x, y)
+    u = perturb.direction({"fromage": "gradient", "madam": "madam"}[step], params, grads)
     dist = measure.relative_distances(net.apply, params, x, y, u, etas)
     cos = estimate.cos_theta(u, grads)  # per tensor; NaN where a tensor does not move
     moved = np.isfinite(cos)

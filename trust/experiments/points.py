@@ -5,11 +5,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import jax
 
 from trust import data, nets, train
 from trust.errors import TrustError
-from trust.measure import loss_function
 
 
 def check_sweep(depths, epochs, n_examples: int) -> None:
@@ -45,8 +43,3 @@ def checkpoints(config: train.TrainConfig, epochs: tuple[float, ...]) -> tuple[d
     wanted = {int(round(e * out["steps_per_epoch"])) for e in epochs}
     return ds, net, [(out["checkpoint_epochs"][s], p) for s, p in out["checkpoints"].items() if s in wanted]
 
-
-def full_batch_gradient(net: nets.MLP, params, x, y, loss: str = "xent"):
-    """``∇ℒ(W)`` on the whole batch, one jitted call."""
-    loss_fn = loss_function(loss)
-    return jax.jit(jax.grad(lambda p: loss_fn(net.apply(p, x), y)))(params)

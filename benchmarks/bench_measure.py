@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from trust import data, measure, nets, perturb, store
+from trust import data, losses, measure, nets, perturb, store, tree
 
 
 def _best_of(fn, repeats):
@@ -70,12 +70,18 @@ def torch_loop(params, u, x, y, etas, repeats):
         return loss.detach(), h.detach(), grads
 
     def run():
-        loss0, out0, g0 = evaluate(0.0)
+        _, out0, g0 = evaluate(0.0)
         rows = []
         for eta in etas:
             loss, out, g = evaluate(float(eta))
-            rows.append((loss, torch.linalg.norm(out - out0, dim=-1), torch.linalg.norm(out - out0),
-                         torch.stack([torch.linalg.norm(a - b) for a, b in zip(g, g0)])))
+            rows.append(
+                (
+                    loss,
+                    torch.linalg.norm(out - out0, dim=-1),
+                    torch.linalg.norm(out - out0),
+                    torch.stack([torch.linalg.norm(a - b) for a, b in zip(g, g0)]),
+                )
+            )
         return rows
 
     run()
@@ -91,22 +97,22 @@ def bench_depth(depth, width, etas, repeats, ds):
     net = nets.experiment_mlp(ds.x_train.shape[1], width, depth, ds.n_classes)
     params = net.init(jax.random.key(depth))
     x, y = ds.x_train, ds.y_train
-    grads = jax.jit(jax.grad(lambda p: measure.cross_entropy(net.apply(p, x), y)))(params)
+    grads = jax.jit(jax.grad(lambda p: losses.cross_entropy(net.apply(p, x), y)))(params)
     u = perturb.along_gradient(params, grads)
     row = {"depth": depth, "width": width, "n_examples": int(x.shape[0]), "n_eta": int(etas.size)}
 
     def point(eta, out0, grads0):  # one η: the same quantities as the grid computes
-        loss, out, g = measure._evaluate(net.apply, measure.cross_entropy, perturb.perturbed(params, u, eta), x, y)
-        dg = perturb.frobenius_norms(jax.tree_util.tree_map(jnp.subtract, g, grads0))
+        loss, out, g = measure._evaluate(net.apply, losses.cross_entropy, perturb.perturbed(params, u, eta), x, y)
+        dg = tree.frobenius_norms(jax.tree_util.tree_map(jnp.subtract, g, grads0))
         return loss, jnp.linalg.norm(out - out0, axis=-1), jnp.linalg.norm(out - out0), dg
 
     point = jax.jit(point)
-    _, out0, grads0 = measure._evaluate(net.apply, measure.cross_entropy, params, x, y)
+    _, out0, grads0 = measure._evaluate(net.apply, losses.cross_entropy, params, x, y)
     point(jnp.float32(0.0), out0, grads0)
     row["naive_loop_s"] = _best_of(lambda: [point(jnp.float32(e), out0, grads0) for e in etas], repeats)
 
     for b in (1, 2, 4, 8, 16, etas.size):
-        fn = lambda: measure._grid(net.apply, measure.cross_entropy, b, params, u, x, y, jnp.asarray(etas))  # noqa: E731
+        fn = lambda: measure._grid(net.apply, losses.cross_entropy, b, params, u, x, y, jnp.asarray(etas))  # noqa: E731
         t = time.perf_counter()
         jax.block_until_ready(fn())
         row[f"compile_plus_run_b{b}_s"] = time.perf_counter() - t
@@ -130,27 +136,39 @@ def main(argv=None):
     peak = matmul_gflops()
     rows = [bench_depth(d, args.width, etas, args.repeats, ds) for d in args.depths]
     backend = jax.default_backend()
-    result = {"backend": backend, "devices": [str(d) for d in jax.devices()], "cpu": platform.processor() or platform.machine(),
-              "matmul_gflops_f32_1024": peak, "default_batch_size": measure.grid_batch_size(etas.size), "rows": rows,
-              "versions": store.versions()}
+    result = {
+        "backend": backend,
+        "devices": [str(d) for d in jax.devices()],
+        "cpu": platform.processor() or platform.machine(),
+        "matmul_gflops_f32_1024": peak,
+        "default_batch_size": measure.grid_batch_size(etas.size),
+        "rows": rows,
+        "versions": store.versions(),
+    }
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
     (out / f"measure_{backend}.json").write_text(json.dumps(result, indent=2))
 
-    lines = [f"Grid of {etas.size} η values, digits training batch ({rows[0]['n_examples']} examples), relu MLP width "
-             f"{args.width}, backend {backend}; matmul rate {peak:.0f} GFLOP/s (float32, 1024²). Times are the best of "
-             f"{args.repeats}, compile excluded.", "",
-             "| depth | naive jitted loop | lax.map b=1 | b=2 | b=4 | b=8 | b=16 | vmap (b=100) | PyTorch eager loop | best vs naive | best vs PyTorch | best GFLOP/s (% of matmul) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Grid of {etas.size} η values, digits training batch ({rows[0]['n_examples']} examples), relu MLP width "
+        f"{args.width}, backend {backend}; matmul rate {peak:.0f} GFLOP/s (float32, 1024²). Times are the best of "
+        f"{args.repeats}, compile excluded.",
+        "",
+        "| depth | naive jitted loop | lax.map b=1 | b=2 | b=4 | b=8 | b=16 | vmap (b=100) | PyTorch eager loop "
+        "| best vs naive | best vs PyTorch | best GFLOP/s (% of matmul) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         maps = {b: r[f"lax_map_b{b}_s"] for b in (1, 2, 4, 8, 16, etas.size)}
         best = min(maps.values())
         torch_s = r["torch_eager_loop_s"]
         lines.append(
-            f"| {r['depth']} | {r['naive_loop_s']:.2f} s | " + " | ".join(f"{maps[b]:.2f} s" for b in maps)
+            f"| {r['depth']} | {r['naive_loop_s']:.2f} s | "
+            + " | ".join(f"{maps[b]:.2f} s" for b in maps)
             + f" | {'n/a' if torch_s is None else f'{torch_s:.2f} s'} | {r['naive_loop_s'] / best:.2f}× | "
             + ("n/a" if torch_s is None else f"{torch_s / best:.2f}×")
-            + f" | {r['grid_gflop'] / best:.0f} ({100 * r['grid_gflop'] / best / peak:.0f} %) |")
+            + f" | {r['grid_gflop'] / best:.0f} ({100 * r['grid_gflop'] / best / peak:.0f} %) |"
+        )
     text = "\n".join(lines) + "\n"
     (out / f"measure_{backend}.md").write_text(text)
     print(text)

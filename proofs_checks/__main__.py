@@ -12,8 +12,11 @@ def main() -> int:
     print(markdown_table(results))
     verdicts = Counter(r.verdict for r in results)
     bad = [r.name for r in results if not r.ok]
-    print(f"{len(results)} checks: " + ", ".join(f"{n} {v}" for v, n in verdicts.items())
-          + f"; negative controls rejected: {sum(r.control.rejected for r in results)}/{len(results)}")
+    print(
+        f"{len(results)} checks: "
+        + ", ".join(f"{n} {v}" for v, n in verdicts.items())
+        + f"; negative controls rejected: {sum(r.control.rejected for r in results)}/{len(results)}"
+    )
     if bad:
         print(f"FAILED or control not rejected: {', '.join(bad)}", file=sys.stderr)
     return 1 if bad else 0

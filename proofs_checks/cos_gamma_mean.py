@@ -1,4 +1,4 @@
-"""THEORY §3 and §6 question 3, Madam's average angle: for W and g with iid entries, in the high-dimensional
+"""docs/theory.md §3.4 and §6.3, Madam's average angle: for W and g with iid entries, in the high-dimensional
 limit ``cos γ = (1/n)Σ|w_i||g_i| / √((1/n)Σw_i² · (1/n)Σg_i²) → E|w|E|g|/√(E w² E g²)`` almost surely (strong law
 of large numbers, independence, continuity), and so does E cos γ (|cos γ| ≤ 1, bounded convergence). Gaussian
 entries give ``2/π ≈ 0.637`` and uniform magnitudes ``3/4``, whatever the scales — not the paper's
@@ -49,8 +49,10 @@ def monte_carlo(rng) -> dict[str, float]:
     def cos_gamma(w, g):
         return np.vdot(np.abs(w), np.abs(g)) / (np.linalg.norm(w) * np.linalg.norm(g))
 
-    return {"gaussian": cos_gamma(rng.standard_normal(MC_SIZE) * 3.0, rng.standard_normal(MC_SIZE) * 0.01),
-            "uniform": cos_gamma(rng.uniform(-2, 2, MC_SIZE), rng.uniform(-1e-3, 1e-3, MC_SIZE))}
+    return {
+        "gaussian": cos_gamma(rng.standard_normal(MC_SIZE) * 3.0, rng.standard_normal(MC_SIZE) * 0.01),
+        "uniform": cos_gamma(rng.uniform(-2, 2, MC_SIZE), rng.uniform(-1e-3, 1e-3, MC_SIZE)),
+    }
 
 
 def matches(estimates: dict[str, float], targets: dict[str, float]) -> bool:
@@ -61,16 +63,28 @@ def matches(estimates: dict[str, float], targets: dict[str, float]) -> bool:
 def check(seed: int = 0) -> Result:
     gauss, unif = gaussian_limit(), uniform_limit()
     mc = monte_carlo(np.random.default_rng(seed))
-    steps = [is_identity(gauss, 2 / sp.pi), is_identity(unif, sp.Rational(3, 4)),
-             matches(mc, {"gaussian": 2 / np.pi, "uniform": 0.75})]
-    details = (f"sympy integrals: Gaussian (any σ_w, σ_g) → {gauss}: {steps[0]}; uniform magnitudes (any ranges) → "
-               f"{unif}: {steps[1]}. Monte Carlo, n = 1e6 (scales 3 vs 0.01, 2 vs 1e-3): {mc['gaussian']:.4f} and "
-               f"{mc['uniform']:.4f}, within {MC_TOL} of 2/π = {2 / np.pi:.4f} and 3/4: {steps[2]}.")
+    steps = [
+        is_identity(gauss, 2 / sp.pi),
+        is_identity(unif, sp.Rational(3, 4)),
+        matches(mc, {"gaussian": 2 / np.pi, "uniform": 0.75}),
+    ]
+    details = (
+        f"sympy integrals: Gaussian (any σ_w, σ_g) → {gauss}: {steps[0]}; uniform magnitudes (any ranges) → "
+        f"{unif}: {steps[1]}. Monte Carlo, n = 1e6 (scales 3 vs 0.01, 2 vs 1e-3): {mc['gaussian']:.4f} and "
+        f"{mc['uniform']:.4f}, within {MC_TOL} of 2/π = {2 / np.pi:.4f} and 3/4: {steps[2]}."
+    )
     plug_in = float(sp.cos(sp.pi / 4))
     rejected = not is_identity(gauss, sp.cos(sp.pi / 4)) and not matches(mc, {"gaussian": plug_in, "uniform": plug_in})
     return Result(
-        name="cos_gamma_mean", statement=STATEMENT, method="symbolic + numeric spot-check", verdict=proved_if(*steps),
+        name="cos_gamma_mean",
+        statement=STATEMENT,
+        method="symbolic + numeric spot-check",
+        verdict=proved_if(*steps),
         details=details,
-        control=Control("E cos γ → cos(π/4) = 1/√2 (the paper's plug-in)", rejected,
-                        f"2/π − 1/√2 = {float(gauss) - plug_in:.4f} ≠ 0; Monte Carlo misses 1/√2 by "
-                        f"{abs(mc['gaussian'] - plug_in):.3f} and {abs(mc['uniform'] - plug_in):.3f} ≫ {MC_TOL}"))
+        control=Control(
+            "E cos γ → cos(π/4) = 1/√2 (the paper's plug-in)",
+            rejected,
+            f"2/π − 1/√2 = {float(gauss) - plug_in:.4f} ≠ 0; Monte Carlo misses 1/√2 by "
+            f"{abs(mc['gaussian'] - plug_in):.3f} and {abs(mc['uniform'] - plug_in):.3f} ≫ {MC_TOL}",
+        ),
+    )

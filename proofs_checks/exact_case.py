@@ -1,4 +1,4 @@
-"""THEORY §2.4, the exact homogeneous case: for positively homogeneous φ (leaky relu, relu, identity), no
+"""docs/theory.md §2.4, the exact homogeneous case: for positively homogeneous φ (leaky relu, relu, identity), no
 biases and ``ΔW_l = ε_l W_l`` with ``ε_l > −1``, ``f_{W+ΔW} = ∏(1+ε_l)·f_W``, so the relative function
 distance is exactly ``|∏(1+ε_l) − 1|``."""
 
@@ -37,7 +37,7 @@ def spot_check(seed: int) -> tuple[bool, int]:
     rng = np.random.default_rng(seed)
     measured, exact = [], []
     for _ in range(200):
-        n, depth = rng.integers(2, 8), rng.integers(1, 7)
+        n, depth = int(rng.integers(2, 8)), int(rng.integers(1, 7))
         ws = [numeric.random_square(rng, n) for _ in range(depth)]
         eps = rng.uniform(-0.9, 2.0, depth)
         act = numeric.leaky_relu(rng.uniform(0.0, 1.0))
@@ -51,17 +51,29 @@ def spot_check(seed: int) -> tuple[bool, int]:
 
 
 def check(seed: int = 0) -> Result:
-    steps = {"homogeneity φ(λz) = λφ(z), λ > 0 (3 sign cases), hence one layer φ((1+ε)W·Ph) = (1+ε)P·φ(Wh)":
-             homogeneity_by_cases(),
-             "telescoping ∏_{k≤l}(1+ε_k) − 1 = (1+ε_l)(∏_{k<l}(1+ε_k) − 1) + ε_l": telescoping_gap() == 0}
+    steps = {
+        "homogeneity φ(λz) = λφ(z), λ > 0 (3 sign cases), hence one layer φ((1+ε)W·Ph) = (1+ε)P·φ(Wh)": (
+            homogeneity_by_cases()
+        ),
+        "telescoping ∏_{k≤l}(1+ε_k) − 1 = (1+ε_l)(∏_{k<l}(1+ε_k) − 1) + ε_l": telescoping_gap() == 0,
+    }
     numeric_ok, n = spot_check(seed)
     details = "; ".join(f"{k}: {'ok' if v else 'FAILS'}" for k, v in steps.items())
-    details += (f". Induction on l gives f_{{W+ΔW}} = ∏(1+ε_l)·f_W. Spot-check: {n} random leaky-relu nets "
-                f"(width 2–7, depth 1–6, ε ∈ (−0.9, 2)) match |∏(1+ε)−1| to rtol 1e-9: "
-                f"{'yes' if numeric_ok else 'NO'}.")
+    details += (
+        f". Induction on l gives f_{{W+ΔW}} = ∏(1+ε_l)·f_W. Spot-check: {n} random leaky-relu nets "
+        f"(width 2–7, depth 1–6, ε ∈ (−0.9, 2)) match |∏(1+ε)−1| to rtol 1e-9: "
+        f"{'yes' if numeric_ok else 'NO'}."
+    )
     gap = telescoping_gap(sign=-1)
     return Result(
-        name="exact_case", statement=STATEMENT, method="symbolic + numeric spot-check",
-        verdict=proved_if(*steps.values(), numeric_ok), details=details,
-        control=Control("∏_{k≤l}(1+ε_k) − 1 = (1+ε_l)(∏_{k<l}(1+ε_k) − 1) − ε_l (sign flipped)", gap != 0,
-                        f"lhs − rhs simplifies to {gap}, not 0"))
+        name="exact_case",
+        statement=STATEMENT,
+        method="symbolic + numeric spot-check",
+        verdict=proved_if(*steps.values(), numeric_ok),
+        details=details,
+        control=Control(
+            "∏_{k≤l}(1+ε_k) − 1 = (1+ε_l)(∏_{k<l}(1+ε_k) − 1) − ε_l (sign flipped)",
+            gap != 0,
+            f"lhs − rhs simplifies to {gap}, not 0",
+        ),
+    )

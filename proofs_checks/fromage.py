@@ -1,4 +1,4 @@
-"""THEORY §4, Fromage: ``p ← (p − η(‖p‖/‖g‖)g)/√(1+η²)`` satisfies
+"""docs/theory.md §4, Fromage: ``p ← (p − η(‖p‖/‖g‖)g)/√(1+η²)`` satisfies
 ``‖p_new‖²/‖p‖² = (1 − 2η cos φ + η²)/(1+η²)`` with φ the angle between p and g; so the norm is preserved
 exactly when g ⟂ p."""
 
@@ -38,7 +38,7 @@ def claimed_ratio(sign: int = 1):
 
 
 def fromage_step(p, g, eta):
-    """THEORY §4, nonzero p and g."""
+    """docs/theory.md §4, nonzero p and g."""
     return (p - eta * np.linalg.norm(p) / np.linalg.norm(g) * g) / np.sqrt(1 + eta**2)
 
 
@@ -59,17 +59,30 @@ def spot_check(rng, sign: int = 1):
 def check(seed: int = 0) -> Result:
     ratio = norm_ratio()
     meas, claim = spot_check(np.random.default_rng(seed))
-    steps = [bilinear_expansion(), is_identity(ratio, claimed_ratio()), is_identity(ratio.subs(COS, 0), 1),
-             numeric.holds(meas, claim) and numeric.holds(claim, meas)]
-    details = (f"‖p − kg‖² = ‖p‖² − 2k⟨p,g⟩ + k²‖g‖² (symbolic {DIM}-vectors): {steps[0]}; with k = η‖p‖/‖g‖ and "
-               f"⟨p,g⟩ = ‖p‖‖g‖cos φ the ratio is (1 − 2η cos φ + η²)/(1+η²): {steps[1]}; at cos φ = 0 it is 1: "
-               f"{steps[2]}. Spot-check, 200 random tensors (η ∈ [1e-3, 1], half with g ⟂ p): {steps[3]}.")
+    steps = [
+        bilinear_expansion(),
+        is_identity(ratio, claimed_ratio()),
+        is_identity(ratio.subs(COS, 0), 1),
+        numeric.holds(meas, claim) and numeric.holds(claim, meas),
+    ]
+    details = (
+        f"‖p − kg‖² = ‖p‖² − 2k⟨p,g⟩ + k²‖g‖² (symbolic {DIM}-vectors): {steps[0]}; with k = η‖p‖/‖g‖ and "
+        f"⟨p,g⟩ = ‖p‖‖g‖cos φ the ratio is (1 − 2η cos φ + η²)/(1+η²): {steps[1]}; at cos φ = 0 it is 1: "
+        f"{steps[2]}. Spot-check, 200 random tensors (η ∈ [1e-3, 1], half with g ⟂ p): {steps[3]}."
+    )
     bad_gap = difference(ratio, claimed_ratio(sign=-1))
     bad_meas, bad_claim = spot_check(np.random.default_rng(seed), sign=-1)
     rejected = bad_gap != 0 and not numeric.holds(bad_meas, bad_claim)
     return Result(
-        name="fromage", statement=STATEMENT, method="symbolic + numeric spot-check",
-        verdict=proved_if(*steps), details=details,
-        control=Control("‖p_new‖²/‖p‖² = (1 + 2η cos φ + η²)/(1+η²) (sign flipped)", rejected,
-                        f"difference simplifies to {sp.factor(bad_gap)}; worst numeric excess "
-                        f"{numeric.excess(bad_meas, bad_claim):.2f}"))
+        name="fromage",
+        statement=STATEMENT,
+        method="symbolic + numeric spot-check",
+        verdict=proved_if(*steps),
+        details=details,
+        control=Control(
+            "‖p_new‖²/‖p‖² = (1 + 2η cos φ + η²)/(1+η²) (sign flipped)",
+            rejected,
+            f"difference simplifies to {sp.factor(bad_gap)}; worst numeric excess "
+            f"{numeric.excess(bad_meas, bad_claim):.2f}",
+        ),
+    )

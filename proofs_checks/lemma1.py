@@ -1,4 +1,4 @@
-"""THEORY §3, Lemma 1 (reconstructed): with ``cos θ_l = −⟨ΔW_l, g_l⟩/(‖ΔW_l‖_F‖g_l‖_F)``, the loss decreases if
+"""docs/theory.md §3, Lemma 1 (reconstructed): with ``cos θ_l = −⟨ΔW_l, g_l⟩/(‖ΔW_l‖_F‖g_l‖_F)``, the loss decreases if
 for every l ``max_{t∈[0,1]} ‖g_l(W+tΔW) − g_l(W)‖_F/‖g_l‖_F < cos θ_l``.
 
 Proof: by the fundamental theorem of calculus
@@ -65,15 +65,25 @@ def tanh_cases(rng, count: int, nodes: int = 48):
         loss = lambda v: 0.5 * np.sum((numeric.forward(v, x, numeric.TANH)[0][-1] - y) ** 2)  # noqa: E731
         g0, eta = grad(ws), 10 ** rng.uniform(-3, 0)
         sign = -1.0 if i % 2 else 1.0
-        dws = [eta * np.linalg.norm(w) * (sign * g / np.linalg.norm(g) + rng.standard_normal(g.shape) / (2 * n))
-               for w, g in zip(ws, g0)]
+        dws = [
+            eta * np.linalg.norm(w) * (sign * g / np.linalg.norm(g) + rng.standard_normal(g.shape) / (2 * n))
+            for w, g in zip(ws, g0)
+        ]
         gt = [grad([w + t * d for w, d in zip(ws, dws)]) for t in tq]
         rel = np.array([[np.linalg.norm(g[l] - g0[l]) / np.linalg.norm(g0[l]) for l in range(depth)] for g in gt])
         gn, dn = np.array([np.linalg.norm(g) for g in g0]), np.array([np.linalg.norm(d) for d in dws])
         cos = -np.array([np.vdot(d, g) for d, g in zip(dws, g0)]) / (gn * dn)
         quad = sum(wt * sum(np.vdot(g[l], dws[l]) for l in range(depth)) for wt, g in zip(wq, gt))
-        rows.append((loss([w + d for w, d in zip(ws, dws)]) - loss(ws), quad, np.sum(gn * dn * (-cos + wq @ rel)),
-                     np.min(cos - rel.max(axis=0)), np.min(-cos - rel.max(axis=0)), np.sum(gn * dn)))
+        rows.append(
+            (
+                loss([w + d for w, d in zip(ws, dws)]) - loss(ws),
+                quad,
+                np.sum(gn * dn * (-cos + wq @ rel)),
+                np.min(cos - rel.max(axis=0)),
+                np.min(-cos - rel.max(axis=0)),
+                np.sum(gn * dn),
+            )
+        )
     return np.array(rows).T
 
 
@@ -87,8 +97,11 @@ def check(seed: int = 0) -> Result:
     gap, cs_gap = sufficiency_gap(), cauchy_schwarz_gap()
     symbolic_ok = [ftc_on_polynomial_net(), cs_gap == 0, is_nonneg_polynomial(gap) and gap != 0]
     change, quad, integral_bound, margin, flipped_margin, scale = tanh_cases(rng, 200)
-    numeric_ok = [numeric.holds(np.abs(change - quad), 1e-9 * scale), numeric.holds(change, integral_bound),
-                  condition_implies_descent(margin, change)]
+    numeric_ok = [
+        numeric.holds(np.abs(change - quad), 1e-9 * scale),
+        numeric.holds(change, integral_bound),
+        condition_implies_descent(margin, change),
+    ]
     details = (
         f"Symbolic: FTC identity on ℒ = ½(w_2φ(w_1x) − y)², φ(z) = z + z²: {symbolic_ok[0]}; Lagrange identity "
         f"(Cauchy–Schwarz) in dimension 3: {symbolic_ok[1]}; with cos θ_l = m_l + σ_l (σ_l > 0), −(loss-change "
@@ -96,13 +109,21 @@ def check(seed: int = 0) -> Result:
         f"{symbolic_ok[2]}. Numeric, 200 random tanh nets (width 2–5, depth 2–4, η ∈ [1e-3, 1], directions "
         f"±along g): FTC by 48-node Gauss–Legendre matches ℒ(W+ΔW) − ℒ(W): {numeric_ok[0]}; ℒ change ≤ "
         f"Σ‖g_l‖‖ΔW_l‖(−cos θ_l + mean_t m_l): {numeric_ok[1]}; the condition (max over the nodes) held on "
-        f"{int(np.sum(margin > 0))} cases and the loss decreased on all of them: {numeric_ok[2]}.")
+        f"{int(np.sum(margin > 0))} cases and the loss decreased on all of them: {numeric_ok[2]}."
+    )
     bad_gap = sufficiency_gap(sign=-1)
     counterexamples = int(np.sum((flipped_margin > 0) & (change >= 0)))
     rejected = not is_nonneg_polynomial(bad_gap) and not condition_implies_descent(flipped_margin, change)
     return Result(
-        name="lemma1", statement=STATEMENT, method="symbolic + numeric spot-check",
-        verdict=proved_if(*symbolic_ok, *numeric_ok), details=details,
-        control=Control("cos θ_l without its minus sign: max_t m_l < ⟨ΔW_l, g_l⟩/(‖ΔW_l‖‖g_l‖) ⇒ descent", rejected,
-                        f"−(bound) = {bad_gap} has negative coefficients; {counterexamples} cases satisfy it and "
-                        f"the loss increased"))
+        name="lemma1",
+        statement=STATEMENT,
+        method="symbolic + numeric spot-check",
+        verdict=proved_if(*symbolic_ok, *numeric_ok),
+        details=details,
+        control=Control(
+            "cos θ_l without its minus sign: max_t m_l < ⟨ΔW_l, g_l⟩/(‖ΔW_l‖‖g_l‖) ⇒ descent",
+            rejected,
+            f"−(bound) = {bad_gap} has negative coefficients; {counterexamples} cases satisfy it and "
+            f"the loss increased",
+        ),
+    )

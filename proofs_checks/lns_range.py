@@ -1,4 +1,4 @@
-"""THEORY §4, low-precision Madam's logarithmic number system: a weight is ``w = sign·σ*·e^{−base_lr·n}`` with
+"""docs/theory.md §4, low-precision Madam's logarithmic number system: a weight is ``w = sign·σ*·e^{−base_lr·n}`` with
 an integer ``n ∈ [0, levels−1]``, so the representable magnitudes span the dynamic range
 ``max/min = e^{base_lr·(levels−1)}`` — 12 bits with base_lr = 0.001 give e^{4.095} ≈ 60.0."""
 
@@ -46,15 +46,23 @@ def check() -> Result:
     decreasing, gap = range_gap(right)
     meas, claim = enumerated_ranges(right)
     steps = [decreasing, gap == 0, numeric.holds(meas, claim) and numeric.holds(claim, meas)]
-    details = (f"|w| decreases in n: {steps[0]}; max/min = e^{{b(levels−1)}}: {steps[1]}. Enumerated in float64: "
-               + ", ".join(f"{levels} levels, base {b}: {m:.4f}" for (levels, b), m in zip(CONFIGS, meas))
-               + f"; equal to the closed form: {steps[2]}.")
+    details = (
+        f"|w| decreases in n: {steps[0]}; max/min = e^{{b(levels−1)}}: {steps[1]}. Enumerated in float64: "
+        + ", ".join(f"{levels} levels, base {b}: {m:.4f}" for (levels, b), m in zip(CONFIGS, meas))
+        + f"; equal to the closed form: {steps[2]}."
+    )
     _, bad_gap = range_gap(off_by_one)
     bad_meas, bad_claim = enumerated_ranges(off_by_one)
     rejected = bad_gap != 0 and not numeric.holds(bad_claim, bad_meas)
     return Result(
-        name="lns_range", statement=STATEMENT, method="symbolic + numeric spot-check", verdict=proved_if(*steps),
+        name="lns_range",
+        statement=STATEMENT,
+        method="symbolic + numeric spot-check",
+        verdict=proved_if(*steps),
         details=details,
-        control=Control("max/min = e^{base_lr·levels} (off by one level)", rejected,
-                        f"difference {bad_gap} ≠ 0; 12 bits: claimed {bad_claim[0]:.4f} vs enumerated "
-                        f"{bad_meas[0]:.4f}"))
+        control=Control(
+            "max/min = e^{base_lr·levels} (off by one level)",
+            rejected,
+            f"difference {bad_gap} ≠ 0; 12 bits: claimed {bad_claim[0]:.4f} vs enumerated {bad_meas[0]:.4f}",
+        ),
+    )

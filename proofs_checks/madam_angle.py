@@ -1,4 +1,4 @@
-"""THEORY §3, Madam's angle: the sign update ``ΔW = W ⊙ (−η sign(W) ⊙ sign(g)) = −η|W| ⊙ sign(g)`` has
+"""docs/theory.md §3, Madam's angle: the sign update ``ΔW = W ⊙ (−η sign(W) ⊙ sign(g)) = −η|W| ⊙ sign(g)`` has
 ``−⟨ΔW, g⟩ = η⟨|W|, |g|⟩`` and (no zero gradient entry) ``‖ΔW‖ = η‖W‖``, so its cos θ equals
 ``cos γ = ⟨|W|, |g|⟩/(‖W‖‖g‖)``. With zero entries in g, ``‖ΔW‖ < η‖W‖`` and cos θ ≥ cos γ."""
 
@@ -51,16 +51,28 @@ def check(seed: int = 0) -> Result:
     rng = np.random.default_rng(seed)
     theta, gamma = angles(rng, cos_gamma)
     theta_z, gamma_z = angles(rng, cos_gamma, zero_fraction=0.3)
-    steps = [per_weight_cases(), numeric.holds(theta, gamma) and numeric.holds(gamma, theta),
-             numeric.holds(gamma_z, theta_z)]
+    steps = [
+        per_weight_cases(),
+        numeric.holds(theta, gamma) and numeric.holds(gamma, theta),
+        numeric.holds(gamma_z, theta_z),
+    ]
     strictly = numeric.violations(theta_z, gamma_z)
-    details = (f"Per weight, 4 sign cases: the update is −η|w|sign(g), −Δw·g = η|w||g|, Δw² = η²w²: {steps[0]}; "
-               f"summing gives cos θ = cos γ. Spot-check, 300 random tensors: cos θ of the literal update = cos γ: "
-               f"{steps[1]}; with 30 % zero gradient entries cos θ ≥ cos γ: {steps[2]} (strictly on {strictly}/300).")
+    details = (
+        f"Per weight, 4 sign cases: the update is −η|w|sign(g), −Δw·g = η|w||g|, Δw² = η²w²: {steps[0]}; "
+        f"summing gives cos θ = cos γ. Spot-check, 300 random tensors: cos θ of the literal update = cos γ: "
+        f"{steps[1]}; with 30 % zero gradient entries cos θ ≥ cos γ: {steps[2]} (strictly on {strictly}/300)."
+    )
     bad_theta, signed = angles(rng, lambda w, g: np.vdot(w, g) / (np.linalg.norm(w) * np.linalg.norm(g)))
     rejected = not (numeric.holds(bad_theta, signed) and numeric.holds(signed, bad_theta))
     return Result(
-        name="madam_angle", statement=STATEMENT, method="symbolic + numeric spot-check", verdict=proved_if(*steps),
+        name="madam_angle",
+        statement=STATEMENT,
+        method="symbolic + numeric spot-check",
+        verdict=proved_if(*steps),
         details=details,
-        control=Control("cos θ = ⟨W, g⟩/(‖W‖‖g‖) (absolute values dropped)", rejected,
-                        f"largest |difference| from the update's cos θ: {np.max(np.abs(bad_theta - signed)):.2f}"))
+        control=Control(
+            "cos θ = ⟨W, g⟩/(‖W‖‖g‖) (absolute values dropped)",
+            rejected,
+            f"largest |difference| from the update's cos θ: {np.max(np.abs(bad_theta - signed)):.2f}",
+        ),
+    )

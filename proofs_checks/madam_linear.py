@@ -1,4 +1,4 @@
-"""THEORY §3, Madam (linear form): ``W ← W ⊙ (1 − η sign(W) ⊙ sign(g))`` changes every weight by the fraction η
+"""docs/theory.md §3, Madam (linear form): ``W ← W ⊙ (1 − η sign(W) ⊙ sign(g))`` changes every weight by the fraction η
 of its own magnitude, ``|w_new| = |w|(1 ∓ η)``, so *every subset* S of the weights has ``‖ΔW_S‖ = η‖W_S‖``
 (for gradients with no zero entry; a weight with g_i = 0 does not move)."""
 
@@ -47,14 +47,22 @@ def check(seed: int = 0) -> Result:
     eta = 0.01
     changes = numeric.subset_relative_changes(np.random.default_rng(seed), madam_linear_delta(eta))
     steps = [per_weight_cases(), equals_eta(changes, eta)]
-    details = (f"Per weight, 4 sign cases, 0 < η < 1: Δw² = η²w² and |w_new| = "
-               f"|w|(1 ∓ η): {steps[0]}; summing over S gives ‖ΔW_S‖ = η‖W_S‖. Spot-check, 300 random tensors "
-               f"and subsets, η = {eta}: every ratio equals η: {steps[1]} (range {changes.min():.12g}–"
-               f"{changes.max():.12g}).")
+    details = (
+        f"Per weight, 4 sign cases, 0 < η < 1: Δw² = η²w² and |w_new| = "
+        f"|w|(1 ∓ η): {steps[0]}; summing over S gives ‖ΔW_S‖ = η‖W_S‖. Spot-check, 300 random tensors "
+        f"and subsets, η = {eta}: every ratio equals η: {steps[1]} (range {changes.min():.12g}–"
+        f"{changes.max():.12g})."
+    )
     bad = numeric.subset_relative_changes(np.random.default_rng(seed), sign_sgd_delta(eta))
     return Result(
-        name="madam_linear", statement=STATEMENT, method="symbolic + numeric spot-check",
-        verdict=proved_if(*steps), details=details,
-        control=Control("the additive sign update −η·mean|W|·sign(g) also moves every subset by η",
-                        not equals_eta(bad, eta),
-                        f"subset ratios range {bad.min():.3g}–{bad.max():.3g}, not η = {eta}"))
+        name="madam_linear",
+        statement=STATEMENT,
+        method="symbolic + numeric spot-check",
+        verdict=proved_if(*steps),
+        details=details,
+        control=Control(
+            "the additive sign update −η·mean|W|·sign(g) also moves every subset by η",
+            not equals_eta(bad, eta),
+            f"subset ratios range {bad.min():.3g}–{bad.max():.3g}, not η = {eta}",
+        ),
+    )

@@ -1,5 +1,5 @@
 """Plain-NumPy spot-check machinery (float64, fixed seeds): the Theorem-1 MLP ``f(x) = φ(W_L … φ(W_1 x))``
-(THEORY §1), hand-written backpropagation, and the one comparison every numeric check goes through.
+(docs/theory.md §1), hand-written backpropagation, and the one comparison every numeric check goes through.
 
 Tolerances: every quantity compared is a ratio of norms of vectors of length ≤ 12 computed in float64,
 through at most ~10 matrix products with condition numbers ≤ ~1e4, so its relative rounding error is
@@ -46,7 +46,7 @@ def layer_gradients(ws, x, act: Activation, output_gradient) -> list[np.ndarray]
     and ``δ_l = φ'(z_l) ⊙ W_{l+1}ᵀ δ_{l+1}``."""
     hs, zs = forward(ws, x, act)
     delta = act.dphi(zs[-1]) * output_gradient(hs[-1])
-    grads = [None] * len(ws)
+    grads: list = [None] * len(ws)
     for l in reversed(range(len(ws))):
         grads[l] = np.outer(delta, hs[l])
         if l:

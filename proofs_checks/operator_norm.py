@@ -1,4 +1,4 @@
-"""THEORY §2.3, the operator-norm bound (a theorem, constant-free): for 1-Lipschitz φ with φ(0) = 0 and the
+"""docs/theory.md §2.3, the operator-norm bound (a theorem, constant-free): for 1-Lipschitz φ with φ(0) = 0 and the
 Theorem-1 MLP, ``‖Δf(x)‖ ≤ ∏_k ‖W_k‖_op·‖x‖·[∏_k(1 + b_k) − 1]`` with ``b_k = ‖ΔW_k‖_op/‖W_k‖_op``."""
 
 from __future__ import annotations
@@ -31,11 +31,16 @@ def lemma_spot_check(rng) -> bool:
     """1-Lipschitz and φ(0) = 0 for leaky relu (slope ∈ [0, 1]) and tanh, and ``‖Mv‖ ≤ ‖M‖_op‖v‖``."""
     acts = [numeric.leaky_relu(s) for s in (0.0, 0.1, 1.0)] + [numeric.TANH]
     z, z2 = rng.standard_normal((2, 500, 6)) * 3
-    lips = all(numeric.holds(np.linalg.norm(a.phi(z) - a.phi(z2), axis=1), np.linalg.norm(z - z2, axis=1))
-               and not np.any(a.phi(np.zeros(3))) for a in acts)
+    lips = all(
+        numeric.holds(np.linalg.norm(a.phi(z) - a.phi(z2), axis=1), np.linalg.norm(z - z2, axis=1))
+        and not np.any(a.phi(np.zeros(3)))
+        for a in acts
+    )
     ms, vs = rng.standard_normal((300, 5, 5)), rng.standard_normal((300, 5))
-    return lips and numeric.holds(np.linalg.norm(np.einsum("nij,nj->ni", ms, vs), axis=1),
-                                  [numeric.op_norm(m) * np.linalg.norm(v) for m, v in zip(ms, vs)])
+    return lips and numeric.holds(
+        np.linalg.norm(np.einsum("nij,nj->ni", ms, vs), axis=1),
+        [numeric.op_norm(m) * np.linalg.norm(v) for m, v in zip(ms, vs)],
+    )
 
 
 def bound_cases(rng, count: int):
@@ -62,12 +67,14 @@ def check(seed: int = 0) -> Result:
     lemmas_ok = lemma_spot_check(rng)
     measured, bound = bound_cases(rng, 300)
     numeric_ok = numeric.holds(measured, bound)
-    details = (f"Lemmas (numeric, 500 draws each): leaky relu (s ∈ {{0, 0.1, 1}}) and tanh are 1-Lipschitz with "
-               f"φ(0) = 0, ‖Mv‖ ≤ ‖M‖_op‖v‖: {'ok' if lemmas_ok else 'FAILS'}. Induction step (symbolic, "
-               f"slacks t, u ≥ 0 on the hypotheses): bound − estimate = {step_gap}, ‖h_l‖ gap = {norm_gap}, "
-               f"both nonnegative polynomials: {is_nonneg_polynomial(step_gap) and is_nonneg_polynomial(norm_gap)}; "
-               f"base case l = 0: Δh_0 = 0. Spot-check on 300 random nets: worst excess "
-               f"{numeric.excess(measured, bound):.2e} (≤ 0 means never violated).")
+    details = (
+        f"Lemmas (numeric, 500 draws each): leaky relu (s ∈ {{0, 0.1, 1}}) and tanh are 1-Lipschitz with "
+        f"φ(0) = 0, ‖Mv‖ ≤ ‖M‖_op‖v‖: {'ok' if lemmas_ok else 'FAILS'}. Induction step (symbolic, "
+        f"slacks t, u ≥ 0 on the hypotheses): bound − estimate = {step_gap}, ‖h_l‖ gap = {norm_gap}, "
+        f"both nonnegative polynomials: {is_nonneg_polynomial(step_gap) and is_nonneg_polynomial(norm_gap)}; "
+        f"base case l = 0: Δh_0 = 0. Spot-check on 300 random nets: worst excess "
+        f"{numeric.excess(measured, bound):.2e} (≤ 0 means never violated)."
+    )
     bad_gap, _ = induction_gaps(additive=True)
     # The same comparison on a linear net with ΔW_k = W_k = I: ‖Δf‖ = (2^L − 1)‖x‖ against the additive L‖x‖.
     depth = 3
@@ -77,9 +84,15 @@ def check(seed: int = 0) -> Result:
     meas = np.linalg.norm(f_new - f)
     rejected = not is_nonneg_polynomial(bad_gap) and not numeric.holds([meas], [depth * 1.0])
     return Result(
-        name="operator_norm", statement=STATEMENT, method="symbolic + numeric spot-check",
+        name="operator_norm",
+        statement=STATEMENT,
+        method="symbolic + numeric spot-check",
         verdict=proved_if(lemmas_ok, is_nonneg_polynomial(step_gap), is_nonneg_polynomial(norm_gap), numeric_ok),
         details=details,
-        control=Control("additive bound ∏‖W_k‖_op‖x‖·Σ b_k (cross terms dropped)", rejected,
-                         f"step gap {bad_gap} has a negative coefficient; identity net, L = 3, ΔW = W: "
-                         f"‖Δf‖ = {meas:g} > Σb·‖x‖ = {depth}"))
+        control=Control(
+            "additive bound ∏‖W_k‖_op‖x‖·Σ b_k (cross terms dropped)",
+            rejected,
+            f"step gap {bad_gap} has a negative coefficient; identity net, L = 3, ΔW = W: "
+            f"‖Δf‖ = {meas:g} > Σb·‖x‖ = {depth}",
+        ),
+    )

@@ -1,4 +1,4 @@
-"""THEORY §2.2, the conversion Theorem 1 needs from operator-norm to Frobenius relative sizes. What is true for
+"""docs/theory.md §2.2, the conversion Theorem 1 needs from operator-norm to Frobenius relative sizes. What is true for
 square n×n matrices: ``‖ΔW‖_op/‖W‖_op ≤ κ(ΔW)·a`` and ``≤ √n·a`` with ``a = ‖ΔW‖_F/‖W‖_F``. It is the
 condition number of the *perturbation* that enters: ``κ(W)·a`` is false (W = I, rank-one ΔW). Hence Theorem 1
 must assume every ΔW_l κ-conditioned, and its κ² is ``κ(W_l)·κ(ΔW_l)``."""
@@ -45,8 +45,15 @@ def random_pairs(rng, count: int):
         n = int(rng.integers(2, 11))
         w = numeric.random_square(rng, n) * 10 ** rng.uniform(-1, 1, n)
         d = numeric.random_square(rng, n) * 10 ** rng.uniform(-3, 0, n)
-        rows.append((numeric.op_norm(d) / numeric.op_norm(w), np.linalg.norm(d) / np.linalg.norm(w),
-                     numeric.kappa(d), numeric.kappa(w), n))
+        rows.append(
+            (
+                numeric.op_norm(d) / numeric.op_norm(w),
+                np.linalg.norm(d) / np.linalg.norm(w),
+                numeric.kappa(d),
+                numeric.kappa(w),
+                n,
+            )
+        )
     return np.array(rows).T
 
 
@@ -54,7 +61,7 @@ def kappa_w_counterexample(n: int = 4, eps: float = 0.1) -> tuple[float, float]:
     """W = I_n (κ(W) = 1), ΔW = ε·e_1e_1ᵀ: ``‖ΔW‖_op/‖W‖_op = ε`` against ``κ(W)·a = ε/√n``."""
     w, d = np.eye(n), np.zeros((n, n))
     d[0, 0] = eps
-    return numeric.op_norm(d) / numeric.op_norm(w), numeric.kappa(w) * np.linalg.norm(d) / np.linalg.norm(w)
+    return numeric.op_norm(d) / numeric.op_norm(w), float(numeric.kappa(w) * np.linalg.norm(d) / np.linalg.norm(w))
 
 
 def check(seed: int = 0) -> Result:
@@ -73,14 +80,21 @@ def check(seed: int = 0) -> Result:
         f"{k_d.max():.0e}): κ(ΔW)·a holds {numeric_ok[0]}, √n·a holds {numeric_ok[1]}. With κ(W) in place of "
         f"κ(ΔW) the bound is FALSE: W = I_4, ΔW = 0.1·e₁e₁ᵀ gives {lhs:g} > κ(W)·a = {rhs:g} (holds: "
         f"{numeric.holds([lhs], [rhs])}); random pairs rarely show it ({kw_violations}/500 violate it). So Theorem 1 "
-        f"holds with κ² = κ(W_l)κ(ΔW_l) (or with κ(W_l)·√n), not κ(W_l)².")
+        f"holds with κ² = κ(W_l)κ(ΔW_l) (or with κ(W_l)·√n), not κ(W_l)²."
+    )
     (bad_gap,) = conversion_gaps(with_kappa=False)
     rejected = not is_nonneg_polynomial(bad_gap) and not numeric.holds(ratio, a)
     return Result(
-        name="opnorm_conversion", statement=STATEMENT, method="symbolic + numeric spot-check",
+        name="opnorm_conversion",
+        statement=STATEMENT,
+        method="symbolic + numeric spot-check",
         verdict=proved_if(lemmas_ok, *map(is_nonneg_polynomial, gaps), *numeric_ok, not numeric.holds([lhs], [rhs])),
         details=details,
-        control=Control("‖ΔW‖_op/‖W‖_op ≤ ‖ΔW‖_F/‖W‖_F (κ dropped)", rejected,
-                        f"gap {bad_gap} has negative coefficients; {numeric.violations(ratio, a)}/500 random pairs "
-                        f"violate it "
-                        f"(worst excess {numeric.excess(ratio, a):.2f})"))
+        control=Control(
+            "‖ΔW‖_op/‖W‖_op ≤ ‖ΔW‖_F/‖W‖_F (κ dropped)",
+            rejected,
+            f"gap {bad_gap} has negative coefficients; {numeric.violations(ratio, a)}/500 random pairs "
+            f"violate it "
+            f"(worst excess {numeric.excess(ratio, a):.2f})",
+        ),
+    )

@@ -1,4 +1,4 @@
-"""THEORY §2.2, the gradient (Jacobian) version of Theorem 1: is there a constant C(κ, α, β, L) with
+"""docs/theory.md §2.2, the gradient (Jacobian) version of Theorem 1: is there a constant C(κ, α, β, L) with
 ``‖Δg_l‖_F/‖g_l‖_F ≤ C·[∏(1+a_k) − 1]`` for ``g_l = ∂ℒ/∂W_l = δ_l h_{l−1}ᵀ``?
 
 The derivation does not close under the transmission and conditioning conditions alone: backprop
@@ -94,12 +94,20 @@ def check() -> Result:
         f"backprop at ε = 1e-6, s = 0.1: ratio {measured / drt:.4g}, symbolic {symbolic_value:.4g}, agree: {agree}. "
         f"What closes it: the activation pattern D_l unchanged along the perturbation and the output "
         f"cotangent fixed (Jacobian, ℒ = ⟨v, f⟩; for a general loss the relative change of ∂ℒ/∂f enters too) — "
-        f"then ‖Δg_l‖/‖g_l‖ ≤ ∏_{{k≠l}}κ(W_k)κ(ΔW_k)/s·[∏_{{k≠l}}(1+a_k) − 1] (theorem1_gradient_fixed_pattern).")
+        f"then ‖Δg_l‖/‖g_l‖ ≤ ∏_{{k≠l}}κ(W_k)κ(ΔW_k)/s·[∏_{{k≠l}}(1+a_k) − 1] (theorem1_gradient_fixed_pattern)."
+    )
     control_ratio, control_blow_up = ratio_to_drt(sp.Rational(1, 2))
     rejected = control_blow_up == 0
     return Result(
-        name="theorem1_gradient", statement=STATEMENT, method="symbolic proof",
-        verdict="FAILED" if closes else "does not close", details=details,
-        control=Control("the same family without a sign flip (t = ε/2) also defeats every constant", rejected,
-                        f"blow-up coefficient lim ε·ratio = {control_blow_up}; the ratio tends to "
-                        f"{sp.limit(control_ratio, eps, 0, '+')}"))
+        name="theorem1_gradient",
+        statement=STATEMENT,
+        method="symbolic proof",
+        verdict="FAILED" if closes else "does not close",
+        details=details,
+        control=Control(
+            "the same family without a sign flip (t = ε/2) also defeats every constant",
+            rejected,
+            f"blow-up coefficient lim ε·ratio = {control_blow_up}; the ratio tends to "
+            f"{sp.limit(control_ratio, eps, 0, '+')}",
+        ),
+    )

@@ -1,4 +1,4 @@
-"""THEORY §2.2, the gradient (Jacobian) version of Theorem 1 under the extra assumption that closes it: the
+"""docs/theory.md §2.2, the gradient (Jacobian) version of Theorem 1 under the extra assumption that closes it: the
 leaky-relu activation pattern ``D_k = diag φ'(z_k)`` is the same at W and W + ΔW, and the output cotangent v
 is fixed (``ℒ = ⟨v, f(x)⟩``). Then, with ``c_k = κ(W_k)κ(ΔW_k)/s`` (α = s, β = 1) and c = κ²/s,
 
@@ -20,8 +20,7 @@ from .core import Control, Result, proved_if
 from .symbolic import is_nonneg_polynomial, nonneg
 from .theorem1_step import induction_gap, step_algebra
 
-STATEMENT = ("leaky relu, pattern D_l unchanged, ℒ = ⟨v, f⟩ ⇒ ‖Δg_l‖/‖g_l‖ ≤ ∏_{k≠l}κ(W_k)κ(ΔW_k)/s·"
-             "[∏_{k≠l}(1+a_k) − 1]")
+STATEMENT = "leaky relu, pattern D_l unchanged, ℒ = ⟨v, f⟩ ⇒ ‖Δg_l‖/‖g_l‖ ≤ ∏_{k≠l}κ(W_k)κ(ΔW_k)/s·[∏_{k≠l}(1+a_k) − 1]"
 
 
 def combination_gap(backward: bool = True):
@@ -75,13 +74,21 @@ def check(seed: int = 0) -> Result:
         f"is a nonnegative polynomial: {symbolic_ok[2]}. The constant is ∏_{{k≠l}}c_k ≤ (κ²/s)^{{L−1}}: one factor "
         f"fewer than Theorem 1, and a_l does not enter. Spot-check: {kept}/300 random square leaky-relu nets "
         f"(width 2–6, depth 2–5, relative sizes 1e-4–3e-2) kept the pattern; all {len(meas)} layer gradients "
-        f"within the bound: {numeric_ok}, median measured/bound {np.median(meas / bound):.1e}.")
+        f"within the bound: {numeric_ok}, median measured/bound {np.median(meas / bound):.1e}."
+    )
     bad_gap = combination_gap(backward=False)
     rejected = not is_nonneg_polynomial(bad_gap) and not numeric.holds(meas, forward_only)
     return Result(
-        name="theorem1_gradient_fixed_pattern", statement=STATEMENT, method="symbolic + numeric spot-check",
-        verdict=proved_if(*symbolic_ok, numeric_ok), details=details,
-        control=Control("backward half dropped: ‖Δg_l‖/‖g_l‖ ≤ ∏_{k<l}c_k[∏_{k<l}(1+a_k) − 1] (δ_l taken as fixed)",
-                        rejected, f"gap {bad_gap} has negative coefficients; "
-                        f"{numeric.violations(meas, forward_only)}/{len(meas)} "
-                        f"layer gradients exceed it"))
+        name="theorem1_gradient_fixed_pattern",
+        statement=STATEMENT,
+        method="symbolic + numeric spot-check",
+        verdict=proved_if(*symbolic_ok, numeric_ok),
+        details=details,
+        control=Control(
+            "backward half dropped: ‖Δg_l‖/‖g_l‖ ≤ ∏_{k<l}c_k[∏_{k<l}(1+a_k) − 1] (δ_l taken as fixed)",
+            rejected,
+            f"gap {bad_gap} has negative coefficients; "
+            f"{numeric.violations(meas, forward_only)}/{len(meas)} "
+            f"layer gradients exceed it",
+        ),
+    )

@@ -1,4 +1,4 @@
-"""THEORY §2.2, Theorem 1 (relative form, reconstructed): under transmission ``α‖z‖ ≤ ‖φ(z)‖``, φ β-Lipschitz,
+"""docs/theory.md §2.2, Theorem 1 (relative form, reconstructed): under transmission ``α‖z‖ ≤ ‖φ(z)‖``, φ β-Lipschitz,
 and every W_l, ΔW_l square with condition number ≤ κ,
 ``‖Δf(x)‖/‖f(x)‖ ≤ (κ²β/α)^L·[∏(1+a_k) − 1]``. Checked here: the per-layer step, the induction and where
 ``c = κ²β/α ≥ 1`` is used. The conversion ``‖ΔW‖_op/‖W‖_op ≤ κ(ΔW)·a`` it needs is :mod:`.opnorm_conversion`."""
@@ -96,13 +96,20 @@ def check(seed: int = 0) -> Result:
         f"(1 + r_{{l−1}}) must be covered by c^l·a_l. It always holds: α(c − 1) = {c_gap} ≥ 0 for κ = 1+k, β = α+d: "
         f"{symbolic_ok[3]}. Base: r_0 = 0, r_1 ≤ c·a_1. Spot-check, 300 random square leaky-relu nets (width 2–8, "
         f"depth 1–6, s ∈ [0.05, 1]): every per-layer step holds: {numeric_ok[0]} ({len(sm)} steps); per-layer-constant "
-        f"bound holds: {numeric_ok[1]}, median measured/bound {np.median(np.array(m) / np.array(b)):.1e}.")
+        f"bound holds: {numeric_ok[1]}, median measured/bound {np.median(np.array(m) / np.array(b)):.1e}."
+    )
     bad_gap = induction_gap(c_at_least_one=False)
     lhs, rhs = c_below_one_counterexample()
     rejected = not is_nonneg_polynomial(bad_gap) and bool(lhs > rhs)
     return Result(
-        name="theorem1_step", statement=STATEMENT, method="symbolic + numeric spot-check",
-        verdict=proved_if(*symbolic_ok, *numeric_ok), details=details,
-        control=Control("the same induction with c < 1 (c^{l−1} = 1 − e)", rejected,
-                        f"gap {bad_gap} has a negative coefficient; c = 1/2, L = 2, a = (1, 1): step gives "
-                        f"{lhs} > claimed {rhs}"))
+        name="theorem1_step",
+        statement=STATEMENT,
+        method="symbolic + numeric spot-check",
+        verdict=proved_if(*symbolic_ok, *numeric_ok),
+        details=details,
+        control=Control(
+            "the same induction with c < 1 (c^{l−1} = 1 − e)",
+            rejected,
+            f"gap {bad_gap} has a negative coefficient; c = 1/2, L = 2, a = (1, 1): step gives {lhs} > claimed {rhs}",
+        ),
+    )

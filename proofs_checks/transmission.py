@@ -1,4 +1,4 @@
-"""THEORY §2.2, condition (i) for leaky relu with slope s ∈ [0, 1]: ``s‖z‖ ≤ ‖φ(z)‖ ≤ ‖z‖`` and φ is
+"""docs/theory.md §2.2, condition (i) for leaky relu with slope s ∈ [0, 1]: ``s‖z‖ ≤ ‖φ(z)‖ ≤ ‖z‖`` and φ is
 1-Lipschitz, i.e. α = s, β = 1 (relu: α = 0, which makes Theorem 1 vacuous)."""
 
 from __future__ import annotations
@@ -45,19 +45,31 @@ def spot_check(rng) -> tuple[np.ndarray, np.ndarray]:
 def check(seed: int = 0) -> Result:
     gaps, lip = transmission_gaps(), lipschitz_gaps()
     ratio, s = spot_check(np.random.default_rng(seed))
-    steps = [all(map(is_nonneg_polynomial, gaps)), all(map(is_nonneg_polynomial, lip)),
-             numeric.holds(s, ratio) and numeric.holds(ratio, np.ones_like(ratio))]
-    details = (f"Per coordinate, both sign cases: φ² − s²z² and z² − φ² are nonnegative polynomials "
-               f"({', '.join(map(str, gaps))}): {steps[0]}; Lipschitz gaps (both ≥ 0, both ≤ 0, across 0): "
-               f"{', '.join(map(str, lip))}: {steps[1]}. "
-               f"Bounds attained: all-negative z gives s, all-positive gives 1. Spot-check, 500 random z "
-               f"(scales 1e-3–1e3): s ≤ ‖φ(z)‖/‖z‖ ≤ 1: {steps[2]}.")
+    steps = [
+        all(map(is_nonneg_polynomial, gaps)),
+        all(map(is_nonneg_polynomial, lip)),
+        numeric.holds(s, ratio) and numeric.holds(ratio, np.ones_like(ratio)),
+    ]
+    details = (
+        f"Per coordinate, both sign cases: φ² − s²z² and z² − φ² are nonnegative polynomials "
+        f"({', '.join(map(str, gaps))}): {steps[0]}; Lipschitz gaps (both ≥ 0, both ≤ 0, across 0): "
+        f"{', '.join(map(str, lip))}: {steps[1]}. "
+        f"Bounds attained: all-negative z gives s, all-positive gives 1. Spot-check, 500 random z "
+        f"(scales 1e-3–1e3): s ≤ ‖φ(z)‖/‖z‖ ≤ 1: {steps[2]}."
+    )
     bad = transmission_gaps(alpha_is_one=True)
     bad_ratio_ok = numeric.holds(np.ones_like(ratio), ratio)
     rejected = not all(map(is_nonneg_polynomial, bad)) and not bad_ratio_ok
     return Result(
-        name="transmission", statement=STATEMENT, method="symbolic + numeric spot-check", verdict=proved_if(*steps),
+        name="transmission",
+        statement=STATEMENT,
+        method="symbolic + numeric spot-check",
+        verdict=proved_if(*steps),
         details=details,
-        control=Control("α = 1: ‖φ(z)‖ ≥ ‖z‖", rejected,
-                        f"case z < 0 gap {[str(g) for g in bad][2]} has negative coefficients; "
-                        f"{numeric.violations(np.ones_like(ratio), ratio)}/500 random z violate it"))
+        control=Control(
+            "α = 1: ‖φ(z)‖ ≥ ‖z‖",
+            rejected,
+            f"case z < 0 gap {[str(g) for g in bad][2]} has negative coefficients; "
+            f"{numeric.violations(np.ones_like(ratio), ratio)}/500 random z violate it",
+        ),
+    )

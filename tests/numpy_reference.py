@@ -1,4 +1,4 @@
-"""An independent plain-NumPy implementation, written from THEORY §1, to hold the JAX code against:
+"""An independent plain-NumPy implementation, written from docs/theory.md §1, to hold the JAX code against:
 the MLP forward pass, the cross-entropy loss and its gradient by hand-written backpropagation, and
 the relative distances. It shares no code with ``trust``."""
 
@@ -54,10 +54,8 @@ def xent_and_grad(ws, bs, x, y, act, slope=0.01, final_activation=False, residua
     d_h = d_out
     for l in reversed(range(L)):
         h, z = cache[l]
-        if l == L - 1 and not final_activation:
-            d_z = d_h
-        else:
-            d_z = d_h * dphi(act, z, slope)
+        linear_output = l == L - 1 and not final_activation
+        d_z = d_h if linear_output else d_h * dphi(act, z, slope)
         gw[l] = d_z.T @ h
         gb[l] = d_z.sum(axis=0)
         d_in = d_z @ ws[l]

@@ -1,4 +1,4 @@
-"""Plain-NumPy optimisers written from THEORY §4 (one tensor at a time, float64), for the tests."""
+"""Plain-NumPy optimisers written from docs/theory.md §4 (one tensor at a time, float64), for the tests."""
 
 import numpy as np
 

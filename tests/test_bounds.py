@@ -1,4 +1,4 @@
-"""Closed forms of the bound functions (THEORY §2)."""
+"""Closed forms of the bound functions (docs/theory.md §2)."""
 
 import numpy as np
 import pytest

@@ -14,7 +14,10 @@ def test_theorem1_and_experiment_forms(key):
     params = t1.init(key)
     assert [set(p) for p in params] == [{"w"}] * 3 and t1.depth == 3
     x = jax.random.normal(key, (5, 3))
-    phi = lambda z: np.where(z >= 0, z, 0.1 * z)
+
+    def phi(z):
+        return np.where(z >= 0, z, 0.1 * z)
+
     h = np.asarray(x)
     for p in params:
         h = phi(h @ np.asarray(p["w"]).T)  # φ at every layer, the last one included

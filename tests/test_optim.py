@@ -1,15 +1,14 @@
-"""Optimisers against plain-NumPy references (THEORY §4), optax, and their invariants."""
+"""Optimisers against plain-NumPy references (docs/theory.md §4), optax, and their invariants."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import pytest
-
 import optim_reference as ref
-from trust import optim
-
+import pytest
 from conftest import SEED
+
+from trust import optim
 
 SHAPES = [  # ≥ 3 random pytrees, each with a zero-initialised bias
     {"w": (4, 3), "b": (4,)},
@@ -61,8 +60,10 @@ CASES = {
     "lars_p_bound": (lambda: optim.lars(0.2, p_bound=1.1), lambda p: ref.Fromage(p, 0.2, p_bound=1.1, prefactor=False)),
     "madam": (lambda: optim.madam(0.05), lambda p: ref.Madam(p, 0.05)),
     "madam_clip": (lambda: optim.madam(0.2, p_scale=1.0, g_bound=1.5), lambda p: ref.Madam(p, 0.2, 1.0, 1.5)),
-    "madam_lns": (lambda: optim.madam_lns(levels=256, base_lr=0.01, lr_factor=7),
-                  lambda p: ref.MadamLNS(p, 256, 0.01, 7.0)),
+    "madam_lns": (
+        lambda: optim.madam_lns(levels=256, base_lr=0.01, lr_factor=7),
+        lambda p: ref.MadamLNS(p, 256, 0.01, 7.0),
+    ),
 }
 
 
@@ -157,10 +158,11 @@ def test_madam_lns_weights_stay_on_the_grid(key):
         g = jax.tree_util.tree_map(lambda v: jax.random.normal(jax.random.fold_in(key, t), v.shape), p)
         updates, state = opt.update(g, state, p)
         p = optax.apply_updates(p, updates)
+        lns = state[-1]  # chain(scale_by_madam, scale_by_learning_rate, madam_lns_update)
         for k in p:
-            n = np.asarray(state.exponent[k])
+            n = np.asarray(lns.exponent[k])
             assert n.dtype == np.int32 and n.min() >= 0 and n.max() < levels
-            expected = np.sign(np.asarray(p[k])) * float(state.max[k]) * np.exp(-base_lr * n)
+            expected = np.sign(np.asarray(p[k])) * float(lns.sigma_max[k]) * np.exp(-base_lr * n)
             np.testing.assert_allclose(p[k], expected, rtol=1e-14)  # one rounding of p + (w − p)
 
 
@@ -172,15 +174,37 @@ def test_dynamic_range():
     assert 59 < float(w[0] / w[1]) < 61
 
 
-OPTIMISERS = {
-    "sgd": lambda: optim.sgd(0.1),
-    "sgd_momentum": lambda: optim.sgd(0.05, momentum=0.9),
-    "adam": lambda: optim.adam(0.01),
-    "fromage": lambda: optim.fromage(0.05),
-    "lars": lambda: optim.lars(0.05),
-    "madam": lambda: optim.madam(0.05),
-    "madam_lns": lambda: optim.madam_lns(levels=4096, base_lr=0.001, lr_factor=16),
+OPTIMISERS = {  # name: (factory, the hyperparameter that plays the learning rate, hyperparameters)
+    "sgd": (optim.sgd, "learning_rate", {"learning_rate": 0.1}),
+    "sgd_momentum": (optim.sgd, "learning_rate", {"learning_rate": 0.05, "momentum": 0.9}),
+    "adam": (optim.adam, "learning_rate", {"learning_rate": 0.01}),
+    "fromage": (optim.fromage, "learning_rate", {"learning_rate": 0.05}),
+    "lars": (optim.lars, "learning_rate", {"learning_rate": 0.05}),
+    "madam": (optim.madam, "learning_rate", {"learning_rate": 0.05}),
+    "madam_lns": (optim.madam_lns, "lr_factor", {"levels": 4096, "base_lr": 0.001, "lr_factor": 16.0}),
 }
+
+
+def _make(name, inject=False):
+    factory, _, kwargs = OPTIMISERS[name]
+    return (optax.inject_hyperparams(factory) if inject else factory)(**kwargs)
+
+
+def _small_params(key):
+    """A weight and a nonzero bias (multiplicative optimisers cannot move a zero)."""
+    return {"w": 0.5 * jax.random.normal(key, (5, 3)), "b": 0.1 * jnp.ones(3)}
+
+
+def _counting_jit(fn):
+    """``jax.jit(fn)`` and a list that grows by one each time JAX traces ``fn``: the Python body runs
+    only while tracing, and a new trace is exactly a jit-cache miss, i.e. a new compilation."""
+    traces = []
+
+    def traced(*args):
+        traces.append(None)
+        return fn(*args)
+
+    return jax.jit(traced), traces
 
 
 @pytest.mark.parametrize("name", OPTIMISERS)
@@ -190,22 +214,109 @@ def test_every_optimiser_converges_without_recompiling(key, name):
     that multiplicative updates (which cannot flip a sign) can reach it too."""
     k1, k2, k3 = jax.random.split(key, 3)
     x = jax.random.normal(k1, (64, 5))
-    params = {"w": 0.5 * jax.random.normal(k3, (5, 3)), "b": 0.1 * jnp.ones(3)}  # strongly typed, as trained params are
+    params = _small_params(k3)  # strongly typed, as trained params are
     w_true = params["w"] * jnp.exp(0.5 * jax.random.normal(k2, (5, 3)))
     w_true = jnp.clip(w_true, -1.4, 1.4)  # σ* = 3·RMS(w_init) ≈ 1.5
     y = x @ w_true + 0.2
     loss = lambda p: jnp.mean((x @ p["w"] + p["b"][None, :] - y) ** 2)  # noqa: E731
-    opt = OPTIMISERS[name]()
+    opt = _make(name)
     state = opt.init(params)
 
-    @jax.jit
     def step(params, state):
         value, g = jax.value_and_grad(loss)(params)
         updates, state = opt.update(g, state, params)
         return optax.apply_updates(params, updates), state, value
 
+    step, traces = _counting_jit(step)
     first = float(loss(params))
     for _ in range(300):
         params, state, _ = step(params, state)
     assert float(loss(params)) < 0.2 * first, name
-    assert step._cache_size() == 1
+    assert len(traces) == 1
+
+
+@pytest.mark.parametrize("name", OPTIMISERS)
+def test_inject_hyperparams_follows_the_plain_optimiser_and_its_rate_acts(key, name):
+    """Under ``optax.inject_hyperparams`` every optimiser takes the plain one's steps, and a learning rate
+    written into the injected state is the one used: the next update is the update of the optimiser
+    built with that rate, and differs from the old rate's update (so ignoring it would fail)."""
+    factory, rate, kwargs = OPTIMISERS[name]
+    plain, injected = _make(name), _make(name, inject=True)
+    params = _small_params(key)
+    grads = [
+        jax.tree_util.tree_map(lambda v: jax.random.normal(jax.random.fold_in(key, t), v.shape), params)
+        for t in range(1, 5)
+    ]
+    p, q = params, params
+    plain_state, inj_state = plain.init(p), injected.init(q)
+    # float64: the two differ only in the rate being an array instead of a Python float, which can move a
+    # rounding (e.g. in Fromage's 1/√(1+η²)) by one ulp; over 3 well-conditioned steps that stays ~1e-15
+    tol = {"rtol": 1e-12, "atol": 1e-14}
+    for g in grads[:3]:
+        u, plain_state = plain.update(g, plain_state, p)
+        v, inj_state = injected.update(g, inj_state, q)
+        p, q = optax.apply_updates(p, u), optax.apply_updates(q, v)
+        for k in p:
+            np.testing.assert_allclose(q[k], p[k], **tol, err_msg=k)
+    inj_state.hyperparams[rate] = 2 * inj_state.hyperparams[rate]
+    got = injected.update(grads[3], inj_state, q)[0]
+    want = factory(**{**kwargs, rate: 2 * kwargs[rate]}).update(grads[3], inj_state.inner_state, q)[0]
+    old = plain.update(grads[3], inj_state.inner_state, q)[0]
+    for k in got:
+        np.testing.assert_allclose(got[k], want[k], **tol, err_msg=k)
+    assert max(float(jnp.max(jnp.abs(got[k] - old[k]))) for k in got) > 1e-3
+
+
+@pytest.mark.parametrize("inject", [False, True], ids=["plain", "injected"])
+@pytest.mark.parametrize("name", OPTIMISERS)
+def test_second_update_does_not_recompile(key, name, inject):
+    """A jitted ``update`` fed its own state back, with new gradient values each time, compiles once: the
+    state keeps its structure, shapes and dtypes (e.g. LNS exponents stay int32 when ``levels`` is an
+    injected integer array)."""
+    opt = _make(name, inject)
+    params = _small_params(key)
+    state = opt.init(params)
+    update, traces = _counting_jit(opt.update)
+    for t in range(3):
+        g = jax.tree_util.tree_map(lambda v: jax.random.normal(jax.random.fold_in(key, t), v.shape), params)
+        updates, state = update(g, state, params)
+        params = optax.apply_updates(params, updates)
+    assert len(traces) == 1
+
+
+SCHEDULED = {  # name: (optimiser from a schedule, NumPy reference, the reference's rate attribute)
+    "fromage": (optim.fromage, lambda p: ref.Fromage(p), "lr"),
+    "fromage_p_bound": (lambda lr: optim.fromage(lr, p_bound=0.95), lambda p: ref.Fromage(p, p_bound=0.95), "lr"),
+    "lars": (optim.lars, lambda p: ref.Fromage(p, prefactor=False), "lr"),
+    "madam": (optim.madam, lambda p: ref.Madam(p), "lr"),
+    "madam_lns": (
+        lambda lr: optim.madam_lns(levels=256, base_lr=0.01, lr_factor=lr),
+        lambda p: ref.MadamLNS(p, 256, 0.01),
+        "lr_factor",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", SCHEDULED)
+def test_schedule_reaches_every_piece(name):
+    """With a learning-rate schedule each step uses that step's rate everywhere it enters (for Fromage
+    also in the 1/√(1+η²) prefactor): the trajectory equals the NumPy reference with its rate set per step."""
+    make_opt, make_ref, attr = SCHEDULED[name]
+    rate = 10.0 if name == "madam_lns" else 0.3
+    # halved every 3 steps; written out because optax's schedules return float32 for an int32 step count,
+    # which would put a float32 rounding of η into the float64 comparison
+    schedule = lambda count: rate * 0.5 ** (count // 3)  # noqa: E731
+    params, grads = _problem(SEED, SHAPES[1])
+    if name.startswith("madam"):
+        params["b"] = np.full(SHAPES[1]["b"], 0.01)
+    refs = {k: make_ref(v) for k, v in params.items()}
+    want, p = [], dict(params)
+    for t, g in enumerate(grads):
+        for r in refs.values():
+            setattr(r, attr, float(schedule(t)))
+        p = {k: refs[k].step(p[k], g[k]) for k in p}
+        want.append(p)
+    for t, (a, b) in enumerate(zip(_run(make_opt(schedule), params, grads), want)):
+        for k in a:
+            # as in test_against_numpy_reference: float64, 25 steps, ~1e-14 expected
+            np.testing.assert_allclose(a[k], b[k], rtol=1e-10, atol=1e-12, err_msg=f"{name} step {t} tensor {k}")

@@ -31,8 +31,7 @@ def test_gradient_version_is_reported_as_not_closing():
 
 
 def test_command_prints_a_row_per_check_and_exits_0():
-    run = subprocess.run([sys.executable, "-m", "proofs_checks"], cwd=ROOT, capture_output=True, text=True,
-                         timeout=300)
+    run = subprocess.run([sys.executable, "-m", "proofs_checks"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     rows = [line for line in run.stdout.splitlines() if line.startswith("| ") and not line.startswith("| check ")]
     assert len(rows) == len(proofs_checks.CHECKS)
@@ -61,8 +60,7 @@ def test_broken_numeric_checker_reports_failed(monkeypatch):
 
 
 def test_command_exits_1_when_a_check_fails(monkeypatch, capsys):
-    failed = proofs_checks.Result("broken", "s", "numeric only", "FAILED", "d",
-                                  proofs_checks.Control("c", True, "e"))
+    failed = proofs_checks.Result("broken", "s", "numeric only", "FAILED", "d", proofs_checks.Control("c", True, "e"))
     monkeypatch.setattr(cli, "run_all", lambda: [failed])
     assert cli.main() == 1
     assert "broken" in capsys.readouterr().err

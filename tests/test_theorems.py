@@ -1,16 +1,15 @@
-"""Theorem checks: statements that must hold on every sampled case (THEORY §2.3, §2.4).
+"""Theorem checks: statements that must hold on every sampled case (docs/theory.md §2.3, §2.4).
 
 Zero violations are asserted; the only slack is float64 rounding, justified at each assertion."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from conftest import SEED
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from trust import bounds, measure, nets, perturb
-
-from conftest import SEED
 
 
 @settings(max_examples=12, deadline=None, derandomize=True)
@@ -23,9 +22,9 @@ from conftest import SEED
     seed=st.integers(0, 2**31 - 1),
 )
 def test_exact_homogeneous_case(depth, widths, activation, slope, eps, seed):
-    """Positively homogeneous φ, no biases, ΔW_l = ε_l W_l: f scales by ∏(1+ε_l) exactly (THEORY §2.4)."""
+    """Positively homogeneous φ, no biases, ΔW_l = ε_l W_l: f scales by ∏(1+ε_l) exactly (docs/theory.md §2.4)."""
     key = jax.random.key(seed)
-    net = nets.theorem1_mlp([5] + widths[:depth - 1] + [3], activation, slope)
+    net = nets.theorem1_mlp([5] + widths[: depth - 1] + [3], activation, slope)
     params = net.init(key)
     x = jax.random.normal(jax.random.fold_in(key, 1), (8, 5))
     y = jnp.arange(8) % 3
@@ -44,9 +43,16 @@ def test_exact_homogeneous_case(depth, widths, activation, slope, eps, seed):
 
 # (widths, activation): square and rectangular, narrow and deep, every 1-Lipschitz φ with φ(0) = 0.
 CONFIGS = [
-    ((4, 4), "identity"), ((3, 5, 2), "relu"), ((6, 6, 6, 6), "leaky_relu"), ((5, 8, 8, 8, 3), "tanh"),
-    ((2, 2, 2, 2, 2, 2, 2), "relu"), ((7, 3, 7, 3, 7), "identity"), ((8, 8, 8, 8, 8, 8), "tanh"),
-    ((4, 10, 10, 4), "leaky_relu"), ((1, 6, 1), "relu"), ((5, 5, 5, 5, 5, 5, 5, 5, 5), "leaky_relu"),
+    ((4, 4), "identity"),
+    ((3, 5, 2), "relu"),
+    ((6, 6, 6, 6), "leaky_relu"),
+    ((5, 8, 8, 8, 3), "tanh"),
+    ((2, 2, 2, 2, 2, 2, 2), "relu"),
+    ((7, 3, 7, 3, 7), "identity"),
+    ((8, 8, 8, 8, 8, 8), "tanh"),
+    ((4, 10, 10, 4), "leaky_relu"),
+    ((1, 6, 1), "relu"),
+    ((5, 5, 5, 5, 5, 5, 5, 5, 5), "leaky_relu"),
 ]
 ETAS = np.geomspace(1e-3, 10.0, 12)  # "large" included: relative sizes up to 10 × ‖W‖ per layer
 
@@ -57,8 +63,12 @@ def test_operator_norm_bound_zero_violations():
     n_cases, worst = 0, 0.0
     for c, (widths, activation) in enumerate(CONFIGS):
         net = nets.theorem1_mlp(widths, activation, slope=0.2)
-        outputs = jax.jit(jax.vmap(lambda p, u, eta, x: net.apply(perturb.perturbed(p, u, eta), x) - net.apply(p, x),
-                                   in_axes=(None, None, 0, None)))
+        outputs = jax.jit(
+            jax.vmap(
+                lambda p, u, eta, x: net.apply(perturb.perturbed(p, u, eta), x) - net.apply(p, x),
+                in_axes=(None, None, 0, None),
+            )
+        )
         for draw in range(5):
             key = jax.random.key(int(rng.integers(2**31)))
             params = net.init(key)
@@ -70,7 +80,9 @@ def test_operator_norm_bound_zero_violations():
             change = np.linalg.norm(np.asarray(outputs(params, u, ETAS, x)), axis=-1)  # (η, n)
             w_op = bounds.operator_norms([p["w"] for p in params])
             u_op = bounds.operator_norms([q["w"] for q in u])
-            bound = bounds.operator_norm_bound(w_op, ETAS[:, None] * u_op, 1.0)[:, None] * np.linalg.norm(np.asarray(x), axis=1)
+            bound = bounds.operator_norm_bound(w_op, ETAS[:, None] * u_op, 1.0)[:, None] * np.linalg.norm(
+                np.asarray(x), axis=1
+            )
             # float64: the bound is a product of ≤ 9 factors computed to ~1e-15 each, and the measured change
             # a difference of two outputs; equality is attainable (identity nets), so allow 1e-12 relative slack.
             violations = change > bound * (1 + 1e-12) + 1e-300
@@ -88,7 +100,7 @@ def _with_spectrum(w, rng):
 
 
 def test_operator_norm_bound_is_attained_by_aligned_scalar_chains():
-    """Equality case: 1×1 positive weights, identity φ, ΔW_k = δ_k W_k with δ_k > 0 (THEORY §2.3)."""
+    """Equality case: 1×1 positive weights, identity φ, ΔW_k = δ_k W_k with δ_k > 0 (docs/theory.md §2.3)."""
     w = np.array([0.5, 2.0, 3.0, 0.7])
     delta = np.array([0.1, 0.3, 0.05, 1.2])
     x = 1.7

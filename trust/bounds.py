@@ -1,4 +1,4 @@
-"""The bounds that measured distances are compared against (THEORY §2).
+"""The bounds that measured distances are compared against (docs/theory.md §2).
 
 Which is a theorem and which an assumption matters: :func:`operator_norm_bound` and, under its
 conditions, :func:`theorem1_bound` must hold on every case; :func:`drt_bound` with constant 1 is a
@@ -15,14 +15,14 @@ from trust.errors import TrustError
 
 
 def drt_bound(a) -> np.ndarray:
-    """Deep relative trust, ``∏_k (1 + a_k) − 1`` over the last axis of ``a`` (THEORY §2.1, §2.4).
+    """Deep relative trust, ``∏_k (1 + a_k) − 1`` over the last axis of ``a`` (docs/theory.md §2.1, §2.4).
 
     Computed as ``expm1(Σ log1p(a_k))`` so that tiny perturbations keep full relative precision."""
     return np.expm1(np.sum(np.log1p(np.asarray(a, dtype=float)), axis=-1))
 
 
 def theorem1_constant(depth: int, alpha, beta, kappa) -> float:
-    """The exponential constant ``C = (κ²β/α)^L`` of Theorem 1 (THEORY §2.2); ``inf`` when α = 0 (relu)."""
+    """The exponential constant ``C = (κ²β/α)^L`` of Theorem 1 (docs/theory.md §2.2); ``inf`` when α = 0 (relu)."""
     alpha, beta, kappa = float(alpha), float(beta), float(kappa)
     if alpha <= 0:
         return float("inf")
@@ -32,14 +32,14 @@ def theorem1_constant(depth: int, alpha, beta, kappa) -> float:
 def theorem1_bound(a, alpha, beta, kappa) -> np.ndarray:
     """Theorem 1, relative form: ``(κ²β/α)^L · [∏(1 + a_k) − 1]`` with L the last axis of ``a``.
 
-    Conditions (THEORY §2.2): ``α‖z‖ ≤ ‖φ(z)‖ ≤ β‖z‖``, φ β-Lipschitz, every W_l and ΔW_l square with
+    Conditions (docs/theory.md §2.2): ``α‖z‖ ≤ ‖φ(z)‖ ≤ β‖z‖``, φ β-Lipschitz, every W_l and ΔW_l square with
     condition number ≤ κ, no biases."""
     a = np.asarray(a, dtype=float)
     return theorem1_constant(a.shape[-1], alpha, beta, kappa) * drt_bound(a)
 
 
 def theorem1_bound_per_layer(a, c) -> np.ndarray:
-    """The sharper per-layer form ``∏_l c_l · [∏(1 + a_k) − 1]``, ``c_l = κ(W_l)κ(ΔW_l)β/α_l`` (THEORY §2.2)."""
+    """The sharper per-layer form ``∏_l c_l · [∏(1 + a_k) − 1]``, ``c_l = κ(W_l)κ(ΔW_l)β/α_l`` (docs/theory.md §2.2)."""
     return np.prod(np.asarray(c, dtype=float), axis=-1) * drt_bound(a)
 
 
@@ -49,7 +49,7 @@ def operator_norms(matrices) -> np.ndarray:
 
 
 def operator_norm_bound(w_op, delta_op, x_norm=1.0) -> np.ndarray:
-    """A theorem, constant-free (THEORY §2.3): for the Theorem-1 MLP with 1-Lipschitz φ, φ(0) = 0,
+    """A theorem, constant-free (docs/theory.md §2.3): for the Theorem-1 MLP with 1-Lipschitz φ, φ(0) = 0,
 
     ``‖Δf(x)‖ ≤ ∏_k ‖W_k‖_op · ‖x‖ · [∏_k (1 + ‖ΔW_k‖_op/‖W_k‖_op) − 1]``.
 
@@ -62,14 +62,14 @@ def operator_norm_bound(w_op, delta_op, x_norm=1.0) -> np.ndarray:
 
 
 def lipschitz_prediction(lam, delta_norm, grad_norm=1.0) -> np.ndarray:
-    """The Lipschitz-smooth model (THEORY §2.5): ``‖Δ∇ℒ‖ ≤ λ‖ΔW‖₂`` — linear in the absolute perturbation
+    """The Lipschitz-smooth model (docs/theory.md §2.5): ``‖Δ∇ℒ‖ ≤ λ‖ΔW‖₂`` — linear in the absolute perturbation
     and blind to depth. Divided by ``grad_norm`` it is a prediction of the *relative* gradient distance."""
     return float(lam) * np.asarray(delta_norm, dtype=float) / float(grad_norm)
 
 
 def secant_lipschitz(grad_change, delta_norm) -> float:
     """The smallest λ consistent with the smallest nonzero perturbation measured:
-    ``‖Δg‖/‖ΔW‖`` at the smallest ``‖ΔW‖ > 0`` (THEORY §2.5)."""
+    ``‖Δg‖/‖ΔW‖`` at the smallest ``‖ΔW‖ > 0`` (docs/theory.md §2.5)."""
     delta_norm = np.asarray(delta_norm, dtype=float)
     nonzero = np.flatnonzero(delta_norm > 0)
     if nonzero.size == 0:

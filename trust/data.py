@@ -5,6 +5,7 @@ local path — nothing is ever downloaded. Every split and draw takes an explici
 from __future__ import annotations
 
 import gzip
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import NamedTuple
@@ -15,8 +16,6 @@ import numpy as np
 
 from trust.errors import TrustError
 from trust.nets import experiment_mlp
-
-DATASETS = ("digits", "synthetic", "mnist", "cifar10")
 
 
 class Dataset(NamedTuple):
@@ -63,8 +62,16 @@ def digits(key: jax.Array, test_fraction: float = 0.25, dtype=None) -> Dataset:
     return Dataset(x_tr, y_tr, x_te, y_te, 10)
 
 
-def synthetic(key: jax.Array, n: int = 2000, d: int = 32, n_classes: int = 10, teacher_depth: int = 3,
-              teacher_width: int = 64, test_fraction: float = 0.25, dtype=None) -> Dataset:
+def synthetic(
+    key: jax.Array,
+    n: int = 2000,
+    d: int = 32,
+    n_classes: int = 10,
+    teacher_depth: int = 3,
+    teacher_width: int = 64,
+    test_fraction: float = 0.25,
+    dtype=None,
+) -> Dataset:
     """Gaussian inputs ``x ~ N(0, I_d)`` labelled by the argmax of a random relu teacher MLP
     (``teacher_depth`` weight matrices, Gaussian init), its class logits centred over the sample."""
     if min(n, d, n_classes, teacher_depth, teacher_width) < 1 or n_classes < 2:
@@ -72,7 +79,9 @@ def synthetic(key: jax.Array, n: int = 2000, d: int = 32, n_classes: int = 10, t
     dtype = jnp.dtype(dtype or jnp.zeros(()).dtype)
     teacher = experiment_mlp(d, teacher_width, teacher_depth, n_classes, init_scheme="gaussian")
     k_split = jax.random.fold_in(key, 2)
-    return Dataset(*_split(k_split, *_teacher_task(teacher, key, n, dtype), test_fraction), n_classes)
+    x, y = _teacher_task(teacher, key, n, dtype)
+    x_tr, y_tr, x_te, y_te = _split(k_split, x, y, test_fraction)
+    return Dataset(x_tr, y_tr, x_te, y_te, n_classes)
 
 
 @partial(jax.jit, static_argnums=(0, 2, 3))
@@ -90,8 +99,8 @@ def _read_idx(path: Path, magic: int) -> np.ndarray:
     if len(raw) < 8 or int.from_bytes(raw[:4], "big") != magic:
         raise TrustError(f"{path} is not an IDX file with magic {magic} (corrupt or not MNIST)")
     ndim = magic & 0xFF
-    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    body = raw[4 + 4 * ndim:]
+    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    body = raw[4 + 4 * ndim :]
     if len(body) != int(np.prod(dims)):
         raise TrustError(f"{path} holds {len(body)} bytes of data, its header promises {int(np.prod(dims))}")
     return np.frombuffer(body, np.uint8).reshape(dims)
@@ -160,18 +169,37 @@ def _scaled(arrays, n_classes, dtype, channels=1) -> Dataset:
     std = x_tr.std(axis=(0, 2), keepdims=True)
     std = np.where(std > 0, std, 1.0)
     x_tr, x_te = ((x_tr - mean) / std).reshape(shape_tr), ((x_te - mean) / std).reshape(shape_te)
-    return Dataset(jnp.asarray(x_tr, dtype), jnp.asarray(y_tr, jnp.int32), jnp.asarray(x_te, dtype),
-                   jnp.asarray(y_te, jnp.int32), n_classes)
+    return Dataset(
+        jnp.asarray(x_tr, dtype),
+        jnp.asarray(y_tr, jnp.int32),
+        jnp.asarray(x_te, dtype),
+        jnp.asarray(y_te, jnp.int32),
+        n_classes,
+    )
+
+
+def _local(reader: Callable, name: str) -> Callable:
+    """A loader for files read from a local directory (``path``), with a clear error when none is given."""
+
+    def load_local(key, dtype, path):
+        if path is None:
+            raise TrustError(f"{name} is read from local files: give their directory (--data-path)")
+        return reader(path, dtype)
+
+    return load_local
+
+
+# name → ``load(key, dtype, path)``; only the local ones read ``path``, only the built-ins use ``key``.
+DATASETS: dict[str, Callable] = {
+    "digits": lambda key, dtype, path: digits(key, dtype=dtype),
+    "synthetic": lambda key, dtype, path: synthetic(key, dtype=dtype),
+    "mnist": _local(mnist, "mnist"),
+    "cifar10": _local(cifar10, "cifar10"),
+}
 
 
 def load(name: str, key: jax.Array, dtype=None, path=None) -> Dataset:
-    """A data set by name; ``mnist`` and ``cifar10`` read local files from ``path``."""
-    if name == "digits":
-        return digits(key, dtype=dtype)
-    if name == "synthetic":
-        return synthetic(key, dtype=dtype)
-    if name in ("mnist", "cifar10"):
-        if path is None:
-            raise TrustError(f"{name} is read from local files: give their directory (--data-path)")
-        return mnist(path, dtype) if name == "mnist" else cifar10(path, dtype)
-    raise TrustError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    """A data set by name (:data:`DATASETS`); ``mnist`` and ``cifar10`` read local files from ``path``."""
+    if name not in DATASETS:
+        raise TrustError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    return DATASETS[name](key, dtype, path)

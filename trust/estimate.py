@@ -1,25 +1,24 @@
-"""Estimates of the constants in the theory (THEORY §2–3): transmission α, β, conditioning κ, the
-exponential constant C, the effective constant, cos θ, cos γ, sharpness λ, and the descent thresholds."""
+"""Estimates of the constants in the theory (docs/theory.md §2–3): transmission α, β, conditioning κ, the
+exponential constant C, the effective constant, cos θ, cos γ, and the descent thresholds."""
 
 from __future__ import annotations
 
-import jax
-import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 
 from trust.errors import TrustError
 from trust.nets import MLP, activation_fn
+from trust.tree import leaves
 
 
 def transmission(net: MLP, params, x) -> dict[str, np.ndarray]:
     """α_l, β_l as min / max over examples of ``‖φ(z)‖/‖z‖`` on layer l's realised pre-activations z, and the
-    mean (THEORY §2.2, condition (i)); examples with z = 0 are skipped. Layers without φ are left out."""
+    mean (docs/theory.md §2.2, condition (i)); examples with z = 0 are skipped. Layers without φ are left out."""
     phi = activation_fn(net.activation, net.slope)
     _, zs = net.preactivations(params, x)
     if not net.final_activation:
         zs = zs[:-1]
-    out = {"alpha": [], "beta": [], "mean": []}
+    out: dict[str, list[float]] = {"alpha": [], "beta": [], "mean": []}
     for z in zs:
         zn = np.linalg.norm(np.asarray(z), axis=-1)
         ratio = np.linalg.norm(np.asarray(phi(z)), axis=-1)[zn > 0] / zn[zn > 0]
@@ -32,7 +31,7 @@ def transmission(net: MLP, params, x) -> dict[str, np.ndarray]:
 
 
 def conditioning(matrix) -> float:
-    """κ = σ_max/σ_min of a matrix (THEORY §2.2, condition (ii)); ``inf`` if it is numerically singular,
+    """κ = σ_max/σ_min of a matrix (docs/theory.md §2.2, condition (ii)); ``inf`` if it is numerically singular,
     i.e. ``σ_min ≤ σ_max·max(m, n)·ε`` with ε the machine epsilon of the matrix's own dtype (NumPy's
     ``matrix_rank`` rule): a float32 matrix cannot certify a condition number beyond ~1/(n·ε)."""
     eps = np.finfo(np.asarray(matrix).dtype if np.issubdtype(np.asarray(matrix).dtype, np.floating) else float).eps
@@ -42,7 +41,7 @@ def conditioning(matrix) -> float:
 
 def effective_constant(measured, bound) -> float:
     """The smallest C with ``measured ≤ C·bound`` on every point where the bound is positive — the
-    constant that would make DRT hold on these measurements (THEORY §3)."""
+    constant that would make DRT hold on these measurements (docs/theory.md §3)."""
     measured, bound = np.asarray(measured, dtype=float), np.asarray(bound, dtype=float)
     keep = bound > 0
     if not keep.any():
@@ -51,11 +50,11 @@ def effective_constant(measured, bound) -> float:
 
 
 def _pairs(a_tree, b_tree):
-    return zip(jax.tree_util.tree_leaves(a_tree), jax.tree_util.tree_leaves(b_tree))
+    return zip(leaves(a_tree), leaves(b_tree))
 
 
 def cos_theta(direction, grads) -> np.ndarray:
-    """``cos θ_l = −⟨ΔW_l, g_l⟩/(‖ΔW_l‖‖g_l‖)`` per tensor (THEORY §3, Lemma 1); NaN where a norm is 0."""
+    """``cos θ_l = −⟨ΔW_l, g_l⟩/(‖ΔW_l‖‖g_l‖)`` per tensor (docs/theory.md §3, Lemma 1); NaN where a norm is 0."""
     out = []
     for u, g in _pairs(direction, grads):
         den = float(jnp.linalg.norm(u) * jnp.linalg.norm(g))
@@ -64,7 +63,7 @@ def cos_theta(direction, grads) -> np.ndarray:
 
 
 def cos_gamma(params, grads) -> np.ndarray:
-    """Madam's angle ``cos γ_l = ⟨|W_l|, |g_l|⟩/(‖W_l‖‖g_l‖)`` per tensor (THEORY §3); NaN where a norm is 0."""
+    """Madam's angle ``cos γ_l = ⟨|W_l|, |g_l|⟩/(‖W_l‖‖g_l‖)`` per tensor (docs/theory.md §3); NaN where a norm is 0."""
     out = []
     for w, g in _pairs(params, grads):
         den = float(jnp.linalg.norm(w) * jnp.linalg.norm(g))
@@ -73,29 +72,9 @@ def cos_gamma(params, grads) -> np.ndarray:
 
 
 def lemma2_threshold(cos, depth: int, constant: float = 1.0) -> np.ndarray:
-    """Largest η with guaranteed descent: ``(1 + cos/C)^{1/L} − 1`` (THEORY §3; C = 1 is Lemma 2, where the
+    """Largest η with guaranteed descent: ``(1 + cos/C)^{1/L} − 1`` (docs/theory.md §3; C = 1 is Lemma 2, where the
     Fromage direction gives ``2^{1/L} − 1``). For large C it is ≈ cos/(L·C). 0 where cos ≤ 0: no step
     is guaranteed to descend."""
     cos = np.asarray(cos, dtype=float)
     positive = np.where(cos > 0, cos, 1.0)
     return np.where(cos > 0, np.expm1(np.log1p(positive / constant) / depth), 0.0)
-
-
-def sharpness(loss, params, key: jax.Array, iters: int = 100) -> float:
-    """λ, the top Hessian eigenvalue in magnitude, by power iteration on Hessian-vector products
-    (forward-over-reverse), started from a random direction drawn with ``key`` (THEORY §2.5)."""
-    flat, unravel = jax.flatten_util.ravel_pytree(params)
-    grad = jax.grad(lambda v: loss(unravel(v)))
-
-    @jax.jit
-    def hvp_step(v):
-        hv = jax.jvp(grad, (flat,), (v,))[1]
-        return hv / jnp.linalg.norm(hv), jnp.vdot(v, hv)
-
-    v = jax.random.normal(key, flat.shape, flat.dtype)
-    v = v / jnp.linalg.norm(v)
-    rayleigh = jnp.nan
-    for _ in range(iters):
-        v_next, rayleigh = hvp_step(v)
-        v = v_next
-    return float(rayleigh)

@@ -1,4 +1,4 @@
-"""Distances between a network and its perturbation over a whole η grid, in one jitted call (THEORY §1).
+"""Distances between a network and its perturbation over a whole η grid, in one jitted call (docs/theory.md §1).
 
 For a direction ``U`` and each η of the grid, at ``W + η·U``: the loss, the change of the output per
 example ``‖f_{W+ηU}(x) − f_W(x)‖₂``, the batch change ``‖F_{W+ηU} − F_W‖_F`` and the change of every
@@ -10,40 +10,27 @@ memory stays flat as the grid grows; ``b`` per backend is the measured choice in
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from trust.errors import TrustError
-from trust.nets import is_weight_matrix, leaf_names
-from trust.perturb import check_finite, frobenius_norms, leaf_norms, perturbed, relative_size
-
-
-def cross_entropy(logits, y):
-    """Mean softmax cross-entropy with integer labels."""
-    return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
-
-
-def square_loss(outputs, y):
-    """``½·mean_i ‖f(x_i) − onehot(y_i)‖²``."""
-    return 0.5 * jnp.mean(jnp.sum((outputs - jax.nn.one_hot(y, outputs.shape[-1], dtype=outputs.dtype)) ** 2, -1))
-
-
-LOSSES = {"xent": cross_entropy, "mse": square_loss}
-
-
-def loss_function(loss: str | Callable) -> Callable:
-    """``loss(outputs, y)`` for a name in :data:`LOSSES`, or the callable itself."""
-    if callable(loss):
-        return loss
-    if loss not in LOSSES:
-        raise TrustError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
-    return LOSSES[loss]
+from trust.losses import loss_function
+from trust.perturb import perturbed
+from trust.tree import (
+    check_finite,
+    frobenius_norms,
+    is_weight_matrix,
+    leaf_names,
+    leaf_norms,
+    leaves,
+    relative_size,
+    same_structure,
+)
 
 
 @partial(jax.jit, static_argnums=(0, 4))
@@ -87,7 +74,8 @@ def _grid(apply, loss_fn, batch_size, params, direction, x, y, etas):
     # the grid is padded to whole chunks: every point is computed by one compiled body, so the distances
     # at η = 0 are exactly zero rather than the rounding gap between two differently fused programs.
     loss0, out0, grads0 = jax.tree_util.tree_map(
-        lambda a: a[0], jax.lax.map(evaluate, jnp.zeros(batch_size, etas.dtype), batch_size=batch_size))
+        lambda a: a[0], jax.lax.map(evaluate, jnp.zeros(batch_size, etas.dtype), batch_size=batch_size)
+    )
 
     def at(eta):
         loss, out, grads = evaluate(eta)
@@ -115,7 +103,7 @@ def _grid(apply, loss_fn, batch_size, params, direction, x, y, etas):
 class Distances:
     """Measured distances over an η grid (NumPy arrays; ``n`` examples, ``m`` tensors).
 
-    Absolute changes are stored; the relative distances of THEORY §1 are derived properties.
+    Absolute changes are stored; the relative distances of docs/theory.md §1 are derived properties.
     Examples whose base output is exactly zero have an undefined relative distance: NaN per example,
     left out of ``function_max``/``function_mean`` (``n_zero_output`` counts them).
     """
@@ -172,31 +160,12 @@ class Distances:
         """``a_l`` of the weight matrices only, ``(k, L)`` — what the bounds take."""
         return self.relative_size[:, np.asarray(self.is_weight)]
 
-    def summary(self) -> dict:
-        """JSON-ready: one record per η with the relative distances."""
-        weights = [n for n, w in zip(self.names, self.is_weight) if w]
-        rows = []
-        for k, eta in enumerate(self.etas):
-            rows.append({
-                "eta": float(eta),
-                "loss": float(self.loss[k]),
-                "function_max": float(self.function_max[k]),
-                "function_mean": float(self.function_mean[k]),
-                "function_frob": float(self.function_frob[k]),
-                "gradient": {n: float(v) for n, v in zip(self.names, self.gradient[k])},
-                "gradient_total": float(self.gradient_total[k]),
-                "relative_size": dict(zip(weights, map(float, self.weight_relative_size[k]))),
-            })
-        return {"loss0": self.loss0, "n_zero_output": self.n_zero_output, "grid": rows}
-
 
 def _check_inputs(apply, params, x, y, direction, etas):
     check_finite(params, "parameters")
     check_finite(direction, "perturbation direction")
     check_finite(x, "input batch")
-    if jax.tree_util.tree_structure(params) != jax.tree_util.tree_structure(direction) or any(
-        p.shape != u.shape for p, u in zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(direction))
-    ):
+    if not same_structure(params, direction):
         raise TrustError("the perturbation direction does not have the shape of the parameters")
     if etas.ndim != 1 or etas.size == 0 or not np.all(np.isfinite(etas)):
         raise TrustError("the η grid must be a non-empty 1-D array of finite numbers")
@@ -210,8 +179,9 @@ def _check_inputs(apply, params, x, y, direction, etas):
         raise TrustError(f"labels must lie in [0, {out.shape[-1]}), got [{int(jnp.min(y))}, {int(jnp.max(y))}]")
 
 
-def relative_distances(apply: Callable, params, x, y, direction, etas, loss: str | Callable = "xent",
-                       batch_size: int | None = None) -> Distances:
+def relative_distances(
+    apply: Callable, params, x, y, direction, etas, loss: str | Callable = "xent", batch_size: int | None = None
+) -> Distances:
     """Measure the loss and the relative function and gradient distances at ``W + η·U`` for every η.
 
     Args:
@@ -239,14 +209,23 @@ def relative_distances(apply: Callable, params, x, y, direction, etas, loss: str
         raise TrustError("the network's output is zero on every example; relative function distance is undefined")
     zero = [n for n, g in zip(names, base["gradient_norm"]) if not g > 0]
     if zero:
-        raise TrustError(f"the loss gradient is zero (or NaN) in tensor {zero[0]}; relative gradient distance is undefined")
+        raise TrustError(
+            f"the loss gradient is zero (or NaN) in tensor {zero[0]}; relative gradient distance is undefined"
+        )
     sizes = relative_size(direction, params)
     return Distances(
-        etas=etas, loss=grid["loss"], loss0=float(base["loss0"]),
-        function_change=grid["function_change"], output_norm=base["output_norm"],
-        batch_change=grid["batch_change"], batch_norm=float(base["batch_norm"]),
-        gradient_change=grid["gradient_change"], gradient_total_change=grid["gradient_total_change"],
-        gradient_norm=base["gradient_norm"], relative_size=np.abs(etas)[:, None] * sizes[None, :],
+        etas=etas,
+        loss=grid["loss"],
+        loss0=float(base["loss0"]),
+        function_change=grid["function_change"],
+        output_norm=base["output_norm"],
+        batch_change=grid["batch_change"],
+        batch_norm=float(base["batch_norm"]),
+        gradient_change=grid["gradient_change"],
+        gradient_total_change=grid["gradient_total_change"],
+        gradient_norm=base["gradient_norm"],
+        relative_size=np.abs(etas)[:, None] * sizes[None, :],
         delta_norm=np.abs(etas) * float(np.linalg.norm(leaf_norms(direction))),
-        names=tuple(names), is_weight=tuple(bool(is_weight_matrix(p)) for p in jax.tree_util.tree_leaves(params)),
+        names=tuple(names),
+        is_weight=tuple(bool(is_weight_matrix(p)) for p in leaves(params)),
     )

@@ -1,4 +1,4 @@
-"""Multilayer perceptrons as pure functions over pytrees (THEORY §1).
+"""Multilayer perceptrons as pure functions over pytrees (docs/theory.md §1).
 
 Two forms share one frozen, hashable spec, :class:`MLP`:
 
@@ -13,40 +13,43 @@ has biases; inputs are batches ``(n, in)``. ``L`` is the number of weight matric
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from trust.errors import TrustError
 
-ACTIVATIONS = ("relu", "leaky_relu", "tanh", "identity")
+
+class Activation(NamedTuple):
+    """An elementwise nonlinearity φ (given leaky relu's negative slope s) and its He/Glorot gain, the
+    factor that makes N(0, gain²/fan_in) weights variance-preserving for φ."""
+
+    fn: Callable[[float], Callable]
+    gain: Callable[[float], float]
+
+
+ACTIVATIONS: dict[str, Activation] = {
+    "relu": Activation(lambda s: jax.nn.relu, lambda s: 2.0**0.5),
+    "leaky_relu": Activation(lambda s: lambda z: jnp.where(z >= 0, z, s * z), lambda s: (2.0 / (1.0 + s**2)) ** 0.5),
+    "tanh": Activation(lambda s: jnp.tanh, lambda s: 5.0 / 3.0),
+    "identity": Activation(lambda s: lambda z: z, lambda s: 1.0),
+}
 INITS = ("torch", "gaussian")
 
 
-def activation_fn(name: str, slope: float = 0.01):
+def _activation(name: str) -> Activation:
+    if name not in ACTIVATIONS:
+        raise TrustError(f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}")
+    return ACTIVATIONS[name]
+
+
+def activation_fn(name: str, slope: float = 0.01) -> Callable:
     """The elementwise nonlinearity φ named ``name`` (``slope`` is leaky relu's negative slope)."""
-    if name == "relu":
-        return jax.nn.relu
-    if name == "leaky_relu":
-        return lambda z: jnp.where(z >= 0, z, slope * z)
-    if name == "tanh":
-        return jnp.tanh
-    if name == "identity":
-        return lambda z: z
-    raise TrustError(f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}")
-
-
-def _gain(activation: str, slope: float) -> float:
-    """He/Glorot-style gain making N(0, gain²/fan_in) variance-preserving for φ."""
-    if activation == "relu":
-        return 2.0**0.5
-    if activation == "leaky_relu":
-        return (2.0 / (1.0 + slope**2)) ** 0.5
-    if activation == "tanh":
-        return 5.0 / 3.0
-    return 1.0
+    return _activation(name).fn(slope)
 
 
 @dataclass(frozen=True)
@@ -101,13 +104,13 @@ class MLP:
         params, start = [], 0
         for (fan_out, cols), size in zip(shapes, sizes):
             fan_in = cols - 1
-            block = flat[start:start + size].reshape(fan_out, cols)
+            block = flat[start : start + size].reshape(fan_out, cols)
             start += size
             if self.init_scheme == "torch":  # U(±1/√fan_in) for W and b
                 block = (2.0 * block - 1.0) * fan_in**-0.5
                 w, b = block[:, :fan_in], block[:, fan_in]
             else:  # W ~ N(0, gain²/fan_in), b = 0
-                w = _gain(self.activation, self.slope) * fan_in**-0.5 * block[:, :fan_in]
+                w = _activation(self.activation).gain(self.slope) * fan_in**-0.5 * block[:, :fan_in]
                 b = jnp.zeros((fan_out,), dtype)
             params.append({"w": w, "b": b} if self.bias else {"w": w})
         return params
@@ -137,48 +140,36 @@ def _init(spec: MLP, key, dtype):
     return spec._draw(key, dtype)
 
 
-def theorem1_mlp(widths, activation: str = "leaky_relu", slope: float = 0.01,
-                 init_scheme: str = "gaussian") -> MLP:
-    """The MLP of Theorem 1: no biases, φ at every layer (THEORY §1)."""
-    return MLP(tuple(widths), activation, slope, bias=False, final_activation=True,
-               residual=False, init_scheme=init_scheme)
+def theorem1_mlp(widths, activation: str = "leaky_relu", slope: float = 0.01, init_scheme: str = "gaussian") -> MLP:
+    """The MLP of Theorem 1: no biases, φ at every layer (docs/theory.md §1)."""
+    return MLP(
+        tuple(widths), activation, slope, bias=False, final_activation=True, residual=False, init_scheme=init_scheme
+    )
 
 
-def experiment_mlp(d_in: int, width: int, depth: int, n_out: int, activation: str = "relu",
-                   slope: float = 0.01, residual: bool = False, init_scheme: str = "torch") -> MLP:
-    """The paper's Figure-1 MLP: ``depth`` weight matrices, biases, linear last layer (THEORY §1, §5)."""
+def experiment_mlp(
+    d_in: int,
+    width: int,
+    depth: int,
+    n_out: int,
+    activation: str = "relu",
+    slope: float = 0.01,
+    residual: bool = False,
+    init_scheme: str = "torch",
+) -> MLP:
+    """The paper's Figure-1 MLP: ``depth`` weight matrices, biases, linear last layer (docs/theory.md §1, §5)."""
     if depth < 1:
         raise TrustError(f"depth must be ≥ 1, got {depth}")
     widths = (d_in,) + (width,) * (depth - 1) + (n_out,)
-    return MLP(widths, activation, slope, bias=True, final_activation=False, residual=residual,
-               init_scheme=init_scheme)
-
-
-def is_weight_matrix(leaf) -> bool:
-    """Which leaves the bounds are about: weight matrices (ndim ≥ 2), not bias vectors (THEORY §1)."""
-    return jnp.ndim(leaf) >= 2
-
-
-def leaf_names(params) -> list[str]:
-    """Readable names of the leaves in flatten order, e.g. ``1.w``, ``1.b`` (layers counted from 1)."""
-    names = []
-    for path, _ in jax.tree_util.tree_flatten_with_path(params)[0]:
-        parts = []
-        for k in path:
-            if isinstance(k, jax.tree_util.SequenceKey):
-                parts.append(str(k.idx + 1))
-            elif isinstance(k, jax.tree_util.DictKey):
-                parts.append(str(k.key))
-            else:
-                parts.append(str(getattr(k, "name", k)))
-        names.append(".".join(parts))
-    return names
+    return MLP(widths, activation, slope, bias=True, final_activation=False, residual=residual, init_scheme=init_scheme)
 
 
 def nonzero_biases(key: jax.Array, params, std: float = 0.01):
     """Every bias vector (ndim 1 leaf) re-drawn from N(0, std²): multiplicative optimisers (Madam) never
-    move a zero weight, so the authors initialised biases this way (THEORY §4). Weight matrices are kept."""
+    move a zero weight, so the authors initialised biases this way (docs/theory.md §4). Weight matrices are kept."""
     leaves, treedef = jax.tree_util.tree_flatten(params)
-    out = [std * jax.random.normal(jax.random.fold_in(key, i), p.shape, p.dtype) if jnp.ndim(p) == 1 else p
-           for i, p in enumerate(leaves)]
+    out = [
+        std * jax.random.normal(jax.random.fold_in(key, i), p.shape, p.dtype) if jnp.ndim(p) == 1 else p
+        for i, p in enumerate(leaves)
+    ]
     return jax.tree_util.tree_unflatten(treedef, out)

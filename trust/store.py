@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from trust.errors import TrustError
+from trust.schema import Config, Experiment, Result
 
 CONFIG, RESULTS, ARRAYS = "config.json", "results.json", "arrays.npz"
 
@@ -26,7 +27,11 @@ def versions() -> dict:
     """Versions of Python, the platform, the JAX backend and the packages a result depends on."""
     import jax
 
-    out = {"python": platform.python_version(), "platform": platform.platform(), "backend": jax.default_backend()}
+    out: dict[str, str | None] = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "backend": jax.default_backend(),
+    }
     for pkg in ("trust", "jax", "jaxlib", "optax", "numpy", "scipy", "scikit-learn"):
         try:
             out[pkg] = metadata.version(pkg)
@@ -129,3 +134,16 @@ def finished_run(run_dir, config: dict):
     if read_config(run_dir) != jsonable(config):
         raise TrustError(f"{run_dir} holds a run with a different config; choose another --out")
     return read_run(run_dir)
+
+
+def run_or_reuse(run_dir, config: Config, experiment: Experiment) -> tuple[Result, bool]:
+    """The result of ``experiment`` for ``config``: read back from ``run_dir`` if it already holds a finished run
+    of exactly this config, else computed (and, with a ``run_dir``, written there). Also says whether it was
+    reused. A directory holding another config is refused."""
+    stored = finished_run(run_dir, config.to_dict()) if run_dir is not None else None
+    if stored is not None:
+        return experiment.result.from_json(stored[1], stored[2]), True
+    result = experiment.run(config)
+    if run_dir is not None:
+        write_run(run_dir, config.to_dict(), result.to_json(), result.arrays())
+    return result, False

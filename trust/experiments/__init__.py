@@ -1,1 +1,17 @@
-"""One module per question: a frozen ``Config``, ``run(config) -> (results, arrays)``."""
+"""The registry of experiments: subcommand name → :class:`trust.schema.Experiment`.
+
+Each module owns one question end to end — a validated ``Config``, a pure ``run(config) -> Result`` and a
+``Result`` that knows its summary, figure and report rows. The CLI, ``paper_figs.py`` and the report iterate
+over :data:`REGISTRY`; adding an experiment is its module and one line here."""
+
+from trust.experiments import breakdown, constants, cosgamma, descent, theorem1, training
+from trust.schema import Experiment
+
+REGISTRY: dict[str, Experiment] = {
+    "breakdown": breakdown.EXPERIMENT,
+    "train": training.EXPERIMENT,
+    "theorem1": theorem1.EXPERIMENT,
+    "constants": constants.EXPERIMENT,
+    "descent": descent.EXPERIMENT,
+    "cosgamma": cosgamma.EXPERIMENT,
+}

@@ -1,4 +1,4 @@
-"""The constants of the theory measured on a real network (THEORY §2.2, §3): transmission α_l, β_l,
+"""The constants of the theory measured on a real network (docs/theory.md §2.2, §3): transmission α_l, β_l,
 conditioning κ of each W_l and ΔW_l, the Theorem-1 constant C = (κ²β/α)^L (and its per-layer form
 ∏ c_l), the effective constant C_eff that makes DRT hold on the measured distances, cos θ and cos γ,
 and the Lemma-2 thresholds they imply — at initialisation and after training, across depths.
@@ -30,40 +30,255 @@ from dataclasses import dataclass
 import jax
 import numpy as np
 
-from trust import bounds, estimate, measure, perturb, train
-from trust.config import Config
-from trust.errors import TrustError
+from trust import bounds, estimate, measure, perturb, plots, train
 from trust.experiments import points
+from trust.report import Row, power10
+from trust.schema import Config, Experiment, Result, param, value
+from trust.tree import leaves
 
 DIRECTIONS = ("gradient", "madam", "random")
+
+
+SINGULAR = "infinite where a gradient slice ΔW_l is numerically singular (κ(ΔW_l) = ∞) or α = 0"
+OVERFLOW = "infinite where e^b overflows a float64 (b > 700 per layer)"
 
 
 @dataclass(frozen=True)
 class ConstantsConfig(Config):
     """Everything that determines a constants run (recorded in its ``config.json``)."""
 
-    depths: tuple[int, ...] = (16,)
-    width: int = 128
-    perturb: str = "gradient"  # gradient | madam | random
-    epochs: tuple[float, ...] = (0.0,)  # training epochs to measure at (0: initialisation)
-    optimizer: str = "fromage"
-    eta_max: float = 0.099
-    eta_steps: int = 100
-    dataset: str = "digits"
-    n_examples: int = 0  # measure on the first n training examples; 0: all
-    seed: int = 0
+    depths: tuple[int, ...] = param(
+        (16,),
+        "one or more depths (weight matrices); with several, ln C_eff is fitted against L",
+        flag="--depth",
+        minimum=1,
+    )
+    width: int = param(128, "hidden width", minimum=1)
+    perturb: str = param("gradient", "the direction U", choices=DIRECTIONS)
+    epochs: tuple[float, ...] = param((0.0,), "measure after these training epochs (0: initialisation)", minimum=0)
+    optimizer: str = param("fromage", "trains to the --epochs", choices=train.OPTIMIZERS)
+    eta_max: float = param(0.099, "largest η of the grid", minimum=0)
+    eta_steps: int = param(100, "points of the η grid 0 … eta_max", minimum=2)
+    dataset: str = param("digits", "data set", choices=("digits", "synthetic"))
+    n_examples: int = param(0, "measure on the first n training examples; 0: all", minimum=0)
+    seed: int = param(0, "random seed")
 
-    def __post_init__(self):
-        points.check_sweep(self.depths, self.epochs, self.n_examples)
-        if self.perturb not in DIRECTIONS:
-            raise TrustError(f"unknown direction {self.perturb!r}; choose one of {', '.join(DIRECTIONS)}")
-        if not (np.isfinite(self.eta_max) and self.eta_max > 0) or self.eta_steps < 2:
-            raise TrustError("the η grid needs eta_max > 0 (finite) and eta_steps ≥ 2")
-        train.TrainConfig(optimizer=self.optimizer)  # validates the optimiser name
+    def validate(self):
+        points.check_eta_max(self.eta_max)
 
-    def train_config(self, depth: int) -> train.TrainConfig:
-        return train.TrainConfig(optimizer=self.optimizer, depth=depth, width=self.width, dataset=self.dataset,
-                                 seed=self.seed)
+
+@dataclass(frozen=True)
+class LayerConstants:
+    """Per weight matrix l (module docstring)."""
+
+    name: tuple[str, ...]
+    alpha: np.ndarray
+    beta: np.ndarray
+    mean_transmission: np.ndarray
+    kappa_w: np.ndarray = value(SINGULAR)
+    kappa_dw: np.ndarray = value(SINGULAR)
+    op_over_frobenius: np.ndarray = value()  # ρ_l
+    c: np.ndarray = value(SINGULAR)
+    c_op: np.ndarray = value(SINGULAR)
+    cos_theta: np.ndarray = value("NaN where a tensor does not move")
+    cos_gamma: np.ndarray = value()
+    c_eff_gradient: np.ndarray = value()
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Lemma-2 step sizes: with C = 1, with C_eff, and (as log10, C may overflow) with the formula's C."""
+
+    lemma2: float
+    lemma2_C_eff: float
+    log10_lemma2_C: float = value("−∞ where C is infinite or cos θ ≤ 0 (no guaranteed descent)")
+    log10_lemma2_C_layers: float = value("−∞ where C is infinite or cos θ ≤ 0 (no guaranteed descent)")
+    log10_lemma2_C_layers_op: float = value("−∞ where C is infinite or cos θ ≤ 0 (no guaranteed descent)")
+
+
+@dataclass(frozen=True)
+class PointConstants:
+    """Every constant at one point W (one depth, one epoch)."""
+
+    depth_requested: int
+    epoch: float
+    layers: LayerConstants
+    depth: int
+    C_eff_function: float
+    C_eff_function_max: float
+    C_eff_gradient: float
+    C_eff_gradient_first: float
+    cos_theta_min: float
+    thresholds: Thresholds
+    loss: float
+    C: float = value(SINGULAR + ", or beyond 1e308")
+    C_layers: float = value(SINGULAR + ", or beyond 1e308")
+    log10_C: float = value(SINGULAR)
+    log10_C_layers: float = value(SINGULAR)
+    log10_C_layers_op: float = value(SINGULAR)
+
+    @property
+    def tag(self) -> str:
+        return "initialisation" if self.epoch == 0 else f"after {self.epoch:g} epochs"
+
+
+@dataclass(frozen=True)
+class GrowthFit:
+    """``ln v ≈ intercept + slope_per_layer·L``; ``factor_per_layer = e^slope``."""
+
+    slope_per_layer: float
+    intercept: float
+    factor_per_layer: float = value(OVERFLOW)
+
+
+@dataclass(frozen=True)
+class Growth:
+    """The fits at one epoch (``None``: fewer than 2 depths with a finite value)."""
+
+    C_eff_gradient: GrowthFit | None
+    C_eff_function: GrowthFit | None
+    C_layers: GrowthFit | None
+    C_layers_op: GrowthFit | None
+
+
+@dataclass(frozen=True, eq=False)
+class ConstantsResult(Result):
+    direction: str
+    eta_max: float
+    rows: tuple[PointConstants, ...]
+    growth: dict[str, Growth]  # by epoch, formatted with :g
+
+    def summary(self) -> str:
+        lines = []
+        for row in self.rows:
+            lay = row.layers
+            lines.append(f"L = {row.depth}, epoch {row.epoch:g}: loss {row.loss:.4f}")
+            lines.append(
+                f"  {'layer':>6} {'alpha':>7} {'beta':>7} {'kappa(W)':>9} {'kappa(dW)':>9} {'rho':>7} "
+                f"{'cos th':>7} {'cos gam':>7} {'C_eff g':>8}"
+            )
+            for i, name in enumerate(lay.name):
+                lines.append(
+                    f"  {name:>6} {lay.alpha[i]:7.3f} {lay.beta[i]:7.3f} {lay.kappa_w[i]:9.3g} "
+                    f"{lay.kappa_dw[i]:9.3g} {lay.op_over_frobenius[i]:7.3f} {lay.cos_theta[i]:7.4f} "
+                    f"{lay.cos_gamma[i]:7.4f} {lay.c_eff_gradient[i]:8.3g}"
+                )
+            lines.append(
+                f"  log10 C = {row.log10_C:.3g} (κ(ΔW) as measured), log10 ∏c_l = {row.log10_C_layers:.3g}, "
+                f"with ρ for κ(ΔW): {row.log10_C_layers_op:.3g}"
+            )
+            lines.append(
+                f"  C_eff: function {row.C_eff_function:.3g}, gradient worst layer {row.C_eff_gradient:.3g}, "
+                f"layer 1 {row.C_eff_gradient_first:.3g}; Lemma-2 η: C=1 {row.thresholds.lemma2:.3g}, "
+                f"C_eff {row.thresholds.lemma2_C_eff:.3g}"
+            )
+        for epoch, fit in self.growth.items():
+            if fit.C_eff_gradient and fit.C_eff_function:
+                lines.append(
+                    f"epoch {epoch}: C_eff (gradient) grows ×{fit.C_eff_gradient.factor_per_layer:.3f} per "
+                    f"layer, function ×{fit.C_eff_function.factor_per_layer:.3f}"
+                )
+        return "\n".join(lines)
+
+    def figure(self):
+        """(a) C_eff for the function and the gradients across depth, (b) log10 of the Theorem-1 constant's
+        per-layer form beside log10 C_eff, (c) C_eff of each layer's gradient at the deepest net, (d) the
+        measured transmission α_l, β_l there."""
+        style = plots.epoch_style([r.epoch for r in self.rows])
+        fig, axes = plots.subplots(1, 4, figsize=(19, 4.2))
+        axes = axes[0]
+        for epoch, ls in style.items():
+            sel = sorted((r for r in self.rows if r.epoch == epoch), key=lambda r: r.depth)
+            depth = [r.depth for r in sel]
+            tag = plots.epoch_tag(epoch)
+            for attr, c, name in (
+                ("C_eff_gradient", "tab:red", "gradient, worst layer"),
+                ("C_eff_gradient_first", "tab:orange", "gradient, layer 1"),
+                ("C_eff_function", "tab:blue", "function (batch)"),
+            ):
+                axes[0].plot(depth, [getattr(r, attr) for r in sel], color=c, ls=ls, marker="o", label=f"{name}, {tag}")
+            axes[1].plot(
+                depth,
+                [r.log10_C_layers_op for r in sel],
+                color="tab:purple",
+                ls=ls,
+                marker="s",
+                label=f"∏ κ(W_l)max(1, ρ_l)β/α_l, {tag}",
+            )
+            axes[1].plot(
+                depth,
+                np.log10([r.C_eff_function for r in sel]),
+                color="tab:blue",
+                ls=ls,
+                marker="o",
+                label=f"C_eff function, {tag}",
+            )
+            deepest = sel[-1]
+            layers = np.arange(1, deepest.depth + 1)
+            axes[2].plot(
+                layers,
+                deepest.layers.c_eff_gradient,
+                color="tab:red",
+                ls=ls,
+                marker=".",
+                label=f"L={deepest.depth}, {tag}",
+            )
+            axes[3].plot(layers, deepest.layers.alpha, color="tab:green", ls=ls, marker=".", label=f"α_l, {tag}")
+            axes[3].plot(layers, deepest.layers.beta, color="tab:brown", ls=ls, marker=".", label=f"β_l, {tag}")
+        for ax in axes[:2]:
+            plots.depth_axis(ax, {r.depth for r in self.rows})
+        axes[0].axhline(1.0, color="k", lw=0.8)
+        axes[0].set(
+            yscale="log", xlabel="depth L", ylabel="C_eff = max_η measured / DRT", title="(a) effective constant"
+        )
+        axes[1].set(
+            xlabel="depth L",
+            ylabel="log10 constant",
+            title="(b) function distance: Theorem-1 form (κ(ΔW) → ρ) vs C_eff",
+        )
+        axes[2].set(
+            yscale="log", xlabel="layer l", ylabel="C_eff of layer l's gradient", title="(c) per layer, deepest net"
+        )
+        axes[3].set(
+            xlabel="layer l", ylabel="‖φ(z)‖/‖z‖ (min, max over examples)", title="(d) transmission, deepest net"
+        )
+        for ax in axes:
+            ax.grid(alpha=0.3, which="both")
+            ax.legend(fontsize=7)
+        return fig
+
+    def report_rows(self) -> list[Row]:
+        """C (Theorem-1 formula with measured pieces) and C_eff per depth and epoch, and the C_eff growth."""
+        rows = []
+        for r in self.rows:
+            rows.append(
+                Row(
+                    f"Exponential constant — relu MLP L={r.depth}, {r.tag} "
+                    f"({self.direction} direction, η ≤ {self.eta_max:g})",
+                    "measurement",
+                    f"C = (κ²β/α)^L: {power10(r.log10_C)}; ∏c_l: {power10(r.log10_C_layers)}; with measured "
+                    f"ρ for κ(ΔW): {power10(r.log10_C_layers_op)}. C_eff: function {r.C_eff_function:.3g}, "
+                    f"gradient worst layer {r.C_eff_gradient:.3g}, layer 1 {r.C_eff_gradient_first:.3g}",
+                    "DRT needs C_eff " + ("≤ 1: holds" if r.C_eff_gradient <= 1 else f"{r.C_eff_gradient:.3g}, not 1"),
+                )
+            )
+        for epoch, fit in self.growth.items():
+            g, f = fit.C_eff_gradient, fit.C_eff_function
+            if g and f:
+                tag = "initialisation" if float(epoch) == 0 else f"after {float(epoch):g} epochs"
+                formula = power10(fit.C_layers_op.slope_per_layer / np.log(10)) if fit.C_layers_op else "—"
+                rows.append(
+                    Row(
+                        f"Reviewer: C grows exponentially with depth — fit ln C = a + bL, {tag}",
+                        "claim",
+                        f"function distance (what Theorem 1 bounds): C_eff ×{f.factor_per_layer:.3g} per layer, "
+                        f"Theorem-1 formula with ρ for κ(ΔW) ×{formula} per layer. Gradients (worst layer; no "
+                        "constant exists in general — proofs_checks theorem1_gradient): "
+                        f"C_eff ×{g.factor_per_layer:.3g} per layer",
+                        f"function: measured ×{f.factor_per_layer:.3g}/layer vs formula ×{formula}/layer",
+                    )
+                )
+        return rows
 
 
 def _op_over_frobenius(m) -> float:
@@ -72,7 +287,7 @@ def _op_over_frobenius(m) -> float:
 
 
 def _power10(log10_value: float) -> float:
-    """10^x, ``inf`` beyond float64's range (stored as JSON null, like every infinity in a run)."""
+    """10^x, ``inf`` beyond float64's range."""
     return 10.0**log10_value if log10_value < 308 else float("inf")
 
 
@@ -80,65 +295,81 @@ def _log10(x: float) -> float:
     return float(np.log10(x)) if x > 0 else float("-inf")
 
 
-def at_point(net, params, x, y, kind: str, etas, key) -> dict:
+def layer_constants(net, params, x, u, grads, dist) -> LayerConstants:
+    """α_l, β_l, κ(W_l), κ(U_l), ρ_l, c_l and their ρ form, cos θ_l, cos γ_l and each gradient's C_eff."""
+    weights = np.flatnonzero(dist.is_weight)
+    drt = bounds.drt_bound(dist.weight_relative_size)
+    trans = estimate.transmission(net, params, x)
+    # The last layer is linear: φ = identity, α = β = 1.
+    trans = {k: np.append(v, 1.0) for k, v in trans.items()}
+    w_leaves, u_leaves = leaves(params), leaves(u)
+    k_w = np.array([estimate.conditioning(w_leaves[i]) for i in weights])
+    k_u = np.array([estimate.conditioning(u_leaves[i]) for i in weights])
+    # κ(U_l) only enters the proof through ‖U_l‖_op/‖W_l‖_op ≤ κ(U_l)·‖U_l‖_F/‖W_l‖_F; the measured ratio
+    # ρ_l = (‖U_l‖_op/‖W_l‖_op)/(‖U_l‖_F/‖W_l‖_F) is finite even where U_l is singular (a gradient is).
+    rho = np.array([_op_over_frobenius(u_leaves[i]) / _op_over_frobenius(w_leaves[i]) for i in weights])
+    beta_lip = 1.0  # relu's Lipschitz constant
+    with np.errstate(divide="ignore"):
+        c_layers = k_w * k_u * beta_lip / trans["alpha"]
+        c_op = k_w * np.maximum(rho, 1.0) * beta_lip / trans["alpha"]  # the induction absorbs ρ_l only where ρ_l ≥ 1
+    return LayerConstants(
+        name=tuple(dist.names[i] for i in weights),
+        alpha=trans["alpha"],
+        beta=trans["beta"],
+        mean_transmission=trans["mean"],
+        kappa_w=k_w,
+        kappa_dw=k_u,
+        op_over_frobenius=rho,
+        c=c_layers,
+        c_op=c_op,
+        cos_theta=estimate.cos_theta(u, grads)[weights],
+        cos_gamma=estimate.cos_gamma(params, grads)[weights],
+        c_eff_gradient=np.array([estimate.effective_constant(dist.gradient[:, i], drt) for i in weights]),
+    )
+
+
+def constants_at(net, params, x, y, kind: str, etas, key, depth_requested: int, epoch: float) -> PointConstants:
     """Every constant at one point W (see the module docstring)."""
     grads = measure.full_batch_gradient(net.apply, params, x, y)
     u = perturb.direction(kind, params, grads, key)
     dist = measure.relative_distances(net.apply, params, x, y, u, etas)
-    weights = [i for i, w in enumerate(dist.is_weight) if w]
+    lay = layer_constants(net, params, x, u, grads, dist)
     drt = bounds.drt_bound(dist.weight_relative_size)
-    c_eff_grad = [estimate.effective_constant(dist.gradient[:, i], drt) for i in weights]
-
-    trans = estimate.transmission(net, params, x)
-    leaves = jax.tree_util.tree_leaves(params)
-    u_leaves = jax.tree_util.tree_leaves(u)
-    k_w = np.array([estimate.conditioning(leaves[i]) for i in weights])
-    k_u = np.array([estimate.conditioning(u_leaves[i]) for i in weights])
-    # The last layer is linear: φ = identity, α = β = 1.
-    trans = {k: np.append(v, 1.0) for k, v in trans.items()}
-    alpha = trans["alpha"]
-    beta_lip = 1.0  # relu's Lipschitz constant
-    # κ(U_l) only enters the proof through ‖U_l‖_op/‖W_l‖_op ≤ κ(U_l)·‖U_l‖_F/‖W_l‖_F; the measured ratio
-    # ρ_l = (‖U_l‖_op/‖W_l‖_op)/(‖U_l‖_F/‖W_l‖_F) is finite even where U_l is singular (a gradient is).
-    rho = np.array([_op_over_frobenius(u_leaves[i]) / _op_over_frobenius(leaves[i]) for i in weights])
-    with np.errstate(divide="ignore"):
-        c_layers = k_w * k_u * beta_lip / alpha
-        c_op = k_w * np.maximum(rho, 1.0) * beta_lip / alpha  # the induction absorbs ρ_l only where ρ_l ≥ 1
-    depth = len(weights)
-    log10_c = depth * _log10(max(k_w.max(), k_u.max()) ** 2 * beta_lip / alpha.min()) if alpha.min() > 0 else np.inf
-    cos_t = estimate.cos_theta(u, grads)[weights]
-    cos_g = estimate.cos_gamma(params, grads)[weights]
-    cos_min = float(np.nanmin(cos_t))
-    c_eff = max(c_eff_grad)
-    log10_c_layers = float(np.sum(np.log10(c_layers)))
-    log10_c_op = float(np.sum(np.log10(c_op)))
-    return {
-        "layers": {
-            "name": [dist.names[i] for i in weights],
-            "alpha": trans["alpha"], "beta": trans["beta"], "mean_transmission": trans["mean"],
-            "kappa_w": k_w, "kappa_dw": k_u, "op_over_frobenius": rho, "c": c_layers, "c_op": c_op,
-            "cos_theta": cos_t, "cos_gamma": cos_g, "c_eff_gradient": c_eff_grad,
-        },
-        "depth": depth,
-        "C": _power10(log10_c),
-        "C_layers": _power10(log10_c_layers),
-        "log10_C": log10_c,
-        "log10_C_layers": log10_c_layers,
-        "log10_C_layers_op": log10_c_op,
-        "C_eff_function": estimate.effective_constant(dist.function_frob, drt),
-        "C_eff_function_max": estimate.effective_constant(dist.function_max, drt),
-        "C_eff_gradient": c_eff,
-        "C_eff_gradient_first": c_eff_grad[0],
-        "cos_theta_min": cos_min,
-        "thresholds": {
-            "lemma2": float(estimate.lemma2_threshold(cos_min, depth)),
-            "lemma2_C_eff": float(estimate.lemma2_threshold(cos_min, depth, c_eff)),
-            "log10_lemma2_C": log10_threshold(cos_min, depth, log10_c),
-            "log10_lemma2_C_layers": log10_threshold(cos_min, depth, log10_c_layers),
-            "log10_lemma2_C_layers_op": log10_threshold(cos_min, depth, log10_c_op),
-        },
-        "loss": dist.loss0,
-    }
+    depth = len(lay.name)
+    alpha_min, beta_lip = lay.alpha.min(), 1.0
+    log10_c = (
+        depth * _log10(max(lay.kappa_w.max(), lay.kappa_dw.max()) ** 2 * beta_lip / alpha_min)
+        if alpha_min > 0
+        else np.inf
+    )
+    log10_c_layers = float(np.sum(np.log10(lay.c)))
+    log10_c_op = float(np.sum(np.log10(lay.c_op)))
+    cos_min = float(np.nanmin(lay.cos_theta))
+    c_eff = float(max(lay.c_eff_gradient))
+    return PointConstants(
+        depth_requested=depth_requested,
+        epoch=float(epoch),
+        layers=lay,
+        depth=depth,
+        C=_power10(log10_c),
+        C_layers=_power10(log10_c_layers),
+        log10_C=float(log10_c),
+        log10_C_layers=log10_c_layers,
+        log10_C_layers_op=log10_c_op,
+        C_eff_function=estimate.effective_constant(dist.function_frob, drt),
+        C_eff_function_max=estimate.effective_constant(dist.function_max, drt),
+        C_eff_gradient=c_eff,
+        C_eff_gradient_first=float(lay.c_eff_gradient[0]),
+        cos_theta_min=cos_min,
+        thresholds=Thresholds(
+            lemma2=float(estimate.lemma2_threshold(cos_min, depth)),
+            lemma2_C_eff=float(estimate.lemma2_threshold(cos_min, depth, c_eff)),
+            log10_lemma2_C=log10_threshold(cos_min, depth, log10_c),
+            log10_lemma2_C_layers=log10_threshold(cos_min, depth, log10_c_layers),
+            log10_lemma2_C_layers_op=log10_threshold(cos_min, depth, log10_c_op),
+        ),
+        loss=dist.loss0,
+    )
 
 
 def log10_threshold(cos: float, depth: int, log10_constant: float) -> float:
@@ -151,41 +382,57 @@ def log10_threshold(cos: float, depth: int, log10_constant: float) -> float:
     return float(np.log10(cos / depth) - log10_constant)
 
 
-def growth(depths, log10_values) -> dict:
+def growth(depths, log10_values) -> GrowthFit | None:
     """Least-squares fit ``ln v ≈ a + b·L`` over the depths: the per-layer factor e^b (needs ≥ 2 finite
     depths), from ``log10 v`` so that astronomically large constants fit too."""
     depths, logs = np.asarray(depths, dtype=float), np.log(10.0) * np.asarray(log10_values, dtype=float)
     ok = np.isfinite(logs)
     if np.unique(depths[ok]).size < 2:
-        return {}
+        return None
     b, a = np.polyfit(depths[ok], logs[ok], 1)
     factor = float(np.exp(b)) if b < 700 else float("inf")  # e^b overflows a float64 beyond ~709
-    return {"slope_per_layer": float(b), "factor_per_layer": factor, "intercept": float(a)}
+    return GrowthFit(slope_per_layer=float(b), intercept=float(a), factor_per_layer=factor)
 
 
-def run(config: ConstantsConfig) -> tuple[dict, dict]:
-    """Measure every constant at every (depth, epoch); JSON-ready results and per-layer arrays."""
+def run(config: ConstantsConfig) -> ConstantsResult:
+    """Measure every constant at every (depth, epoch), and fit their growth with depth."""
     etas = np.linspace(0.0, config.eta_max, config.eta_steps)
     key = jax.random.fold_in(jax.random.key(config.seed), 7)  # the direction stream (random U)
-    rows, arrays = [], {}
+    rows = []
     for depth in config.depths:
-        ds, net, pts = points.checkpoints(config.train_config(depth), config.epochs)
+        tc = points.train_config(config.optimizer, depth, config.width, config.dataset, config.seed)
+        ds, net, pts = points.checkpoints(tc, config.epochs)
         x, y = points.measurement_batch(ds, config.n_examples)
-        for epoch, params in pts:
-            row = {"depth_requested": depth, "epoch": float(epoch),
-                   **at_point(net, params, x, y, config.perturb, etas, key)}
-            rows.append(row)
-            for k, v in row["layers"].items():
-                if k != "name":
-                    arrays[f"L{depth}/epoch{epoch:g}/{k}"] = np.asarray(v, dtype=float)
+        rows += [constants_at(net, params, x, y, config.perturb, etas, key, depth, epoch) for epoch, params in pts]
     fits = {}
-    for epoch in sorted({r["epoch"] for r in rows}):
-        sel = [r for r in rows if r["epoch"] == epoch]
-        ds_ = [r["depth"] for r in sel]
-        fits[f"{epoch:g}"] = {
-            "C_eff_gradient": growth(ds_, np.log10([r["C_eff_gradient"] for r in sel])),
-            "C_eff_function": growth(ds_, np.log10([r["C_eff_function"] for r in sel])),
-            "C_layers": growth(ds_, [r["log10_C_layers"] for r in sel]),
-            "C_layers_op": growth(ds_, [r["log10_C_layers_op"] for r in sel]),
-        }
-    return {"direction": config.perturb, "eta_max": config.eta_max, "rows": rows, "growth": fits}, arrays
+    for epoch in sorted({r.epoch for r in rows}):
+        sel = [r for r in rows if r.epoch == epoch]
+        depths = [r.depth for r in sel]
+        fits[f"{epoch:g}"] = Growth(
+            C_eff_gradient=growth(depths, np.log10([r.C_eff_gradient for r in sel])),
+            C_eff_function=growth(depths, np.log10([r.C_eff_function for r in sel])),
+            C_layers=growth(depths, [r.log10_C_layers for r in sel]),
+            C_layers_op=growth(depths, [r.log10_C_layers_op for r in sel]),
+        )
+    return ConstantsResult(direction=config.perturb, eta_max=config.eta_max, rows=tuple(rows), growth=fits)
+
+
+def paper_configs(quick: bool, seed: int) -> dict[str, ConstantsConfig]:
+    return {
+        "constants": ConstantsConfig(
+            depths=(2, 8, 16) if quick else (2, 4, 8, 16),
+            epochs=(0.0, 2.0) if quick else (0.0, 10.0),
+            width=64 if quick else 128,
+            eta_steps=25 if quick else 100,
+            seed=seed,
+        )
+    }
+
+
+EXPERIMENT = Experiment(
+    ConstantsConfig,
+    ConstantsResult,
+    run,
+    paper_configs,
+    help="α, β, κ per layer, C = (κ²β/α)^L, the effective constant C_eff, cos θ, cos γ",
+)

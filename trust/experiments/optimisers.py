@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -22,13 +23,17 @@ from trust import store
 from trust.train import OPTIMIZERS, TrainConfig, train
 
 
-def configs(epochs: int) -> dict[str, dict]:
-    rows = {name: {"optimizer": name} for name in OPTIMIZERS}
+def configs(epochs: int) -> dict[str, dict[str, Any]]:
+    rows: dict[str, dict[str, Any]] = {name: {"optimizer": name} for name in OPTIMIZERS}
     rows["madam_lns"]["bits"] = 12
     for bits in (8, 6):
         base_lr = 4.095 / (2**bits - 1)
-        rows[f"madam_lns {bits}-bit"] = {"optimizer": "madam_lns", "bits": bits, "base_lr": base_lr,
-                                          "learning_rate": 0.01 / base_lr}
+        rows[f"madam_lns {bits}-bit"] = {
+            "optimizer": "madam_lns",
+            "bits": bits,
+            "base_lr": base_lr,
+            "learning_rate": 0.01 / base_lr,
+        }
     return {k: dict(v, depth=8, width=128, epochs=epochs, checkpoints=()) for k, v in rows.items()}
 
 
@@ -38,30 +43,46 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--out", default="figures")
     args = parser.parse_args(argv)
-    table = {}
+    table: dict[str, dict[str, Any]] = {}
     jobs = [(name, cfg, seed) for name, cfg in configs(args.epochs).items() for seed in range(args.seeds)]
     for name, cfg, seed in tqdm(jobs, desc="optimisers × seeds", unit="run"):
         config = TrainConfig.from_dict(dict(cfg, seed=seed))
-        c = train(config, progress=False)["curves"]
-        row = table.setdefault(name, {"config": config.to_dict(), "lr": config.lr, "train_acc": [], "test_acc": [],
-                                      "best_test_acc": [], "clip_fraction": []})
-        row["best_test_acc"].append(max(c["test_acc"]))
-        row["train_acc"].append(c["train_acc"][-1])
-        row["test_acc"].append(c["test_acc"][-1])
-        row["clip_fraction"].append(c["clip_fraction"][-1])
+        c = train(config, progress=False).curves
+        row = table.setdefault(
+            name,
+            {
+                "config": config.to_dict(),
+                "lr": config.lr,
+                "train_acc": [],
+                "test_acc": [],
+                "best_test_acc": [],
+                "clip_fraction": [],
+            },
+        )
+        row["best_test_acc"].append(max(c.test_acc))
+        row["train_acc"].append(c.train_acc[-1])
+        row["test_acc"].append(c.test_acc[-1])
+        row["clip_fraction"].append(c.clip_fraction[-1])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     store.write_json(out / "optimisers.json", table)
-    lines = [f"Depth 8, width 128, digits, {args.epochs} epochs, batch 8, lr ×0.9/epoch; mean ± std over "
-             f"{args.seeds} seeds (`python -m trust.experiments.optimisers --seeds {args.seeds}`).", "",
-             "| optimiser | learning rate | final train accuracy | final test accuracy | best test accuracy over epochs | weights at Madam's clip |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        f"Depth 8, width 128, digits, {args.epochs} epochs, batch 8, lr ×0.9/epoch; mean ± std over "
+        f"{args.seeds} seeds (`python -m trust.experiments.optimisers --seeds {args.seeds}`).",
+        "",
+        "| optimiser | learning rate | final train accuracy | final test accuracy | best test accuracy over epochs "
+        "| weights at Madam's clip |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, row in table.items():
         tr, te, best, clip = (np.array(row[k]) for k in ("train_acc", "test_acc", "best_test_acc", "clip_fraction"))
         lr = f"lr_factor {row['lr']:.3g}, base {row['config']['base_lr']:.3g}" if "lns" in name else f"{row['lr']:g}"
         clip_s = "—" if np.isnan(clip).all() else f"{100 * clip.mean():.2f} %"
-        lines.append(f"| {name} | {lr} | {100 * tr.mean():.2f} ± {100 * tr.std():.2f} % | "
-                     f"{100 * te.mean():.2f} ± {100 * te.std():.2f} % | {100 * best.mean():.2f} ± {100 * best.std():.2f} % | {clip_s} |")
+        lines.append(
+            f"| {name} | {lr} | {100 * tr.mean():.2f} ± {100 * tr.std():.2f} % | "
+            f"{100 * te.mean():.2f} ± {100 * te.std():.2f} % | "
+            f"{100 * best.mean():.2f} ± {100 * best.std():.2f} % | {clip_s} |"
+        )
     (out / "optimisers.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

@@ -5,19 +5,18 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-
 from trust import data, nets, train
 from trust.errors import TrustError
 
 
-def check_sweep(depths, epochs, n_examples: int) -> None:
-    """The checks every depth × checkpoint sweep config shares (one-line errors)."""
-    if not depths or min(depths) < 1:
-        raise TrustError(f"depths must be ≥ 1, got {depths}")
-    if not epochs or min(epochs) < 0:
-        raise TrustError(f"epochs must be ≥ 0, got {epochs}")
-    if n_examples < 0:
-        raise TrustError(f"n_examples must be ≥ 0, got {n_examples}")
+def check_eta_max(eta_max: float) -> None:
+    if not eta_max > 0:
+        raise TrustError(f"eta_max must be > 0, got {eta_max}")
+
+
+def train_config(optimizer: str, depth: int, width: int, dataset: str, seed: int) -> train.TrainConfig:
+    """The training run a sweep measures at (every other setting at the training loop's default)."""
+    return train.TrainConfig(optimizer=optimizer, depth=depth, width=width, dataset=dataset, seed=seed)
 
 
 def measurement_batch(ds: data.Dataset, n_examples: int):
@@ -39,7 +38,6 @@ def checkpoints(config: train.TrainConfig, epochs: tuple[float, ...]) -> tuple[d
         return ds, net, [(0.0, params)]
     config = replace(config, epochs=int(-(-last // 1)), checkpoints=tuple(epochs))
     net, _ = train.initial_params(config, ds)
-    out = train.train(config, ds, progress=False)
-    wanted = {int(round(e * out["steps_per_epoch"])) for e in epochs}
-    return ds, net, [(out["checkpoint_epochs"][s], p) for s, p in out["checkpoints"].items() if s in wanted]
-
+    trained = train.train(config, ds, progress=False)
+    wanted = {int(round(e * trained.steps_per_epoch)) for e in epochs}
+    return ds, net, [(trained.epoch(s), p) for s, p in trained.checkpoints.items() if s in wanted]

@@ -1,4 +1,4 @@
-"""Theorem 1 checked on networks that meet its conditions (THEORY §2.2): square leaky-relu MLPs without
+"""Theorem 1 checked on networks that meet its conditions (docs/theory.md §2.2): square leaky-relu MLPs without
 biases, φ at every layer, random W and ΔW, with α, β, κ measured on each case.
 
 A *case* is one random net (width n, depth L, slope s), one random perturbation ΔW with relative sizes
@@ -25,9 +25,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from trust import bounds, estimate
-from trust.config import Config
+from trust import bounds, estimate, plots
 from trust.errors import TrustError
+from trust.report import Row, violation_factor
+from trust.schema import Config, Experiment, Result, param, value
 
 BOUNDS = ("recursion", "per_layer", "global")
 # Relative slack for "measured ≤ bound": float64 forward passes of ≤ 10 tiny layers lose far less than
@@ -39,25 +40,23 @@ RTOL = 1e-9
 class Theorem1Config(Config):
     """Everything that determines a Theorem-1 check (recorded in its ``config.json``)."""
 
-    n_cases: int = 1000
-    min_width: int = 2
-    max_width: int = 11
-    min_depth: int = 1
-    max_depth: int = 7
-    slopes: tuple[float, ...] = (0.01, 0.1, 0.3, 0.5)
-    max_relative_size: float = 1.0  # a_l ~ U(0, 1)·A with A log-uniform in [1e-3, max_relative_size]
-    n_inputs: int = 8
-    seed: int = 0
+    n_cases: int = param(1000, "random nets (each with its own ΔW)", minimum=1)
+    min_width: int = param(2, "smallest width n (square n×n layers)", minimum=2)
+    max_width: int = param(11, "largest width", minimum=2)
+    min_depth: int = param(1, "smallest depth L", minimum=1)
+    max_depth: int = param(7, "largest depth", minimum=1)
+    slopes: tuple[float, ...] = param((0.01, 0.1, 0.3, 0.5), "leaky relu slopes s in (0, 1] (α ≥ s > 0, β = 1)")
+    max_relative_size: float = param(
+        1.0, "a_l ~ U(0, 1)·A with A log-uniform in [1e-3, this]", minimum=1e-3, maximum=10
+    )
+    n_inputs: int = param(8, "random inputs per net", minimum=1)
+    seed: int = param(0, "random seed")
 
-    def __post_init__(self):
-        if self.n_cases < 1 or self.n_inputs < 1:
-            raise TrustError("n_cases and n_inputs must be ≥ 1")
-        if not 2 <= self.min_width <= self.max_width or not 1 <= self.min_depth <= self.max_depth:
-            raise TrustError("need 2 ≤ min_width ≤ max_width and 1 ≤ min_depth ≤ max_depth")
-        if not self.slopes or any(not 0 < s <= 1 for s in self.slopes):
+    def validate(self):
+        if self.min_width > self.max_width or self.min_depth > self.max_depth:
+            raise TrustError("need min_width ≤ max_width and min_depth ≤ max_depth")
+        if any(not 0 < s <= 1 for s in self.slopes):
             raise TrustError(f"leaky relu slopes must lie in (0, 1] (α > 0, β = 1), got {self.slopes}")
-        if not 1e-3 <= self.max_relative_size <= 10:
-            raise TrustError(f"max_relative_size must lie in [1e-3, 10], got {self.max_relative_size}")
 
 
 def leaky_relu(z, s):
@@ -90,7 +89,7 @@ def draw_case(rng: np.random.Generator, config: Theorem1Config) -> dict:
 
 
 def recursion_bound(alpha, kappa_w, op_ratio, beta: float = 1.0) -> np.ndarray:
-    """The induction step of Theorem 1 iterated from r_0 = 0 (THEORY §2.2):
+    """The induction step of Theorem 1 iterated from r_0 = 0 (docs/theory.md §2.2):
     ``r_l = (β/α_l)·κ(W_l)·[r_{l−1} + (‖ΔW_l‖_op/‖W_l‖_op)(1 + r_{l−1})]``; ``alpha`` is (inputs, L)."""
     alpha = np.asarray(alpha, dtype=float)
     r = np.zeros(alpha.shape[0])
@@ -119,7 +118,9 @@ def check_case(case: dict) -> dict:
     kappa = max(k_w.max(), k_dw.max())
     return {
         "measured": measured,
-        "alpha": alpha, "kappa_w": k_w, "op_ratio": op_ratio,
+        "alpha": alpha,
+        "kappa_w": k_w,
+        "op_ratio": op_ratio,
         "recursion": r,
         "per_layer": bounds.theorem1_bound_per_layer(np.broadcast_to(a, c.shape), c),
         "global": np.full_like(measured, bounds.theorem1_bound(a, alpha.min(), beta, kappa)),
@@ -129,33 +130,182 @@ def check_case(case: dict) -> dict:
     }
 
 
-def run(config: Theorem1Config) -> tuple[dict, dict]:
-    """Draw ``n_cases`` cases, check every bound on every input; JSON-ready results and per-input arrays."""
-    per_input = {k: [] for k in ("measured", *BOUNDS, "drt", "case")}
-    meta = {k: [] for k in ("width", "depth", "slope", "max_a", "alpha_min", "kappa")}
+@dataclass(frozen=True)
+class Quantiles:
+    min: float
+    q05: float
+    median: float
+    q95: float
+    max: float
+
+
+@dataclass(frozen=True)
+class BoundCheck:
+    """How one bound fared over every input: violations (inputs and nets) and measured/bound quantiles."""
+
+    kind: str  # "theorem" or "assumption (constant 1)"
+    violations: int
+    violated_cases: int
+    ratio_quantiles: Quantiles
+
+
+@dataclass(frozen=True, eq=False)
+class Theorem1Result(Result):
+    n_cases: int
+    n_evaluations: int
+    bounds: dict[str, BoundCheck]  # by name in LABELS
+    theorem_violations: int
+    # per input (bulk): the measurement, each bound, and the case it belongs to …
+    measured: np.ndarray = value(bulk=True)
+    recursion: np.ndarray = value(bulk=True)
+    per_layer: np.ndarray = value(bulk=True)
+    global_: np.ndarray = value(bulk=True)
+    drt: np.ndarray = value(bulk=True)
+    case: np.ndarray = value(bulk=True)
+    # … and per case
+    width: np.ndarray = value(bulk=True)
+    depth: np.ndarray = value(bulk=True)
+    slope: np.ndarray = value(bulk=True)
+    max_a: np.ndarray = value(bulk=True)
+    alpha_min: np.ndarray = value(bulk=True)
+    kappa: np.ndarray = value(bulk=True)
+
+    def bound(self, name: str) -> np.ndarray:
+        """The bound ``name`` (one of :data:`LABELS`) per input."""
+        return self.global_ if name == "global" else getattr(self, name)
+
+    def ratio(self, name: str) -> np.ndarray:
+        """measured / bound per input."""
+        return self.measured / self.bound(name)
+
+    def summary(self) -> str:
+        lines = [
+            f"{self.n_cases} random square leaky-relu nets, {self.n_evaluations} inputs; measured/bound:",
+            f"{'bound':>10} {'kind':>24} {'violations':>10} {'median':>10} {'q95':>10} {'max':>10}",
+        ]
+        for name, b in self.bounds.items():
+            q = b.ratio_quantiles
+            lines.append(f"{name:>10} {b.kind:>24} {b.violations:>10} {q.median:10.3g} {q.q95:10.3g} {q.max:10.3g}")
+        return "\n".join(lines)
+
+    def figure(self):
+        """The distribution of measured/bound over every case and input for the three forms of the bound (a
+        theorem: all mass left of 1), and for the DRT assumption (constant 1: mass right of 1 are violations)."""
+        fig, axes = plots.subplots(1, 1, figsize=(8, 4.2))
+        ax = axes[0, 0]
+        logs = {k: np.log10(self.ratio(k)) for k in LABELS}
+        lo = max(-40.0, min(float(v.min()) for v in logs.values()))
+        bins = np.linspace(lo, max(1.0, max(float(v.max()) for v in logs.values())), 90)
+        for k, label in LABELS.items():
+            b = self.bounds[k]
+            ax.hist(
+                np.clip(logs[k], lo, None),
+                bins=bins,
+                histtype="step",
+                lw=1.6,
+                label=f"{label}: median {b.ratio_quantiles.median:.1e}, violations {b.violations}",
+            )
+        ax.axvline(0.0, color="k", lw=0.8)
+        ax.set(
+            xlabel="log10(measured ‖Δf‖/‖f‖ ÷ bound)",
+            ylabel="inputs",
+            title=f"Theorem 1 on {self.n_cases} random square leaky-relu nets ({self.n_evaluations} inputs)",
+        )
+        ax.legend(fontsize=8, loc="upper left")
+        return fig
+
+    def report_rows(self) -> list[Row]:
+        """Theorem 1 on square leaky-relu nets (a theorem) and DRT on the same cases (an assumption)."""
+        cases = f"{self.n_cases} random square leaky-relu nets ({self.n_evaluations} inputs)"
+        rows = []
+        for name, label in (
+            ("recursion", "induction step iterated"),
+            ("per_layer", "∏c_l·[∏(1+a)−1]"),
+            ("global", "(κ²β/α)^L·[∏(1+a)−1]"),
+        ):
+            b = self.bounds[name]
+            q = b.ratio_quantiles
+            rows.append(
+                Row(
+                    f"Theorem 1, {label}, measured α, β = 1, κ — {cases}",
+                    "theorem",
+                    f"violations {b.violations}; measured/bound median {q.median:.2g}, "
+                    f"95 % {q.q95:.2g}, max {q.max:.2g}",
+                    "holds" if b.violations == 0 else "VIOLATED",
+                )
+            )
+        b = self.bounds["drt"]
+        q = b.ratio_quantiles
+        rows.append(
+            Row(
+                f"DRT with constant 1 on the same nets — {cases}",
+                "assumption",
+                f"violated on {b.violations} inputs ({b.violated_cases} nets); "
+                f"measured/DRT median {q.median:.2g}, 95 % {q.q95:.2g}, max {q.max:.3g}",
+                violation_factor(q.max),
+            )
+        )
+        return rows
+
+
+LABELS = {
+    "recursion": "induction step iterated",
+    "per_layer": "∏ c_l · DRT (per layer)",
+    "global": "(κ²β/α)^L · DRT",
+    "drt": "DRT, constant 1 (assumption)",
+}
+
+
+def run(config: Theorem1Config) -> Theorem1Result:
+    """Draw ``n_cases`` cases and check every bound on every input."""
+    per_input: dict[str, list] = {k: [] for k in ("measured", *BOUNDS, "drt", "case")}
+    meta: dict[str, list] = {k: [] for k in ("width", "depth", "slope", "max_a", "alpha_min", "kappa")}
     for i in range(config.n_cases):
         case = draw_case(np.random.default_rng([config.seed, i]), config)
         out = check_case(case)
         for k in ("measured", *BOUNDS, "drt"):
             per_input[k].append(out[k])
         per_input["case"].append(np.full(config.n_inputs, i))
-        for k, v in (("width", case["x"].shape[1]), ("depth", len(case["ws"])), ("slope", case["slope"]),
-                     ("max_a", float(case["a"].max())), ("alpha_min", out["alpha_min"]), ("kappa", out["kappa"])):
+        for k, v in (
+            ("width", case["x"].shape[1]),
+            ("depth", len(case["ws"])),
+            ("slope", case["slope"]),
+            ("max_a", float(case["a"].max())),
+            ("alpha_min", out["alpha_min"]),
+            ("kappa", out["kappa"]),
+        ):
             meta[k].append(v)
     arrays = {k: np.concatenate(v) for k, v in per_input.items()}
-    arrays.update({k: np.asarray(v) for k, v in meta.items()})
     measured = arrays["measured"]
-    results = {"n_cases": config.n_cases, "n_evaluations": int(measured.size), "bounds": {}}
+    checks = {}
     for name in (*BOUNDS, "drt"):
         ratio = measured / arrays[name]
-        arrays[f"ratio_{name}"] = ratio
         violated = measured > arrays[name] * (1 + RTOL)
-        results["bounds"][name] = {
-            "kind": "assumption (constant 1)" if name == "drt" else "theorem",
-            "violations": int(violated.sum()),
-            "violated_cases": int(np.unique(arrays["case"][violated]).size),
-            "ratio_quantiles": dict(zip(("min", "q05", "median", "q95", "max"),
-                                        np.quantile(ratio, [0, 0.05, 0.5, 0.95, 1]).tolist())),
-        }
-    results["theorem_violations"] = sum(results["bounds"][b]["violations"] for b in BOUNDS)
-    return results, arrays
+        checks[name] = BoundCheck(
+            kind="assumption (constant 1)" if name == "drt" else "theorem",
+            violations=int(violated.sum()),
+            violated_cases=int(np.unique(arrays["case"][violated]).size),
+            ratio_quantiles=Quantiles(*np.quantile(ratio, [0, 0.05, 0.5, 0.95, 1]).tolist()),
+        )
+    return Theorem1Result(
+        n_cases=config.n_cases,
+        n_evaluations=int(measured.size),
+        bounds=checks,
+        theorem_violations=sum(checks[b].violations for b in BOUNDS),
+        measured=measured,
+        recursion=arrays["recursion"],
+        per_layer=arrays["per_layer"],
+        global_=arrays["global"],
+        drt=arrays["drt"],
+        case=arrays["case"],
+        **{k: np.asarray(v) for k, v in meta.items()},
+    )
+
+
+EXPERIMENT = Experiment(
+    Theorem1Config,
+    Theorem1Result,
+    run,
+    lambda quick, seed: {"theorem1": Theorem1Config(n_cases=500 if quick else 1000, seed=seed)},
+    help="Theorem 1 on random square leaky-relu nets: zero violations and tightness",
+)

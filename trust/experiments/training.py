@@ -1,0 +1,97 @@
+"""Training runs as an experiment (``trust train``): the curves and every kept checkpoint of one run of
+:func:`trust.train.train` with any optimiser (docs/theory.md §4)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax
+import numpy as np
+
+from trust import train
+from trust.schema import Experiment, Result, value
+
+NOT_MADAM = "NaN: the fraction of weights at Madam's clip σ* exists for madam and madam_lns only"
+
+
+@dataclass(frozen=True)
+class TrainCurves:
+    """Per epoch (epoch 0: initialisation): full-batch loss and accuracy on both splits, the fraction of
+    weights at Madam's clip, and every tensor's norm (epochs × tensors)."""
+
+    epoch: np.ndarray
+    train_loss: np.ndarray
+    train_acc: np.ndarray
+    test_loss: np.ndarray
+    test_acc: np.ndarray
+    clip_fraction: np.ndarray = value(NOT_MADAM)
+    norms: np.ndarray = value()
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    step: int
+    epoch: float
+
+
+@dataclass(frozen=True, eq=False)
+class TrainResult(Result):
+    description: str
+    curves: TrainCurves
+    names: tuple[str, ...]  # tensors, flatten order
+    shapes: tuple[tuple[int, ...], ...]
+    steps_per_epoch: int
+    checkpoints: tuple[Checkpoint, ...]
+    compiles: int  # traces of the minibatch step: 1 means it never recompiled
+    params: np.ndarray = value(bulk=True)  # (checkpoint, parameter): each checkpoint's tensors, flattened and joined
+
+    def params_at(self, k: int) -> dict[str, np.ndarray]:
+        """Checkpoint ``k``'s tensors by name (the last checkpoint is the end of training)."""
+        sizes = [int(np.prod(s)) for s in self.shapes]
+        parts = np.split(self.params[k], np.cumsum(sizes)[:-1])
+        return {n: p.reshape(s) for n, p, s in zip(self.names, parts, self.shapes)}
+
+    def summary(self) -> str:
+        c = self.curves
+        return (
+            f"{self.description}: train acc {c.train_acc[-1]:.4f}, test acc {c.test_acc[-1]:.4f}, "
+            f"test loss {c.test_loss[-1]:.4f}"
+        )
+
+
+def run(config: train.TrainConfig) -> TrainResult:
+    """Train and keep the curves and every checkpoint."""
+    trained = train.train(config)
+    c = trained.curves
+    first = jax.tree_util.tree_leaves(trained.params)
+    return TrainResult(
+        description=(
+            f"{config.optimizer} (lr {config.lr}) depth {config.depth} width {config.width} on "
+            f"{config.dataset}, {config.epochs} epochs"
+        ),
+        curves=TrainCurves(
+            epoch=np.asarray(c.epoch),
+            train_loss=np.asarray(c.train_loss),
+            train_acc=np.asarray(c.train_acc),
+            test_loss=np.asarray(c.test_loss),
+            test_acc=np.asarray(c.test_acc),
+            clip_fraction=np.asarray(c.clip_fraction),
+            norms=np.asarray(c.norms),
+        ),
+        names=tuple(trained.names),
+        shapes=tuple(tuple(p.shape) for p in first),
+        steps_per_epoch=trained.steps_per_epoch,
+        checkpoints=tuple(Checkpoint(s, trained.epoch(s)) for s in trained.checkpoints),
+        compiles=trained.compiles,
+        params=np.stack(
+            [
+                np.concatenate([np.ravel(p) for p in jax.tree_util.tree_leaves(params)])
+                for params in trained.checkpoints.values()
+            ]
+        ),
+    )
+
+
+EXPERIMENT = Experiment(
+    train.TrainConfig, TrainResult, run, help="train an MLP with Fromage, LARS, Madam, low-precision Madam, SGD or Adam"
+)

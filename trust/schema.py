@@ -1,0 +1,267 @@
+"""Typed records for every experiment: a frozen, validated :class:`Config` (the one place where bad values
+are rejected) and a frozen :class:`Result` with a JSON round-trip.
+
+Both are dataclasses read field by field through their type hints, so nothing downstream indexes a
+result by string: the CLI builds its flags from a ``Config``'s fields (:func:`param` carries the help
+text, the choices and the bounds), and ``Result.to_json``/``Result.from_json`` are the only place where
+NumPy values meet JSON. JSON has no NaN or infinity; a non-finite number is written as the string
+``"nan"``, ``"inf"`` or ``"-inf"``, and only in a field that declares *why* it can be undefined
+(:func:`value` with ``undefined=``): ``to_json`` lists those reasons under ``"undefined"``, and a
+non-finite number anywhere else is a bug, reported as one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from typing import Any, NamedTuple, Union
+
+import numpy as np
+
+from trust.errors import TrustError
+
+_MISSING = dataclasses.MISSING
+
+
+def param(
+    default,
+    help: str = "",
+    *,
+    flag: str | None = None,
+    choices=None,
+    minimum: float | None = None,
+    maximum: float | None = None,
+):
+    """A :class:`Config` field: its default, the CLI help, an optional flag name other than ``--field-name``,
+    the allowed ``choices`` (for a tuple field: for each entry) and inclusive ``minimum``/``maximum``."""
+    return field(
+        default=default,
+        metadata={
+            "help": help,
+            "flag": flag,
+            "choices": tuple(choices) if choices is not None else None,
+            "minimum": minimum,
+            "maximum": maximum,
+        },
+    )
+
+
+def value(undefined: str | None = None, bulk: bool = False, default=_MISSING):
+    """A :class:`Result` field that may hold NaN/inf — ``undefined`` says when and why — or a ``bulk`` array
+    kept out of the JSON (stored in ``arrays.npz``)."""
+    return field(default=default, metadata={"undefined": undefined, "bulk": bulk})
+
+
+def _hints(cls) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _is_tuple_field(hint) -> bool:
+    return typing.get_origin(hint) is tuple
+
+
+@dataclass(frozen=True)
+class Config:
+    """Base of every experiment's config (subclass as a frozen dataclass).
+
+    ``__post_init__`` checks every field against its :func:`param` metadata — numbers finite and within
+    ``[minimum, maximum]``, names among ``choices`` — and then the cross-field rules in :meth:`validate`;
+    any failure is a :class:`TrustError` whose one-line message the CLI prints."""
+
+    def __post_init__(self):
+        hints = _hints(type(self))
+        for f in fields(self):
+            items = getattr(self, f.name)
+            tuple_field = _is_tuple_field(hints[f.name])
+            for item in items if tuple_field else (items,):
+                _check_field(f, item, in_tuple=tuple_field)
+        self.validate()
+
+    def validate(self) -> None:
+        """Cross-field rules of a subclass (raise :class:`TrustError`)."""
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        """Build from a dict (CLI arguments or a stored ``config.json``); other keys are ignored and JSON lists
+        become tuples, so ``from_dict(c.to_dict()) == c``."""
+        hints = _hints(cls)
+        return cls(
+            **{
+                f.name: tuple(d[f.name]) if _is_tuple_field(hints[f.name]) else d[f.name]
+                for f in fields(cls)
+                if f.name in d
+            }
+        )
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _check_field(f, item, in_tuple: bool) -> None:
+    meta, name = f.metadata, f.name
+    where = f"{name} entries" if in_tuple else name
+    if isinstance(item, float) and not math.isfinite(item):
+        raise TrustError(f"{where} must be finite, got {item}")
+    if meta.get("choices") is not None and item not in meta["choices"]:
+        raise TrustError(f"unknown {name} {item!r}; choose one of {', '.join(map(str, meta['choices']))}")
+    if meta.get("minimum") is not None and item < meta["minimum"]:
+        raise TrustError(f"{where} must be ≥ {meta['minimum']:g}, got {item}")
+    if meta.get("maximum") is not None and item > meta["maximum"]:
+        raise TrustError(f"{where} must be ≤ {meta['maximum']:g}, got {item}")
+
+
+# ---------------------------------------------------------------------------------------------- results
+
+
+def _encode_number(x, path: str, reasons: dict[str, str], reason: str | None):
+    x = float(x)
+    if math.isfinite(x):
+        return x
+    if reason is None:
+        raise RuntimeError(
+            f"internal error (a bug in trust): {path} is {x} but declares no reason to be undefined; please report it"
+        )
+    reasons.setdefault(path, reason)
+    return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+
+
+def _encode(obj, path: str, reasons: dict[str, str], reason: str | None):
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {
+            f.name: _encode(getattr(obj, f.name), f"{path}.{f.name}".lstrip("."), reasons, f.metadata.get("undefined"))
+            for f in fields(obj)
+            if not f.metadata.get("bulk")
+        }
+    if isinstance(obj, np.ndarray):
+        if obj.dtype.kind == "f":
+            return _encode(obj.tolist(), path, reasons, reason)
+        return obj.tolist()
+    if isinstance(obj, dict):
+        return {str(k): _encode(v, f"{path}.{k}", reasons, reason) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [
+            _encode(v, f"{path}[{i}]" if dataclasses.is_dataclass(v) else path, reasons, reason)
+            for i, v in enumerate(obj)
+        ]
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return _encode_number(obj, path, reasons, reason)
+    return obj
+
+
+def _number(x):
+    return float(x) if isinstance(x, str) else x
+
+
+def _numbers(obj):
+    return [_numbers(v) for v in obj] if isinstance(obj, list) else _number(obj)
+
+
+def _decode(hint, obj):
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (Union, types.UnionType):
+        if obj is None and type(None) in args:
+            return None
+        return _decode(next(a for a in args if a is not type(None)), obj)
+    if dataclasses.is_dataclass(hint):
+        return _decode_record(hint, obj, {})
+    if hint is np.ndarray:
+        return np.asarray(_numbers(obj))
+    if hint is float:
+        return float(_number(obj))
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_decode(args[0], v) for v in obj)
+        return tuple(_decode(a, v) for a, v in zip(args, obj))
+    if origin is list:
+        return [_decode(args[0], v) for v in obj]
+    if origin is dict:
+        return {k: _decode(args[1], v) for k, v in obj.items()}
+    return obj
+
+
+def _decode_record(cls, obj: dict, arrays: dict, prefix: str = ""):
+    hints = _hints(cls)
+    kwargs = {}
+    for f in fields(cls):
+        if f.metadata.get("bulk"):
+            kwargs[f.name] = np.asarray(arrays[prefix + f.name])
+        elif f.name in obj:
+            kwargs[f.name] = _decode(hints[f.name], obj[f.name])
+    return cls(**kwargs)
+
+
+@dataclass(frozen=True, eq=False)
+class Result:
+    """Base of every experiment's result (subclass as a frozen dataclass with ``eq=False``).
+
+    Fields are NumPy arrays, numbers, strings, tuples, dicts and nested frozen dataclasses. Subclasses give
+    the experiment's views: :meth:`summary` (the CLI's words), :meth:`figure` and :meth:`report_rows`."""
+
+    def to_json(self) -> dict:
+        """JSON-ready fields (bulk arrays left out), and ``"undefined"``: why each non-finite value is so."""
+        reasons: dict[str, str] = {}
+        out = _encode(self, "", reasons, None)
+        return {**out, "undefined": reasons}
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The bulk arrays, by field name (what ``arrays.npz`` holds)."""
+        return {f.name: np.asarray(getattr(self, f.name)) for f in fields(self) if f.metadata.get("bulk")}
+
+    @classmethod
+    def from_json(cls, obj: dict, arrays: dict | None = None):
+        """Inverse of :meth:`to_json` (with :meth:`arrays`): ``from_json(r.to_json(), r.arrays())`` equals ``r``."""
+        if not isinstance(obj, dict):
+            raise TrustError(f"a stored {cls.__name__} must be a JSON object")
+        try:
+            return _decode_record(cls, obj, arrays or {})
+        except (KeyError, TypeError, ValueError, StopIteration) as err:
+            raise TrustError(
+                f"stored results do not match {cls.__name__} ({err.__class__.__name__}: {err}); "
+                "the run is from another version or was edited — rerun it"
+            ) from None
+
+    def summary(self) -> str:
+        """What the CLI prints, in words."""
+        return ""
+
+    def figure(self):
+        """The experiment's figure (a Matplotlib figure), or ``None``."""
+        return None
+
+    def report_rows(self) -> list:
+        """Rows ``(claim, kind, measurement, verdict)`` for ``figures/REPORT.md``."""
+        return []
+
+
+def same(a: Result, b: Result) -> bool:
+    """Whether two results hold the same values (the JSON form and the bulk arrays, exactly)."""
+    arrays_a, arrays_b = a.arrays(), b.arrays()
+    return (
+        type(a) is type(b)
+        and a.to_json() == b.to_json()
+        and arrays_a.keys() == arrays_b.keys()
+        and all(np.array_equal(arrays_a[k], arrays_b[k], equal_nan=True) for k in arrays_a)
+    )
+
+
+class Experiment(NamedTuple):
+    """One question, end to end: its ``config`` and ``result`` types and ``run(config) -> result``; and for
+    ``paper_figs.py`` the named runs it contributes (``paper_configs(quick, seed)``), the figures drawn from
+    their results (``paper_figures(results) -> {stem: figure}``) and the report rows (``paper_rows``).
+    Experiments without paper hooks draw each run's own ``figure()`` and ``report_rows()``."""
+
+    config: type[Config]
+    result: type[Result]
+    run: Callable
+    paper_configs: Callable | None = None
+    paper_figures: Callable | None = None
+    paper_rows: Callable | None = None
+    help: str = ""  # one line for ``trust --help``

@@ -1,0 +1,95 @@
+"""Pytree helpers, the ground floor every other module stands on: leaf names, which leaves are weight
+matrices, per-leaf norms and the relative size of a perturbation (docs/theory.md §1).
+
+Nothing here knows about networks, data or experiments; everything above imports from here."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from trust.errors import TrustError
+
+
+def leaves(tree) -> list:
+    """The leaves of ``tree`` in flatten order."""
+    return jax.tree_util.tree_leaves(tree)
+
+
+def unflatten_like(tree, new_leaves: Sequence):
+    """A pytree with the structure of ``tree`` and the given leaves."""
+    return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(tree), list(new_leaves))
+
+
+def leaf_names(tree) -> list[str]:
+    """Readable names of the leaves in flatten order, e.g. ``1.w``, ``1.b`` (list entries counted from 1)."""
+    names = []
+    for path, _ in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        parts = []
+        for k in path:
+            if isinstance(k, jax.tree_util.SequenceKey):
+                parts.append(str(k.idx + 1))
+            elif isinstance(k, jax.tree_util.DictKey):
+                parts.append(str(k.key))
+            else:
+                parts.append(str(getattr(k, "name", k)))
+        names.append(".".join(parts))
+    return names
+
+
+def is_weight_matrix(leaf) -> bool:
+    """Which leaves the bounds are about: weight matrices (ndim ≥ 2), not bias vectors (docs/theory.md §1)."""
+    return jnp.ndim(leaf) >= 2
+
+
+def weight_indices(tree) -> list[int]:
+    """Flatten indices of the weight matrices of ``tree``."""
+    return [i for i, leaf in enumerate(leaves(tree)) if is_weight_matrix(leaf)]
+
+
+def same_structure(a, b) -> bool:
+    """Whether two pytrees have the same structure and leaf shapes."""
+    structure_a: Any = jax.tree_util.tree_structure(a)  # PyTreeDef's stubs lack __eq__
+    return structure_a == jax.tree_util.tree_structure(b) and all(
+        jnp.shape(x) == jnp.shape(y) for x, y in zip(leaves(a), leaves(b))
+    )
+
+
+def check_finite(tree, what: str) -> None:
+    """Raise :class:`TrustError` naming ``what`` and the leaf if any entry is NaN or ±Inf."""
+    for name, leaf in zip(leaf_names(tree), leaves(tree)):
+        if not np.all(np.isfinite(np.asarray(leaf))):
+            raise TrustError(f"{what} has NaN or Inf entries in tensor {name}")
+
+
+def per_leaf(values, n: int) -> np.ndarray:
+    """A scalar broadcast to ``n`` leaves, or a sequence of exactly ``n`` finite values."""
+    arr = np.atleast_1d(np.asarray(values, dtype=float))
+    if arr.size == 1:
+        arr = np.full(n, arr.item())
+    if arr.shape != (n,):
+        raise TrustError(f"expected one value per tensor ({n}), got {arr.size}")
+    if not np.all(np.isfinite(arr)):
+        raise TrustError("per-tensor values must be finite")
+    return arr
+
+
+def frobenius_norms(tree) -> jax.Array:
+    """‖T_l‖_F of every leaf, in flatten order (traceable: used inside jitted code)."""
+    return jnp.stack([jnp.linalg.norm(jnp.ravel(t)) for t in leaves(tree)])
+
+
+def leaf_norms(tree) -> np.ndarray:
+    """:func:`frobenius_norms` of concrete arrays, in NumPy float64 (no per-shape compilation)."""
+    return np.array([np.linalg.norm(np.asarray(t, dtype=float)) for t in leaves(tree)])
+
+
+def relative_size(delta, params) -> np.ndarray:
+    """``a_l = ‖ΔW_l‖_F / ‖W_l‖_F`` per leaf (docs/theory.md §1); 0 where both are 0, inf where only ‖W_l‖ is."""
+    d, w = leaf_norms(delta), leaf_norms(params)
+    ratio = np.divide(d, w, out=np.full_like(d, np.inf), where=w > 0)
+    return np.where(d == 0, 0.0, ratio)

@@ -38,3 +38,19 @@ def test_lipschitz_prediction_is_linear_and_secant_fits_smallest_step():
     np.testing.assert_allclose(bounds.lipschitz_prediction(lam, delta, grad_norm=2.0), 1.5 * delta)
     with pytest.raises(TrustError):
         bounds.secant_lipschitz([0.0], [0.0])
+
+
+def test_theorem1_forms_on_batches_of_non_square_shapes():
+    """Killed mutants: β entering C as a divisor, L read from the wrong axis, ∏c_l taken over every axis."""
+    # C = (κ²β/α)^L with β ≠ 1: (2²·0.5/0.25)^3 = 8^3
+    assert bounds.theorem1_constant(3, alpha=0.25, beta=0.5, kappa=2.0) == pytest.approx(512.0, rel=1e-15)
+    a = np.array([[0.01, 0.02, 0.03], [0.1, 0.0, 0.2]])  # 2 cases × 3 layers: L = 3, not 2
+    np.testing.assert_allclose(bounds.theorem1_bound(a, 0.5, 1.0, 1.0), 8.0 * bounds.drt_bound(a), rtol=1e-15)
+    c = np.array([[1.0, 2.0, 3.0], [1.0, 1.0, 5.0]])  # per case: ∏c_l = 6 and 5
+    np.testing.assert_allclose(bounds.theorem1_bound_per_layer(a, c), [6.0, 5.0] * bounds.drt_bound(a), rtol=1e-15)
+
+
+def test_lipschitz_defaults_and_errors():
+    np.testing.assert_allclose(bounds.lipschitz_prediction(3.0, [0.0, 2.0]), [0.0, 6.0])  # grad_norm = 1
+    with pytest.raises(TrustError, match="no nonzero perturbation"):
+        bounds.secant_lipschitz([0.0, 1.0], [0.0, 0.0])

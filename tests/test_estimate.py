@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from trust import estimate, losses, nets, perturb
+from trust.errors import TrustError
 
 
 def test_transmission_matches_closed_form_for_leaky_relu(key):
@@ -63,3 +64,39 @@ def test_lemma2_thresholds():
     np.testing.assert_allclose(estimate.lemma2_threshold(1.0, L), [0.0443, 0.0140], atol=5e-5)
     big_c = 1e6  # corrected threshold ≈ cos θ/(L·C) for large C
     assert estimate.lemma2_threshold(0.5, 16, big_c) == pytest.approx(0.5 / (16 * big_c), rel=1e-6)
+
+
+def test_conditioning_rank_rule_at_its_threshold():
+    """σ_min is compared with σ_max·max(m, n)·ε of the matrix's own dtype (NumPy's matrix_rank rule)."""
+    eps64, eps32 = np.finfo(np.float64).eps, np.finfo(np.float32).eps
+    # 3×3, σ = (10, 1, s): singular iff s ≤ 10·3·ε — the rule uses σ_max (not σ_2) and multiplies by n
+    assert estimate.conditioning(np.diag([10.0, 1.0, 20 * eps64])) == float("inf")
+    assert estimate.conditioning(np.diag([10.0, 1.0, 40 * eps64])) == pytest.approx(10 / (40 * eps64), rel=1e-12)
+    assert estimate.conditioning(np.diag([1.0, 2.0, 4.0])[::-1]) == pytest.approx(4.0)  # σ sorted by the SVD
+    # a float32 matrix cannot certify κ beyond ~1/(n·ε₃₂): its own ε decides, not float64's
+    assert estimate.conditioning(np.diag([1.0, 1e-7]).astype(np.float32)) == float("inf")
+    assert estimate.conditioning(np.diag([1.0, 1e-7])) == pytest.approx(1e7, rel=1e-12)
+    assert 2 * eps32 > 1e-7 > 2 * eps64
+
+
+def test_transmission_skips_zero_preactivations_and_the_linear_last_layer(key):
+    net = nets.experiment_mlp(4, 6, 3, 2, activation="leaky_relu", slope=0.3)  # biases, linear last layer
+    params = net.init(key)
+    params = [dict(layer, b=jnp.zeros_like(layer["b"])) for layer in params]
+    x = jnp.concatenate([jnp.zeros((1, 4)), jax.random.normal(key, (9, 4))])  # example 0: z = 0 everywhere
+    got = estimate.transmission(net, params, x)
+    assert got["alpha"].shape == (2,)  # φ acts on 2 of the 3 layers
+    _, zs = net.preactivations(params, x)
+    z = np.asarray(zs[0])[1:]
+    ratio = np.sqrt((np.maximum(z, 0) ** 2).sum(1) + 0.09 * (np.minimum(z, 0) ** 2).sum(1)) / np.linalg.norm(z, axis=1)
+    np.testing.assert_allclose([got["alpha"][0], got["mean"][0]], [ratio.min(), ratio.mean()], rtol=1e-12)
+    with pytest.raises(TrustError, match="zero on every example"):
+        estimate.transmission(net, params, jnp.zeros((3, 4)))
+
+
+def test_undefined_angles_and_constants():
+    w, g = [jnp.ones((2, 2)), jnp.zeros(3)], [jnp.ones((2, 2)), jnp.ones(3)]
+    np.testing.assert_array_equal(np.isnan(estimate.cos_theta(w, g)), [False, True])  # ‖ΔW‖ = 0: undefined
+    np.testing.assert_array_equal(np.isnan(estimate.cos_gamma(w, g)), [False, True])
+    with pytest.raises(TrustError, match="no point with a positive bound"):
+        estimate.effective_constant([1.0, 2.0], [0.0, 0.0])

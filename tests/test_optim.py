@@ -320,3 +320,46 @@ def test_schedule_reaches_every_piece(name):
         for k in a:
             # as in test_against_numpy_reference: float64, 25 steps, ~1e-14 expected
             np.testing.assert_allclose(a[k], b[k], rtol=1e-10, atol=1e-12, err_msg=f"{name} step {t} tensor {k}")
+
+
+def test_defaults_are_the_authors():
+    """fromage/lars/madam default to η = 0.01, Madam to p_scale = 3 and b2 = 0.999, lns_init to 4096 levels,
+    base_lr 0.001 and p_scale 3 (docs/theory.md §4): the default factories take the same steps as explicit ones."""
+    params = {"w": jnp.array([[0.5, -1.0], [2.0, 0.25]])}
+    grads = {"w": jnp.array([[0.3, 0.1], [-0.2, 0.4]])}
+    for default, explicit in (
+        (optim.fromage(), optim.fromage(0.01)),
+        (optim.lars(), optim.lars(0.01)),
+        (optim.madam(), optim.madam(0.01, p_scale=3.0, g_bound=10.0, b2=0.999)),
+    ):
+        state_d, state_e = default.init(params), explicit.init(params)
+        for _ in range(3):  # three steps: b2 enters v from the second step on
+            u_d, state_d = default.update(grads, state_d, params)
+            u_e, state_e = explicit.update(grads, state_e, params)
+            np.testing.assert_array_equal(u_d["w"], u_e["w"])
+            grads = {"w": grads["w"] * jnp.array([[1.0, -3.0], [0.5, 2.0]])}
+    # a learning rate of 0.01 moves a Fromage tensor by exactly η·‖p‖ (before the 1/√(1+η²) factor)
+    u, _ = optim.lars().update(grads, optim.lars().init(params), params)
+    assert float(jnp.linalg.norm(u["w"])) == pytest.approx(0.01 * float(jnp.linalg.norm(params["w"])), rel=1e-12)
+    # Madam's σ* = 3·RMS(p_init)
+    rms = float(jnp.sqrt(jnp.mean(params["w"] ** 2)))
+    assert float(optim.madam().init(params)[-1].sigma_max["w"]) == pytest.approx(3 * rms, rel=1e-12)
+    # lns_init: w = σ*·exp(−0.001·n), n ~ U{0, …, 4095}, σ* = 3·RMS = 3 here; with 2^18 draws every level
+    # is hit with probability 1 − 4096·e^{−64}, so the extremes 0 and 4095 are both seen.
+    drawn = optim.lns_init(jax.random.key(SEED), {"w": jnp.ones((512, 512))})
+    n = -np.log(np.asarray(drawn["w"]) / 3.0) / 0.001
+    np.testing.assert_allclose(n, np.round(n), atol=1e-6)  # on the grid (float64: ~1e-9 rounding in n)
+    assert np.round(n).min() == 0 and np.round(n).max() == 4095
+
+
+def test_clip_to_init_norm_only_acts_above_the_bound():
+    params = {"w": jnp.array([3.0, 4.0])}  # ‖p_init‖ = 5
+    opt = optax.chain(optax.sgd(1.0), optim.clip_to_init_norm(2.0))
+    state = opt.init(params)
+    exactly, _ = opt.update({"w": jnp.array([-3.0, -4.0])}, state, params)  # p_new = 2·p: on the bound, kept
+    np.testing.assert_allclose(exactly["w"], [3.0, 4.0], rtol=1e-15)
+    above, _ = opt.update({"w": jnp.array([-9.0, -12.0])}, state, params)  # ‖p_new‖ = 20 → clipped to 10
+    np.testing.assert_allclose(params["w"] + above["w"], [6.0, 8.0], rtol=1e-15)
+    zero = {"w": jnp.zeros(2)}
+    held, _ = opt.update({"w": jnp.array([-1.0, 1.0])}, opt.init(zero), zero)  # ‖p_init‖ = 0: held at 0
+    np.testing.assert_array_equal(held["w"], [0.0, 0.0])

@@ -75,3 +75,12 @@ def test_zero_norm_tensor_is_not_moved_and_zero_gradient_is_an_error(key):
         perturb.madam(params, grads)
     with pytest.raises(TrustError, match="one value per tensor"):
         perturb.gaussian(key, params, [1.0, 2.0])
+
+
+def test_single_layer_accepts_every_index_and_no_other():
+    u = [{"w": jnp.ones((2, 2)), "b": jnp.ones(2)}, {"w": jnp.ones((1, 2)), "b": jnp.ones(1)}]  # leaves 1.b 1.w 2.b 2.w
+    assert [float(jnp.sum(t)) for t in tree.leaves(perturb.single_layer(u, -4))] == [2.0, 0.0, 0.0, 0.0]
+    assert [float(jnp.sum(t)) for t in tree.leaves(perturb.single_layer(u, 3))] == [0.0, 0.0, 0.0, 2.0]
+    for bad in (4, -5, "3.w"):
+        with pytest.raises(TrustError, match=r"no tensor .*; tensors are 1\.b, 1\.w, 2\.b, 2\.w"):
+            perturb.single_layer(u, bad)

@@ -63,7 +63,7 @@ def run(config: train.TrainConfig) -> TrainResult:
     """Train and keep the curves and every checkpoint."""
     trained = train.train(config)
     c = trained.curves
-    first = jax.tree_util.tree_leaves(trained.params)
+    final = jax.tree_util.tree_leaves(trained.params)  # shapes are the same at every checkpoint
     return TrainResult(
         description=(
             f"{config.optimizer} (lr {config.lr}) depth {config.depth} width {config.width} on "
@@ -79,7 +79,7 @@ def run(config: train.TrainConfig) -> TrainResult:
             norms=np.asarray(c.norms),
         ),
         names=tuple(trained.names),
-        shapes=tuple(tuple(p.shape) for p in first),
+        shapes=tuple(tuple(p.shape) for p in final),
         steps_per_epoch=trained.steps_per_epoch,
         checkpoints=tuple(Checkpoint(s, trained.epoch(s)) for s in trained.checkpoints),
         compiles=trained.compiles,

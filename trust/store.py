@@ -32,7 +32,7 @@ def versions() -> dict:
         "platform": platform.platform(),
         "backend": jax.default_backend(),
     }
-    for pkg in ("trust", "jax", "jaxlib", "optax", "numpy", "scipy", "scikit-learn"):
+    for pkg in ("trust", "jax", "jaxlib", "optax", "numpy", "scipy", "scikit-learn", "mlxtend"):
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:

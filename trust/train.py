@@ -63,7 +63,7 @@ class TrainConfig(Config):
     batch_size: int = param(8, "minibatch size", minimum=1)
     lr_decay: float = param(0.9, "learning-rate factor per epoch, in (0, 1]", maximum=1)
     dataset: str = param("digits", "data set", choices=data.DATASETS)
-    data_path: str = param("", "directory of the MNIST IDX / CIFAR-10 binary files")
+    data_dir: str = param("", "directory of the MNIST IDX / CIFAR-10 binary files")
     checkpoints: tuple[float, ...] = param(
         (0.0, 0.5, 1.0), "epochs (fractions allowed) at which parameters are kept; the end is always kept", minimum=0
     )
@@ -117,7 +117,7 @@ def _keys(config: TrainConfig) -> dict[str, jax.Array]:
 
 def load_data(config: TrainConfig) -> data.Dataset:
     """The data set a run of ``config`` trains on (its split is drawn from the run's data key)."""
-    return data.load(config.dataset, _keys(config)["data"], path=config.data_path or None)
+    return data.load(config.dataset, _keys(config)["data"], path=config.data_dir or None)
 
 
 def initial_params(config: TrainConfig, ds: data.Dataset) -> tuple[nets.MLP, list[dict]]:

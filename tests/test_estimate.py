@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax.flatten_util import ravel_pytree
 
 from trust import estimate, losses, nets, perturb
 from trust.errors import TrustError
@@ -100,3 +101,31 @@ def test_undefined_angles_and_constants():
     np.testing.assert_array_equal(np.isnan(estimate.cos_gamma(w, g)), [False, True])
     with pytest.raises(TrustError, match="no point with a positive bound"):
         estimate.effective_constant([1.0, 2.0], [0.0, 0.0])
+
+
+@pytest.mark.parametrize(("depth", "loss"), [(1, "mse"), (3, "xent"), (4, "mse")])
+def test_sharpness_is_the_dense_hessians_top_eigenvalue(key, depth, loss):
+    """Lanczos on Hessian-vector products against the eigenvalues of the dense Hessian (jax.hessian, NumPy)."""
+    net = nets.experiment_mlp(5, 6, depth, 3)
+    params = net.init(key)
+    x = jax.random.normal(jax.random.fold_in(key, 1), (40, 5))
+    y = jnp.arange(40) % 3
+    flat, unravel = ravel_pytree(params)
+    dense = jax.hessian(lambda f: losses.loss_function(loss)(net.apply(unravel(f), x), y))(flat)
+    eigenvalues = np.linalg.eigvalsh(np.asarray(dense))
+    expected = np.abs(eigenvalues).max()
+    # float64 HVPs are exact to ~1e-15; the stopping rule asks ARPACK for 1e-8 relative accuracy
+    assert estimate.sharpness(net.apply, params, x, y, loss, tol=1e-8) == pytest.approx(expected, rel=1e-6)
+    # a loose tolerance still gives the value to about that tolerance (Ritz values converge from below)
+    assert estimate.sharpness(net.apply, params, x, y, loss, tol=1e-2) == pytest.approx(expected, rel=2e-2)
+
+
+def test_sharpness_of_a_linear_least_squares_model_is_closed_form(key):
+    """One linear layer under the square loss ½·mean_i‖Wx_i + b − e_{y_i}‖²: for each output row (w_k, b_k) the
+    Hessian is (1/n)·Σ_i [x_i 1][x_i 1]ᵀ, so λ_max is the top eigenvalue of that 6×6 second-moment matrix."""
+    net = nets.experiment_mlp(5, 6, 1, 3)
+    x = jax.random.normal(key, (50, 5))
+    aug = np.concatenate([np.asarray(x), np.ones((50, 1))], axis=1)
+    expected = np.linalg.eigvalsh(aug.T @ aug / 50).max()
+    got = estimate.sharpness(net.apply, net.init(key), x, jnp.arange(50) % 3, "mse", tol=1e-10)
+    assert got == pytest.approx(expected, rel=1e-8)  # float64 HVPs; ARPACK asked for 1e-10

@@ -1,14 +1,21 @@
 """Estimates of the constants in the theory (docs/theory.md §2–3): transmission α, β, conditioning κ, the
-exponential constant C, the effective constant, cos θ, cos γ, and the descent thresholds."""
+exponential constant C, the effective constant, cos θ, cos γ, the descent thresholds, and the sharpness."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
+import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.flatten_util import ravel_pytree
+from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
 from trust.errors import TrustError
+from trust.losses import loss_function
 from trust.nets import MLP, activation_fn
-from trust.tree import leaves
+from trust.tree import check_finite, leaves
 
 
 def transmission(net: MLP, params, x) -> dict[str, np.ndarray]:
@@ -78,3 +85,40 @@ def lemma2_threshold(cos, depth: int, constant: float = 1.0) -> np.ndarray:
     cos = np.asarray(cos, dtype=float)
     positive = np.where(cos > 0, cos, 1.0)
     return np.where(cos > 0, np.expm1(np.log1p(positive / constant) / depth), 0.0)
+
+
+@partial(jax.jit, static_argnums=(0, 1))
+def _hvp(apply, loss, params, x, y, v):
+    """``∇²ℒ(W)·v`` for a flat ``v``: forward-over-reverse (``jvp`` of ``grad``)."""
+    flat, unravel = ravel_pytree(params)
+    grad = jax.grad(lambda p: loss_function(loss)(apply(p, x), y))
+    return ravel_pytree(jax.jvp(grad, (params,), (unravel(v.astype(flat.dtype)),))[1])[0]
+
+
+def sharpness(apply: Callable, params, x, y, loss: str = "xent", tol: float = 1e-3, seed: int = 0) -> float:
+    """The largest |eigenvalue| of the loss Hessian ``∇²ℒ(W)`` on the batch ``(x, y)`` — the local λ of the
+    Lipschitz-smooth model (docs/theory.md §2.5; any global λ is at least this).
+
+    Lanczos iteration (ARPACK's ``eigsh``, implicitly restarted) on Hessian-vector products, stopped when the
+    Ritz value's relative error is below ``tol``; the start vector is drawn from ``seed`` (same seed, same
+    answer). Raises :class:`TrustError` when it does not converge or the parameters are not finite."""
+    check_finite(params, "parameters")
+    flat, _ = ravel_pytree(params)
+    n = flat.size
+    x, y = jnp.asarray(x), jnp.asarray(y)
+
+    def matvec(v):
+        return np.asarray(_hvp(apply, loss, params, x, y, jnp.asarray(np.ravel(v), flat.dtype)), dtype=float)
+
+    if n == 1:  # ARPACK needs n > k + 1; a 1×1 Hessian is its own eigenvalue
+        return float(abs(matvec(np.ones(1))[0]))
+    start = np.random.default_rng(seed).standard_normal(n)
+    operator = LinearOperator((n, n), matvec=matvec, dtype=float)
+    try:
+        values = eigsh(operator, k=1, which="LM", tol=tol, v0=start, ncv=min(n - 1, 12), return_eigenvectors=False)
+    except ArpackNoConvergence:
+        raise TrustError(f"the sharpness (Lanczos) did not reach relative tolerance {tol}") from None
+    lam = float(abs(values[0]))
+    if not np.isfinite(lam):
+        raise TrustError("the loss Hessian is not finite at these parameters")
+    return lam

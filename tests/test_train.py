@@ -24,7 +24,7 @@ def test_checkpoints_curves_and_reproducibility():
     for k in ("train_loss", "test_acc", "norms"):  # same seed, same numbers
         assert getattr(a.curves, k) == getattr(b.curves, k)
     np.testing.assert_array_equal(a.params[0]["w"], b.params[0]["w"])
-    assert a.compiles == 1
+    assert a.compiles <= 1 and b.compiles == 0  # compiled at most once, then reused by the second run
     assert a.curves.train_loss[-1] < a.curves.train_loss[0]
     assert np.isnan(a.curves.clip_fraction).all()  # not a Madam run
 
@@ -51,8 +51,9 @@ def test_bad_config():
 def test_run_packs_checkpoints_as_arrays():
     config = TrainConfig(optimizer="adam", checkpoints=(0.0, 1.0), **TINY)
     result = run(config)
-    assert [c.step for c in result.checkpoints] == [0, 21, 42] and result.compiles == 1
+    assert [c.step for c in result.checkpoints] == [0, 21, 42] and result.compiles <= 1
     trained = train(config, progress=False)
+    assert trained.compiles == 0
     for k, params in enumerate(trained.checkpoints.values()):  # every tensor of every checkpoint, exactly
         got = result.params_at(k)
         assert list(got) == ["1.b", "1.w", "2.b", "2.w", "3.b", "3.w"]

@@ -156,7 +156,7 @@ class Trained:
     checkpoints: dict[int, list]  # step → params (the last step is the final parameters)
     steps_per_epoch: int
     names: list[str]
-    compiles: int  # how often the minibatch step was traced (1: never recompiled)
+    compiles: int  # how often this run traced the minibatch step (0: an earlier run's program was reused)
 
     @property
     def params(self):
@@ -173,17 +173,27 @@ def _checkpoint_steps(config: TrainConfig, steps_per_epoch: int) -> set[int]:
     return steps
 
 
-def train(config: TrainConfig, ds: data.Dataset | None = None, progress: bool = True) -> Trained:
-    """Train ``config``'s MLP; returns its curves, checkpoints (params per requested step) and final params."""
-    ds = load_data(config) if ds is None else ds
-    n_train = ds.x_train.shape[0]
-    if config.batch_size > n_train:
-        raise TrustError(f"batch size {config.batch_size} exceeds the {n_train} training examples")
-    steps_per_epoch = n_train // config.batch_size
-    ckpt_steps = _checkpoint_steps(config, steps_per_epoch)
-    net, params = initial_params(config, ds)
+class _Program(NamedTuple):
+    """The compiled pieces of a training run: the optimiser, the minibatch step, the full-batch evaluation
+    and a count of the step's traces (a Python side effect, so it counts compilations)."""
+
+    opt: optax.GradientTransformation
+    step: Callable
+    evaluate: Callable
+    traces: list[int]
+
+
+_PROGRAMS: dict[tuple, _Program] = {}
+
+
+def _program(net: nets.MLP, config: TrainConfig, steps_per_epoch: int) -> _Program:
+    """One compiled program per net and optimiser setting, shared by every seed and data set of that shape
+    (the fields here are all that :func:`make_optimizer` reads)."""
+    key = (net, config.optimizer, config.lr, config.lr_decay, config.p_scale, config.bits, config.base_lr,
+           steps_per_epoch)  # fmt: skip
+    if key in _PROGRAMS:
+        return _PROGRAMS[key]
     opt = make_optimizer(config, steps_per_epoch)
-    opt_state = opt.init(params)
     traces = [0]
 
     @jax.jit
@@ -197,6 +207,23 @@ def train(config: TrainConfig, ds: data.Dataset | None = None, progress: bool = 
     def evaluate(params, x, y):
         logits = net.apply(params, x)
         return cross_entropy(logits, y), jnp.mean(jnp.argmax(logits, -1) == y)
+
+    _PROGRAMS[key] = program = _Program(opt, step, evaluate, traces)
+    return program
+
+
+def train(config: TrainConfig, ds: data.Dataset | None = None, progress: bool = True) -> Trained:
+    """Train ``config``'s MLP; returns its curves, checkpoints (params per requested step) and final params."""
+    ds = load_data(config) if ds is None else ds
+    n_train = ds.x_train.shape[0]
+    if config.batch_size > n_train:
+        raise TrustError(f"batch size {config.batch_size} exceeds the {n_train} training examples")
+    steps_per_epoch = n_train // config.batch_size
+    ckpt_steps = _checkpoint_steps(config, steps_per_epoch)
+    net, params = initial_params(config, ds)
+    opt, step, evaluate, traces = _program(net, config, steps_per_epoch)
+    traces_before = traces[0]
+    opt_state = opt.init(params)
 
     curves = Curves()
 
@@ -236,5 +263,9 @@ def train(config: TrainConfig, ds: data.Dataset | None = None, progress: bool = 
         bar.set_postfix(test_acc=f"{curves.test_acc[-1]:.3f}")
     checkpoints[t] = params
     return Trained(
-        curves, {s: checkpoints[s] for s in sorted(checkpoints)}, steps_per_epoch, leaf_names(params), traces[0]
+        curves,
+        {s: checkpoints[s] for s in sorted(checkpoints)},
+        steps_per_epoch,
+        leaf_names(params),
+        traces[0] - traces_before,
     )

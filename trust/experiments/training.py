@@ -42,7 +42,7 @@ class TrainResult(Result):
     shapes: tuple[tuple[int, ...], ...]
     steps_per_epoch: int
     checkpoints: tuple[Checkpoint, ...]
-    compiles: int  # traces of the minibatch step: 1 means it never recompiled
+    compiles: int  # traces of the minibatch step in this run: ≤ 1 means it never recompiled
     params: np.ndarray = value(bulk=True)  # (checkpoint, parameter): each checkpoint's tensors, flattened and joined
 
     def params_at(self, k: int) -> dict[str, np.ndarray]:

@@ -39,9 +39,9 @@ def _flag_options(f, hint) -> dict:
     return {**options, "type": hint}
 
 
-def _add_experiment(sub, name: str, experiment: Experiment) -> None:
+def _add_experiment(sub, leaf: str, experiment: Experiment, name: str) -> None:
     doc = sys.modules[experiment.run.__module__].__doc__ or name
-    p = sub.add_parser(name, help=experiment.help, description=doc.split("\n\n")[0])
+    p = sub.add_parser(leaf, help=experiment.help, description=doc.split("\n\n")[0])
     hints = typing.get_type_hints(experiment.config)
     for f in fields(experiment.config):
         assert f.default is not MISSING, f"config field {f.name} needs a default to be a CLI flag"
@@ -63,7 +63,8 @@ def run_command(name: str, args: argparse.Namespace) -> None:
     )
     figure = result.figure() if args.out else None
     if figure is not None:
-        where += "; figure " + ", ".join(str(p) for p in plots.save(figure, Path(args.out) / name))
+        stem = name.replace(" ", "_")
+        where += "; figure " + ", ".join(str(p) for p in plots.save(figure, Path(args.out) / stem))
     if args.json:
         print(json.dumps({"config": config.to_dict(), **result.to_json()}, indent=2, allow_nan=False))
     else:
@@ -72,11 +73,22 @@ def run_command(name: str, args: argparse.Namespace) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
+    """One subcommand per registered experiment; a two-word name (``study breakdown``) is a sub-subcommand."""
     p = _Parser(prog="trust", description="Deep relative trust, Fromage and Madam: falsifiable checks.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    groups: dict[str, argparse._SubParsersAction] = {}
     for name, experiment in REGISTRY.items():
-        _add_experiment(sub, name, experiment)
+        group, _, leaf = name.rpartition(" ")
+        if group and group not in groups:
+            groups[group] = sub.add_parser(group, help=f"{group}: {', '.join(_leaves(group))}").add_subparsers(
+                dest=group, required=True, parser_class=_Parser
+            )
+        _add_experiment(groups[group] if group else sub, leaf, experiment, name)
     return p
+
+
+def _leaves(group: str) -> list[str]:
+    return [n.rpartition(" ")[2] for n in REGISTRY if n.rpartition(" ")[0] == group]
 
 
 def main(argv=None) -> int:

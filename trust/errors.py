@@ -3,3 +3,12 @@
 
 class TrustError(ValueError):
     """Bad input: NaN/Inf, a zero-norm layer or gradient, a shape mismatch, a corrupt result file, a bad value."""
+
+
+class Diverged(TrustError):
+    """Training reached a non-finite loss (a learning rate too large for the net): a result for a sweep, an
+    error for a single run."""
+
+    def __init__(self, message: str, epoch: int):
+        super().__init__(message)
+        self.epoch = epoch

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, NamedTuple, Union
 
 import numpy as np
+from tqdm import tqdm
 
 from trust.errors import TrustError
 
@@ -252,11 +253,35 @@ def same(a: Result, b: Result) -> bool:
     )
 
 
+class Study(NamedTuple):
+    """An experiment made of many cells (configuration × seed), each a run of the ``cell`` experiment that is
+    stored and reused on its own (:func:`trust.store.run_or_reuse`), so a long study that stops loses at most
+    the cell in progress. ``cells(config, done)`` names the cells needed given the finished ones ``done``
+    (``{name: result}``) — called again until it asks for nothing new, so later cells may depend on earlier
+    ones (a learning rate chosen by a sweep) — and ``combine(config, done)`` makes the study's result."""
+
+    cell: Experiment
+    cells: Callable
+    combine: Callable
+
+
+def run_study(study: Study, config: Config, run_cell: Callable | None = None) -> Result:
+    """Run every cell ``study.cells`` asks for (``run_cell(name, cell_config)``; default: compute it), then
+    combine them."""
+    run_cell = run_cell or (lambda name, cell_config: study.cell.run(cell_config))
+    done: dict[str, Result] = {}
+    while todo := {n: c for n, c in study.cells(config, done).items() if n not in done}:
+        for name, cell_config in tqdm(todo.items(), desc=type(config).__name__, unit="cell", leave=False, delay=3):
+            done[name] = run_cell(name, cell_config)
+    return study.combine(config, done)
+
+
 class Experiment(NamedTuple):
     """One question, end to end: its ``config`` and ``result`` types and ``run(config) -> result``; and for
     ``paper_figs.py`` the named runs it contributes (``paper_configs(quick, seed)``), the figures drawn from
     their results (``paper_figures(results) -> {stem: figure}``) and the report rows (``paper_rows``).
-    Experiments without paper hooks draw each run's own ``figure()`` and ``report_rows()``."""
+    Experiments without paper hooks draw each run's own ``figure()`` and ``report_rows()``. A ``study`` is
+    run cell by cell (:class:`Study`)."""
 
     config: type[Config]
     result: type[Result]
@@ -265,3 +290,4 @@ class Experiment(NamedTuple):
     paper_figures: Callable | None = None
     paper_rows: Callable | None = None
     help: str = ""  # one line for ``trust --help``
+    study: Study | None = None

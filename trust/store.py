@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from trust.errors import TrustError
-from trust.schema import Config, Experiment, Result
+from trust.schema import Config, Experiment, Result, run_study
 
 CONFIG, RESULTS, ARRAYS = "config.json", "results.json", "arrays.npz"
 
@@ -139,11 +139,18 @@ def finished_run(run_dir, config: dict):
 def run_or_reuse(run_dir, config: Config, experiment: Experiment) -> tuple[Result, bool]:
     """The result of ``experiment`` for ``config``: read back from ``run_dir`` if it already holds a finished run
     of exactly this config, else computed (and, with a ``run_dir``, written there). Also says whether it was
-    reused. A directory holding another config is refused."""
+    reused. A directory holding another config is refused. A study stores each cell under ``run_dir/cells/``
+    as it finishes, and a rerun reuses the finished cells."""
     stored = finished_run(run_dir, config.to_dict()) if run_dir is not None else None
     if stored is not None:
         return experiment.result.from_json(stored[1], stored[2]), True
-    result = experiment.run(config)
+    if experiment.study is not None and run_dir is not None:
+        study = experiment.study
+        result = run_study(
+            study, config, lambda name, cell: run_or_reuse(Path(run_dir) / "cells" / name, cell, study.cell)[0]
+        )
+    else:
+        result = experiment.run(config)
     if run_dir is not None:
         write_run(run_dir, config.to_dict(), result.to_json(), result.arrays())
     return result, False

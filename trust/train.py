@@ -19,7 +19,7 @@ import optax
 from tqdm import tqdm
 
 from trust import data, nets, optim
-from trust.errors import TrustError
+from trust.errors import Diverged, TrustError
 from trust.losses import cross_entropy
 from trust.schema import Config, param
 from trust.tree import leaf_names, leaves
@@ -256,8 +256,8 @@ def train(config: TrainConfig, ds: data.Dataset | None = None, progress: bool = 
             if t in ckpt_steps:
                 checkpoints[t] = params
         if not np.isfinite(float(loss)):
-            raise TrustError(
-                f"{config.optimizer} diverged (loss {float(loss)}) in epoch {epoch}; lower the learning rate"
+            raise Diverged(
+                f"{config.optimizer} diverged (loss {float(loss)}) in epoch {epoch}; lower the learning rate", epoch
             )
         record(epoch, params, opt_state)
         bar.set_postfix(test_acc=f"{curves.test_acc[-1]:.3f}")

@@ -1,0 +1,229 @@
+"""One cell of a study: train a configuration with one seed, then measure the paper's Figure-1 slice at every
+checkpoint (docs/theory.md §5). The studies (:mod:`trust.experiments.study_breakdown`,
+:mod:`trust.experiments.study_depth`) are sets of these cells.
+
+At each checkpoint W, on a fixed measurement batch: the gradient ``g`` there, the direction ``U_l =
+−‖W_l‖·g_l/‖g_l‖`` for every tensor, and along ``W + η·U`` the loss, the relative function distance and the
+relative gradient distance of every weight matrix; beside them the DRT curve ``∏(1 + a_l) − 1 = (1+η)^L − 1``
+(an assumption with constant 1; the effective constant ``C_eff = max_η measured/DRT`` is what would make it
+hold) and the Lipschitz-smooth prediction ``λ‖ΔW‖/‖g_1‖`` with λ the sharpness measured at that checkpoint
+(docs/theory.md §2.5).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from trust import bounds, data, estimate, measure, perturb, train
+from trust.errors import Diverged
+from trust.experiments import points
+from trust.losses import cross_entropy
+from trust.schema import Config, Experiment, Result, param, value
+
+DIVERGED = "training diverged (a non-finite loss) before this point"
+
+
+@dataclass(frozen=True)
+class CellConfig(Config):
+    """One trained configuration and seed, and how its slices are measured."""
+
+    optimizer: str = param("fromage", "the optimiser", choices=train.OPTIMIZERS)
+    lr: float = param(0.01, "learning rate (decayed by lr_decay per epoch)", minimum=0)
+    depth: int = param(16, "L, the number of weight matrices", minimum=1)
+    width: int = param(784, "hidden width", minimum=1)
+    residual: bool = param(False, "residual hidden layers h + relu(Wh + b)")
+    dataset: str = param("mnist5k", "data set", choices=data.DATASETS)
+    data_dir: str = param("", "directory of the MNIST IDX / CIFAR-10 files")
+    epochs: int = param(10, "training epochs", minimum=1)
+    batch_size: int = param(250, "minibatch size", minimum=1)
+    lr_decay: float = param(0.9, "learning-rate factor per epoch", maximum=1)
+    checkpoints: tuple[float, ...] = param((0.0,), "epochs (fractions allowed) at which the slice is measured")
+    eta: tuple[float, ...] = param((0.0, 0.01, 0.05), "the η grid of the slice")
+    n_measure: int = param(500, "measurement batch: the first n training examples (0: all)", minimum=0)
+    sharpness_tol: float = param(1e-3, "relative tolerance of the Lanczos sharpness", minimum=1e-12)
+    measure_check: tuple[int, ...] = param(
+        (), "other measurement batch sizes for layer 1's curve at initialisation and the end (0: all)", minimum=0
+    )
+    slices: bool = param(True, "measure the slices (False: train only, e.g. a learning-rate sweep)")
+    seed: int = param(0, "random seed")
+
+    def train_config(self) -> train.TrainConfig:
+        return train.TrainConfig(
+            optimizer=self.optimizer,
+            learning_rate=self.lr,
+            depth=self.depth,
+            width=self.width,
+            residual=self.residual,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr_decay=self.lr_decay,
+            dataset=self.dataset,
+            data_dir=self.data_dir,
+            checkpoints=self.checkpoints if self.slices else (),
+            seed=self.seed,
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class CellResult(Result):
+    """A trained cell: its training curve and, per checkpoint (``k``), the slice along η (``e``) for every
+    weight matrix (``l``). Without slices only the curve and the end of training are kept."""
+
+    config: CellConfig
+    diverged_epoch: int  # 0: trained to the end
+    epoch: np.ndarray  # (epochs + 1,) the curve: 0 … epochs (shorter if it diverged)
+    train_loss_curve: np.ndarray = value(DIVERGED)
+    train_acc_curve: np.ndarray = value(DIVERGED)
+    test_acc_curve: np.ndarray = value(DIVERGED)
+    step: np.ndarray | None = value(default=None)  # (k,) optimiser step of each checkpoint
+    checkpoint_epoch: np.ndarray | None = value(default=None)  # (k,)
+    train_loss: np.ndarray | None = value(default=None)  # (k,) full training set
+    train_acc: np.ndarray | None = value(default=None)
+    eta: np.ndarray | None = value(default=None)  # (e,)
+    loss: np.ndarray | None = value(default=None)  # (k, e) on the measurement batch
+    function: np.ndarray | None = value(default=None)  # (k, e) ‖ΔF‖_F/‖F‖_F
+    gradient: np.ndarray | None = value(default=None)  # (k, e, l) ‖Δg_l‖/‖g_l‖, every weight matrix
+    drt: np.ndarray | None = value(default=None)  # (e,) ∏(1 + a_l) − 1
+    sharpness: np.ndarray | None = value(default=None)  # (k,) λ = max |eig ∇²ℒ|
+    lipschitz_first: np.ndarray | None = value(default=None)  # (k, e) λ‖ΔW‖/‖g_1‖
+    c_eff_first: np.ndarray | None = value(default=None)  # (k,) max_η gradient_1/DRT
+    c_eff_worst: np.ndarray | None = value(default=None)  # (k,) max_{η,l} gradient_l/DRT
+    check_sizes: tuple[int, ...] = ()  # measurement batch sizes of the check (0: all)
+    check_gradient: np.ndarray | None = value(default=None)  # (2, sizes, e): layer 1 at init and end, per size
+
+    @property
+    def diverged(self) -> bool:
+        return self.diverged_epoch > 0
+
+    @property
+    def final_train_loss(self) -> float:
+        return float("inf") if self.diverged else float(self.train_loss_curve[-1])
+
+    @property
+    def best_train_acc(self) -> float:
+        """The best full-batch training accuracy over the epochs (Figure 3's trainability)."""
+        return float(np.nanmax(self.train_acc_curve))
+
+    def at_eta(self, target: float) -> int:
+        """Index of the grid point nearest ``target``."""
+        assert self.eta is not None, "a cell without slices"
+        return int(np.argmin(np.abs(self.eta - target)))
+
+    def summary(self) -> str:
+        c = self.config
+        head = f"{c.optimizer} lr {c.lr:g} L={c.depth}{' residual' if c.residual else ''} seed {c.seed}"
+        if self.diverged:
+            return f"{head}: diverged in epoch {self.diverged_epoch}"
+        text = f"{head}: train acc {self.train_acc_curve[-1]:.4f}"
+        if self.gradient is not None and self.c_eff_first is not None:
+            k = self.at_eta(0.05)
+            text += (
+                f"; layer-1 gradient change at η={self.eta[k]:.3f}: init {self.gradient[0, k, 0]:.3g}, "
+                f"end {self.gradient[-1, k, 0]:.3g}; C_eff layer 1 up to {np.max(self.c_eff_first):.3g}"
+            )
+        return text
+
+
+@partial(jax.jit, static_argnums=0)
+def _loss_and_accuracy(apply, params, x, y):
+    logits = apply(params, x)
+    return cross_entropy(logits, y), jnp.mean(jnp.argmax(logits, -1) == y)
+
+
+def _distances(config: CellConfig, net, params, x, y) -> measure.Distances:
+    """Along the fixed-gradient slice at ``params``, the gradient taken on the measurement batch ``(x, y)``."""
+    grads = measure.full_batch_gradient(net.apply, params, x, y)
+    u = perturb.along_gradient(params, grads)
+    return measure.relative_distances(net.apply, params, x, y, u, np.asarray(config.eta))
+
+
+def _first_layer(dist: measure.Distances) -> np.ndarray:
+    """Layer 1's relative gradient distance along the grid (the first weight matrix, not its bias)."""
+    return dist.gradient[:, np.flatnonzero(dist.is_weight)[0]]
+
+
+def _slice(config: CellConfig, net, params, x, y) -> dict:
+    """The Figure-1 slice at one checkpoint, its bounds and its constants."""
+    dist = _distances(config, net, params, x, y)
+    weights = np.flatnonzero(dist.is_weight)
+    first = weights[0]
+    drt = bounds.drt_bound(dist.weight_relative_size)
+    lam = estimate.sharpness(net.apply, params, x, y, tol=config.sharpness_tol, seed=config.seed)
+    gradient = dist.gradient[:, weights]
+    return {
+        "loss": dist.loss,
+        "function": dist.function_frob,
+        "gradient": gradient,
+        "drt": drt,
+        "sharpness": lam,
+        "lipschitz_first": bounds.lipschitz_prediction(lam, dist.delta_norm, dist.gradient_norm[first]),
+        "c_eff_first": estimate.effective_constant(gradient[:, 0], drt),
+        "c_eff_worst": estimate.effective_constant(gradient.max(axis=1), drt),
+    }
+
+
+def run(config: CellConfig) -> CellResult:
+    """Train the cell's configuration and measure the slice at each checkpoint."""
+    tc = config.train_config()
+    ds = train.load_data(tc)
+    try:
+        trained = train.train(tc, ds, progress=False)
+    except Diverged as err:
+        nan = np.full(err.epoch + 1, np.nan)
+        return CellResult(config, err.epoch, np.arange(err.epoch + 1), nan, nan, nan)
+    curves = trained.curves
+    common = dict(
+        config=config,
+        diverged_epoch=0,
+        epoch=np.asarray(curves.epoch),
+        train_loss_curve=np.asarray(curves.train_loss),
+        train_acc_curve=np.asarray(curves.train_acc),
+        test_acc_curve=np.asarray(curves.test_acc),
+    )
+    if not config.slices:
+        return CellResult(**common)
+    net, _ = train.initial_params(tc, ds)
+    x, y = points.measurement_batch(ds, config.n_measure)
+    steps = sorted(trained.checkpoints)
+    per_point = []
+    for s in steps:
+        params = trained.checkpoints[s]
+        fit = _loss_and_accuracy(net.apply, params, ds.x_train, ds.y_train)
+        per_point.append({"train": [float(v) for v in fit], **_slice(config, net, params, x, y)})
+
+    check = [
+        [_first_layer(_distances(config, net, trained.checkpoints[s], *points.measurement_batch(ds, n))) for n in
+         config.measure_check]
+        for s in (steps[0], steps[-1])
+    ]  # fmt: skip
+
+    def stack(key):
+        return np.stack([np.asarray(p[key], dtype=float) for p in per_point])
+
+    train_fit = np.array([p["train"] for p in per_point])
+    return CellResult(
+        **common,
+        step=np.asarray(steps),
+        checkpoint_epoch=np.array([trained.epoch(s) for s in steps]),
+        train_loss=train_fit[:, 0],
+        train_acc=train_fit[:, 1],
+        eta=np.asarray(config.eta, dtype=float),
+        loss=stack("loss"),
+        function=stack("function"),
+        gradient=stack("gradient"),
+        drt=np.asarray(per_point[0]["drt"], dtype=float),
+        sharpness=stack("sharpness"),
+        lipschitz_first=stack("lipschitz_first"),
+        c_eff_first=stack("c_eff_first"),
+        c_eff_worst=stack("c_eff_worst"),
+        check_sizes=config.measure_check,
+        check_gradient=np.asarray(check, dtype=float).reshape(2, len(config.measure_check), len(config.eta)),
+    )
+
+
+EXPERIMENT = Experiment(CellConfig, CellResult, run, help="one study cell: train, then measure slices at checkpoints")

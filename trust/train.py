@@ -89,10 +89,18 @@ class TrainConfig(Config):
         return self.learning_rate or OPTIMIZERS[self.optimizer].default_lr
 
 
-def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> optax.GradientTransformation:
-    """The named optimiser with its learning rate decayed by ``lr_decay`` once per epoch."""
-    schedule = optax.exponential_decay(config.lr, steps_per_epoch, config.lr_decay, staircase=True)
-    return OPTIMIZERS[config.optimizer].make(schedule, config)
+def learning_rate_at(step, lr, lr_decay, steps_per_epoch: int):
+    """``lr·lr_decay^⌊step/steps_per_epoch⌋``: the rate decayed once per epoch — the formula of
+    ``optax.exponential_decay(lr, steps_per_epoch, lr_decay, staircase=True)``, here with ``lr`` and
+    ``lr_decay`` as traced values so one compiled step serves every learning rate."""
+    return jnp.where(step <= 0, lr, lr * jnp.power(lr_decay, jnp.floor(step / steps_per_epoch)))
+
+
+def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
+    """The named optimiser with its learning rate as an injected hyperparameter (``optax.inject_hyperparams``):
+    the training step sets it at every step from :func:`learning_rate_at`."""
+    named = OPTIMIZERS[config.optimizer]
+    return optax.inject_hyperparams(lambda learning_rate: named.make(learning_rate, config))(learning_rate=config.lr)
 
 
 def clip_fraction(opt_state, params) -> float:
@@ -187,19 +195,20 @@ _PROGRAMS: dict[tuple, _Program] = {}
 
 
 def _program(net: nets.MLP, config: TrainConfig, steps_per_epoch: int) -> _Program:
-    """One compiled program per net and optimiser setting, shared by every seed and data set of that shape
-    (the fields here are all that :func:`make_optimizer` reads)."""
-    key = (net, config.optimizer, config.lr, config.lr_decay, config.p_scale, config.bits, config.base_lr,
-           steps_per_epoch)  # fmt: skip
+    """One compiled program per net and optimiser, shared by every seed, learning rate and decay (the fields in
+    the key are all that the optimiser's construction reads besides the learning rate)."""
+    key = (net, config.optimizer, config.p_scale, config.bits, config.base_lr, steps_per_epoch)
     if key in _PROGRAMS:
         return _PROGRAMS[key]
-    opt = make_optimizer(config, steps_per_epoch)
+    opt = make_optimizer(config)
     traces = [0]
 
     @jax.jit
-    def step(params, opt_state, xb, yb):
+    def step(params, opt_state, xb, yb, t, lr, lr_decay):
         traces[0] += 1  # Python side effect: runs once per trace, i.e. per compilation
         loss, grads = jax.value_and_grad(lambda p: cross_entropy(net.apply(p, xb), yb))(params)
+        rate = learning_rate_at(t, lr, lr_decay, steps_per_epoch).astype(opt_state.hyperparams["learning_rate"].dtype)
+        opt_state = opt_state._replace(hyperparams={**opt_state.hyperparams, "learning_rate": rate})
         updates, opt_state = opt.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss
 
@@ -224,7 +233,8 @@ def train(config: TrainConfig, ds: data.Dataset | None = None, progress: bool = 
     opt, step, evaluate, traces = _program(net, config, steps_per_epoch)
     traces_before = traces[0]
     opt_state = opt.init(params)
-
+    dtype = opt_state.hyperparams["learning_rate"].dtype
+    rate = (np.asarray(config.lr, dtype), np.asarray(config.lr_decay, dtype))  # traced: no recompilation per rate
     curves = Curves()
 
     def record(epoch, params, opt_state):
@@ -251,7 +261,7 @@ def train(config: TrainConfig, ds: data.Dataset | None = None, progress: bool = 
         order = data.host_rng(jax.random.fold_in(k_shuffle, epoch)).permutation(n_train)
         for b in range(steps_per_epoch):
             idx = order[b * config.batch_size : (b + 1) * config.batch_size]
-            params, opt_state, loss = step(params, opt_state, ds.x_train[idx], ds.y_train[idx])
+            params, opt_state, loss = step(params, opt_state, ds.x_train[idx], ds.y_train[idx], t, *rate)
             t += 1
             if t in ckpt_steps:
                 checkpoints[t] = params

@@ -4,7 +4,7 @@ Each module owns one question end to end — a validated ``Config``, a pure ``ru
 ``Result`` that knows its summary, figure and report rows. The CLI, ``paper_figs.py`` and the report iterate
 over :data:`REGISTRY`; adding an experiment is its module and one line here."""
 
-from trust.experiments import breakdown, constants, cosgamma, descent, study_breakdown, theorem1, training
+from trust.experiments import breakdown, constants, cosgamma, descent, study_breakdown, study_depth, theorem1, training
 from trust.schema import Experiment
 
 REGISTRY: dict[str, Experiment] = {
@@ -15,4 +15,5 @@ REGISTRY: dict[str, Experiment] = {
     "descent": descent.EXPERIMENT,
     "cosgamma": cosgamma.EXPERIMENT,
     "study breakdown": study_breakdown.EXPERIMENT,
+    "study depth": study_depth.EXPERIMENT,
 }

@@ -1,0 +1,247 @@
+"""``trust study depth``: the paper's Figure 3 (left) scaled to this machine — trainability against depth.
+
+For each optimiser, depth and seed, relu MLPs are trained at each learning rate of the optimiser's grid (the
+paper's three for SGD, Adam and Fromage; the same decades for Madam), learning rate ×0.95 per epoch, and the best
+full-batch training accuracy over the grid and the epochs is kept. The depth at which an optimiser *stops
+training* is the first depth of the grid where that accuracy falls below a threshold (default 0.5, five times
+chance on ten classes), per seed. The paper's claim: SGD stops past depth ~10, Adam past ~21, and Fromage
+trains deeper still.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from trust import plots
+from trust.errors import TrustError
+from trust.experiments import cell
+from trust.experiments.cell import CellConfig
+from trust.report import Row
+from trust.schema import Config, Experiment, Result, Study, param, run_study
+
+# Learning-rate grids: the paper's for SGD (with and without momentum), Adam and Fromage (Figure 3); Madam takes
+# the three decades around its default 0.01.
+LR_GRIDS: dict[str, tuple[float, ...]] = {
+    "sgd": (1.0, 0.1, 0.01),
+    "sgd_momentum": (1.0, 0.1, 0.01),
+    "adam": (0.01, 0.001, 0.0001),
+    "fromage": (0.1, 0.01, 0.001),
+    "madam": (0.1, 0.01, 0.001),
+}
+# The paper's claim: the depth past which each optimiser stops training (Fromage: beyond the depths it tried).
+PAPER_STOP = {"sgd": "past ~10", "sgd_momentum": "past ~10", "adam": "past ~21", "fromage": "trains deeper than both"}
+
+
+@dataclass(frozen=True)
+class StudyDepthConfig(Config):
+    """The grid of the trainability study; zeros and empty tuples take the full or ``--quick`` defaults."""
+
+    quick: bool = param(False, "the laptop-sized study: width 64, depths 2 … 32, 8 epochs")
+    dataset: str = param("mnist5k", "data set", choices=("mnist5k", "digits", "synthetic", "mnist"))
+    data_dir: str = param("", "directory of the MNIST IDX files (--dataset mnist)")
+    width: int = param(0, "hidden width; 0: 128 (64 with --quick)", minimum=0)
+    depths: tuple[int, ...] = param((), "depths; none given: 2 4 8 16 24 32 48 (2 4 8 16 32 with --quick)", minimum=1)
+    optimizers: tuple[str, ...] = param(
+        tuple(LR_GRIDS), "optimisers (each with its learning-rate grid)", choices=LR_GRIDS
+    )
+    seeds: int = param(3, "seeds per configuration", minimum=1)
+    epochs: int = param(0, "training epochs; 0: 20 (8 with --quick)", minimum=0)
+    batch_size: int = param(250, "minibatch size", minimum=1)
+    lr_decay: float = param(0.95, "learning-rate factor per epoch (the paper's Figure 3)", maximum=1)
+    threshold: float = param(0.5, "an optimiser trains a net if its best training accuracy reaches this", minimum=0)
+    seed: int = param(0, "first seed")
+
+    def validate(self):
+        if not self.lr_decay > 0 or not self.threshold < 1:
+            raise TrustError("lr_decay must be > 0 and threshold < 1")
+
+    def resolved(self) -> StudyDepthConfig:
+        return replace(
+            self,
+            width=self.width or (64 if self.quick else 128),
+            depths=self.depths or ((2, 4, 8, 16, 32) if self.quick else (2, 4, 8, 16, 24, 32, 48)),
+            epochs=self.epochs or (8 if self.quick else 20),
+        )
+
+
+def _name(optimizer: str, lr: float, depth: int, seed: int) -> str:
+    return f"{optimizer}_lr{lr:g}_L{depth}_s{seed}"
+
+
+def cells(config: StudyDepthConfig, done: dict) -> dict[str, CellConfig]:
+    c = config.resolved()
+    return {
+        _name(optimizer, lr, depth, c.seed + s): CellConfig(
+            optimizer=optimizer,
+            lr=lr,
+            depth=depth,
+            width=c.width,
+            dataset=c.dataset,
+            data_dir=c.data_dir,
+            epochs=c.epochs,
+            batch_size=c.batch_size,
+            lr_decay=c.lr_decay,
+            slices=False,
+            seed=c.seed + s,
+        )
+        for optimizer in c.optimizers
+        for depth in c.depths
+        for s in range(c.seeds)
+        for lr in LR_GRIDS[optimizer]
+    }
+
+
+@dataclass(frozen=True)
+class DepthPoint:
+    """One optimiser, depth and seed: the best training accuracy at each learning rate (0 where it diverged)."""
+
+    optimizer: str
+    depth: int
+    seed: int
+    lrs: tuple[float, ...]
+    best_train_acc: tuple[float, ...]
+
+    @property
+    def trainability(self) -> float:
+        return max(self.best_train_acc)
+
+    @property
+    def best_lr(self) -> float:
+        return self.lrs[int(np.argmax(self.best_train_acc))]
+
+
+@dataclass(frozen=True, eq=False)
+class StudyDepthResult(Result):
+    config: StudyDepthConfig  # resolved
+    points: tuple[DepthPoint, ...]
+
+    def trainability(self, optimizer: str) -> list[np.ndarray]:
+        """Per depth of the grid, the seeds' best training accuracies."""
+        return [
+            np.array([p.trainability for p in self.points if (p.optimizer, p.depth) == (optimizer, d)])
+            for d in self.config.depths
+        ]
+
+    def stop_depths(self, optimizer: str) -> list[int | None]:
+        """Per seed, the first depth whose best training accuracy is below the threshold (None: it trains all)."""
+        c = self.config
+        out = []
+        for s in range(c.seeds):
+            accs = {p.depth: p.trainability for p in self.points if (p.optimizer, p.seed) == (optimizer, c.seed + s)}
+            out.append(next((d for d in c.depths if accs[d] < c.threshold), None))
+        return out
+
+    def summary(self) -> str:
+        c = self.config
+        lines = [f"study depth: width {c.width}, {c.epochs} epochs, {c.seeds} seeds, threshold {c.threshold}"]
+        lines.append(f"{'optimizer':>13} " + " ".join(f"{'L=' + str(d):>7}" for d in c.depths) + "   stops at")
+        for optimizer in c.optimizers:
+            accs = " ".join(f"{np.median(a):7.3f}" for a in self.trainability(optimizer))
+            lines.append(f"{optimizer:>13} {accs}   {_stops(self.stop_depths(optimizer))}")
+        return "\n".join(lines)
+
+    def figure(self):
+        return depth_figure(self)
+
+    def report_rows(self) -> list[Row]:
+        return depth_rows(self)
+
+
+def _stops(stops: list[int | None]) -> str:
+    return ", ".join("none" if s is None else str(s) for s in stops)
+
+
+def combine(config: StudyDepthConfig, done: dict) -> StudyDepthResult:
+    c = config.resolved()
+    points = []
+    for optimizer in c.optimizers:
+        for depth in c.depths:
+            for s in range(c.seeds):
+                lrs = LR_GRIDS[optimizer]
+                runs = [done[_name(optimizer, lr, depth, c.seed + s)] for lr in lrs]
+                accs = tuple(0.0 if r.diverged else r.best_train_acc for r in runs)
+                points.append(DepthPoint(optimizer, depth, c.seed + s, lrs, accs))
+    return StudyDepthResult(c, tuple(points))
+
+
+def run(config: StudyDepthConfig) -> StudyDepthResult:
+    return run_study(STUDY, config)
+
+
+COLOURS = {"sgd": "#D55E00", "sgd_momentum": "#CC79A7", "adam": "#009E73", "fromage": "#0072B2", "madam": "#E69F00"}
+
+
+def depth_figure(result: StudyDepthResult):
+    """Best training accuracy over the learning-rate grid against depth (median, band: the seeds' range)."""
+    c = result.config
+    fig, axes = plots.subplots(1, 1, figsize=(7, 4.5))
+    ax = axes[0, 0]
+    for optimizer in c.optimizers:
+        vals = result.trainability(optimizer)
+        ax.plot(c.depths, [np.median(v) for v in vals], color=COLOURS.get(optimizer), marker="o", label=optimizer)
+        ax.fill_between(
+            c.depths, [v.min() for v in vals], [v.max() for v in vals], color=COLOURS.get(optimizer), alpha=0.2
+        )
+    ax.axhline(0.1, color="k", ls=":", lw=1, label="chance (10 classes)")
+    ax.axhline(c.threshold, color="0.4", ls="--", lw=1, label=f"threshold {c.threshold:g}")
+    plots.depth_axis(ax, c.depths)
+    ax.set(
+        xlabel="depth L",
+        ylabel="best training accuracy (over lr grid and epochs)",
+        ylim=(0, 1.02),
+        title=f"Trainability against depth: relu MLPs, width {c.width}, {c.dataset}, {c.epochs} epochs, "
+        f"{c.seeds} seeds",
+    )
+    ax.title.set_fontsize(9)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def depth_rows(result: StudyDepthResult) -> list[Row]:
+    c, rows = result.config, []
+    for optimizer in c.optimizers:
+        stops = result.stop_depths(optimizer)
+        accs = result.trainability(optimizer)
+        known = [s for s in stops if s is not None]
+        rows.append(
+            Row(
+                f"Depth at which {optimizer} stops training (paper: {PAPER_STOP.get(optimizer, 'not in Figure 3')})",
+                "claim",
+                f"best training accuracy per depth (median of {c.seeds} seeds): "
+                + ", ".join(f"L={d}: {np.median(a):.3f}" for d, a in zip(c.depths, accs))
+                + f"; first depth below {c.threshold:g} per seed: {_stops(stops)}",
+                f"stops at L={int(np.median(known))}"
+                if len(known) == len(stops)
+                else (f"trains to L={max(c.depths)} in {stops.count(None)} of {len(stops)} seeds"),
+            )
+        )
+    return rows
+
+
+def paper_configs(quick: bool, seed: int) -> dict[str, StudyDepthConfig]:
+    return {"study_depth": StudyDepthConfig(quick=quick, seed=seed)}
+
+
+def paper_figures(results: dict[str, StudyDepthResult]) -> dict:
+    return {"study_depth": depth_figure(results["study_depth"])}
+
+
+def paper_rows(results: dict[str, StudyDepthResult]) -> list[Row]:
+    return depth_rows(results["study_depth"])
+
+
+STUDY = Study(cell.EXPERIMENT, cells, combine)
+
+EXPERIMENT = Experiment(
+    StudyDepthConfig,
+    StudyDepthResult,
+    run,
+    paper_configs,
+    paper_figures,
+    paper_rows,
+    help="Figure 3: trainability against depth for SGD, SGD+momentum, Adam, Fromage and Madam",
+    study=STUDY,
+)

@@ -62,6 +62,8 @@ class StudyBreakdownConfig(Config):
     seed: int = param(0, "first seed")
 
     def validate(self):
+        if not self.optimizers or not self.sweep_lrs or not self.checkpoints:
+            raise TrustError("give at least one optimizer, sweep learning rate and checkpoint")
         if not self.eta_max > 0 or not self.lr_decay > 0:
             raise TrustError("eta_max and lr_decay must be > 0")
         if any(c > self.epochs for c in self.checkpoints):

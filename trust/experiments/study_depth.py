@@ -54,6 +54,8 @@ class StudyDepthConfig(Config):
     seed: int = param(0, "first seed")
 
     def validate(self):
+        if not self.optimizers:
+            raise TrustError("give at least one optimizer")
         if not self.lr_decay > 0 or not self.threshold < 1:
             raise TrustError("lr_decay must be > 0 and threshold < 1")
 

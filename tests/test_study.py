@@ -1,0 +1,150 @@
+"""The studies' plumbing on tiny configurations: cells, sweeps, per-cell reuse, results, figures, rows and the CLI.
+The science (how the curves look at width 784) is measured in figures/REPORT.md, never asserted here."""
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from trust import cli, plots, store
+from trust.errors import TrustError
+from trust.experiments import cell, study_breakdown, study_depth
+from trust.schema import Config, Experiment, Result, Study, param, run_study, same
+
+TINY_CELL = dict(dataset="digits", depth=3, width=8, epochs=1, batch_size=100, checkpoints=(0.0, 0.5, 1.0))
+ETA = (0.0, 0.01, 0.05)
+TINY_STUDY = dict(
+    dataset="digits",
+    depths=(2, 3),
+    residual_depth=0,
+    width=8,
+    seeds=2,
+    epochs=1,
+    batch_size=100,
+    checkpoints=(0.0, 1.0),
+    sweep_lrs=(0.1, 0.01),
+    eta_steps=3,
+    n_measure=100,
+    measure_check=(50, 0),
+)
+
+
+def test_cell_measures_every_checkpoint_against_closed_forms():
+    r = cell.run(cell.CellConfig(optimizer="fromage", eta=ETA, n_measure=200, **TINY_CELL))
+    k, e, layers = len(r.step), len(ETA), 3
+    assert r.step.tolist() == [0, 6, 13]  # 1348 // 100 = 13 steps per epoch; 0.5 epoch rounds to step 6
+    assert r.gradient.shape == (k, e, layers) and r.loss.shape == r.function.shape == (k, e)
+    eta = np.asarray(ETA)
+    # every weight matrix has a nonzero norm, so a_l = η exactly and DRT is (1+η)^L − 1 (float64 round-off only)
+    np.testing.assert_allclose(r.drt, (1 + eta) ** layers - 1, rtol=1e-12, atol=1e-15)
+    # C_eff is the largest measured/DRT over η > 0: layer 1 and the worst layer, recomputed from the curves
+    np.testing.assert_allclose(r.c_eff_first, (r.gradient[:, 1:, 0] / r.drt[1:]).max(axis=1), rtol=1e-12)
+    np.testing.assert_allclose(r.c_eff_worst, (r.gradient[:, 1:, :].max(axis=2) / r.drt[1:]).max(axis=1), rtol=1e-12)
+    # the Lipschitz prediction λ‖ΔW‖/‖g₁‖ is linear in η (‖ΔW‖ = η‖U‖) and vanishes at η = 0
+    assert np.all(r.lipschitz_first[:, 0] == 0)
+    np.testing.assert_allclose(r.lipschitz_first[:, 2] / r.lipschitz_first[:, 1], 5.0, rtol=1e-12)
+    assert np.all(r.sharpness > 0) and np.all(r.gradient[:, 0, :] == 0) and np.all(r.gradient[:, 1:, :] > 0)
+    assert r.checkpoint_epoch.tolist() == [0.0, 6 / 13, 1.0] and 0 < r.train_acc[-1] <= 1
+    assert same(r, cell.CellResult.from_json(json.loads(json.dumps(r.to_json())), r.arrays()))
+
+
+def test_a_cell_without_slices_and_a_diverged_cell():
+    plain = cell.run(cell.CellConfig(optimizer="sgd", lr=0.1, slices=False, **TINY_CELL))
+    assert plain.gradient is None and plain.epoch.tolist() == [0, 1] and not plain.diverged
+    assert plain.best_train_acc == max(plain.train_acc_curve)
+    gone = cell.run(cell.CellConfig(optimizer="sgd", lr=1e30, slices=False, **TINY_CELL))
+    assert gone.diverged and gone.final_train_loss == float("inf")
+    assert "train_loss_curve" in gone.to_json()["undefined"]
+
+
+def test_study_breakdown_sweeps_measures_and_reuses_cells(tmp_path):
+    config = study_breakdown.StudyBreakdownConfig(**TINY_STUDY)
+    result, reused = store.run_or_reuse(tmp_path, config, study_breakdown.EXPERIMENT)
+    assert not reused
+    # 3 optimisers × 2 depths × 2 seeds measured; the sweep: SGD × 2 depths × 2 rates (first seed only)
+    assert len(result.cells) == 12 and len(result.sweep) == 4
+    for depth in (2, 3):
+        sweep = [p for p in result.sweep if p.depth == depth]
+        best = min(sweep, key=lambda p: p.final_train_loss)
+        assert [p.chosen for p in sweep].count(True) == 1 and best.chosen
+        assert {r.config.lr for r in result.select("sgd", depth)} == {best.lr}
+    assert len(result.select("fromage", 3)) == 2 and result.probe("adam", 2, False, 0.05, -1).shape == (2,)
+    checked = [r for r in result.cells if r.check_sizes]
+    assert len(checked) == 1 and checked[0].check_gradient.shape == (2, 2, len(config.resolved().eta))
+    cells_dir = tmp_path / "cells"
+    assert len(list(cells_dir.iterdir())) == 12 + 4
+    # a study that stopped: its result and one cell gone; the rerun computes that cell only and gets the same result
+    (tmp_path / "results.json").unlink()
+    victim = cells_dir / "adam_lr0.001_L3_s1"
+    mtimes = {p.name: (p / "results.json").stat().st_mtime_ns for p in cells_dir.iterdir() if p != victim}
+    (victim / "results.json").unlink()
+    again, reused = store.run_or_reuse(tmp_path, config, study_breakdown.EXPERIMENT)
+    assert not reused and same(result, again)
+    assert all((cells_dir / n / "results.json").stat().st_mtime_ns == t for n, t in mtimes.items())
+    assert store.run_or_reuse(tmp_path, config, study_breakdown.EXPERIMENT)[1]  # now the whole study is reused
+    rows = study_breakdown.report_rows(result)
+    assert any("violated" in r.verdict or r.verdict == "holds" for r in rows if r.kind == "assumption")
+    assert any(r.claim.startswith("Learning-rate sweep") for r in rows)
+    for fig in study_breakdown.paper_figures({"study_breakdown": result}).values():
+        plots.plt.close(fig)
+
+
+def test_study_depth_finds_where_each_optimiser_stops():
+    config = study_depth.StudyDepthConfig(
+        dataset="digits", depths=(2, 3), optimizers=("sgd", "fromage"), width=8, seeds=2, epochs=1, batch_size=100
+    )
+    result = study_depth.run(config)
+    assert len(result.points) == 2 * 2 * 2
+    for p in result.points:
+        assert p.lrs == study_depth.LR_GRIDS[p.optimizer] and p.trainability == max(p.best_train_acc)
+    for optimizer in ("sgd", "fromage"):
+        stops = result.stop_depths(optimizer)
+        acc = {(p.seed, p.depth): p.trainability for p in result.points if p.optimizer == optimizer}
+        for s, stop in enumerate(stops):  # the first depth below the threshold, or None if every depth trains
+            below = [d for d in (2, 3) if acc[s, d] < config.threshold]
+            assert stop == (below[0] if below else None)
+    assert len(study_depth.depth_rows(result)) == 2 and "study depth" in result.summary()
+    plots.plt.close(result.figure())
+
+
+def test_cli_study_breakdown_json_and_errors(capsys):
+    args = ["study", "breakdown", "--dataset", "digits", "--depths", "2", "--residual-depth", "0", "--width", "8"]
+    args += ["--seeds", "1", "--epochs", "1", "--checkpoints", "0", "1", "--optimizers", "fromage", "sgd"]
+    args += ["--sweep-lrs", "0.1", "--eta-steps", "3", "--n-measure", "100", "--measure-check", "--batch-size", "100"]
+    assert cli.main([*args, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [c["config"]["optimizer"] for c in out["cells"]] == ["fromage", "sgd"]
+    assert out["config"]["depths"] == [2] and out["sweep"][0]["chosen"] is True
+    assert cli.main([*args, "--checkpoints", "5"]) == 2
+    assert "checkpoints must lie in [0, epochs=1]" in capsys.readouterr().err
+    assert cli.main(["study", "depth", "--optimizers", "rmsprop"]) == 2
+    assert "unknown optimizers" in capsys.readouterr().err
+
+
+# A toy study, with no JAX: the second cell depends on the first one's result (as SGD's rate on its sweep).
+@dataclass(frozen=True)
+class Toy(Config):
+    x: int = param(1, "input")
+
+
+@dataclass(frozen=True, eq=False)
+class ToyResult(Result):
+    y: int
+
+
+TOY_CELL = Experiment(Toy, ToyResult, lambda c: ToyResult(c.x * 10))
+
+
+def test_a_study_may_ask_for_cells_that_depend_on_finished_ones():
+    def cells(config, done):
+        first = {"a": Toy(config.x)}
+        return first if "a" not in done else {**first, "b": Toy(done["a"].y + 1)}
+
+    study = Study(TOY_CELL, cells, lambda config, done: ToyResult(done["b"].y))
+    assert run_study(study, Toy(2)).y == 210
+    asked = []
+    assert run_study(study, Toy(3), lambda name, c: asked.append(name) or TOY_CELL.run(c)).y == 310
+    assert asked == ["a", "b"]
+    with pytest.raises(TrustError, match="must be ≥"):
+        study_depth.StudyDepthConfig(seeds=0)

@@ -54,3 +54,9 @@ def test_lipschitz_defaults_and_errors():
     np.testing.assert_allclose(bounds.lipschitz_prediction(3.0, [0.0, 2.0]), [0.0, 6.0])  # grad_norm = 1
     with pytest.raises(TrustError, match="no nonzero perturbation"):
         bounds.secant_lipschitz([0.0, 1.0], [0.0, 0.0])
+
+
+def test_theorem1_bound_of_a_single_perturbation():
+    """One perturbation (a 1-D vector of L relative sizes): L is its length (kills reading L off axis +1)."""
+    a = np.array([0.1, 0.2, 0.0])
+    assert bounds.theorem1_bound(a, 0.5, 1.0, 1.0) == pytest.approx(8.0 * (1.1 * 1.2 - 1), rel=1e-14)

@@ -363,3 +363,61 @@ def test_clip_to_init_norm_only_acts_above_the_bound():
     zero = {"w": jnp.zeros(2)}
     held, _ = opt.update({"w": jnp.array([-1.0, 1.0])}, opt.init(zero), zero)  # ‖p_init‖ = 0: held at 0
     np.testing.assert_array_equal(held["w"], [0.0, 0.0])
+
+
+def test_madam_and_lns_defaults_are_the_authors():
+    """σ* = 3·RMS, g_bound 10, b2 0.999; LNS: 4096 levels, base precision 0.001, lr_factor 10 (docs/theory.md §4)
+    — each default factory takes the same steps as the explicit one, over steps where the gradient bound binds."""
+    params = {"w": jnp.array([[0.5, -1.0], [2.0, 0.25]])}
+    grads = [{"w": jnp.array([[0.3, 0.1], [-0.2, 0.4]]) * s} for s in (1.0, 1e3, -2.0)]  # 1e3: g* hits the bound
+    pairs = (
+        (optim.madam_update(), optim.madam_update(3.0)),
+        (
+            optim.madam_lns(),
+            optim.madam_lns(levels=4096, base_lr=0.001, lr_factor=10.0, g_bound=10.0, b2=0.999, p_scale=3.0),
+        ),
+        (optim.madam_lns_update(), optim.madam_lns_update(4096, 0.001, 3.0)),
+        (optim.madam(0.1), optim.madam(0.1, p_scale=3.0, g_bound=10.0, b2=0.999)),
+    )
+    for default, explicit in pairs:
+        state_d, state_e = default.init(params), explicit.init(params)
+        for g in grads:
+            u_d, state_d = default.update(g, state_d, params)
+            u_e, state_e = explicit.update(g, state_e, params)
+            np.testing.assert_array_equal(u_d["w"], u_e["w"])
+
+
+def test_levels_bound_and_missing_params_are_clear_errors():
+    optim.madam_lns(levels=2)  # the smallest grid: one level below σ*
+    with pytest.raises(ValueError, match="levels must be ≥ 2"):
+        optim.madam_lns(levels=1)
+    params = {"w": jnp.array([1.0, -2.0])}
+    for opt in (
+        optim.madam_update(),
+        optim.madam_lns_update(),
+        optax.chain(optax.sgd(1.0), optim.clip_to_init_norm(2.0)),
+    ):
+        with pytest.raises(ValueError, match="needs the parameters"):
+            opt.update(params, opt.init(params))
+
+
+def test_lns_exponents_stay_on_the_grid_at_both_ends():
+    """Pushed up again and again a weight stops at σ* (exponent 0, never below); pushed down it stops at the
+    last level; float32 parameters stay float32 (kills clip(n, None/1, …) and astype(None))."""
+    params = {"w": jnp.array([0.5, -0.5, 0.01], dtype=jnp.float32)}
+    opt = optim.madam_lns(levels=64, base_lr=0.05, lr_factor=30.0)
+    state = opt.init(params)
+    sigma = float(optax.tree.get(state, "sigma_max")["w"])
+    p = params
+    for _ in range(20):  # g > 0 on a negative weight and g < 0 on positive ones: |w| grows
+        u, state = opt.update({"w": jnp.array([-1.0, 1.0, -1.0], jnp.float32)}, state, p)
+        p = optax.apply_updates(p, u)
+        assert p["w"].dtype == jnp.float32 and u["w"].dtype == jnp.float32
+    np.testing.assert_array_equal(optax.tree.get(state, "exponent")["w"], [0, 0, 0])
+    np.testing.assert_allclose(np.abs(p["w"]), sigma, rtol=1e-6)  # float32 rounding of σ*·e^0
+    for _ in range(20):
+        u, state = opt.update({"w": jnp.array([1.0, -1.0, 1.0], jnp.float32)}, state, p)
+        p = optax.apply_updates(p, u)
+    np.testing.assert_array_equal(optax.tree.get(state, "exponent")["w"], [63, 63, 63])
+    drawn = optim.lns_init(jax.random.key(SEED), {"w": jnp.ones((3, 3), jnp.float32)})
+    assert drawn["w"].dtype == jnp.float32

@@ -84,3 +84,9 @@ def test_single_layer_accepts_every_index_and_no_other():
     for bad in (4, -5, "3.w"):
         with pytest.raises(TrustError, match=r"no tensor .*; tensors are 1\.b, 1\.w, 2\.b, 2\.w"):
             perturb.single_layer(u, bad)
+
+
+def test_madam_direction_names_a_bad_gradient(net_params):
+    bad = jax.tree_util.tree_map(lambda p: jnp.full_like(p, jnp.nan), net_params)
+    with pytest.raises(TrustError, match="gradient"):
+        perturb.madam(net_params, bad)

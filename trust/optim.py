@@ -28,6 +28,10 @@ sgd = optax.sgd
 adam = optax.adam
 
 
+# optax has no public constant for this message (optax.NO_PARAMS_MSG is gone in 0.2.8: found by mutation testing)
+NO_PARAMS = "this transformation needs the parameters: call update(updates, state, params)"
+
+
 def _norm(x):
     return jnp.sqrt(jnp.sum(jnp.square(x)))
 
@@ -70,7 +74,7 @@ def clip_to_init_norm(p_bound: float) -> optax.GradientTransformation:
 
     def update_fn(updates, state, params=None):
         if params is None:
-            raise ValueError(optax.NO_PARAMS_MSG)
+            raise ValueError(NO_PARAMS)
 
         def clip(u, p, n0):
             new = p + u
@@ -237,7 +241,7 @@ def madam_update(p_scale: float = 3.0) -> optax.GradientTransformation:
 
     def update_fn(updates, state, params=None):
         if params is None:
-            raise ValueError(optax.NO_PARAMS_MSG)
+            raise ValueError(NO_PARAMS)
 
         def step(s, p, cap):
             return jnp.clip(p * jnp.exp(s * jnp.sign(p)), -cap, cap) - p
@@ -383,7 +387,7 @@ def madam_lns_update(levels: int = 4096, base_lr: float = 0.001, p_scale: float 
 
     def update_fn(updates, state, params=None):
         if params is None:
-            raise ValueError(optax.NO_PARAMS_MSG)
+            raise ValueError(NO_PARAMS)
 
         def step(n, s, sign):
             return jnp.clip(n - (jnp.round(s) * sign).astype(jnp.int32), 0, levels - 1)

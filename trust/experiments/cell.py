@@ -26,6 +26,7 @@ from trust.losses import cross_entropy
 from trust.schema import Config, Experiment, Result, param, value
 
 DIVERGED = "training diverged (a non-finite loss) before this point"
+SHARPNESS_ENDS = "the sharpness (Lanczos, the costliest measurement) is taken at initialisation and the end only"
 
 
 @dataclass(frozen=True)
@@ -89,8 +90,8 @@ class CellResult(Result):
     function: np.ndarray | None = value(default=None)  # (k, e) ‖ΔF‖_F/‖F‖_F
     gradient: np.ndarray | None = value(default=None)  # (k, e, l) ‖Δg_l‖/‖g_l‖, every weight matrix
     drt: np.ndarray | None = value(default=None)  # (e,) ∏(1 + a_l) − 1
-    sharpness: np.ndarray | None = value(default=None)  # (k,) λ = max |eig ∇²ℒ|
-    lipschitz_first: np.ndarray | None = value(default=None)  # (k, e) λ‖ΔW‖/‖g_1‖
+    sharpness: np.ndarray | None = value(SHARPNESS_ENDS, default=None)  # (k,) λ = max |eig ∇²ℒ|
+    lipschitz_first: np.ndarray | None = value(SHARPNESS_ENDS, default=None)  # (k, e) λ‖ΔW‖/‖g_1‖
     c_eff_first: np.ndarray | None = value(default=None)  # (k,) max_η gradient_1/DRT
     c_eff_worst: np.ndarray | None = value(default=None)  # (k,) max_{η,l} gradient_l/DRT
     check_sizes: tuple[int, ...] = ()  # measurement batch sizes of the check (0: all)
@@ -147,13 +148,18 @@ def _first_layer(dist: measure.Distances) -> np.ndarray:
     return dist.gradient[:, np.flatnonzero(dist.is_weight)[0]]
 
 
-def _slice(config: CellConfig, net, params, x, y) -> dict:
-    """The Figure-1 slice at one checkpoint, its bounds and its constants."""
+def _slice(config: CellConfig, net, params, x, y, with_sharpness: bool) -> dict:
+    """The Figure-1 slice at one checkpoint, its bounds and its constants (the sharpness and the Lipschitz
+    prediction only ``with_sharpness``; NaN otherwise)."""
     dist = _distances(config, net, params, x, y)
     weights = np.flatnonzero(dist.is_weight)
     first = weights[0]
     drt = bounds.drt_bound(dist.weight_relative_size)
-    lam = estimate.sharpness(net.apply, params, x, y, tol=config.sharpness_tol, seed=config.seed)
+    lam = (
+        estimate.sharpness(net.apply, params, x, y, tol=config.sharpness_tol, seed=config.seed)
+        if with_sharpness
+        else float("nan")
+    )
     gradient = dist.gradient[:, weights]
     return {
         "loss": dist.loss,
@@ -194,7 +200,8 @@ def run(config: CellConfig) -> CellResult:
     for s in steps:
         params = trained.checkpoints[s]
         fit = _loss_and_accuracy(net.apply, params, ds.x_train, ds.y_train)
-        per_point.append({"train": [float(v) for v in fit], **_slice(config, net, params, x, y)})
+        ends = s in (steps[0], steps[-1])
+        per_point.append({"train": [float(v) for v in fit], **_slice(config, net, params, x, y, ends)})
 
     check = [
         [_first_layer(_distances(config, net, trained.checkpoints[s], *points.measurement_batch(ds, n))) for n in

@@ -13,6 +13,7 @@ has biases; inputs are batches ``(n, in)``. ``L`` is the number of weight matric
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -140,10 +141,19 @@ def _init(spec: MLP, key, dtype):
     return spec._draw(key, dtype)
 
 
+@functools.cache
+def _shared(net: MLP) -> MLP:
+    """One object per distinct net. ``net.apply`` is a jit static argument (:mod:`trust.measure`), and bound
+    methods of equal but distinct objects compare unequal, so a rebuilt net would recompile every program."""
+    return net
+
+
 def theorem1_mlp(widths, activation: str = "leaky_relu", slope: float = 0.01, init_scheme: str = "gaussian") -> MLP:
     """The MLP of Theorem 1: no biases, φ at every layer (docs/theory.md §1)."""
-    return MLP(
-        tuple(widths), activation, slope, bias=False, final_activation=True, residual=False, init_scheme=init_scheme
+    return _shared(
+        MLP(
+            tuple(widths), activation, slope, bias=False, final_activation=True, residual=False, init_scheme=init_scheme
+        )
     )
 
 
@@ -161,7 +171,9 @@ def experiment_mlp(
     if depth < 1:
         raise TrustError(f"depth must be ≥ 1, got {depth}")
     widths = (d_in,) + (width,) * (depth - 1) + (n_out,)
-    return MLP(widths, activation, slope, bias=True, final_activation=False, residual=residual, init_scheme=init_scheme)
+    return _shared(
+        MLP(widths, activation, slope, bias=True, final_activation=False, residual=residual, init_scheme=init_scheme)
+    )
 
 
 def nonzero_biases(key: jax.Array, params, std: float = 0.01):

@@ -249,6 +249,7 @@ def train(config: TrainConfig, ds: data.Dataset | None = None, progress: bool = 
     checkpoints = {0: params} if 0 in ckpt_steps else {}
     record(0, params, opt_state)
     t, k_shuffle = 0, _keys(config)["shuffle"]
+    x_host, y_host = np.asarray(ds.x_train), np.asarray(ds.y_train)  # minibatches gathered on the host: no op per step
     bar = tqdm(
         range(1, config.epochs + 1),
         desc=f"{config.optimizer} L={config.depth}",
@@ -261,7 +262,7 @@ def train(config: TrainConfig, ds: data.Dataset | None = None, progress: bool = 
         order = data.host_rng(jax.random.fold_in(k_shuffle, epoch)).permutation(n_train)
         for b in range(steps_per_epoch):
             idx = order[b * config.batch_size : (b + 1) * config.batch_size]
-            params, opt_state, loss = step(params, opt_state, ds.x_train[idx], ds.y_train[idx], t, *rate)
+            params, opt_state, loss = step(params, opt_state, x_host[idx], y_host[idx], t, *rate)
             t += 1
             if t in ckpt_steps:
                 checkpoints[t] = params

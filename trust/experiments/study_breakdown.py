@@ -555,7 +555,14 @@ def report_rows(result: StudyBreakdownResult) -> list[Row]:
 
 
 def paper_configs(quick: bool, seed: int) -> dict[str, StudyBreakdownConfig]:
-    return {"study_breakdown": StudyBreakdownConfig(quick=quick, seed=seed)}
+    """Across depths (width 64 quick, 256 full) with Fromage, SGD and Adam; in full mode also the paper's own
+    Figure-1 nets at its width 784 — depth 2, 16 and residual 16 under Fromage — for the published numbers."""
+    runs = {"study_breakdown": StudyBreakdownConfig(quick=quick, seed=seed)}
+    if not quick:
+        runs["study_breakdown_paper"] = StudyBreakdownConfig(
+            width=784, depths=(2, 16), residual_depth=16, optimizers=("fromage",), seeds=3, seed=seed
+        )
+    return runs
 
 
 def paper_figures(results: dict[str, StudyBreakdownResult]) -> dict:
@@ -563,11 +570,19 @@ def paper_figures(results: dict[str, StudyBreakdownResult]) -> dict:
     figures = {"study_breakdown": summary_figure(result)}
     for optimizer in result.config.optimizers:
         figures[f"study_breakdown_{optimizer}"] = optimizer_figure(result, optimizer)
+    if "study_breakdown_paper" in results:
+        figures["study_breakdown_paper"] = optimizer_figure(results["study_breakdown_paper"], "fromage")
     return figures
 
 
 def paper_rows(results: dict[str, StudyBreakdownResult]) -> list[Row]:
-    return report_rows(results["study_breakdown"])
+    """The across-depth rows; the published-number comparison from the width-784 study when there is one."""
+    across = results["study_breakdown"]
+    paper = results.get("study_breakdown_paper")
+    rows = _depth_rows(across) + _paper_rows(paper or across) + _bound_rows(across) + _method_rows(across)
+    if paper is not None:
+        rows += _bound_rows(paper) + _method_rows(paper)
+    return rows
 
 
 STUDY = Study(cell.EXPERIMENT, cells, combine)

@@ -24,8 +24,10 @@ from trust.errors import Diverged
 from trust.experiments import points
 from trust.losses import cross_entropy
 from trust.schema import Config, Experiment, Result, param, value
+from trust.tree import leaf_norms
 
 DIVERGED = "training diverged (a non-finite loss) before this point"
+DEAD = "NaN at a checkpoint where some tensor's gradient is zero (a dead relu net): the slice is undefined there"
 SHARPNESS_ENDS = "the sharpness (Lanczos, the costliest measurement) is taken at initialisation and the end only"
 
 
@@ -86,16 +88,16 @@ class CellResult(Result):
     train_loss: np.ndarray | None = value(default=None)  # (k,) full training set
     train_acc: np.ndarray | None = value(default=None)
     eta: np.ndarray | None = value(default=None)  # (e,)
-    loss: np.ndarray | None = value(default=None)  # (k, e) on the measurement batch
-    function: np.ndarray | None = value(default=None)  # (k, e) ‖ΔF‖_F/‖F‖_F
-    gradient: np.ndarray | None = value(default=None)  # (k, e, l) ‖Δg_l‖/‖g_l‖, every weight matrix
+    loss: np.ndarray | None = value(DEAD, default=None)  # (k, e) on the measurement batch
+    function: np.ndarray | None = value(DEAD, default=None)  # (k, e) ‖ΔF‖_F/‖F‖_F
+    gradient: np.ndarray | None = value(DEAD, default=None)  # (k, e, l) ‖Δg_l‖/‖g_l‖, every weight matrix
     drt: np.ndarray | None = value(default=None)  # (e,) ∏(1 + a_l) − 1
-    sharpness: np.ndarray | None = value(SHARPNESS_ENDS, default=None)  # (k,) λ = max |eig ∇²ℒ|
-    lipschitz_first: np.ndarray | None = value(SHARPNESS_ENDS, default=None)  # (k, e) λ‖ΔW‖/‖g_1‖
-    c_eff_first: np.ndarray | None = value(default=None)  # (k,) max_η gradient_1/DRT
-    c_eff_worst: np.ndarray | None = value(default=None)  # (k,) max_{η,l} gradient_l/DRT
+    sharpness: np.ndarray | None = value(SHARPNESS_ENDS + "; " + DEAD, default=None)  # (k,) λ = max |eig ∇²ℒ|
+    lipschitz_first: np.ndarray | None = value(SHARPNESS_ENDS + "; " + DEAD, default=None)  # (k, e) λ‖ΔW‖/‖g_1‖
+    c_eff_first: np.ndarray | None = value(DEAD, default=None)  # (k,) max_η gradient_1/DRT
+    c_eff_worst: np.ndarray | None = value(DEAD, default=None)  # (k,) max_{η,l} gradient_l/DRT
     check_sizes: tuple[int, ...] = ()  # measurement batch sizes of the check (0: all)
-    check_gradient: np.ndarray | None = value(default=None)  # (2, sizes, e): layer 1 at init and end, per size
+    check_gradient: np.ndarray | None = value(DEAD, default=None)  # (2, sizes, e): layer 1 at init and end, per size
 
     @property
     def diverged(self) -> bool:
@@ -136,22 +138,33 @@ def _loss_and_accuracy(apply, params, x, y):
     return cross_entropy(logits, y), jnp.mean(jnp.argmax(logits, -1) == y)
 
 
-def _distances(config: CellConfig, net, params, x, y) -> measure.Distances:
-    """Along the fixed-gradient slice at ``params``, the gradient taken on the measurement batch ``(x, y)``."""
+def _distances(config: CellConfig, net, params, x, y) -> measure.Distances | None:
+    """Along the fixed-gradient slice at ``params``, the gradient taken on the measurement batch ``(x, y)``;
+    ``None`` where a tensor's gradient is zero (a dead relu net: the slice's direction is undefined)."""
     grads = measure.full_batch_gradient(net.apply, params, x, y)
+    if not np.all(leaf_norms(grads) > 0):
+        return None
     u = perturb.along_gradient(params, grads)
     return measure.relative_distances(net.apply, params, x, y, u, np.asarray(config.eta))
 
 
-def _first_layer(dist: measure.Distances) -> np.ndarray:
+def _first_layer(config: CellConfig, dist: measure.Distances | None) -> np.ndarray:
     """Layer 1's relative gradient distance along the grid (the first weight matrix, not its bias)."""
+    if dist is None:
+        return np.full(len(config.eta), np.nan)
     return dist.gradient[:, np.flatnonzero(dist.is_weight)[0]]
 
 
 def _slice(config: CellConfig, net, params, x, y, with_sharpness: bool) -> dict:
     """The Figure-1 slice at one checkpoint, its bounds and its constants (the sharpness and the Lipschitz
-    prediction only ``with_sharpness``; NaN otherwise)."""
+    prediction only ``with_sharpness``; NaN otherwise, and NaN everywhere at a dead net)."""
     dist = _distances(config, net, params, x, y)
+    if dist is None:
+        k, n_layers = len(config.eta), config.depth
+        nan = np.full(k, np.nan)
+        drt = bounds.drt_bound(np.outer(np.abs(config.eta), np.ones(n_layers)))
+        return dict(loss=nan, function=nan, gradient=np.full((k, n_layers), np.nan), drt=drt, sharpness=np.nan,
+                    lipschitz_first=nan, c_eff_first=np.nan, c_eff_worst=np.nan)  # fmt: skip
     weights = np.flatnonzero(dist.is_weight)
     first = weights[0]
     drt = bounds.drt_bound(dist.weight_relative_size)
@@ -204,8 +217,8 @@ def run(config: CellConfig) -> CellResult:
         per_point.append({"train": [float(v) for v in fit], **_slice(config, net, params, x, y, ends)})
 
     check = [
-        [_first_layer(_distances(config, net, trained.checkpoints[s], *points.measurement_batch(ds, n))) for n in
-         config.measure_check]
+        [_first_layer(config, _distances(config, net, trained.checkpoints[s], *points.measurement_batch(ds, n)))
+         for n in config.measure_check]
         for s in (steps[0], steps[-1])
     ]  # fmt: skip
 

@@ -1,5 +1,5 @@
 """``trust study breakdown``: the paper's Figure 1 during training, Fromage against SGD and Adam across depths
-(docs/theory.md §5, §6.4).
+(docs/theory.md §5.1, §6.4).
 
 Every configuration (optimiser × depth, plus a residual net) is trained with several seeds on MNIST-5k, and at
 checkpoints from initialisation to the end the fixed-gradient slice is measured (:mod:`~trust.experiments.cell`):
@@ -12,6 +12,7 @@ other sizes on the deepest net.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -29,6 +30,7 @@ PAPER_CHECKPOINTS = (0.0, 0.05, 0.1, 0.2, 0.4, 1.0, 3.0, 5.0, 7.0, 9.0, 10.0)
 # The default checkpoints: six of the paper's (fractions of an epoch early on, as its iterations 24 and 96),
 # cut from its ten by cost (docs/theory.md §5; the report says so), and the end.
 CHECKPOINTS = (0.0, 0.1, 0.4, 1.0, 3.0, 10.0)
+QUICK_CHECKPOINTS = (0.0, 1.0, 10.0)
 PROBES = (0.01, 0.05, 0.099)  # the η of the paper's published numbers
 # The paper's range (lowest–highest over its checkpoints) of the first layer's relative gradient change at each
 # probe η, from its Figure-1 notebooks (docs/theory.md §5): net → ((low, high) at 0.01, 0.05, 0.099).
@@ -43,10 +45,12 @@ PAPER_RANGES = {
 class StudyBreakdownConfig(Config):
     """The study's grid; zeros and empty tuples take the full or ``--quick`` defaults (see each help)."""
 
-    quick: bool = param(False, "the laptop-sized study: width 64, depths 2 4 8 16, 3 seeds, a coarser η grid")
+    quick: bool = param(
+        False, "the laptop-sized study: width 32, depths 2 4 8 16, 3 seeds, 3 checkpoints, 8 η, 250 examples"
+    )
     dataset: str = param("mnist5k", "data set", choices=("mnist5k", "digits", "synthetic", "mnist"))
     data_dir: str = param("", "directory of the MNIST IDX files (--dataset mnist)")
-    width: int = param(0, "hidden width; 0: 256 (64 with --quick); the paper's is 784", minimum=0)
+    width: int = param(0, "hidden width; 0: 256 (32 with --quick); the paper's is 784", minimum=0)
     depths: tuple[int, ...] = param((), "plain MLP depths; none given: 2 4 8 16 32 (2 4 8 16 with --quick)", minimum=1)
     residual_depth: int = param(16, "depth of the residual MLP (0: none)", minimum=0)
     optimizers: tuple[str, ...] = param(("fromage", "sgd", "adam"), "optimisers", choices=train.OPTIMIZERS)
@@ -63,8 +67,8 @@ class StudyBreakdownConfig(Config):
         minimum=0,
     )
     eta_max: float = param(0.099, "largest η", minimum=0)
-    eta_steps: int = param(0, "η grid points (plus 0.01 and 0.05); 0: 34 (12 with --quick)", minimum=0)
-    n_measure: int = param(500, "measurement batch: the first n training examples (0: all)", minimum=0)
+    eta_steps: int = param(0, "η grid points (plus 0.01 and 0.05); 0: 34 (8 with --quick)", minimum=0)
+    n_measure: int = param(0, "measurement batch: the first n training examples; 0: 500 (250 with --quick)", minimum=0)
     measure_check: tuple[int, ...] = param((125, 250, 1000, 0), "other batch sizes tried on the deepest net", minimum=0)
     sharpness_tol: float = param(1e-3, "relative tolerance of the Lanczos sharpness", minimum=1e-12)
     seed: int = param(0, "first seed")
@@ -83,11 +87,14 @@ class StudyBreakdownConfig(Config):
         """The config with the mode's defaults filled in."""
         return replace(
             self,
-            width=self.width or (64 if self.quick else 256),
-            checkpoints=self.checkpoints or tuple(c for c in CHECKPOINTS if c < self.epochs) + (float(self.epochs),),
+            width=self.width or (32 if self.quick else 256),
+            checkpoints=self.checkpoints
+            or tuple(c for c in (QUICK_CHECKPOINTS if self.quick else CHECKPOINTS) if c < self.epochs)
+            + (float(self.epochs),),
+            n_measure=self.n_measure or (250 if self.quick else 500),
             depths=self.depths or ((2, 4, 8, 16) if self.quick else (2, 4, 8, 16, 32)),
             seeds=self.seeds or (3 if self.quick else 5),
-            eta_steps=self.eta_steps or (12 if self.quick else 34),
+            eta_steps=self.eta_steps or (8 if self.quick else 34),
         )
 
     @property
@@ -184,7 +191,7 @@ class StudyBreakdownResult(Result):
         """Layer 1's relative gradient change at the grid point nearest ``eta`` and a checkpoint (0: init, −1:
         the end), one value per seed (diverged seeds left out)."""
         got = [r for r in self.select(optimizer, depth, residual) if r.gradient is not None]
-        return np.array([r.gradient[checkpoint, r.at_eta(eta), 0] for r in got])
+        return _finite([r.gradient[checkpoint, r.at_eta(eta), 0] for r in got])
 
     def summary(self) -> str:
         c = self.config
@@ -210,8 +217,20 @@ class StudyBreakdownResult(Result):
         return report_rows(self)
 
 
-def _median(values) -> str:
+def _med(values, axis=None):
+    """The median over seeds, leaving out NaN (a dead net's undefined slice); NaN if nothing is left."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: NaN is the answer
+        return np.nanmedian(np.asarray(values, dtype=float), axis=axis)
+
+
+def _finite(values) -> np.ndarray:
     values = np.asarray(values, dtype=float)
+    return values[np.isfinite(values)]
+
+
+def _median(values) -> str:
+    values = _finite(values)
     if values.size == 0:
         return "n/a"
     return f"{np.median(values):.3g} [{values.min():.3g}, {values.max():.3g}]"
@@ -272,9 +291,9 @@ def optimizer_figure(result: StudyBreakdownResult, optimizer: str):
         first = sel[0]
         eta = first.eta
         colours = _checkpoint_colours(len(first.checkpoint_epoch))
-        loss = np.median([r.loss - r.loss[:, :1] for r in sel], axis=0)
-        grad = np.median([r.gradient[:, :, 0] for r in sel], axis=0)
-        lip = np.median([r.lipschitz_first for r in sel], axis=0)
+        loss = _med([r.loss - r.loss[:, :1] for r in sel], axis=0)
+        grad = _med([r.gradient[:, :, 0] for r in sel], axis=0)
+        lip = _med([r.lipschitz_first for r in sel], axis=0)
         for k, epoch in enumerate(first.checkpoint_epoch):
             tag = plots.epoch_tag(round(float(epoch), 3))
             ax_loss.plot(eta, loss[k], color=colours[k], label=tag)
@@ -282,7 +301,7 @@ def optimizer_figure(result: StudyBreakdownResult, optimizer: str):
         for k in (0, -1):
             ax_g.plot(eta, plots.positive(lip[k]), color=colours[k], ls=":", lw=1.2)
         ax_g.plot(eta, plots.positive(first.drt), "k--", lw=1.2)
-        c_eff = float(np.median([r.c_eff_first[-1] for r in sel]))
+        c_eff = float(_med([r.c_eff_first[-1] for r in sel]))
         ax_g.plot(eta, plots.positive(c_eff * first.drt), color="0.45", ls="-.", lw=1.2)
         ax_loss.set_yscale("symlog", linthresh=1e-3)
         ax_loss.set(ylabel=f"{name}\nℒ(W+ΔW) − ℒ(W)")
@@ -313,6 +332,7 @@ OPTIMIZER_COLOURS = {"fromage": "#0072B2", "sgd": "#D55E00", "adam": "#009E73", 
 
 def _band(ax, x, values, colour, **kw) -> None:
     """Median line and the seeds' range as a band (``values``: one array of seeds per x; empty ones skipped)."""
+    values = [_finite(v) for v in values]
     ok = [i for i, v in enumerate(values) if np.size(v)]
     xs = [x[i] for i in ok]
     ax.plot(xs, [np.median(values[i]) for i in ok], color=colour, **kw)
@@ -452,9 +472,13 @@ def _paper_rows(result: StudyBreakdownResult) -> list[Row]:
             continue
         ours, orders = [], []
         for eta, (low, high) in zip(PROBES, paper):
-            curve = np.median([r.gradient[:, r.at_eta(eta), 0] for r in sel], axis=0)  # per checkpoint
+            curve = _finite(_med([r.gradient[:, r.at_eta(eta), 0] for r in sel], axis=0))  # per checkpoint
+            if curve.size == 0:
+                break
             ours.append(f"η={eta}: {curve.min():.3g}–{curve.max():.3g} (paper {low:g}–{high:.3g})")
             orders.append(np.log10(curve.max() / high))
+        if len(orders) < len(PROBES):
+            continue
         worst = max(orders, key=abs)
         rows.append(
             Row(
@@ -482,11 +506,11 @@ def _bound_rows(result: StudyBreakdownResult) -> list[Row]:
             if not sel:
                 continue
             name = f"L={depth}{'r' if residual else ''}"
-            first = np.median([r.c_eff_first for r in sel], axis=0)
-            worst = max(worst, max(float(r.c_eff_worst.max()) for r in sel))
+            first = _med([r.c_eff_first for r in sel], axis=0)
+            worst = max(worst, max(float(np.nanmax(r.c_eff_worst, initial=0.0)) for r in sel))
             per_net.append(f"{name}: {first[0]:.3g}→{first[-1]:.3g}")
-            ratio = np.median([r.gradient[-1, 1:, 0] / r.lipschitz_first[-1, 1:] for r in sel], axis=0)  # at the end
-            lip_worst = max(lip_worst, float(ratio.max()))
+            ratio = _med([r.gradient[-1, 1:, 0] / r.lipschitz_first[-1, 1:] for r in sel], axis=0)  # at the end
+            lip_worst = max(lip_worst, float(np.nanmax(ratio, initial=0.0)))
             lip.append(f"{name}: {ratio[0]:.2g}…{ratio[-1]:.2g}")
         if not per_net:
             continue
@@ -520,7 +544,7 @@ def _method_rows(result: StudyBreakdownResult) -> list[Row]:
         for i, n in enumerate(r.check_sizes):
             for k, tag in ((0, "init"), (1, "end")):
                 ref = r.gradient[0 if k == 0 else -1, 1:, 0]
-                dev = np.max(np.abs(np.log(r.check_gradient[k, i, 1:] / ref)))
+                dev = np.nanmax(np.abs(np.log(r.check_gradient[k, i, 1:] / ref)), initial=0.0)
                 parts.append(f"n={n or 'all'} {tag} {np.expm1(dev) * 100:.0f} %")
         rows.append(
             Row(

@@ -1,4 +1,5 @@
-"""``trust study depth``: the paper's Figure 3 (left) scaled to this machine — trainability against depth.
+"""``trust study depth``: the paper's Figure 3 (left) scaled to this machine — trainability against depth
+(docs/theory.md §5.2).
 
 For each optimiser, depth and seed, relu MLPs are trained at each learning rate of the optimiser's grid (the
 paper's three for SGD, Adam and Fromage; the same decades for Madam), learning rate ×0.95 per epoch, and the best
@@ -38,16 +39,16 @@ PAPER_STOP = {"sgd": "past ~10", "sgd_momentum": "past ~10", "adam": "past ~21",
 class StudyDepthConfig(Config):
     """The grid of the trainability study; zeros and empty tuples take the full or ``--quick`` defaults."""
 
-    quick: bool = param(False, "the laptop-sized study: width 64, depths 2 … 32, 8 epochs")
+    quick: bool = param(False, "the laptop-sized study: width 32, depths 2 8 32, 3 epochs")
     dataset: str = param("mnist5k", "data set", choices=("mnist5k", "digits", "synthetic", "mnist"))
     data_dir: str = param("", "directory of the MNIST IDX files (--dataset mnist)")
-    width: int = param(0, "hidden width; 0: 128 (64 with --quick)", minimum=0)
-    depths: tuple[int, ...] = param((), "depths; none given: 2 4 8 16 24 32 48 (2 4 8 16 32 with --quick)", minimum=1)
+    width: int = param(0, "hidden width; 0: 128 (32 with --quick)", minimum=0)
+    depths: tuple[int, ...] = param((), "depths; none given: 2 4 8 16 24 32 48 (2 8 32 with --quick)", minimum=1)
     optimizers: tuple[str, ...] = param(
         tuple(LR_GRIDS), "optimisers (each with its learning-rate grid)", choices=LR_GRIDS
     )
     seeds: int = param(3, "seeds per configuration", minimum=1)
-    epochs: int = param(0, "training epochs; 0: 20 (8 with --quick)", minimum=0)
+    epochs: int = param(0, "training epochs; 0: 20 (3 with --quick)", minimum=0)
     batch_size: int = param(250, "minibatch size", minimum=1)
     lr_decay: float = param(0.95, "learning-rate factor per epoch (the paper's Figure 3)", maximum=1)
     threshold: float = param(0.5, "an optimiser trains a net if its best training accuracy reaches this", minimum=0)
@@ -62,9 +63,9 @@ class StudyDepthConfig(Config):
     def resolved(self) -> StudyDepthConfig:
         return replace(
             self,
-            width=self.width or (64 if self.quick else 128),
-            depths=self.depths or ((2, 4, 8, 16, 32) if self.quick else (2, 4, 8, 16, 24, 32, 48)),
-            epochs=self.epochs or (8 if self.quick else 20),
+            width=self.width or (32 if self.quick else 128),
+            depths=self.depths or ((2, 8, 32) if self.quick else (2, 4, 8, 16, 24, 32, 48)),
+            epochs=self.epochs or (3 if self.quick else 20),
         )
 
 

@@ -35,7 +35,7 @@ def _flag_options(f, hint) -> dict:
     if hint is bool:
         return {**options, "action": argparse.BooleanOptionalAction}
     if typing.get_origin(hint) is tuple:
-        return {**options, "type": typing.get_args(hint)[0], "nargs": "*"}
+        return {**options, "type": typing.get_args(hint)[0], "nargs": "+" if f.default else "*"}
     return {**options, "type": hint}
 
 

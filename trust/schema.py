@@ -51,10 +51,14 @@ def param(
     )
 
 
-def value(undefined: str | None = None, bulk: bool = False, default=_MISSING):
+def value(undefined: str | None = None, bulk: bool = False, default=_MISSING, empty: bool = False):
     """A :class:`Result` field that may hold NaN/inf — ``undefined`` says when and why — or a ``bulk`` array
-    kept out of the JSON (stored in ``arrays.npz``)."""
-    return field(default=default, metadata={"undefined": undefined, "bulk": bulk})
+    kept out of the JSON (stored in ``arrays.npz``); ``empty``: an array field that defaults to an empty array
+    (a measurement not taken)."""
+    metadata = {"undefined": undefined, "bulk": bulk}
+    if empty:
+        return field(default_factory=lambda: np.empty(0), metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 def _hints(cls) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -83,21 +84,26 @@ class CellResult(Result):
     train_loss_curve: np.ndarray = value(DIVERGED)
     train_acc_curve: np.ndarray = value(DIVERGED)
     test_acc_curve: np.ndarray = value(DIVERGED)
-    step: np.ndarray | None = value(default=None)  # (k,) optimiser step of each checkpoint
-    checkpoint_epoch: np.ndarray | None = value(default=None)  # (k,)
-    train_loss: np.ndarray | None = value(default=None)  # (k,) full training set
-    train_acc: np.ndarray | None = value(default=None)
-    eta: np.ndarray | None = value(default=None)  # (e,)
-    loss: np.ndarray | None = value(DEAD, default=None)  # (k, e) on the measurement batch
-    function: np.ndarray | None = value(DEAD, default=None)  # (k, e) ‖ΔF‖_F/‖F‖_F
-    gradient: np.ndarray | None = value(DEAD, default=None)  # (k, e, l) ‖Δg_l‖/‖g_l‖, every weight matrix
-    drt: np.ndarray | None = value(default=None)  # (e,) ∏(1 + a_l) − 1
-    sharpness: np.ndarray | None = value(SHARPNESS_ENDS + "; " + DEAD, default=None)  # (k,) λ = max |eig ∇²ℒ|
-    lipschitz_first: np.ndarray | None = value(SHARPNESS_ENDS + "; " + DEAD, default=None)  # (k, e) λ‖ΔW‖/‖g_1‖
-    c_eff_first: np.ndarray | None = value(DEAD, default=None)  # (k,) max_η gradient_1/DRT
-    c_eff_worst: np.ndarray | None = value(DEAD, default=None)  # (k,) max_{η,l} gradient_l/DRT
+    step: np.ndarray = value(empty=True)  # (k,) optimiser step of each checkpoint
+    checkpoint_epoch: np.ndarray = value(empty=True)  # (k,)
+    train_loss: np.ndarray = value(empty=True)  # (k,) full training set
+    train_acc: np.ndarray = value(empty=True)
+    eta: np.ndarray = value(empty=True)  # (e,)
+    loss: np.ndarray = value(DEAD, empty=True)  # (k, e) on the measurement batch
+    function: np.ndarray = value(DEAD, empty=True)  # (k, e) ‖ΔF‖_F/‖F‖_F
+    gradient: np.ndarray = value(DEAD, empty=True)  # (k, e, l) ‖Δg_l‖/‖g_l‖, every weight matrix
+    drt: np.ndarray = value(empty=True)  # (e,) ∏(1 + a_l) − 1
+    sharpness: np.ndarray = value(SHARPNESS_ENDS + "; " + DEAD, empty=True)  # (k,) λ = max |eig ∇²ℒ|
+    lipschitz_first: np.ndarray = value(SHARPNESS_ENDS + "; " + DEAD, empty=True)  # (k, e) λ‖ΔW‖/‖g_1‖
+    c_eff_first: np.ndarray = value(DEAD, empty=True)  # (k,) max_η gradient_1/DRT
+    c_eff_worst: np.ndarray = value(DEAD, empty=True)  # (k,) max_{η,l} gradient_l/DRT
     check_sizes: tuple[int, ...] = ()  # measurement batch sizes of the check (0: all)
-    check_gradient: np.ndarray | None = value(DEAD, default=None)  # (2, sizes, e): layer 1 at init and end, per size
+    check_gradient: np.ndarray = value(DEAD, empty=True)  # (2, sizes, e): layer 1 at init and end, per size
+
+    @property
+    def measured(self) -> bool:
+        """Whether the slices were measured (not a train-only or diverged cell)."""
+        return self.gradient.size > 0
 
     @property
     def diverged(self) -> bool:
@@ -114,7 +120,7 @@ class CellResult(Result):
 
     def at_eta(self, target: float) -> int:
         """Index of the grid point nearest ``target``."""
-        assert self.eta is not None, "a cell without slices"
+        assert self.measured, "a cell without slices"
         return int(np.argmin(np.abs(self.eta - target)))
 
     def summary(self) -> str:
@@ -123,7 +129,7 @@ class CellResult(Result):
         if self.diverged:
             return f"{head}: diverged in epoch {self.diverged_epoch}"
         text = f"{head}: train acc {self.train_acc_curve[-1]:.4f}"
-        if self.gradient is not None and self.c_eff_first is not None:
+        if self.measured:
             k = self.at_eta(0.05)
             text += (
                 f"; layer-1 gradient change at η={self.eta[k]:.3f}: init {self.gradient[0, k, 0]:.3g}, "
@@ -196,7 +202,7 @@ def run(config: CellConfig) -> CellResult:
         nan = np.full(err.epoch + 1, np.nan)
         return CellResult(config, err.epoch, np.arange(err.epoch + 1), nan, nan, nan)
     curves = trained.curves
-    common = dict(
+    common: dict[str, Any] = dict(
         config=config,
         diverged_epoch=0,
         epoch=np.asarray(curves.epoch),

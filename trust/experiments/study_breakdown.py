@@ -190,7 +190,7 @@ class StudyBreakdownResult(Result):
     def probe(self, optimizer: str, depth: int, residual: bool, eta: float, checkpoint: int) -> np.ndarray:
         """Layer 1's relative gradient change at the grid point nearest ``eta`` and a checkpoint (0: init, −1:
         the end), one value per seed (diverged seeds left out)."""
-        got = [r for r in self.select(optimizer, depth, residual) if r.gradient is not None]
+        got = [r for r in self.select(optimizer, depth, residual) if r.measured]
         return _finite([r.gradient[checkpoint, r.at_eta(eta), 0] for r in got])
 
     def summary(self) -> str:
@@ -206,7 +206,7 @@ class StudyBreakdownResult(Result):
                     f"{optimizer:>8} lr {sel[0].config.lr:<6g} L={depth:<2}{' res' if residual else '    '} "
                     f"train acc {np.median([r.train_acc_curve[-1] for r in sel]):.3f}; layer-1 gradient change at "
                     f"η=0.05: init {_median(init)}, end {_median(end)}; C_eff layer 1 (end) "
-                    f"{_median([r.c_eff_first[-1] for r in sel if r.c_eff_first is not None])}"
+                    f"{_median([r.c_eff_first[-1] for r in sel if r.measured])}"
                 )
         return "\n".join(lines)
 
@@ -263,7 +263,9 @@ def combine(config: StudyBreakdownConfig, done: dict) -> StudyBreakdownResult:
 
 
 def run(config: StudyBreakdownConfig) -> StudyBreakdownResult:
-    return run_study(STUDY, config)
+    result = run_study(STUDY, config)
+    assert isinstance(result, StudyBreakdownResult)
+    return result
 
 
 # ------------------------------------------------------------------------------------------------ figures
@@ -282,7 +284,7 @@ def optimizer_figure(result: StudyBreakdownResult, optimizer: str):
     nets = [(d, r) for d, r in result.config.nets if result.select(optimizer, d, r)]
     fig, axes = plots.subplots(len(nets), 2, figsize=(11, 2.9 * len(nets)))
     for row, (depth, residual) in enumerate(nets):
-        sel = [r for r in result.select(optimizer, depth, residual) if r.gradient is not None]
+        sel = [r for r in result.select(optimizer, depth, residual) if r.measured]
         ax_loss, ax_g = axes[row]
         name = f"L={depth}{' residual' if residual else ''}, {optimizer} lr {sel[0].config.lr:g}" if sel else ""
         if not sel:
@@ -361,8 +363,8 @@ def summary_figure(result: StudyBreakdownResult):
         ax.legend(fontsize=6.5)
     ax = axes[0, 2]
     for optimizer in c.optimizers:
-        vals = [[r.c_eff_first[-1] for r in result.select(optimizer, d) if r.c_eff_first is not None] for d in depths]
-        _band(ax, depths, vals, OPTIMIZER_COLOURS.get(optimizer), marker="o", label=optimizer)
+        c_eff = [np.array([r.c_eff_first[-1] for r in result.select(optimizer, d) if r.measured]) for d in depths]
+        _band(ax, depths, c_eff, OPTIMIZER_COLOURS.get(optimizer), marker="o", label=optimizer)
     ax.axhline(1.0, color="k", lw=0.8)
     plots.depth_axis(ax, depths)
     ax.set(yscale="log", xlabel="depth L", ylabel="C_eff = max_η measured / DRT", title="(c) C_eff of layer 1, end")
@@ -371,7 +373,7 @@ def summary_figure(result: StudyBreakdownResult):
     for col, optimizer in enumerate(c.optimizers):
         ax = axes[1, col]
         for depth, residual in c.nets:
-            sel = [r for r in result.select(optimizer, depth, residual) if r.c_eff_first is not None]
+            sel = [r for r in result.select(optimizer, depth, residual) if r.measured]
             if sel:
                 epochs = np.asarray(sel[0].checkpoint_epoch)
                 vals = list(np.array([r.c_eff_first for r in sel]).T)
@@ -406,7 +408,7 @@ def _measure_check_panel(ax, result: StudyBreakdownResult) -> None:
         return
     r = checked[0]
     ax.set_title(f"(d) measurement batch: {r.config.optimizer} L={r.config.depth}")
-    assert r.check_gradient is not None and r.gradient is not None
+    assert r.check_gradient.size
     colours = _checkpoint_colours(len(r.check_sizes))
     for i, n in enumerate(r.check_sizes):
         ax.plot(r.eta, plots.positive(r.check_gradient[1, i]), color=colours[i], label=f"n = {n or 'all'}")
@@ -467,7 +469,7 @@ def _paper_rows(result: StudyBreakdownResult) -> list[Row]:
     rows = []
     for (label, residual), paper in PAPER_RANGES.items():
         depth = int(label.split("=")[1])
-        sel = [r for r in result.select("fromage", depth, residual) if r.gradient is not None]
+        sel = [r for r in result.select("fromage", depth, residual) if r.measured]
         if not sel:
             continue
         ours, orders = [], []
@@ -502,7 +504,7 @@ def _bound_rows(result: StudyBreakdownResult) -> list[Row]:
     for optimizer in c.optimizers:
         per_net, worst, lip, lip_worst = [], 0.0, [], 0.0
         for depth, residual in c.nets:
-            sel = [r for r in result.select(optimizer, depth, residual) if r.c_eff_first is not None]
+            sel = [r for r in result.select(optimizer, depth, residual) if r.measured]
             if not sel:
                 continue
             name = f"L={depth}{'r' if residual else ''}"
@@ -537,7 +539,7 @@ def _bound_rows(result: StudyBreakdownResult) -> list[Row]:
 def _method_rows(result: StudyBreakdownResult) -> list[Row]:
     """The measurement batch check and the SGD learning-rate sweep."""
     rows = []
-    checked = [r for r in result.cells if r.check_sizes and r.check_gradient is not None]
+    checked = [r for r in result.cells if r.check_sizes and r.check_gradient.size]
     if checked:
         r = checked[0]
         used, parts = r.config.n_measure or "all", []

@@ -170,7 +170,9 @@ def combine(config: StudyDepthConfig, done: dict) -> StudyDepthResult:
 
 
 def run(config: StudyDepthConfig) -> StudyDepthResult:
-    return run_study(STUDY, config)
+    result = run_study(STUDY, config)
+    assert isinstance(result, StudyDepthResult)
+    return result
 
 
 COLOURS = {"sgd": "#D55E00", "sgd_momentum": "#CC79A7", "adam": "#009E73", "fromage": "#0072B2", "madam": "#E69F00"}

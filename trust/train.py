@@ -158,8 +158,9 @@ class Curves:
 
 @dataclass(frozen=True)
 class Trained:
-    """A finished training run: curves, the kept parameters by optimiser step, and bookkeeping."""
+    """A finished training run: the net, curves, the kept parameters by optimiser step, and bookkeeping."""
 
+    net: nets.MLP
     curves: Curves
     checkpoints: dict[int, list]  # step → params (the last step is the final parameters)
     steps_per_epoch: int
@@ -274,6 +275,7 @@ def train(config: TrainConfig, ds: data.Dataset | None = None, progress: bool = 
         bar.set_postfix(test_acc=f"{curves.test_acc[-1]:.3f}")
     checkpoints[t] = params
     return Trained(
+        net,
         curves,
         {s: checkpoints[s] for s in sorted(checkpoints)},
         steps_per_epoch,

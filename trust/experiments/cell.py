@@ -73,6 +73,13 @@ class CellConfig(Config):
         )
 
 
+def for_study(study: Config, **fields) -> CellConfig:
+    """A cell of ``study``: the training settings every cell of a study shares (its data set, width, epochs,
+    minibatch and rate decay), and the cell's own ``fields``."""
+    shared = ("dataset", "data_dir", "width", "epochs", "batch_size", "lr_decay")
+    return CellConfig(**{name: getattr(study, name) for name in shared}, **fields)
+
+
 @dataclass(frozen=True, eq=False)
 class CellResult(Result):
     """A trained cell: its training curve and, per checkpoint (``k``), the slice along η (``e``) for every
@@ -212,7 +219,7 @@ def run(config: CellConfig) -> CellResult:
     )
     if not config.slices:
         return CellResult(**common)
-    net, _ = train.initial_params(tc, ds)
+    net = trained.net
     x, y = points.measurement_batch(ds, config.n_measure)
     steps = sorted(trained.checkpoints)
     per_point = []

@@ -37,7 +37,6 @@ def checkpoints(config: train.TrainConfig, epochs: tuple[float, ...]) -> tuple[d
         net, params = train.initial_params(config, ds)
         return ds, net, [(0.0, params)]
     config = replace(config, epochs=int(-(-last // 1)), checkpoints=tuple(epochs))
-    net, _ = train.initial_params(config, ds)
     trained = train.train(config, ds, progress=False)
     wanted = {int(round(e * trained.steps_per_epoch)) for e in epochs}
-    return ds, net, [(trained.epoch(s), p) for s, p in trained.checkpoints.items() if s in wanted]
+    return ds, trained.net, [(trained.epoch(s), p) for s, p in trained.checkpoints.items() if s in wanted]

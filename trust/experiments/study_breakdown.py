@@ -24,11 +24,8 @@ from trust.experiments.cell import DIVERGED, CellConfig, CellResult
 from trust.report import Row, violation_factor
 from trust.schema import Config, Experiment, Result, Study, param, run_study, value
 
-# The paper's checkpoints (iterations 0, 12, 24, 48, 96 of 240 per epoch, then the start of epochs 1, 3, 5, 7, 9)
-# as fractions of an epoch, and the end of training.
-PAPER_CHECKPOINTS = (0.0, 0.05, 0.1, 0.2, 0.4, 1.0, 3.0, 5.0, 7.0, 9.0, 10.0)
-# The default checkpoints: six of the paper's (fractions of an epoch early on, as its iterations 24 and 96),
-# cut from its ten by cost (docs/theory.md §5; the report says so), and the end.
+# The default checkpoints: six of the paper's ten (its iterations 24 and 96 of 240 as fractions of the first
+# epoch, the start of epochs 1 and 3, and the end), cut by cost (docs/theory.md §5.1).
 CHECKPOINTS = (0.0, 0.1, 0.4, 1.0, 3.0, 10.0)
 QUICK_CHECKPOINTS = (0.0, 1.0, 10.0)
 PROBES = (0.01, 0.05, 0.099)  # the η of the paper's published numbers
@@ -109,17 +106,12 @@ class StudyBreakdownConfig(Config):
 
 
 def _cell(config: StudyBreakdownConfig, optimizer: str, lr: float, depth: int, residual: bool, seed: int, **kw):
-    return CellConfig(
+    return cell.for_study(
+        config,
         optimizer=optimizer,
         lr=lr,
         depth=depth,
-        width=config.width,
         residual=residual,
-        dataset=config.dataset,
-        data_dir=config.data_dir,
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        lr_decay=config.lr_decay,
         checkpoints=tuple(sorted(set(config.checkpoints) | {0.0, float(config.epochs)})),
         eta=config.eta,
         n_measure=config.n_measure,
@@ -230,6 +222,7 @@ def _finite(values) -> np.ndarray:
 
 
 def _median(values) -> str:
+    """``median [min, max]`` over seeds, NaN left out."""
     values = _finite(values)
     if values.size == 0:
         return "n/a"
@@ -423,11 +416,6 @@ def _measure_check_panel(ax, result: StudyBreakdownResult) -> None:
 # ------------------------------------------------------------------------------------------------ report
 
 
-def _range(values) -> str:
-    """``median [min, max]`` over seeds."""
-    return _median(values)
-
-
 def _depth_rows(result: StudyBreakdownResult) -> list[Row]:
     """Does the deepest net break down faster than depth 2, and faster after training than at initialisation?"""
     c, rows = result.config, []
@@ -443,8 +431,8 @@ def _depth_rows(result: StudyBreakdownResult) -> list[Row]:
                 f"Paper: depth {deep} breaks down faster than depth {shallow} — {optimizer}, after training",
                 "claim",
                 f"layer-1 gradient change at η=0.05, median [range] over {c.seeds} seeds: L={shallow}: "
-                f"{_range(end_s)}, L={deep}: {_range(end_d)} (at initialisation {_range(at[shallow, 0])} and "
-                f"{_range(init_d)})",
+                f"{_median(end_s)}, L={deep}: {_median(end_d)} (at initialisation {_median(at[shallow, 0])} and "
+                f"{_median(init_d)})",
                 f"yes, ×{np.median(end_d) / np.median(end_s):.3g} (every seed)"
                 if separated
                 else f"not separated (×{np.median(end_d) / np.median(end_s):.3g} in the medians)",
@@ -456,7 +444,7 @@ def _depth_rows(result: StudyBreakdownResult) -> list[Row]:
             Row(
                 f"Breakdown grows with training at depth {deep} — {optimizer}",
                 "claim",
-                f"layer-1 gradient change at η=0.05: initialisation {_range(init_d)}, end {_range(end_d)}",
+                f"layer-1 gradient change at η=0.05: initialisation {_median(init_d)}, end {_median(end_d)}",
                 f"{'yes' if grew else 'no, it shrinks' if shrank else 'mixed over seeds'} "
                 f"(end/init ×{np.median(end_d) / np.median(init_d):.3g})",
             )

@@ -76,18 +76,8 @@ def _name(optimizer: str, lr: float, depth: int, seed: int) -> str:
 def cells(config: StudyDepthConfig, done: dict) -> dict[str, CellConfig]:
     c = config.resolved()
     return {
-        _name(optimizer, lr, depth, c.seed + s): CellConfig(
-            optimizer=optimizer,
-            lr=lr,
-            depth=depth,
-            width=c.width,
-            dataset=c.dataset,
-            data_dir=c.data_dir,
-            epochs=c.epochs,
-            batch_size=c.batch_size,
-            lr_decay=c.lr_decay,
-            slices=False,
-            seed=c.seed + s,
+        _name(optimizer, lr, depth, c.seed + s): cell.for_study(
+            c, optimizer=optimizer, lr=lr, depth=depth, slices=False, seed=c.seed + s
         )
         for optimizer in c.optimizers
         for depth in c.depths

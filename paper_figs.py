@@ -65,7 +65,9 @@ def main(argv=None) -> int:
             if experiment.paper_rows
             else [row for r in mine.values() for row in r.report_rows()]
         )
-    paths = [p for stem, fig in figures.items() for p in plots.save(fig, out / stem)]
+    # Quick runs are previews: PNG only (saving the PDFs too costs about 20 s of the 5-minute budget).
+    formats = ("png",) if args.quick else ("png", "pdf")
+    paths = [p for stem, fig in figures.items() for p in plots.save(fig, out / stem, formats)]
     mode = "quick" if args.quick else "full"
     text = report.markdown(
         rows,

@@ -51,12 +51,13 @@ def depth_axis(ax, depths) -> None:
     ax.set_xticks([], minor=True)
 
 
-def save(fig, stem: Path) -> list[Path]:
-    """Write ``stem.png`` and ``stem.pdf`` with fixed metadata (byte-identical on a rerun); returns both paths."""
+def save(fig, stem: Path, formats: tuple[str, ...] = ("png", "pdf")) -> list[Path]:
+    """Write ``stem.png`` and/or ``stem.pdf`` with fixed metadata (byte-identical on a rerun); returns the paths."""
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
-    fig.savefig(paths[0], dpi=130, metadata=PNG_METADATA)
-    fig.savefig(paths[1], metadata=PDF_METADATA)
+    options = {"png": {"dpi": 130, "metadata": PNG_METADATA}, "pdf": {"metadata": PDF_METADATA}}
+    paths = [stem.with_suffix("." + fmt) for fmt in formats]
+    for path, fmt in zip(paths, formats):
+        fig.savefig(path, **options[fmt])
     plt.close(fig)
     return paths

@@ -90,3 +90,24 @@ def test_madam_direction_names_a_bad_gradient(net_params):
     bad = jax.tree_util.tree_map(lambda p: jnp.full_like(p, jnp.nan), net_params)
     with pytest.raises(TrustError, match="gradient"):
         perturb.madam(net_params, bad)
+
+
+def test_direction_registry_builds_each_direction(key, net_params):
+    params, grads = net_params
+    ws, gs = tree.leaves(params), tree.leaves(grads)
+    # each kind against its formula, computed here leaf by leaf in NumPy (float64: agreement to rounding)
+    expected = {
+        "gradient": [-np.linalg.norm(w) * np.asarray(g) / np.linalg.norm(g) for w, g in zip(ws, gs)],
+        "scaled": [np.asarray(w) for w in ws],
+        "madam": [-np.abs(w) * np.sign(g) for w, g in zip(ws, gs)],
+        "random": tree.leaves(perturb.gaussian(key, params)),
+    }
+    for kind, leaves in expected.items():
+        got = tree.leaves(perturb.direction(kind, params, grads, key))
+        for u, e in zip(got, leaves):
+            np.testing.assert_allclose(u, e, rtol=1e-12, atol=1e-15)
+    single = perturb.direction("single", params, grads, key, layer=2)
+    for name, u, e in zip(tree.leaf_names(single), tree.leaves(single), expected["gradient"]):
+        np.testing.assert_allclose(u, e if name == "2.w" else 0.0, rtol=1e-12, atol=1e-15)
+    with pytest.raises(TrustError, match="unknown perturbation 'sideways'; choose one of gradient, random"):
+        perturb.direction("sideways", params, grads, key)

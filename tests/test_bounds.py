@@ -52,7 +52,7 @@ def test_theorem1_forms_on_batches_of_non_square_shapes():
 
 def test_lipschitz_defaults_and_errors():
     np.testing.assert_allclose(bounds.lipschitz_prediction(3.0, [0.0, 2.0]), [0.0, 6.0])  # grad_norm = 1
-    with pytest.raises(TrustError, match="no nonzero perturbation"):
+    with pytest.raises(TrustError, match="^no nonzero perturbation to fit λ on$"):
         bounds.secant_lipschitz([0.0, 1.0], [0.0, 0.0])
 
 
@@ -60,3 +60,22 @@ def test_theorem1_bound_of_a_single_perturbation():
     """One perturbation (a 1-D vector of L relative sizes): L is its length (kills reading L off axis +1)."""
     a = np.array([0.1, 0.2, 0.0])
     assert bounds.theorem1_bound(a, 0.5, 1.0, 1.0) == pytest.approx(8.0 * (1.1 * 1.2 - 1), rel=1e-14)
+
+
+def test_operator_norms_are_the_largest_singular_values():
+    rng = np.random.default_rng(0)
+    matrices = [rng.normal(size=(5, 3)), rng.normal(size=(4, 4)), np.diag([3.0, -7.0, 2.0])]
+    got = bounds.operator_norms(matrices)
+    # dense SVD in float64: the same number to rounding; the Frobenius norm is strictly larger for rank > 1
+    np.testing.assert_allclose(got, [np.linalg.svd(m, compute_uv=False)[0] for m in matrices], rtol=1e-12)
+    assert got[2] == pytest.approx(7.0, rel=1e-15)
+    assert np.all(got < [np.linalg.norm(m) for m in matrices])
+
+
+def test_operator_norm_bound_on_a_batch_and_its_default_input_norm():
+    """Layers on the last axis, cases on the first; ‖x‖ defaults to 1."""
+    w_op = np.array([[2.0, 3.0], [1.0, 0.5]])
+    delta_op = np.array([[0.2, 0.3], [0.1, 0.0]])  # relative sizes 0.1, 0.1 and 0.1, 0
+    expected = np.array([6.0 * (1.1 * 1.1 - 1), 0.5 * 0.1])
+    np.testing.assert_allclose(bounds.operator_norm_bound(w_op, delta_op), expected, rtol=1e-14)
+    np.testing.assert_allclose(bounds.operator_norm_bound(w_op, delta_op, x_norm=[2.0, 3.0]), [2, 3] * expected)

@@ -360,16 +360,35 @@ def test_clip_to_init_norm_only_acts_above_the_bound():
     np.testing.assert_allclose(exactly["w"], [3.0, 4.0], rtol=1e-15)
     above, _ = opt.update({"w": jnp.array([-9.0, -12.0])}, state, params)  # ‖p_new‖ = 20 → clipped to 10
     np.testing.assert_allclose(params["w"] + above["w"], [6.0, 8.0], rtol=1e-15)
+    small = {"w": jnp.array([0.03, 0.04])}  # ‖p_init‖ = 0.05 < 1: the limit 0.1 still divides by the true norm
+    above_small, _ = opt.update({"w": jnp.array([-0.27, -0.36])}, opt.init(small), small)  # ‖p_new‖ = 0.5
+    np.testing.assert_allclose(small["w"] + above_small["w"], [0.06, 0.08], rtol=1e-14)
     zero = {"w": jnp.zeros(2)}
     held, _ = opt.update({"w": jnp.array([-1.0, 1.0])}, opt.init(zero), zero)  # ‖p_init‖ = 0: held at 0
     np.testing.assert_array_equal(held["w"], [0.0, 0.0])
 
 
+def _steps(opt, params, grads):
+    """The updates of ``opt`` over a gradient sequence (jitted: one compile per optimiser)."""
+    update = jax.jit(opt.update)
+    state, out = opt.init(params), []
+    for g in grads:
+        u, state = update(g, state, params)
+        out.append(np.asarray(u["w"]))
+    return np.stack(out)
+
+
 def test_madam_and_lns_defaults_are_the_authors():
     """σ* = 3·RMS, g_bound 10, b2 0.999; LNS: 4096 levels, base precision 0.001, lr_factor 10 (docs/theory.md §4)
-    — each default factory takes the same steps as the explicit one, over steps where the gradient bound binds."""
-    params = {"w": jnp.array([[0.5, -1.0], [2.0, 0.25]])}
-    grads = [{"w": jnp.array([[0.3, 0.1], [-0.2, 0.4]]) * s} for s in (1.0, 1e3, -2.0)]  # 1e3: g* hits the bound
+    — each default factory takes the same steps as the explicit one, over steps where every default matters:
+    the gradient bound binds and a tiny weight sits on the last LNS level."""
+    params = {"w": jnp.array([[0.5, -1.0, 1e-4], [2.0, 0.25, -0.7]])}  # 1e-4/σ* < e^{−0.001·4095}: last level
+    base = jnp.array([[0.3, 0.1, -0.2], [-0.2, 0.4, 0.5]])
+    # 200 small steps, then a spike: with b2 = 0.999 the bias-corrected v̂ lets |g*| reach
+    # √((1 − 0.999^201)/0.001) ≈ 13.5 > 10, so the bound g_bound = 10 binds (checked below)
+    grads = [{"w": base * 1e-3}] * 200 + [{"w": base * 1e3}, {"w": -2.0 * base}]
+    unbounded = _steps(optim.scale_by_madam(g_bound=1e9), params, grads)
+    assert np.abs(unbounded[200]).max() > 11.0
     pairs = (
         (optim.madam_update(), optim.madam_update(3.0)),
         (
@@ -380,11 +399,17 @@ def test_madam_and_lns_defaults_are_the_authors():
         (optim.madam(0.1), optim.madam(0.1, p_scale=3.0, g_bound=10.0, b2=0.999)),
     )
     for default, explicit in pairs:
-        state_d, state_e = default.init(params), explicit.init(params)
-        for g in grads:
-            u_d, state_d = default.update(g, state_d, params)
-            u_e, state_e = explicit.update(g, state_e, params)
-            np.testing.assert_array_equal(u_d["w"], u_e["w"])
+        np.testing.assert_array_equal(_steps(default, params, grads), _steps(explicit, params, grads))
+    # and the arguments reach the transforms they configure: changing one changes the steps
+    for changed, reference in (
+        (optim.madam(0.1, b2=0.9), optim.madam(0.1)),
+        (optim.madam(0.1, g_bound=11.0), optim.madam(0.1)),
+        (optim.madam_lns(b2=0.9), optim.madam_lns()),
+        (optim.madam_lns(g_bound=11.0), optim.madam_lns()),
+        (optim.madam_lns(p_scale=1.0), optim.madam_lns()),
+        (optim.madam_lns(levels=4097), optim.madam_lns()),
+    ):
+        assert not np.array_equal(_steps(changed, params, grads), _steps(reference, params, grads))
 
 
 def test_levels_bound_and_missing_params_are_clear_errors():
@@ -421,3 +446,11 @@ def test_lns_exponents_stay_on_the_grid_at_both_ends():
     np.testing.assert_array_equal(optax.tree.get(state, "exponent")["w"], [63, 63, 63])
     drawn = optim.lns_init(jax.random.key(SEED), {"w": jnp.ones((3, 3), jnp.float32)})
     assert drawn["w"].dtype == jnp.float32
+
+
+def test_lns_value_keeps_sigmas_dtype():
+    sign = jnp.array([1.0, -1.0, 0.0], jnp.float32)
+    w = optim.lns_value(sign, jnp.array([0, 10, 3], jnp.int32), jnp.float32(2.0), 0.1)
+    assert w.dtype == jnp.float32
+    # float32: σ*·e^{−1} to ~1 ulp
+    np.testing.assert_allclose(w, [2.0, -2.0 * np.exp(-1.0), 0.0], rtol=1e-6)

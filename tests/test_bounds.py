@@ -52,7 +52,7 @@ def test_theorem1_forms_on_batches_of_non_square_shapes():
 
 def test_lipschitz_defaults_and_errors():
     np.testing.assert_allclose(bounds.lipschitz_prediction(3.0, [0.0, 2.0]), [0.0, 6.0])  # grad_norm = 1
-    with pytest.raises(TrustError, match="^no nonzero perturbation to fit λ on$"):
+    with pytest.raises(TrustError, match=r"^no nonzero perturbation to fit λ on$"):
         bounds.secant_lipschitz([0.0, 1.0], [0.0, 0.0])
 
 

@@ -1,7 +1,7 @@
-"""Regenerate every figure and figures/REPORT.md from the bundled digits data.
+"""Regenerate every figure and figures/REPORT.md from the bundled data (digits, MNIST-5k).
 
-    python paper_figs.py            # full: width 128, 100 η values (about ten minutes on 2 CPU cores)
-    python paper_figs.py --quick    # width 64, 25 η values
+    python paper_figs.py            # full: the paper's scale that fits an hour on 2 CPU cores (see README)
+    python paper_figs.py --quick    # narrower nets, fewer seeds and grid points (under 5 minutes), PNG only
 
 Every registered experiment contributes its runs (``paper_configs``), each stored as a run directory under
 ``<out>/runs/<name>`` (config.json, results.json, arrays.npz; a rerun reuses finished runs), then its figures

@@ -7,7 +7,7 @@ the loss and the relative change of every layer's gradient as every tensor moves
 ``−g_l/‖g_l‖``, beside ``(1+η)^L − 1`` (DRT with constant 1), ``C_eff·[(1+η)^L − 1]`` and the Lipschitz-smooth
 prediction from the sharpness measured at that checkpoint. SGD's learning rate is chosen per depth by a sweep
 (the best final training loss, first seed), which the report shows. The measurement batch is checked against
-other sizes on the deepest net.
+other sizes on depth 16 (the deepest net when 16 is not in the grid).
 """
 
 from __future__ import annotations
@@ -66,7 +66,9 @@ class StudyBreakdownConfig(Config):
     eta_max: float = param(0.099, "largest η", minimum=0)
     eta_steps: int = param(0, "η grid points (plus 0.01 and 0.05); 0: 16 (8 with --quick)", minimum=0)
     n_measure: int = param(0, "measurement batch: the first n training examples; 0: 500 (250 with --quick)", minimum=0)
-    measure_check: tuple[int, ...] = param((125, 250, 1000, 0), "other batch sizes tried on the deepest net", minimum=0)
+    measure_check: tuple[int, ...] = param(
+        (125, 250, 1000, 0), "batch sizes checked on depth 16 (else the deepest)", minimum=0
+    )
     sharpness_tol: float = param(1e-3, "relative tolerance of the Lanczos sharpness", minimum=1e-12)
     seed: int = param(0, "first seed")
 
@@ -133,7 +135,7 @@ def cells(config: StudyBreakdownConfig, done: dict) -> dict[str, CellConfig]:
     """The sweep cells (train only, first seed) and, once a sweep is finished, the measured cells at its choice."""
     c = config.resolved()
     out = {}
-    deepest = max(c.depths)
+    checked_depth = 16 if 16 in c.depths else max(c.depths)  # the paper's deep net, where it is in the grid
     for optimizer in c.optimizers:
         for depth, residual in c.nets:
             lr = train.OPTIMIZERS[optimizer].default_lr
@@ -144,9 +146,8 @@ def cells(config: StudyBreakdownConfig, done: dict) -> dict[str, CellConfig]:
                     continue
                 lr = chosen_lr({x: done[n] for x, n in names.items()})
             for s in range(c.seeds):
-                check = (
-                    c.measure_check if (optimizer, depth, residual, s) == (c.optimizers[0], deepest, False, 0) else ()
-                )
+                is_checked = (optimizer, depth, residual, s) == (c.optimizers[0], checked_depth, False, 0)
+                check = c.measure_check if is_checked else ()
                 out[_name(optimizer, lr, depth, residual, c.seed + s)] = _cell(
                     c, optimizer, lr, depth, residual, c.seed + s, measure_check=check
                 )
@@ -393,7 +394,7 @@ def summary_figure(result: StudyBreakdownResult):
 
 
 def _measure_check_panel(ax, result: StudyBreakdownResult) -> None:
-    """How the deepest net's layer-1 curve at the end of training moves with the measurement batch."""
+    """How the checked net's layer-1 curve moves with the measurement batch (solid: end, dashed: init)."""
     checked = [r for r in result.cells if r.check_sizes]
     if not checked:
         ax.text(0.5, 0.5, "no check run", ha="center", transform=ax.transAxes)
@@ -416,38 +417,41 @@ def _measure_check_panel(ax, result: StudyBreakdownResult) -> None:
 
 
 def _depth_rows(result: StudyBreakdownResult) -> list[Row]:
-    """Does the deepest net break down faster than depth 2, and faster after training than at initialisation?"""
+    """Does depth 16 (the paper's) and the deepest net break down faster than depth 2, and faster after training
+    than at initialisation? With each net's final training accuracy: a net that did not train did not move."""
     c, rows = result.config, []
-    shallow, deep = min(c.depths), max(c.depths)
+    shallow = min(c.depths)
     for optimizer in c.optimizers:
-        at = {(d, k): result.probe(optimizer, d, False, 0.05, k) for d in (shallow, deep) for k in (0, -1)}
-        if any(v.size == 0 for v in at.values()):
-            continue
-        end_s, end_d, init_d = at[shallow, -1], at[deep, -1], at[deep, 0]
-        separated = end_d.min() > end_s.max()
-        rows.append(
-            Row(
-                f"Paper: depth {deep} breaks down faster than depth {shallow} — {optimizer}, after training",
-                "claim",
-                f"layer-1 gradient change at η=0.05, median [range] over {c.seeds} seeds: L={shallow}: "
-                f"{_median(end_s)}, L={deep}: {_median(end_d)} (at initialisation {_median(at[shallow, 0])} and "
-                f"{_median(init_d)})",
-                f"yes, ×{np.median(end_d) / np.median(end_s):.3g} (every seed)"
-                if separated
-                else f"not separated (×{np.median(end_d) / np.median(end_s):.3g} in the medians)",
+        for deep in sorted({d for d in (16, max(c.depths)) if d in c.depths and d > shallow}):
+            at = {(d, k): result.probe(optimizer, d, False, 0.05, k) for d in (shallow, deep) for k in (0, -1)}
+            if any(v.size == 0 for v in at.values()):
+                continue
+            end_s, end_d, init_d = at[shallow, -1], at[deep, -1], at[deep, 0]
+            ratio = np.median(end_d) / np.median(end_s)
+            acc = {d: _median([r.train_acc_curve[-1] for r in result.select(optimizer, d)]) for d in (shallow, deep)}
+            rows.append(
+                Row(
+                    f"Paper: depth {deep} breaks down faster than depth {shallow} — {optimizer}, after training",
+                    "claim",
+                    f"layer-1 gradient change at η=0.05, median [range] over {c.seeds} seeds: L={shallow}: "
+                    f"{_median(end_s)}, L={deep}: {_median(end_d)} (at initialisation {_median(at[shallow, 0])} "
+                    f"and {_median(init_d)}); final training accuracy L={shallow}: {acc[shallow]}, "
+                    f"L={deep}: {acc[deep]}",
+                    f"yes, ×{ratio:.3g} (every seed)"
+                    if end_d.min() > end_s.max()
+                    else f"not separated (×{ratio:.3g} in the medians)",
+                )
             )
-        )
-        grew = end_d.min() > init_d.max()
-        shrank = end_d.max() < init_d.min()
-        rows.append(
-            Row(
-                f"Breakdown grows with training at depth {deep} — {optimizer}",
-                "claim",
-                f"layer-1 gradient change at η=0.05: initialisation {_median(init_d)}, end {_median(end_d)}",
-                f"{'yes' if grew else 'no, it shrinks' if shrank else 'mixed over seeds'} "
-                f"(end/init ×{np.median(end_d) / np.median(init_d):.3g})",
+            grew, shrank = end_d.min() > init_d.max(), end_d.max() < init_d.min()
+            rows.append(
+                Row(
+                    f"Breakdown grows with training at depth {deep} — {optimizer}",
+                    "claim",
+                    f"layer-1 gradient change at η=0.05: initialisation {_median(init_d)}, end {_median(end_d)}",
+                    f"{'yes' if grew else 'no, it shrinks' if shrank else 'mixed over seeds'} "
+                    f"(end/init ×{np.median(end_d) / np.median(init_d):.3g})",
+                )
             )
-        )
     return rows
 
 
@@ -469,6 +473,15 @@ def _paper_rows(result: StudyBreakdownResult) -> list[Row]:
         if len(orders) < len(PROBES):
             continue
         worst = max(orders, key=abs)
+        first = sel[0]
+        steps_per_epoch = int(round(first.step[-1] / first.checkpoint_epoch[-1]))
+        acc = _median([r.train_acc_curve[-1] for r in sel])
+        differences = (
+            f"{steps_per_epoch} steps per epoch against the paper's 240 (final training accuracy {acc}), "
+            f"{result.config.n_measure} measurement examples against its 60,000, {len(first.step)} checkpoints "
+            f"against its 10{'' if result.config.width == 784 else f', width {result.config.width} against 784'}"
+        )
+        magnitude = "same order of magnitude" if abs(worst) <= 1 else f"highest value 10^{worst:+.1f} of the paper's"
         rows.append(
             Row(
                 f"Our Figure 1 beside the paper's — Fromage {label}{' residual' if residual else ''}, layer 1, "
@@ -476,10 +489,7 @@ def _paper_rows(result: StudyBreakdownResult) -> list[Row]:
                 "measurement",
                 "; ".join(ours)
                 + f" (width {result.config.width}, {result.config.dataset}, median of {len(sel)} seeds)",
-                "same order of magnitude"
-                if abs(worst) <= 1
-                else f"highest value 10^{worst:+.1f} of the paper's (smaller data set and measurement batch, "
-                f"{'narrower net, ' if result.config.width != 784 else ''}{len(sel[0].step)} checkpoints)",
+                f"{magnitude} ({differences})",
             )
         )
     return rows
@@ -523,25 +533,41 @@ def _bound_rows(result: StudyBreakdownResult) -> list[Row]:
     return rows
 
 
+def _all_last(n: int) -> float:
+    """Sort key for batch sizes: 0 (the whole training set) last."""
+    return n or np.inf
+
+
 def _method_rows(result: StudyBreakdownResult) -> list[Row]:
     """The measurement batch check and the SGD learning-rate sweep."""
     rows = []
     checked = [r for r in result.cells if r.check_sizes and r.check_gradient.size]
     if checked:
         r = checked[0]
-        used, parts = r.config.n_measure or "all", []
-        for i, n in enumerate(r.check_sizes):
-            for k, tag in ((0, "init"), (1, "end")):
-                ref = r.gradient[0 if k == 0 else -1, 1:, 0]
-                dev = np.nanmax(np.abs(np.log(r.check_gradient[k, i, 1:] / ref)), initial=0.0)
-                parts.append(f"n={n or 'all'} {tag} {np.expm1(dev) * 100:.0f} %")
+        used = r.config.n_measure or "all"
+        # curves per n (the used one first); reference: the whole training set when it was checked
+        sizes = (r.config.n_measure, *r.check_sizes)
+        curves = np.concatenate([r.gradient[[0, -1], None, :, 0], r.check_gradient], axis=1)  # (2, n, e)
+        ref = sizes.index(0) if 0 in sizes else 0
+        probes = [r.at_eta(e) for e in PROBES]
+        deviation = {  # largest |relative deviation| from the reference over the probe η, init and end
+            n: max(np.expm1(np.nanmax(np.abs(np.log(curves[k, i, probes] / curves[k, ref, probes])))) for k in (0, 1))
+            for i, n in enumerate(sizes)
+            if i != ref
+        }
+        ref_name = "all" if sizes[ref] == 0 else sizes[ref]
         rows.append(
             Row(
-                f"Measurement batch: layer 1's curve on n = {used} training examples against other n "
-                f"({r.config.optimizer} L={r.config.depth}, seed {r.config.seed})",
+                f"Measurement batch: layer 1's curve on the first n training examples against n = {ref_name} "
+                f"({r.config.optimizer} L={r.config.depth}, width {result.config.width}, seed {r.config.seed})",
                 "measurement",
-                "largest relative deviation from the n = " + f"{used} curve over η: " + ", ".join(parts),
-                f"n = {used} used",
+                f"largest relative deviation at η = {', '.join(f'{e:g}' for e in PROBES)}, initialisation and end: "
+                + ", ".join(
+                    f"n={n or 'all'}: {deviation[n] * 100:.0f} %" for n in sorted(deviation, key=lambda n: n or 1e9)
+                ),
+                f"n = {used} used ({deviation[r.config.n_measure] * 100:.0f} % from n = {ref_name})"
+                if r.config.n_measure in deviation
+                else f"n = {used} used",
             )
         )
     by_net: dict[tuple, list[SweepPoint]] = {}

@@ -17,7 +17,7 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -137,12 +137,15 @@ class MLP:
 
 
 @partial(jax.jit, static_argnums=(0, 2))
-def _init(spec: MLP, key, dtype):
+def _init(spec: MLP | ResNet, key, dtype):
     return spec._draw(key, dtype)
 
 
+Net = TypeVar("Net", "MLP", "ResNet")
+
+
 @functools.cache
-def _shared(net: MLP) -> MLP:
+def _shared(net: Net) -> Net:
     """One object per distinct net. ``net.apply`` is a jit static argument (:mod:`trust.measure`), and bound
     methods of equal but distinct objects compare unequal, so a rebuilt net would recompile every program."""
     return net
@@ -185,3 +188,162 @@ def nonzero_biases(key: jax.Array, params, std: float = 0.01):
         for i, p in enumerate(leaves)
     ]
     return jax.tree_util.tree_unflatten(treedef, out)
+
+
+NORMS = ("none", "batch", "layer", "group")
+
+
+@dataclass(frozen=True)
+class ResNet:
+    """A small pre-activation ResNet (He et al. 2016, "Identity mappings in deep residual networks") as a pure
+    spec: a 3×3 stem convolution, stages of blocks ``x + conv₂(φ(n₂(conv₁(φ(n₁(x))))))`` (the first block of
+    each later stage halves the resolution and doubles the channels through a 1×1 projection shortcut), then
+    ``φ(n(·))``, a global average pool and a linear head (docs/theory.md §1: every convolution kernel and the head
+    are layers of the perturbation, ``ΔW_l = η‖W_l‖·U_l``; normalisation scales and shifts are vectors, like biases).
+
+    Inputs are flat batches ``(n, H·W·C)`` (the data sets' layout) or images ``(n, H, W, C)``; kernels are HWIO.
+    ``depth`` counts the weight layers on the main path: stem, two per block and the head (projections apart), so
+    ``blocks=(1, 1, 1)`` is ResNet-8 and ``(2, 2, 3)`` ResNet-16.
+
+    Normalisation: ``none``; ``layer`` and ``group`` (GroupNorm over ``groups`` channel groups; LayerNorm is one
+    group) are functions of each example alone; ``batch`` normalises each channel over the batch and the image in
+    training mode, and with running statistics ``stats`` (:meth:`batch_stats`, :func:`update_stats`) in evaluation
+    mode — ``apply(params, x, stats)``.
+    """
+
+    image: tuple[int, int, int]  # (H, W, C) of the input
+    n_classes: int
+    widths: tuple[int, ...] = (16, 32, 64)  # channels per stage
+    blocks: tuple[int, ...] = (1, 1, 1)  # blocks per stage
+    norm: str = "none"
+    groups: int = 4
+    activation: str = "relu"
+    slope: float = 0.01
+    eps: float = 1e-5
+
+    def __post_init__(self):
+        if len(self.image) != 3 or min(self.image) < 1 or self.n_classes < 1:
+            raise TrustError(f"image must be (H, W, C) ≥ 1 and n_classes ≥ 1, got {self.image}, {self.n_classes}")
+        if len(self.widths) != len(self.blocks) or min(self.widths, default=0) < 1 or min(self.blocks, default=0) < 1:
+            raise TrustError(f"one positive width and block count per stage, got {self.widths} and {self.blocks}")
+        if self.norm not in NORMS:
+            raise TrustError(f"unknown norm {self.norm!r}; choose one of {', '.join(NORMS)}")
+        if self.norm == "group" and any(w % self.groups for w in self.widths):
+            raise TrustError(f"group norm needs widths divisible by groups={self.groups}, got {self.widths}")
+        activation_fn(self.activation, self.slope)
+
+    @property
+    def depth(self) -> int:
+        """L, the weight layers on the main path: stem + 2 per block + head."""
+        return 2 + 2 * sum(self.blocks)
+
+    def _plan(self) -> list[tuple[int, int, int]]:
+        """(in channels, out channels, stride) of every block, in order."""
+        plan, channels = [], self.widths[0]
+        for stage, (width, count) in enumerate(zip(self.widths, self.blocks)):
+            for b in range(count):
+                plan.append((channels, width, 2 if stage > 0 and b == 0 else 1))
+                channels = width
+        return plan
+
+    def init(self, key: jax.Array, dtype=None) -> list[dict]:
+        """He-normal kernels ``N(0, gain²/fan_in)``, unit norm scales and zero shifts, a PyTorch-default head
+        ``U(±1/√fan_in)``: ``[stem, block…, head]``, each block ``{conv1, conv2, norm1?, norm2?, proj?}``."""
+        return _init(self, key, jnp.dtype(dtype or jnp.zeros(()).dtype))
+
+    def _draw(self, key, dtype) -> list[dict]:
+        # One normal draw for every kernel and one uniform draw for the head, sliced (as MLP._draw: each random
+        # op is compiled separately, and one per kernel made the compile dominate).
+        kernels = [(3, self.image[2], self.widths[0])]
+        for c_in, c_out, stride in self._plan():
+            kernels += [(3, c_in, c_out), (3, c_out, c_out)] + (
+                [(1, c_in, c_out)] if stride != 1 or c_in != c_out else []
+            )
+        sizes = [k * k * c_in * c_out for k, c_in, c_out in kernels]
+        flat = jax.random.normal(jax.random.fold_in(key, 0), (sum(sizes),), dtype)
+        gain = _activation(self.activation).gain(self.slope)
+        drawn, start = [], 0
+        for (k, c_in, c_out), size in zip(kernels, sizes):
+            z = flat[start : start + size].reshape(k, k, c_in, c_out)
+            drawn.append({"w": gain * (k * k * c_in) ** -0.5 * z})
+            start += size
+        kernel = iter(drawn)
+
+        def norm(c):
+            return {"scale": jnp.ones((c,), dtype), "shift": jnp.zeros((c,), dtype)}
+
+        params: list[dict] = [next(kernel)]
+        for c_in, c_out, stride in self._plan():
+            block: dict[str, dict] = {"conv1": next(kernel), "conv2": next(kernel)}
+            if stride != 1 or c_in != c_out:
+                block["proj"] = next(kernel)
+            if self.norm != "none":
+                block.update(norm1=norm(c_in), norm2=norm(c_out))
+            params.append(block)
+        c = self.widths[-1]
+        wb = c**-0.5 * jax.random.uniform(jax.random.fold_in(key, 1), (self.n_classes, c + 1), dtype, -1.0, 1.0)
+        head = {"w": wb[:, :c], "b": wb[:, c]}
+        if self.norm != "none":
+            head["norm"] = norm(c)
+        return params + [head]
+
+    def apply(self, params: list[dict], x: jax.Array, stats: list | None = None) -> jax.Array:
+        """Logits ``(n, n_classes)``; with ``norm="batch"`` and ``stats`` the evaluation mode."""
+        return self._forward(params, x, stats)[0]
+
+    def batch_stats(self, params: list[dict], x: jax.Array) -> list:
+        """The per-channel batch mean and variance at every normalisation, in order (``norm="batch"``)."""
+        return self._forward(params, x, None)[1]
+
+    def _forward(self, params, x, stats):
+        phi = activation_fn(self.activation, self.slope)
+        h = x.reshape((x.shape[0], *self.image)) if x.ndim == 2 else x
+        stats_in, stats_out = iter(stats or []), []
+
+        def normalise(layer, z):
+            if self.norm == "none":
+                return z
+            channel = (1, 1, 1, z.shape[-1])  # a per-channel vector, broadcast over (n, H, W)
+            if self.norm == "batch":
+                if stats is None:
+                    mean, var = z.mean(axis=(0, 1, 2)), z.var(axis=(0, 1, 2))
+                else:
+                    mean, var = next(stats_in)
+                stats_out.append((mean, var))
+                normalised = (z - mean.reshape(channel)) * jax.lax.rsqrt(var.reshape(channel) + self.eps)
+            else:
+                n, hh, ww, c = z.shape
+                groups = 1 if self.norm == "layer" else self.groups
+                zg = z.reshape(n, hh, ww, groups, c // groups)
+                mean, var = zg.mean(axis=(1, 2, 4), keepdims=True), zg.var(axis=(1, 2, 4), keepdims=True)
+                normalised = ((zg - mean) * jax.lax.rsqrt(var + self.eps)).reshape(z.shape)
+            return normalised * layer["scale"].reshape(channel) + layer["shift"].reshape(channel)
+
+        h = _conv(h, params[0]["w"], 1)
+        for block, (_, _, stride) in zip(params[1:-1], self._plan()):
+            a = phi(normalise(block["norm1"], h) if "norm1" in block else h)
+            shortcut = _conv(a, block["proj"]["w"], stride) if "proj" in block else h
+            z = _conv(a, block["conv1"]["w"], stride)
+            z = _conv(phi(normalise(block["norm2"], z) if "norm2" in block else z), block["conv2"]["w"], 1)
+            h = shortcut + z
+        head = params[-1]
+        h = phi(normalise(head["norm"], h) if "norm" in head else h)
+        return h.mean(axis=(1, 2)) @ head["w"].T + head["b"][None, :], stats_out
+
+
+def _conv(h, w, stride: int):
+    """``same``-padded NHWC convolution with an HWIO kernel."""
+    return jax.lax.conv_general_dilated(h, w, (stride, stride), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def update_stats(running: list, batch: list, momentum: float = 0.9) -> list:
+    """BatchNorm's running statistics: ``momentum·running + (1 − momentum)·batch`` per mean and variance."""
+    return jax.tree_util.tree_map(lambda r, b: momentum * r + (1.0 - momentum) * b, running, batch)
+
+
+def resnet(image, n_classes: int, depth: int = 8, norm: str = "none", width: int = 16) -> ResNet:
+    """ResNet-8 (blocks 1, 1, 1) or ResNet-16 (blocks 2, 2, 3), stage widths ``width``, 2·width, 4·width."""
+    blocks = {8: (1, 1, 1), 16: (2, 2, 3)}
+    if depth not in blocks:
+        raise TrustError(f"resnet depth must be one of {', '.join(map(str, blocks))}, got {depth}")
+    return _shared(ResNet(tuple(image), n_classes, (width, 2 * width, 4 * width), blocks[depth], norm))

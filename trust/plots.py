@@ -55,7 +55,7 @@ def save(fig, stem: Path, formats: tuple[str, ...] = ("png", "pdf")) -> list[Pat
     """Write ``stem.png`` and/or ``stem.pdf`` with fixed metadata (byte-identical on a rerun); returns the paths."""
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
-    options = {"png": {"dpi": 130, "metadata": PNG_METADATA}, "pdf": {"metadata": PDF_METADATA}}
+    options: dict[str, dict] = {"png": {"dpi": 130, "metadata": PNG_METADATA}, "pdf": {"metadata": PDF_METADATA}}
     paths = [stem.with_suffix("." + fmt) for fmt in formats]
     for path, fmt in zip(paths, formats):
         fig.savefig(path, **options[fmt])

@@ -454,3 +454,17 @@ def test_lns_value_keeps_sigmas_dtype():
     assert w.dtype == jnp.float32
     # float32: σ*·e^{−1} to ~1 ulp
     np.testing.assert_allclose(w, [2.0, -2.0 * np.exp(-1.0), 0.0], rtol=1e-6)
+
+
+def test_lns_grid_ends_for_zero_and_oversized_weights():
+    """A weight above σ* sits at exponent 0 (clipped, not negative); a zero weight keeps exponent 0 and sign 0
+    through updates (docs/theory.md §4.3)."""
+    params = {"w": jnp.array([10.0, 0.0, 1.0, -1.0])}
+    t = optim.madam_lns_update(levels=64, base_lr=0.05, p_scale=1.0)
+    state = t.init(params)
+    # σ* = RMS = √(102/4) ≈ 5.05: 10 > σ*; 1/σ* → n = round(ln(5.05)/0.05) = round(32.4) = 32
+    np.testing.assert_array_equal(state.exponent["w"], [0, 0, 32, 32])
+    np.testing.assert_array_equal(state.sign["w"], [1, 0, 1, -1])
+    updates, state = t.update({"w": jnp.array([1.0, 3.0, -2.0, 2.0])}, state, params)
+    np.testing.assert_array_equal(state.exponent["w"], [0, 0, 34, 34])  # n ← clip(n − round(s)·sign, 0, 63)
+    assert float(params["w"][1] + updates["w"][1]) == 0.0

@@ -107,8 +107,9 @@ def test_direction_registry_builds_each_direction(key, net_params):
         got = tree.leaves(perturb.direction(kind, params, grads, key))
         for u, e in zip(got, leaves):
             np.testing.assert_allclose(u, e, rtol=1e-12, atol=1e-15)
-    single = perturb.direction("single", params, grads, key, layer=2)
-    for name, u, e in zip(tree.leaf_names(single), tree.leaves(single), expected["gradient"]):
-        np.testing.assert_allclose(u, e if name == "2.w" else 0.0, rtol=1e-12, atol=1e-15)
+    for kwargs, kept in (({"layer": 2}, "2.w"), ({}, "1.w")):  # by default the first weight matrix
+        single = perturb.direction("single", params, grads, key, **kwargs)
+        for name, u, e in zip(tree.leaf_names(single), tree.leaves(single), expected["gradient"]):
+            np.testing.assert_allclose(u, e if name == kept else 0.0, rtol=1e-12, atol=1e-15)
     with pytest.raises(TrustError, match="unknown perturbation 'sideways'; choose one of gradient, random"):
         perturb.direction("sideways", params, grads, key)

@@ -237,12 +237,13 @@ class ResNet:
         """L, the weight layers on the main path: stem + 2 per block + head."""
         return 2 + 2 * sum(self.blocks)
 
-    def _plan(self) -> list[tuple[int, int, int]]:
-        """(in channels, out channels, stride) of every block, in order."""
+    def _plan(self) -> list[tuple[int, int, int, bool]]:
+        """(in channels, out channels, stride, projection shortcut?) of every block, in order."""
         plan, channels = [], self.widths[0]
         for stage, (width, count) in enumerate(zip(self.widths, self.blocks)):
             for b in range(count):
-                plan.append((channels, width, 2 if stage > 0 and b == 0 else 1))
+                stride = 2 if stage > 0 and b == 0 else 1
+                plan.append((channels, width, stride, stride != 1 or channels != width))
                 channels = width
         return plan
 
@@ -255,10 +256,8 @@ class ResNet:
         # One normal draw for every kernel and one uniform draw for the head, sliced (as MLP._draw: each random
         # op is compiled separately, and one per kernel made the compile dominate).
         kernels = [(3, self.image[2], self.widths[0])]
-        for c_in, c_out, stride in self._plan():
-            kernels += [(3, c_in, c_out), (3, c_out, c_out)] + (
-                [(1, c_in, c_out)] if stride != 1 or c_in != c_out else []
-            )
+        for c_in, c_out, _, projected in self._plan():
+            kernels += [(3, c_in, c_out), (3, c_out, c_out)] + ([(1, c_in, c_out)] if projected else [])
         sizes = [k * k * c_in * c_out for k, c_in, c_out in kernels]
         flat = jax.random.normal(jax.random.fold_in(key, 0), (sum(sizes),), dtype)
         gain = _activation(self.activation).gain(self.slope)
@@ -273,9 +272,9 @@ class ResNet:
             return {"scale": jnp.ones((c,), dtype), "shift": jnp.zeros((c,), dtype)}
 
         params: list[dict] = [next(kernel)]
-        for c_in, c_out, stride in self._plan():
+        for c_in, c_out, _, projected in self._plan():
             block: dict[str, dict] = {"conv1": next(kernel), "conv2": next(kernel)}
-            if stride != 1 or c_in != c_out:
+            if projected:
                 block["proj"] = next(kernel)
             if self.norm != "none":
                 block.update(norm1=norm(c_in), norm2=norm(c_out))
@@ -320,7 +319,7 @@ class ResNet:
             return normalised * layer["scale"].reshape(channel) + layer["shift"].reshape(channel)
 
         h = _conv(h, params[0]["w"], 1)
-        for block, (_, _, stride) in zip(params[1:-1], self._plan()):
+        for block, (_, _, stride, _) in zip(params[1:-1], self._plan()):
             a = phi(normalise(block["norm1"], h) if "norm1" in block else h)
             shortcut = _conv(a, block["proj"]["w"], stride) if "proj" in block else h
             z = _conv(a, block["conv1"]["w"], stride)

@@ -121,6 +121,11 @@ class CellResult(Result):
         return float("inf") if self.diverged else float(self.train_loss_curve[-1])
 
     @property
+    def final_train_acc(self) -> float:
+        """The full-batch training accuracy at the end (NaN if training diverged)."""
+        return float(self.train_acc_curve[-1])
+
+    @property
     def best_train_acc(self) -> float:
         """The best full-batch training accuracy over the epochs (Figure 3's trainability)."""
         return float(np.nanmax(self.train_acc_curve))

@@ -196,7 +196,7 @@ class StudyBreakdownResult(Result):
                 init, end = (self.probe(optimizer, depth, residual, 0.05, k) for k in (0, -1))
                 lines.append(
                     f"{optimizer:>8} lr {sel[0].config.lr:<6g} L={depth:<2}{' res' if residual else '    '} "
-                    f"train acc {np.median([r.train_acc_curve[-1] for r in sel]):.3f}; layer-1 gradient change at "
+                    f"train acc {np.median([r.final_train_acc for r in sel]):.3f}; layer-1 gradient change at "
                     f"η=0.05: init {_median(init)}, end {_median(end)}; C_eff layer 1 (end) "
                     f"{_median([r.c_eff_first[-1] for r in sel if r.measured])}"
                 )
@@ -247,7 +247,7 @@ def combine(config: StudyBreakdownConfig, done: dict) -> StudyBreakdownResult:
                     x,
                     x == best,
                     r.final_train_loss,
-                    float("nan") if r.diverged else float(r.train_acc_curve[-1]),
+                    r.final_train_acc,
                 )
                 for x, r in runs.items()
             ]
@@ -428,7 +428,7 @@ def _depth_rows(result: StudyBreakdownResult) -> list[Row]:
                 continue
             end_s, end_d, init_d = at[shallow, -1], at[deep, -1], at[deep, 0]
             ratio = np.median(end_d) / np.median(end_s)
-            acc = {d: _median([r.train_acc_curve[-1] for r in result.select(optimizer, d)]) for d in (shallow, deep)}
+            acc = {d: _median([r.final_train_acc for r in result.select(optimizer, d)]) for d in (shallow, deep)}
             rows.append(
                 Row(
                     f"Paper: depth {deep} breaks down faster than depth {shallow} — {optimizer}, after training",
@@ -475,7 +475,7 @@ def _paper_rows(result: StudyBreakdownResult) -> list[Row]:
         worst = max(orders, key=abs)
         first = sel[0]
         steps_per_epoch = int(round(first.step[-1] / first.checkpoint_epoch[-1]))
-        acc = _median([r.train_acc_curve[-1] for r in sel])
+        acc = _median([r.final_train_acc for r in sel])
         differences = (
             f"{steps_per_epoch} steps per epoch against the paper's 240 (final training accuracy {acc}), "
             f"{result.config.n_measure} measurement examples against its 60,000, {len(first.step)} checkpoints "
@@ -562,9 +562,7 @@ def _method_rows(result: StudyBreakdownResult) -> list[Row]:
                 f"({r.config.optimizer} L={r.config.depth}, width {result.config.width}, seed {r.config.seed})",
                 "measurement",
                 f"largest relative deviation at η = {', '.join(f'{e:g}' for e in PROBES)}, initialisation and end: "
-                + ", ".join(
-                    f"n={n or 'all'}: {deviation[n] * 100:.0f} %" for n in sorted(deviation, key=lambda n: n or 1e9)
-                ),
+                + ", ".join(f"n={n or 'all'}: {deviation[n] * 100:.0f} %" for n in sorted(deviation, key=_all_last)),
                 f"n = {used} used ({deviation[r.config.n_measure] * 100:.0f} % from n = {ref_name})"
                 if r.config.n_measure in deviation
                 else f"n = {used} used",

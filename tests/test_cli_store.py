@@ -66,6 +66,15 @@ def test_json_and_run_directory(tmp_path, capsys):
     assert cli.main(SMALL + ["--out", str(out), "--seed", "4"]) == 2
     assert "different config" in capsys.readouterr().err
 
+    # a run recorded before a field existed (its config.json lacks it) is still a run of the field's default
+    record = json.loads((out / "config.json").read_text())
+    del record["config"]["perturb"]
+    (out / "config.json").write_text(json.dumps(record))
+    assert cli.main(SMALL + ["--out", str(out), "--seed", "3"]) == 0
+    assert "reused" in capsys.readouterr().out
+    assert cli.main(SMALL + ["--out", str(out), "--seed", "3", "--perturb", "random"]) == 2
+    assert "different config" in capsys.readouterr().err
+
 
 def test_same_seed_same_numbers(capsys):
     runs = []

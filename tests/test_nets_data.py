@@ -143,8 +143,15 @@ def test_cifar10_reads_real_binary_batches(tmp_path):
     ds = data.load("cifar10", jax.random.key(0), path=tmp_path)
     assert ds.x_train.shape == (15, 3072) and ds.x_test.shape == (3, 3072)
     np.testing.assert_array_equal(ds.y_test, [5, 5, 5])
-    per_channel = np.asarray(ds.x_train).reshape(15, 3, 1024)
-    np.testing.assert_allclose(per_channel.mean(axis=(0, 2)), 0, atol=1e-9)
+    assert ds.image == (32, 32, 3)
+    per_channel = np.asarray(ds.x_train).reshape(15, 32, 32, 3)  # HWC rows: the ResNet's layout
+    np.testing.assert_allclose(per_channel.mean(axis=(0, 1, 2)), 0, atol=1e-9)
+    np.testing.assert_allclose(per_channel.std(axis=(0, 1, 2)), 1, rtol=1e-9)
+    # the first training record's blue channel at row 0, column 1, standardised by hand from the raw bytes
+    raw = np.concatenate([np.frombuffer((root / n).read_bytes(), np.uint8).reshape(-1, 3073) for n in names[:5]])
+    blue = raw[:, 1 + 2048 : 1 + 3072] / 255.0
+    expected = (blue[0, 1] - blue.mean()) / blue.std()
+    np.testing.assert_allclose(per_channel[0, 0, 1, 2], expected, rtol=1e-9)
     (root / "test_batch.bin").write_bytes(b"\x00" * 100)
     with pytest.raises(TrustError, match="3073-byte records"):
         data.cifar10(tmp_path)

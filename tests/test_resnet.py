@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from trust import measure, nets, perturb, tree
+from trust import bounds, measure, nets, perturb, tree
 from trust.errors import TrustError
 
 
@@ -51,12 +51,16 @@ def test_resnet_shapes_and_layers(key, depth, image, norm):
     assert out.shape == (3, 10) and bool(jnp.all(jnp.isfinite(out)))
     np.testing.assert_array_equal(out, apply(params, x))  # the same images in NHWC
     names = [tree.leaf_names(params)[i] for i in tree.weight_indices(params)]
-    main_path = [n for n in names if not n.endswith("proj.w")]
+    kernels = [n for n in names if n.endswith(".w")]
+    main_path = [n for n in kernels if not n.endswith("proj.w")]
     assert len(main_path) == net.depth == depth  # stem, two kernels per block and the head
     assert sum(n.endswith("proj.w") for n in names) == 2  # one projection where each later stage begins
-    assert names[0] == "1.w" and names[-1] == f"{len(params)}.w"  # flatten order follows the forward pass
-    n_norm = sum(n.endswith("scale") for n in tree.leaf_names(params))
-    assert n_norm == (0 if norm == "none" else 2 * sum(net.blocks) + 1)
+    assert kernels[0] == "1.w" and kernels[-1] == f"{len(params)}.w"  # flatten order follows the forward pass
+    # the normalisation scales are layers too (diag(s)), the shifts and the head's bias are not
+    scales = [n for n in names if n.endswith(".scale")]
+    assert len(scales) == (0 if norm == "none" else 2 * sum(net.blocks) + 1)
+    assert len(names) == len(kernels) + len(scales)
+    assert not any(n.endswith((".shift", ".b")) for n in names)
 
 
 def test_bad_specs_are_clear_errors():
@@ -118,10 +122,14 @@ def test_kernels_are_layers_for_the_slice_and_the_measurements(key):
     grads = measure.full_batch_gradient(net.apply, params, x, y)
     u = perturb.along_gradient(params, grads)
     sizes = tree.relative_size(u, params)
-    weights = tree.weight_indices(params)
-    # every kernel and the head moves by exactly ‖W_l‖ per unit η (zero shifts have norm 0 and stay)
-    np.testing.assert_allclose(sizes[weights], 1.0, rtol=1e-12)
+    layers = tree.weight_indices(params)
+    # every kernel, scale and the head moves by exactly ‖W_l‖ per unit η (zero shifts have norm 0 and stay)
+    np.testing.assert_allclose(sizes[layers], 1.0, rtol=1e-12)
     d = measure.relative_distances(net.apply, params, x, y, u, np.array([0.0, 0.01, 0.05]))
     assert d.gradient.shape == (3, len(tree.leaves(params)))
+    assert d.is_weight == tuple(i in layers for i in range(len(tree.leaves(params))))
     np.testing.assert_array_equal(d.gradient[0], 0.0)
-    assert np.all(d.gradient[2][weights] > d.gradient[1][weights])
+    assert np.all(d.gradient[1:, layers] > 0)
+    # the DRT product runs over the kernels and the scales: ∏(1 + η) − 1 with one factor per layer
+    expected = (1 + np.array([0.0, 0.01, 0.05])) ** len(layers) - 1
+    np.testing.assert_allclose(bounds.drt_bound(d.weight_relative_size), expected, rtol=1e-12)

@@ -82,3 +82,43 @@ def test_cli_train_json(capsys):
     assert out["config"]["optimizer"] == "lars" and 0 <= out["curves"]["test_acc"][-1] <= 1
     assert cli.main(["train", "--optimizer", "lars", "--lr-decay", "1.5"]) == 2
     assert "lr_decay" in capsys.readouterr().err
+
+
+def test_resnet_with_batchnorm_trains_and_evaluates_with_running_statistics():
+    # ResNet-8 on the 8×8 digits, BatchNorm: the step trains on batch statistics and keeps running ones,
+    # and the curves are in evaluation mode (docs/theory.md §1)
+    config = TrainConfig(model="resnet8", norm="batch", channels=4, dataset="digits", epochs=1, batch_size=128)
+    out = train(config, progress=False)
+    net = out.net
+    assert net.depth == 8 and net.norm == "batch" and out.compiles <= 1
+    # at initialisation the running statistics are (0, 1) and every scale 1, shift 0: evaluation mode is the
+    # net without normalisation, so its curve starts where the unnormalised ResNet's does (same init key)
+    plain = train(TrainConfig(**{**config.to_dict(), "norm": "none", "epochs": 1}), progress=False)
+    assert out.curves.train_loss[0] == pytest.approx(plain.curves.train_loss[0], rel=1e-6)
+    assert out.curves.train_loss[-1] < out.curves.train_loss[0]
+    # the scales were trained as layers (they moved off 1) and the shifts moved off 0
+    scales = np.concatenate([np.ravel(b["norm1"]["scale"]) for b in out.params[1:-1]])
+    assert np.all(scales != 1.0)
+    with pytest.raises(TrustError, match="image data set"):
+        train(TrainConfig(model="resnet8", dataset="synthetic", epochs=1), progress=False)
+    with pytest.raises(TrustError, match="norm applies to the resnets"):
+        TrainConfig(norm="batch")
+    with pytest.raises(TrustError, match="residual applies to the mlp"):
+        TrainConfig(model="resnet16", residual=True)
+
+
+def test_batchnorm_running_statistics_follow_the_batches():
+    # the evaluation pass uses what update_stats accumulated: with momentum 0.9 per step, after t steps the
+    # running mean is Σ 0.1·0.9^{t−s}·mean_s; here checked for one step against the batch's own statistics
+    import jax
+
+    from trust import nets
+
+    net = nets.resnet((8, 8, 1), 10, 8, "batch", 4)
+    params = net.init(jax.random.key(0))
+    x = jax.random.normal(jax.random.key(1), (16, 64))
+    batch = net.batch_stats(params, x)
+    running = nets.update_stats(net.initial_stats(params), batch)
+    for (m, v), (bm, bv) in zip(running, batch):
+        np.testing.assert_allclose(m, 0.1 * bm, rtol=1e-6)  # float32: one multiply-add, a few ulp
+        np.testing.assert_allclose(v, 0.9 + 0.1 * bv, rtol=1e-6)

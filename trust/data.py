@@ -27,6 +27,7 @@ class Dataset(NamedTuple):
     x_test: jax.Array
     y_test: jax.Array
     n_classes: int
+    image: tuple[int, int, int] | None = None  # (H, W, C) when each row is an image flattened in HWC order
 
 
 def _standardise(x_train, x_test):
@@ -62,7 +63,7 @@ def digits(key: jax.Array, test_fraction: float = 0.25, dtype=None) -> Dataset:
     y = jnp.asarray(raw.target, jnp.int32)
     x_tr, y_tr, x_te, y_te = _split(key, x, y, test_fraction)
     x_tr, x_te = _standardise(x_tr, x_te)
-    return Dataset(x_tr, y_tr, x_te, y_te, 10)
+    return Dataset(x_tr, y_tr, x_te, y_te, 10, (8, 8, 1))
 
 
 def synthetic(
@@ -133,7 +134,7 @@ def mnist5k(key: jax.Array, test_fraction: float = 0.2, dtype=None) -> Dataset:
     pixels, labels = read_mnist5k()
     x = _mnist_normalised(pixels, dtype or jnp.zeros(()).dtype)
     x_tr, y_tr, x_te, y_te = _split(key, x, jnp.asarray(labels), test_fraction)
-    return Dataset(x_tr, y_tr, x_te, y_te, 10)
+    return Dataset(x_tr, y_tr, x_te, y_te, 10, (28, 28, 1))
 
 
 def _read_idx(path: Path, magic: int) -> np.ndarray:
@@ -169,13 +170,14 @@ def mnist(path, dtype=None) -> Dataset:
         if images.shape[0] != labels.shape[0]:
             raise TrustError(f"MNIST {split}: {images.shape[0]} images but {labels.shape[0]} labels")
         arrays[split] = (_mnist_normalised(images, dtype or jnp.zeros(()).dtype), jnp.asarray(labels, jnp.int32))
-    return Dataset(*arrays["train"], *arrays["test"], 10)
+    return Dataset(*arrays["train"], *arrays["test"], 10, (28, 28, 1))
 
 
 def cifar10(path, dtype=None) -> Dataset:
     """CIFAR-10, binary version (``data_batch_1.bin`` … ``data_batch_5.bin``, ``test_batch.bin``; each
-    record one label byte and 3072 pixel bytes) in ``path`` or ``path/cifar-10-batches-bin``; pixels
-    scaled to [0, 1] and standardised per channel with the training statistics."""
+    record one label byte and 3072 pixel bytes, channel-major) in ``path`` or ``path/cifar-10-batches-bin``;
+    pixels scaled to [0, 1], standardised per channel with the training statistics and stored pixel-major (each
+    row a 32×32×3 image flattened in HWC order, the layout :class:`trust.nets.ResNet` reads)."""
     root = Path(path)
     if (root / "cifar-10-batches-bin").is_dir():
         root = root / "cifar-10-batches-bin"
@@ -199,26 +201,23 @@ def cifar10(path, dtype=None) -> Dataset:
         return np.concatenate(xs), np.concatenate(ys)
 
     arrays = {"train": read([f"data_batch_{i}.bin" for i in range(1, 6)]), "test": read(["test_batch.bin"])}
-    return _scaled(arrays, 10, dtype, channels=3)
+    return _scaled(arrays, 10, dtype, image=(32, 32, 3))
 
 
-def _scaled(arrays, n_classes, dtype, channels) -> Dataset:
-    """Standardise with training statistics per channel (pixels are stored channel-major)."""
+def _scaled(arrays, n_classes, dtype, image) -> Dataset:
+    """Standardise with training statistics per channel; channel-major records become HWC rows."""
     dtype = dtype or jnp.zeros(()).dtype
     (x_tr, y_tr), (x_te, y_te) = arrays["train"], arrays["test"]
-    shape_tr, shape_te = x_tr.shape, x_te.shape
+    channels = image[2]
     x_tr, x_te = x_tr.reshape(len(x_tr), channels, -1), x_te.reshape(len(x_te), channels, -1)
     mean = x_tr.mean(axis=(0, 2), keepdims=True)
     std = x_tr.std(axis=(0, 2), keepdims=True)
     std = np.where(std > 0, std, 1.0)
-    x_tr, x_te = ((x_tr - mean) / std).reshape(shape_tr), ((x_te - mean) / std).reshape(shape_te)
-    return Dataset(
-        jnp.asarray(x_tr, dtype),
-        jnp.asarray(y_tr, jnp.int32),
-        jnp.asarray(x_te, dtype),
-        jnp.asarray(y_te, jnp.int32),
-        n_classes,
-    )
+
+    def rows(x):  # (n, C, H·W) → (n, H·W·C)
+        return jnp.asarray(((x - mean) / std).transpose(0, 2, 1).reshape(len(x), -1), dtype)
+
+    return Dataset(rows(x_tr), jnp.asarray(y_tr, jnp.int32), rows(x_te), jnp.asarray(y_te, jnp.int32), n_classes, image)
 
 
 def _local(reader: Callable, name: str) -> Callable:

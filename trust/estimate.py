@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -14,20 +15,19 @@ from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
 from trust.errors import TrustError
 from trust.losses import loss_function
-from trust.nets import MLP, activation_fn
+from trust.nets import MLP, ResNet, activation_fn
 from trust.tree import check_finite, leaves
 
 
-def transmission(net: MLP, params, x) -> dict[str, np.ndarray]:
-    """α_l, β_l as min / max over examples of ``‖φ(z)‖/‖z‖`` on layer l's realised pre-activations z, and the
-    mean (docs/theory.md §2.2, condition (i)); examples with z = 0 are skipped. Layers without φ are left out."""
+def transmission(net: MLP | ResNet, params, x) -> dict[str, np.ndarray]:
+    """α_l, β_l as min / max over examples of ``‖φ(z)‖/‖z‖`` on the realised input z of every φ in the net
+    (``net.phi_inputs``; a convolutional feature map is one vector per example), and the mean
+    (docs/theory.md §2.2, condition (i)); examples with z = 0 are skipped. Layers without φ are left out."""
     phi = activation_fn(net.activation, net.slope)
-    _, zs = net.preactivations(params, x)
-    if not net.final_activation:
-        zs = zs[:-1]
     out: dict[str, list[float]] = {"alpha": [], "beta": [], "mean": []}
-    for z in zs:
-        zn = np.linalg.norm(np.asarray(z), axis=-1)
+    for site in net.phi_inputs(params, x):
+        z = np.asarray(site).reshape(len(site), -1)
+        zn = np.linalg.norm(z, axis=-1)
         ratio = np.linalg.norm(np.asarray(phi(z)), axis=-1)[zn > 0] / zn[zn > 0]
         if ratio.size == 0:
             raise TrustError("a layer's pre-activation is zero on every example: transmission is undefined")
@@ -122,3 +122,95 @@ def sharpness(apply: Callable, params, x, y, loss: str = "xent", tol: float = 1e
     if not np.isfinite(lam):
         raise TrustError("the loss Hessian is not finite at these parameters")
     return lam
+
+
+def layer_conditioning(tensor) -> float:
+    """κ of a layer as a matrix (docs/theory.md §2.2, condition (ii)): a weight matrix itself; a convolution
+    kernel ``(…, c_in, c_out)`` as the ``(k·k·c_in, c_out)`` matrix that maps an image patch to a pixel's
+    channels; a normalisation scale ``s`` as ``diag(s)``, whose κ is ``max|s|/min|s|``."""
+    t = np.asarray(tensor)
+    if t.ndim == 1:
+        return conditioning(np.diag(t))
+    return conditioning(t.reshape(-1, t.shape[-1]))
+
+
+class ShapeFit(NamedTuple):
+    """A one-parameter curve fitted to measured relative gradient changes ``r``: its ``parameter``, the RMS of
+    ``ln(r/fitted)`` over the points (0: exact; ln 2: off by a factor 2 on a typical point) and ``r2``, the
+    coefficient of determination in the fit's own linear coordinates."""
+
+    parameter: float
+    rms_log: float
+    r2: float
+
+
+def _through_origin(x, y):
+    """Least squares ``y ≈ p·x`` (no intercept): ``p`` and R² (centred, as for an ordinary regression)."""
+    p = float(np.sum(x * y) / np.sum(x * x))
+    total = float(np.sum((y - y.mean()) ** 2))
+    return p, (1.0 - float(np.sum((y - p * x) ** 2)) / total) if total > 0 else float("nan")
+
+
+def _rms_log(measured, fitted) -> float:
+    return float(np.sqrt(np.mean(np.log(measured / fitted) ** 2)))
+
+
+def _usable(r, *others):
+    """Flattened points with a positive finite measurement (a log needs r > 0); an error if none."""
+    r = np.asarray(r, dtype=float)
+    arrays = [np.broadcast_to(np.asarray(o, dtype=float), r.shape).ravel() for o in others]
+    keep = np.isfinite(r.ravel()) & (r.ravel() > 0) & np.all([np.isfinite(a) & (a > 0) for a in arrays], axis=0)
+    if not keep.any():
+        raise TrustError("no point with a positive measured change and a positive bound to fit a shape on")
+    return r.ravel()[keep], *(a[keep] for a in arrays)
+
+
+def fit_drt_shape(r, drt) -> ShapeFit:
+    """DRT's shape: ``ln(1 + r) = c·ln(1 + DRT)``, one exponent ``c`` by least squares through the origin
+    (docs/theory.md §2.1 and §6.4). Along a relative slice ``DRT = ∏(1 + a_l) − 1 = (1+η)^L − 1``, so the log of
+    the change is linear in ``L·ln(1+η)``; ``c = 1`` is the DRT curve itself and ``c > 1`` grows faster.
+    ``r`` is ``(points, layers)`` or ``(points,)``; ``drt`` is ``(points,)``, one per row."""
+    r = np.asarray(r, dtype=float)
+    drt = np.asarray(drt, dtype=float).reshape((-1,) + (1,) * (r.ndim - 1))
+    r, drt = _usable(r, drt)
+    x, y = np.log1p(drt), np.log1p(r)
+    c, r2 = _through_origin(x, y)
+    return ShapeFit(c, _rms_log(r, np.expm1(c * x)), r2)
+
+
+def fit_lipschitz_shape(r, lipschitz) -> ShapeFit:
+    """The Lipschitz-smooth shape: ``r = k·λ‖ΔW‖/‖g_l‖``, linear in η with the slope that the measured
+    sharpness λ gives (docs/theory.md §2.5), one factor ``k`` by least squares through the origin; ``k ≤ 1``
+    where the local bound holds on average. ``lipschitz`` has the shape of ``r`` (the prediction per point)."""
+    r, pred = _usable(r, lipschitz)
+    k, r2 = _through_origin(pred, r)
+    return ShapeFit(k, _rms_log(r, k * pred), r2)
+
+
+def loglog_slope(eta, r) -> float:
+    """The slope of ``ln r`` against ``ln η`` by least squares (``r``: ``(points,)`` or ``(points, layers)``, pooled
+    over layers). Both smooth shapes have slope 1 at small η (DRT's grows above 1 as ``cLη`` nears 1); a slope
+    below 1 means the gradient changes faster than any Lipschitz bound allows at small steps — it jumps, as a
+    relu's gradient does where an activation pattern flips."""
+    r = np.asarray(r, dtype=float)
+    r, eta = _usable(r, np.asarray(eta, dtype=float).reshape((-1,) + (1,) * (r.ndim - 1)))
+    x, y = np.log(eta), np.log(r)
+    return float(np.polyfit(x, y, 1)[0]) if np.ptp(x) > 0 else float("nan")
+
+
+GOOD_FIT = float(np.log(2.0))  # a shape fits when its typical point is within a factor 2 (RMS of ln(r/fit))
+SAME_FIT = float(np.log(1.2))  # two fits within a typical 20 % of the points are not told apart
+
+
+def shape_verdict(drt: ShapeFit, lipschitz: ShapeFit, good: float = GOOD_FIT, same: float = SAME_FIT) -> str:
+    """Which shape the measurements follow: the one whose RMS log-residual is at most ``good`` and less than
+    half the other's; ``both fit`` when both are within ``good`` and the worse is within twice the better or
+    within ``same`` (at small η·L the curves coincide, ``(1+η)^{cL} − 1 ≈ cLη``); ``neither`` when none is within
+    ``good``."""
+    fits = {"DRT shape": drt.rms_log, "Lipschitz shape": lipschitz.rms_log}
+    best, other = sorted(fits, key=fits.__getitem__)
+    if fits[best] > good:
+        return "neither"
+    if fits[other] <= good and fits[other] <= max(2 * fits[best], same):
+        return "both fit"
+    return best

@@ -24,10 +24,9 @@ from trust.perturb import perturbed
 from trust.tree import (
     check_finite,
     frobenius_norms,
-    is_weight_matrix,
+    layer_flags,
     leaf_names,
     leaf_norms,
-    leaves,
     relative_size,
     same_structure,
 )
@@ -121,7 +120,7 @@ class Distances:
     relative_size: np.ndarray  # (k, m)  a_l = η‖U_l‖/‖W_l‖
     delta_norm: np.ndarray  # (k,)  ‖ΔW‖₂ over all tensors
     names: tuple[str, ...]
-    is_weight: tuple[bool, ...]
+    is_weight: tuple[bool, ...]  # the layers: weight matrices, kernels and normalisation scales
 
     @property
     def n_zero_output(self) -> int:
@@ -227,5 +226,5 @@ def relative_distances(
         relative_size=np.abs(etas)[:, None] * sizes[None, :],
         delta_norm=np.abs(etas) * float(np.linalg.norm(leaf_norms(direction))),
         names=tuple(names),
-        is_weight=tuple(bool(is_weight_matrix(p)) for p in leaves(params)),
+        is_weight=tuple(layer_flags(params)),
     )

@@ -120,6 +120,11 @@ class MLP:
         """Forward pass on a batch ``x`` of shape ``(n, d_0)``; returns ``(n, d_L)``."""
         return self.preactivations(params, x)[0]
 
+    def phi_inputs(self, params: list[dict], x: jax.Array) -> list[jax.Array]:
+        """The input of every φ in the forward pass, in order (each ``(n, d_l)``): what transmission measures."""
+        zs = self.preactivations(params, x)[1]
+        return zs if self.final_activation else zs[:-1]
+
     def preactivations(self, params: list[dict], x: jax.Array) -> tuple[jax.Array, list[jax.Array]]:
         """The output and every layer's pre-activation ``z_l = W_l h_{l-1} (+ b_l)``, each ``(n, d_l)``."""
         phi = activation_fn(self.activation, self.slope)
@@ -294,10 +299,31 @@ class ResNet:
         """The per-channel batch mean and variance at every normalisation, in order (``norm="batch"``)."""
         return self._forward(params, x, None)[1]
 
+    def apply_with_stats(self, params: list[dict], x: jax.Array) -> tuple[jax.Array, list]:
+        """Training mode in one pass: the logits and :meth:`batch_stats` (what a training step needs)."""
+        return self._forward(params, x, None)[:2]
+
+    def phi_inputs(self, params: list[dict], x: jax.Array, stats: list | None = None) -> list[jax.Array]:
+        """The input of every φ in the forward pass, in order (each ``(n, H, W, C)`` or, at the head, ``(n, C)``
+        images): two per block and one before the pooling."""
+        return self._forward(params, x, stats)[2]
+
+    def initial_stats(self, params: list[dict]) -> list:
+        """Running statistics before any batch: mean 0 and variance 1 per channel at every normalisation, in the
+        order :meth:`batch_stats` returns them (PyTorch's BatchNorm starts there too)."""
+        scales = [block[k]["scale"] for block in params[1:-1] for k in ("norm1", "norm2")] + [
+            params[-1]["norm"]["scale"]
+        ]
+        return [(jnp.zeros_like(s), jnp.ones_like(s)) for s in scales]
+
     def _forward(self, params, x, stats):
-        phi = activation_fn(self.activation, self.slope)
+        activation = activation_fn(self.activation, self.slope)
         h = x.reshape((x.shape[0], *self.image)) if x.ndim == 2 else x
-        stats_in, stats_out = iter(stats or []), []
+        stats_in, stats_out, phi_in = iter(stats or []), [], []
+
+        def phi(z):
+            phi_in.append(z)
+            return activation(z)
 
         def normalise(layer, z):
             if self.norm == "none":
@@ -327,7 +353,7 @@ class ResNet:
             h = shortcut + z
         head = params[-1]
         h = phi(normalise(head["norm"], h) if "norm" in head else h)
-        return h.mean(axis=(1, 2)) @ head["w"].T + head["b"][None, :], stats_out
+        return h.mean(axis=(1, 2)) @ head["w"].T + head["b"][None, :], stats_out, phi_in
 
 
 def _conv(h, w, stride: int):

@@ -7,6 +7,7 @@ an interrupted run leaves no half-written file. Nothing is ever unpickled.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -125,13 +126,15 @@ def read_run(run_dir) -> tuple[dict, dict, dict]:
     return config, results, arrays
 
 
-def finished_run(run_dir, config: dict):
+def finished_run(run_dir, config: dict, defaults: dict | None = None):
     """The stored ``(config, results, arrays)`` if ``run_dir`` already holds a finished run of exactly
-    ``config`` (a rerun skips it); ``None`` if there is no finished run; an error if it holds another config."""
+    ``config`` (a rerun skips it); ``None`` if there is no finished run; an error if it holds another config.
+    A field of ``defaults`` that the stored config lacks (added to the code after the run) counts as its default:
+    a new field's default keeps the old behaviour, so the run is still a run of ``config`` when both agree."""
     run_dir = _run_dir(run_dir)
     if not (run_dir / RESULTS).exists():
         return None
-    if read_config(run_dir) != jsonable(config):
+    if {**jsonable(defaults or {}), **read_config(run_dir)} != jsonable(config):
         raise TrustError(f"{run_dir} holds a run with a different config; choose another --out")
     return read_run(run_dir)
 
@@ -141,7 +144,8 @@ def run_or_reuse(run_dir, config: Config, experiment: Experiment) -> tuple[Resul
     of exactly this config, else computed (and, with a ``run_dir``, written there). Also says whether it was
     reused. A directory holding another config is refused. A study stores each cell under ``run_dir/cells/``
     as it finishes, and a rerun reuses the finished cells."""
-    stored = finished_run(run_dir, config.to_dict()) if run_dir is not None else None
+    defaults = {f.name: f.default for f in dataclasses.fields(config)}
+    stored = finished_run(run_dir, config.to_dict(), defaults) if run_dir is not None else None
     if stored is not None:
         return experiment.result.from_json(stored[1], stored[2]), True
     if experiment.study is not None and run_dir is not None:

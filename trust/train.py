@@ -24,6 +24,8 @@ from trust.losses import cross_entropy
 from trust.schema import Config, param
 from trust.tree import leaf_names, leaves
 
+Net = nets.MLP | nets.ResNet
+
 
 class Optimiser(NamedTuple):
     """How a named optimiser is built: ``make(schedule, config)``, its default learning rate, and whether its
@@ -50,15 +52,34 @@ OPTIMIZERS: dict[str, Optimiser] = {
 }
 
 
+def _image(ds: data.Dataset) -> tuple[int, int, int]:
+    if ds.image is None:
+        raise TrustError("a ResNet needs an image data set (digits, mnist5k, mnist or cifar10), not synthetic vectors")
+    return ds.image
+
+
+# name → ``build(config, dataset)``: the network a run trains (docs/theory.md §1).
+MODELS: dict[str, Callable] = {
+    "mlp": lambda c, ds: nets.experiment_mlp(ds.x_train.shape[1], c.width, c.depth, ds.n_classes, residual=c.residual),
+    "resnet8": lambda c, ds: nets.resnet(_image(ds), ds.n_classes, 8, c.norm, c.channels),
+    "resnet16": lambda c, ds: nets.resnet(_image(ds), ds.n_classes, 16, c.norm, c.channels),
+}
+
+
 @dataclass(frozen=True)
 class TrainConfig(Config):
     """Everything that determines a training run (recorded in its ``config.json``)."""
 
     optimizer: str = param("fromage", "the optimiser", choices=OPTIMIZERS)
     learning_rate: float = param(0.0, "0: the optimiser's default (madam_lns: lr_factor)", flag="--lr", minimum=0)
-    depth: int = param(8, "L, the number of weight matrices", minimum=1)
-    width: int = param(128, "hidden width", minimum=1)
-    residual: bool = param(False, "residual hidden layers h + φ(Wh + b)")
+    model: str = param(
+        "mlp", "the network: an MLP (depth, width, residual) or a ResNet (norm, channels)", choices=MODELS
+    )
+    depth: int = param(8, "mlp: L, the number of weight matrices", minimum=1)
+    width: int = param(128, "mlp: hidden width", minimum=1)
+    residual: bool = param(False, "mlp: residual hidden layers h + φ(Wh + b)")
+    norm: str = param("none", "resnet: normalisation (batch: running statistics for evaluation)", choices=nets.NORMS)
+    channels: int = param(16, "resnet: channels of the first stage (then 2× and 4×)", minimum=4)
     epochs: int = param(20, "training epochs", minimum=1)
     batch_size: int = param(8, "minibatch size", minimum=1)
     lr_decay: float = param(0.9, "learning-rate factor per epoch, in (0, 1]", maximum=1)
@@ -77,6 +98,10 @@ class TrainConfig(Config):
     seed: int = param(0, "random seed")
 
     def validate(self):
+        if self.model == "mlp" and self.norm != "none":
+            raise TrustError(f"norm applies to the resnets only, not to model {self.model!r}")
+        if self.model != "mlp" and self.residual:
+            raise TrustError("residual applies to the mlp; a resnet has its own shortcuts")
         if not self.lr_decay > 0:
             raise TrustError(f"lr_decay must lie in (0, 1], got {self.lr_decay}")
         if any(c > self.epochs for c in self.checkpoints):
@@ -128,11 +153,12 @@ def load_data(config: TrainConfig) -> data.Dataset:
     return data.load(config.dataset, _keys(config)["data"], path=config.data_dir or None)
 
 
-def initial_params(config: TrainConfig, ds: data.Dataset) -> tuple[nets.MLP, list[dict]]:
-    """The net and the parameters a run of ``config`` starts from: torch-default init, biases from
-    N(0, bias_std²) for multiplicative optimisers (docs/theory.md §4), log-uniform magnitudes for madam_lns."""
+def initial_params(config: TrainConfig, ds: data.Dataset) -> tuple[Net, list[dict]]:
+    """The net and the parameters a run of ``config`` starts from: the net's own init (the MLP: PyTorch's
+    default), biases from N(0, bias_std²) for multiplicative optimisers (docs/theory.md §4), log-uniform
+    magnitudes for madam_lns."""
     keys = _keys(config)
-    net = nets.experiment_mlp(ds.x_train.shape[1], config.width, config.depth, ds.n_classes, residual=config.residual)
+    net = MODELS[config.model](config, ds)
     params = net.init(keys["init"])
     bias_std = config.bias_std or (0.01 if OPTIMIZERS[config.optimizer].multiplicative else 0.0)
     if bias_std:
@@ -160,7 +186,7 @@ class Curves:
 class Trained:
     """A finished training run: the net, curves, the kept parameters by optimiser step, and bookkeeping."""
 
-    net: nets.MLP
+    net: Net
     curves: Curves
     checkpoints: dict[int, list]  # step → params (the last step is the final parameters)
     steps_per_epoch: int
@@ -184,7 +210,9 @@ def _checkpoint_steps(config: TrainConfig, steps_per_epoch: int) -> set[int]:
 
 class _Program(NamedTuple):
     """The compiled pieces of a training run: the optimiser, the minibatch step, the full-batch evaluation
-    and a count of the step's traces (a Python side effect, so it counts compilations)."""
+    and a count of the step's traces (a Python side effect, so it counts compilations). Both carry the
+    BatchNorm running statistics (``None`` for nets without them): the step trains on batch statistics and
+    updates the running ones (:func:`trust.nets.update_stats`), the evaluation uses the running ones."""
 
     opt: optax.GradientTransformation
     step: Callable
@@ -195,7 +223,12 @@ class _Program(NamedTuple):
 _PROGRAMS: dict[tuple, _Program] = {}
 
 
-def _program(net: nets.MLP, config: TrainConfig, steps_per_epoch: int) -> _Program:
+def _batchnorm(net: Net) -> nets.ResNet | None:
+    """The net if it keeps BatchNorm running statistics, else ``None``."""
+    return net if isinstance(net, nets.ResNet) and net.norm == "batch" else None
+
+
+def _program(net: Net, config: TrainConfig, steps_per_epoch: int) -> _Program:
     """One compiled program per net and optimiser, shared by every seed, learning rate and decay (the fields in
     the key are all that the optimiser's construction reads besides the learning rate)."""
     key = (net, config.optimizer, config.p_scale, config.bits, config.base_lr, steps_per_epoch)
@@ -204,18 +237,27 @@ def _program(net: nets.MLP, config: TrainConfig, steps_per_epoch: int) -> _Progr
     opt = make_optimizer(config)
     traces = [0]
 
+    bn = _batchnorm(net)
+
+    def training_loss(params, xb, yb):
+        if bn is not None:
+            logits, batch = bn.apply_with_stats(params, xb)
+            return cross_entropy(logits, yb), batch
+        return cross_entropy(net.apply(params, xb), yb), None
+
     @jax.jit
-    def step(params, opt_state, xb, yb, t, lr, lr_decay):
+    def step(params, opt_state, stats, xb, yb, t, lr, lr_decay):
         traces[0] += 1  # Python side effect: runs once per trace, i.e. per compilation
-        loss, grads = jax.value_and_grad(lambda p: cross_entropy(net.apply(p, xb), yb))(params)
+        (loss, batch), grads = jax.value_and_grad(training_loss, has_aux=True)(params, xb, yb)
         rate = learning_rate_at(t, lr, lr_decay, steps_per_epoch).astype(opt_state.hyperparams["learning_rate"].dtype)
         opt_state = opt_state._replace(hyperparams={**opt_state.hyperparams, "learning_rate": rate})
         updates, opt_state = opt.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, loss
+        stats = nets.update_stats(stats, batch) if bn is not None else stats
+        return optax.apply_updates(params, updates), opt_state, stats, loss
 
     @jax.jit
-    def evaluate(params, x, y):
-        logits = net.apply(params, x)
+    def evaluate(params, stats, x, y):
+        logits = bn.apply(params, x, stats) if bn is not None else net.apply(params, x)
         return cross_entropy(logits, y), jnp.mean(jnp.argmax(logits, -1) == y)
 
     _PROGRAMS[key] = program = _Program(opt, step, evaluate, traces)
@@ -223,7 +265,8 @@ def _program(net: nets.MLP, config: TrainConfig, steps_per_epoch: int) -> _Progr
 
 
 def train(config: TrainConfig, ds: data.Dataset | None = None, progress: bool = True) -> Trained:
-    """Train ``config``'s MLP; returns its curves, checkpoints (params per requested step) and final params."""
+    """Train ``config``'s net; returns its curves, checkpoints (params per requested step) and final params.
+    A BatchNorm net's curves are in evaluation mode (running statistics); its checkpoints are the parameters."""
     ds = load_data(config) if ds is None else ds
     n_train = ds.x_train.shape[0]
     if config.batch_size > n_train:
@@ -234,13 +277,15 @@ def train(config: TrainConfig, ds: data.Dataset | None = None, progress: bool = 
     opt, step, evaluate, traces = _program(net, config, steps_per_epoch)
     traces_before = traces[0]
     opt_state = opt.init(params)
+    bn = _batchnorm(net)
+    stats = bn.initial_stats(params) if bn is not None else None
     dtype = opt_state.hyperparams["learning_rate"].dtype
     rate = (np.asarray(config.lr, dtype), np.asarray(config.lr_decay, dtype))  # traced: no recompilation per rate
     curves = Curves()
 
     def record(epoch, params, opt_state):
         for split, x, y in (("train", ds.x_train, ds.y_train), ("test", ds.x_test, ds.y_test)):
-            loss, acc = evaluate(params, x, y)
+            loss, acc = evaluate(params, stats, x, y)
             getattr(curves, f"{split}_loss").append(float(loss))
             getattr(curves, f"{split}_acc").append(float(acc))
         curves.epoch.append(epoch)
@@ -263,7 +308,7 @@ def train(config: TrainConfig, ds: data.Dataset | None = None, progress: bool = 
         order = data.host_rng(jax.random.fold_in(k_shuffle, epoch)).permutation(n_train)
         for b in range(steps_per_epoch):
             idx = order[b * config.batch_size : (b + 1) * config.batch_size]
-            params, opt_state, loss = step(params, opt_state, x_host[idx], y_host[idx], t, *rate)
+            params, opt_state, stats, loss = step(params, opt_state, stats, x_host[idx], y_host[idx], t, *rate)
             t += 1
             if t in ckpt_steps:
                 checkpoints[t] = params

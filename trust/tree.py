@@ -41,14 +41,21 @@ def leaf_names(tree) -> list[str]:
     return names
 
 
-def is_weight_matrix(leaf) -> bool:
-    """Which leaves the bounds are about: weight matrices (ndim ≥ 2), not bias vectors (docs/theory.md §1)."""
-    return jnp.ndim(leaf) >= 2
+SCALE = "scale"
+"""The key of a normalisation's per-channel gain ``s``: the diagonal layer ``diag(s)``, a layer of the bounds."""
+
+
+def layer_flags(tree) -> list[bool]:
+    """Which leaves are the layers the bounds are about (docs/theory.md §1): weight matrices and convolution
+    kernels (ndim ≥ 2) and normalisation scales (a leaf keyed :data:`SCALE`); not biases or shifts."""
+    return [
+        jnp.ndim(leaf) >= 2 or name.rsplit(".", 1)[-1] == SCALE for name, leaf in zip(leaf_names(tree), leaves(tree))
+    ]
 
 
 def weight_indices(tree) -> list[int]:
-    """Flatten indices of the weight matrices of ``tree``."""
-    return [i for i, leaf in enumerate(leaves(tree)) if is_weight_matrix(leaf)]
+    """Flatten indices of the layers of ``tree`` (:func:`layer_flags`)."""
+    return [i for i, layer in enumerate(layer_flags(tree)) if layer]
 
 
 def same_structure(a, b) -> bool:

@@ -4,7 +4,17 @@ Each module owns one question end to end — a validated ``Config``, a pure ``ru
 ``Result`` that knows its summary, figure and report rows. The CLI, ``paper_figs.py`` and the report iterate
 over :data:`REGISTRY`; adding an experiment is its module and one line here."""
 
-from trust.experiments import breakdown, constants, cosgamma, descent, study_breakdown, study_depth, theorem1, training
+from trust.experiments import (
+    assumptions,
+    breakdown,
+    constants,
+    cosgamma,
+    descent,
+    study_breakdown,
+    study_depth,
+    theorem1,
+    training,
+)
 from trust.schema import Experiment
 
 REGISTRY: dict[str, Experiment] = {
@@ -16,4 +26,5 @@ REGISTRY: dict[str, Experiment] = {
     "cosgamma": cosgamma.EXPERIMENT,
     "study breakdown": study_breakdown.EXPERIMENT,
     "study depth": study_depth.EXPERIMENT,
+    "assumptions": assumptions.EXPERIMENT,
 }

@@ -20,12 +20,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from trust import bounds, data, estimate, measure, perturb, train
+from trust import bounds, data, estimate, measure, nets, perturb, train
 from trust.errors import Diverged
 from trust.experiments import points
 from trust.losses import cross_entropy
 from trust.schema import Config, Experiment, Result, param, value
-from trust.tree import leaf_norms
+from trust.tree import leaf_norms, weight_indices
 
 DIVERGED = "training diverged (a non-finite loss) before this point"
 DEAD = "NaN at a checkpoint where some tensor's gradient is zero (a dead relu net): the slice is undefined there"
@@ -38,9 +38,14 @@ class CellConfig(Config):
 
     optimizer: str = param("fromage", "the optimiser", choices=train.OPTIMIZERS)
     lr: float = param(0.01, "learning rate (decayed by lr_decay per epoch)", minimum=0)
-    depth: int = param(16, "L, the number of weight matrices", minimum=1)
-    width: int = param(784, "hidden width", minimum=1)
-    residual: bool = param(False, "residual hidden layers h + relu(Wh + b)")
+    model: str = param(
+        "mlp", "the network: an MLP (depth, width, residual) or a ResNet (norm, channels)", choices=train.MODELS
+    )
+    depth: int = param(16, "mlp: L, the number of weight matrices", minimum=1)
+    width: int = param(784, "mlp: hidden width", minimum=1)
+    residual: bool = param(False, "mlp: residual hidden layers h + relu(Wh + b)")
+    norm: str = param("none", "resnet: normalisation", choices=nets.NORMS)
+    channels: int = param(16, "resnet: channels of the first stage", minimum=4)
     dataset: str = param("mnist5k", "data set", choices=data.DATASETS)
     data_dir: str = param("", "directory of the MNIST IDX / CIFAR-10 files")
     epochs: int = param(10, "training epochs", minimum=1)
@@ -60,9 +65,12 @@ class CellConfig(Config):
         return train.TrainConfig(
             optimizer=self.optimizer,
             learning_rate=self.lr,
+            model=self.model,
             depth=self.depth,
             width=self.width,
             residual=self.residual,
+            norm=self.norm,
+            channels=self.channels,
             epochs=self.epochs,
             batch_size=self.batch_size,
             lr_decay=self.lr_decay,
@@ -137,7 +145,8 @@ class CellResult(Result):
 
     def summary(self) -> str:
         c = self.config
-        head = f"{c.optimizer} lr {c.lr:g} L={c.depth}{' residual' if c.residual else ''} seed {c.seed}"
+        net = f"L={c.depth}{' residual' if c.residual else ''}" if c.model == "mlp" else f"{c.model} norm {c.norm}"
+        head = f"{c.optimizer} lr {c.lr:g} {net} seed {c.seed}"
         if self.diverged:
             return f"{head}: diverged in epoch {self.diverged_epoch}"
         text = f"{head}: train acc {self.train_acc_curve[-1]:.4f}"
@@ -151,19 +160,25 @@ class CellResult(Result):
 
 
 @partial(jax.jit, static_argnums=0)
-def _loss_and_accuracy(apply, params, x, y):
+def loss_and_accuracy(apply, params, x, y):
+    """Cross-entropy and accuracy of ``apply(params, x)`` on ``(x, y)`` (jitted)."""
     logits = apply(params, x)
     return cross_entropy(logits, y), jnp.mean(jnp.argmax(logits, -1) == y)
 
 
-def _distances(config: CellConfig, net, params, x, y) -> measure.Distances | None:
-    """Along the fixed-gradient slice at ``params``, the gradient taken on the measurement batch ``(x, y)``;
-    ``None`` where a tensor's gradient is zero (a dead relu net: the slice's direction is undefined)."""
+def gradient_slice(net, params, x, y, eta) -> measure.Distances | None:
+    """Along the fixed-gradient slice at ``params`` (every tensor moves by ``η‖W_l‖`` along ``−g_l/‖g_l‖``), the
+    gradient taken on the measurement batch ``(x, y)``; ``None`` where a tensor's gradient is zero (a dead relu
+    net: the slice's direction is undefined)."""
     grads = measure.full_batch_gradient(net.apply, params, x, y)
     if not np.all(leaf_norms(grads) > 0):
         return None
     u = perturb.along_gradient(params, grads)
-    return measure.relative_distances(net.apply, params, x, y, u, np.asarray(config.eta))
+    return measure.relative_distances(net.apply, params, x, y, u, np.asarray(eta))
+
+
+def _distances(config: CellConfig, net, params, x, y) -> measure.Distances | None:
+    return gradient_slice(net, params, x, y, config.eta)
 
 
 def _first_layer(config: CellConfig, dist: measure.Distances | None) -> np.ndarray:
@@ -178,7 +193,7 @@ def _slice(config: CellConfig, net, params, x, y, with_sharpness: bool) -> dict:
     prediction only ``with_sharpness``; NaN otherwise, and NaN everywhere at a dead net)."""
     dist = _distances(config, net, params, x, y)
     if dist is None:
-        k, n_layers = len(config.eta), config.depth
+        k, n_layers = len(config.eta), len(weight_indices(params))
         nan = np.full(k, np.nan)
         drt = bounds.drt_bound(np.outer(np.abs(config.eta), np.ones(n_layers)))
         return dict(loss=nan, function=nan, gradient=np.full((k, n_layers), np.nan), drt=drt, sharpness=np.nan,
@@ -230,7 +245,7 @@ def run(config: CellConfig) -> CellResult:
     per_point = []
     for s in steps:
         params = trained.checkpoints[s]
-        fit = _loss_and_accuracy(net.apply, params, ds.x_train, ds.y_train)
+        fit = loss_and_accuracy(net.apply, params, ds.x_train, ds.y_train)
         ends = s in (steps[0], steps[-1])
         per_point.append({"train": [float(v) for v in fit], **_slice(config, net, params, x, y, ends)})
 

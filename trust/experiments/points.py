@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from trust import data, nets, train
+from trust import data, train
 from trust.errors import TrustError
 
 
@@ -26,7 +26,7 @@ def measurement_batch(ds: data.Dataset, n_examples: int):
     return ds.x_train, ds.y_train
 
 
-def checkpoints(config: train.TrainConfig, epochs: tuple[float, ...]) -> tuple[data.Dataset, nets.MLP, list]:
+def checkpoints(config: train.TrainConfig, epochs: tuple[float, ...]) -> tuple[data.Dataset, train.Net, list]:
     """``(dataset, net, [(epoch, params), …])`` for each requested epoch of a training run of ``config``.
 
     Epoch 0 alone needs no training: the parameters are the run's own initialisation

@@ -59,6 +59,13 @@ class TrainResult(Result):
         )
 
 
+def net_label(config: train.TrainConfig) -> str:
+    """The trained net in words: ``depth 8 width 128`` (MLP) or ``resnet8 norm batch, 16 channels``."""
+    if config.model == "mlp":
+        return f"{'residual ' if config.residual else ''}depth {config.depth} width {config.width}"
+    return f"{config.model} norm {config.norm}, {config.channels} channels"
+
+
 def run(config: train.TrainConfig) -> TrainResult:
     """Train and keep the curves and every checkpoint."""
     trained = train.train(config)
@@ -66,8 +73,7 @@ def run(config: train.TrainConfig) -> TrainResult:
     final = jax.tree_util.tree_leaves(trained.params)  # shapes are the same at every checkpoint
     return TrainResult(
         description=(
-            f"{config.optimizer} (lr {config.lr}) depth {config.depth} width {config.width} on "
-            f"{config.dataset}, {config.epochs} epochs"
+            f"{config.optimizer} (lr {config.lr}) {net_label(config)} on {config.dataset}, {config.epochs} epochs"
         ),
         curves=TrainCurves(
             epoch=np.asarray(c.epoch),
@@ -93,5 +99,8 @@ def run(config: train.TrainConfig) -> TrainResult:
 
 
 EXPERIMENT = Experiment(
-    train.TrainConfig, TrainResult, run, help="train an MLP with Fromage, LARS, Madam, low-precision Madam, SGD or Adam"
+    train.TrainConfig,
+    TrainResult,
+    run,
+    help="train an MLP or a ResNet with Fromage, LARS, Madam, low-precision Madam, SGD or Adam",
 )

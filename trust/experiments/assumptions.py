@@ -1,0 +1,405 @@
+"""``trust assumptions --model NAME``: does a network follow deep relative trust or Lipschitz smoothness, at
+initialisation and after training to near a minimum (docs/theory.md §2.5, §6.2, §6.4)?
+
+At each of the two points, on a fixed measurement batch: the transmission (α, β) of every φ and the
+conditioning κ of every layer (the conditions of Theorem 1, §2.2); then the fixed-gradient slice — every tensor
+moves by ``η‖W_l‖`` along ``−g_l/‖g_l‖`` — and every layer's relative gradient change ``r_l(η)``. Two
+one-parameter shapes are fitted to each group of layers:
+
+* the **DRT shape**, ``ln(1 + r) = c·L·ln(1+η)`` (``c = 1``: the DRT curve ``(1+η)^L − 1`` itself);
+* the **Lipschitz shape**, ``r = k·λ‖ΔW‖/‖g_l‖``, linear in η with the slope of the sharpness λ measured at the
+  point (``k ≤ 1``: the local bound holds on average).
+
+Each fit reports its parameter, the RMS of ``ln(measured/fitted)`` and its R²; the verdict names the shape that
+fits within a factor 2 and at least twice as closely as the other (:func:`trust.estimate.shape_verdict`).
+Models: MLPs of depth 3 and 16, a residual MLP of depth 16, ResNet-8 and ResNet-16 with any normalisation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from trust import bounds, estimate, plots, train
+from trust.errors import TrustError
+from trust.experiments import points
+from trust.experiments.cell import gradient_slice, loss_and_accuracy
+from trust.report import Row
+from trust.schema import Config, Experiment, Result, param, value
+from trust.tree import leaf_names, leaves, weight_indices
+
+# name → the training configuration's net fields (docs/theory.md §1)
+MODELS: dict[str, dict] = {
+    "mlp3": dict(model="mlp", depth=3),
+    "mlp16": dict(model="mlp", depth=16),
+    "residual_mlp16": dict(model="mlp", depth=16, residual=True),
+    "resnet8": dict(model="resnet8"),
+    "resnet16": dict(model="resnet16"),
+}
+# Below this log-log slope at small η the change is sub-linear: no smooth shape (both have slope ≥ 1) can fit it.
+JUMPS = 0.8
+SINGULAR = "inf where a layer is numerically singular (κ beyond what its dtype can certify)"
+
+
+@dataclass(frozen=True)
+class AssumptionsConfig(Config):
+    """One model, trained once; the two points (initialisation, end of training) and how they are measured."""
+
+    model: str = param("mlp3", "the network", choices=MODELS)
+    norm: str = param(
+        "none",
+        "resnets: normalisation (batch: the slice uses the batch's statistics)",
+        choices=("none", "batch", "layer", "group"),
+    )
+    dataset: str = param(
+        "digits", "data set (resnets need images)", choices=("digits", "mnist5k", "synthetic", "mnist", "cifar10")
+    )
+    data_dir: str = param("", "directory of the MNIST IDX / CIFAR-10 files")
+    width: int = param(128, "mlp: hidden width", minimum=1)
+    channels: int = param(16, "resnet: channels of the first stage", minimum=4)
+    optimizer: str = param("fromage", "the optimiser that trains to near a minimum", choices=train.OPTIMIZERS)
+    lr: float = param(0.0, "learning rate; 0: the optimiser's default", minimum=0)
+    epochs: int = param(10, "training epochs", minimum=1)
+    batch_size: int = param(64, "minibatch size", minimum=1)
+    eta_max: float = param(0.2, "the slice's largest η", minimum=1e-6)
+    eta_steps: int = param(12, "log-spaced η from eta_max/1000 to eta_max", minimum=3)
+    n_measure: int = param(500, "measurement batch: the first n training examples (0: all)", minimum=0)
+    sharpness_tol: float = param(1e-3, "relative tolerance of the Lanczos sharpness", minimum=1e-12)
+    seed: int = param(0, "random seed")
+
+    def validate(self):
+        if self.norm != "none" and not self.model.startswith("resnet"):
+            raise TrustError(f"norm applies to the resnets only, not to model {self.model!r}")
+
+    def train_config(self) -> train.TrainConfig:
+        return train.TrainConfig(
+            optimizer=self.optimizer,
+            learning_rate=self.lr,
+            width=self.width,
+            channels=self.channels,
+            norm=self.norm,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            dataset=self.dataset,
+            data_dir=self.data_dir,
+            checkpoints=(0.0,),
+            seed=self.seed,
+            **MODELS[self.model],
+        )
+
+    @property
+    def eta(self) -> np.ndarray:
+        return np.geomspace(self.eta_max / 1000, self.eta_max, self.eta_steps)
+
+    @property
+    def label(self) -> str:
+        return self.model + ("" if self.norm == "none" else f" + {self.norm} norm")
+
+
+@dataclass(frozen=True)
+class GroupFit:
+    """Both shapes fitted to one group of layers (all their points pooled) and the verdict."""
+
+    group: str
+    layers: tuple[str, ...]
+    drt_exponent: float  # c in ln(1 + r) = c·ln(1 + DRT)
+    drt_rms_log: float
+    drt_r2: float
+    lipschitz_factor: float  # k in r = k·λ‖ΔW‖/‖g_l‖
+    lipschitz_rms_log: float
+    lipschitz_r2: float
+    verdict: str
+    slope_small: float  # d ln r / d ln η over the smaller half of the η grid (smooth: 1; below 1: r jumps)
+    slope_large: float  # over the larger half (DRT's shape rises above 1 there)
+
+
+@dataclass(frozen=True)
+class PointAssumptions:
+    """One point (initialisation or the end of training): how near a minimum it is, Theorem 1's conditions, the
+    slice and the fits. Arrays over layers follow ``layers`` of the result; ``(e, l)``: η × layer."""
+
+    epoch: float
+    train_loss: float
+    train_acc: float
+    gradient_norm: float  # ‖g‖ over every tensor, on the measurement batch
+    sharpness: float  # λ, the largest |eigenvalue| of the loss Hessian on the measurement batch
+    alpha: np.ndarray  # (φ sites,) min over examples of ‖φ(z)‖/‖z‖
+    beta: np.ndarray  # (φ sites,) max over examples
+    conditioning: np.ndarray = value(SINGULAR)  # (l,) κ of every layer
+    relative_gradient: np.ndarray = value()  # (e, l) ‖Δg_l‖/‖g_l‖
+    drt: np.ndarray = value()  # (e,) ∏(1 + a_l) − 1 over the layers
+    lipschitz: np.ndarray = value()  # (e, l) λ‖ΔW‖/‖g_l‖
+    drt_exponent: np.ndarray = value()  # (l,) c per layer
+    lipschitz_factor: np.ndarray = value()  # (l,) k per layer
+    groups: tuple[GroupFit, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class AssumptionsResult(Result):
+    config: AssumptionsConfig
+    description: str
+    layers: tuple[str, ...]  # the layers (kernels, matrices, scales), flatten order
+    eta: np.ndarray
+    points: tuple[PointAssumptions, ...]  # initialisation, end of training
+
+    def summary(self) -> str:
+        lines = [self.description]
+        for name, p in zip(("initialisation", "end of training"), self.points):
+            lines.append(
+                f"{name} (epoch {p.epoch:g}): train loss {p.train_loss:.3g}, acc {p.train_acc:.3f}, ‖g‖ "
+                f"{p.gradient_norm:.3g}, sharpness {p.sharpness:.3g}; α {p.alpha.min():.2f}…{p.alpha.max():.2f}, "
+                f"β {p.beta.min():.2f}…{p.beta.max():.2f}, κ {_range(p.conditioning)}"
+            )
+            lines += [
+                f"  {g.group}: DRT shape c = {g.drt_exponent:.3g} (rms ln {g.drt_rms_log:.2f}), Lipschitz shape "
+                f"k = {g.lipschitz_factor:.3g} (rms ln {g.lipschitz_rms_log:.2f}); log-log slope "
+                f"{g.slope_small:.2f} (small η), {g.slope_large:.2f} (large η) → {g.verdict}"
+                for g in p.groups
+            ]
+        return "\n".join(lines)
+
+    def figure(self):
+        fig, axes = plots.subplots(1, 2, (10, 4))
+        _curves(axes[0, 0], self, 0, legend=True)
+        _curves(axes[0, 1], self, 1, legend=False)
+        return fig
+
+
+def _range(values) -> str:
+    v = np.asarray(values, dtype=float)
+    return f"{v.min():.3g}…{v.max():.3g}"
+
+
+def layer_groups(net, names: list[str], layers: list[int]) -> dict[str, list[int]]:
+    """The layers (indices into ``layers``) by group: an MLP's first, hidden and last matrices; a ResNet's stem,
+    each stage's kernels (projections included), the normalisation scales and the head."""
+    named = [names[i] for i in layers]
+    if not hasattr(net, "blocks"):
+        mlp = {"first": [0], "hidden": list(range(1, len(named) - 1)), "last": [len(named) - 1]}
+        return {g: ix for g, ix in mlp.items() if ix}
+    stage_of = [s for s, count in enumerate(net.blocks) for _ in range(count)]  # block → stage
+    head = str(len(stage_of) + 2)
+    groups: dict[str, list[int]] = {}
+    for i, name in enumerate(named):
+        top = name.split(".")[0]
+        if name.endswith(".scale"):
+            group = "norm scales"
+        elif top == "1":
+            group = "stem"
+        elif top == head:
+            group = "head"
+        else:
+            group = f"stage {stage_of[int(top) - 2] + 1}"
+        groups.setdefault(group, []).append(i)
+    return groups
+
+
+def _fit_group(group: str, names, ix, eta, r, drt, lipschitz) -> GroupFit:
+    d = estimate.fit_drt_shape(r[:, ix], drt)
+    lip = estimate.fit_lipschitz_shape(r[:, ix], lipschitz[:, ix])
+    half = len(eta) // 2
+    slopes = (estimate.loglog_slope(eta[:half], r[:half, ix]), estimate.loglog_slope(eta[half:], r[half:, ix]))
+    verdict = estimate.shape_verdict(d, lip)
+    if verdict == "neither" and slopes[0] < JUMPS:
+        verdict = "neither: jumps at small η"
+    return GroupFit(group, tuple(names[i] for i in ix), *d, *lip, verdict, *slopes)
+
+
+def at_point(config: AssumptionsConfig, net, params, x, y, ds, epoch: float) -> PointAssumptions:
+    """Everything measured at one point (see the module docstring)."""
+    dist = gradient_slice(net, params, x, y, config.eta)
+    if dist is None:
+        raise TrustError(f"a tensor's gradient is zero at epoch {epoch:g} (a dead net): the slice is undefined")
+    layers = weight_indices(params)
+    r = dist.gradient[:, layers]
+    drt = bounds.drt_bound(dist.weight_relative_size)
+    lam = estimate.sharpness(net.apply, params, x, y, tol=config.sharpness_tol, seed=config.seed)
+    lipschitz = bounds.lipschitz_prediction(lam, dist.delta_norm[:, None], 1.0) / dist.gradient_norm[layers][None, :]
+    per_layer = [(estimate.fit_drt_shape(r[:, i], drt), estimate.fit_lipschitz_shape(r[:, i], lipschitz[:, i]))
+                 for i in range(len(layers))]  # fmt: skip
+    names = [dist.names[i] for i in layers]
+    trans = estimate.transmission(net, params, x)
+    # full training set, training mode for BatchNorm: the function the slice measures
+    loss, acc = (float(v) for v in loss_and_accuracy(net.apply, params, ds.x_train, ds.y_train))
+    return PointAssumptions(
+        epoch=epoch,
+        train_loss=loss,
+        train_acc=acc,
+        gradient_norm=float(np.linalg.norm(dist.gradient_norm)),
+        sharpness=lam,
+        alpha=trans["alpha"],
+        beta=trans["beta"],
+        conditioning=np.array([estimate.layer_conditioning(leaves(params)[i]) for i in layers]),
+        relative_gradient=r,
+        drt=drt,
+        lipschitz=lipschitz,
+        drt_exponent=np.array([d.parameter for d, _ in per_layer]),
+        lipschitz_factor=np.array([lip.parameter for _, lip in per_layer]),
+        groups=tuple(
+            _fit_group(g, names, ix, config.eta, r, drt, lipschitz)
+            for g, ix in layer_groups(net, leaf_names(params), layers).items()
+        ),
+    )
+
+
+def run(config: AssumptionsConfig) -> AssumptionsResult:
+    """Train the model once and measure at its initialisation and at the end of training."""
+    tc = config.train_config()
+    ds = train.load_data(tc)
+    trained = train.train(tc, ds, progress=False)
+    x, y = points.measurement_batch(ds, config.n_measure)
+    params0 = trained.checkpoints[0]
+    layers = weight_indices(params0)
+    return AssumptionsResult(
+        config=config,
+        description=(
+            f"{config.label} ({trained.net.depth} layers on the main path, {len(layers)} in the bounds) on "
+            f"{config.dataset}, {config.optimizer} for {config.epochs} epochs; slice η ∈ [{config.eta[0]:.2g}, "
+            f"{config.eta[-1]:.2g}] on {x.shape[0]} examples"
+        ),
+        layers=tuple(leaf_names(params0)[i] for i in layers),
+        eta=config.eta,
+        points=tuple(
+            at_point(config, trained.net, trained.checkpoints[s], x, y, ds, trained.epoch(s))
+            for s in (0, max(trained.checkpoints))
+        ),
+    )
+
+
+def _curves(ax, result: AssumptionsResult, k: int, legend: bool) -> None:
+    """Point ``k``: each group's median relative gradient change over its layers (markers), its DRT-shape fit
+    (dashed), its Lipschitz-shape fit (dotted) and the DRT curve with constant 1 (black)."""
+    p, eta = result.points[k], result.eta
+    for n, g in enumerate(p.groups):
+        ix, colour = [result.layers.index(name) for name in g.layers], f"C{n}"
+        ax.plot(
+            eta,
+            np.median(p.relative_gradient[:, ix], axis=1),
+            "o",
+            ms=3.5,
+            color=colour,
+            label=f"{g.group}: {g.verdict}",
+        )
+        ax.plot(eta, np.expm1(g.drt_exponent * np.log1p(p.drt)), "--", color=colour, lw=1)
+        ax.plot(eta, g.lipschitz_factor * np.median(p.lipschitz[:, ix], axis=1), ":", color=colour, lw=1.3)
+    ax.plot(eta, p.drt, "k-", lw=1, label="DRT, constant 1")
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="η (every tensor moves by η‖W_l‖)",
+        ylabel="relative gradient change ‖Δg_l‖/‖g_l‖",
+    )
+    ax.set_title(f"{result.config.label}, {'initialisation' if k == 0 else f'epoch {p.epoch:g}'}", fontsize=9)
+    if legend:
+        ax.plot([], [], "k--", lw=1, label="DRT-shape fit (1+η)^(cL) − 1")
+        ax.plot([], [], "k:", lw=1.3, label="Lipschitz-shape fit k·λ‖ΔW‖/‖g_l‖")
+    ax.legend(fontsize=6.5, loc="upper left")
+
+
+def _paper_name(model: str, norm: str) -> str:
+    return f"assumptions_{model}" + ("" if norm == "none" else f"_{norm}")
+
+
+def paper_configs(quick: bool, seed: int) -> dict[str, AssumptionsConfig]:
+    """Every model of the reviewers' question, on the digits (8×8 images): MLPs 3, 16, residual 16; ResNet-8
+    and ResNet-16 without and with BatchNorm."""
+    grid = [(m, "none") for m in MODELS] + [("resnet8", "batch"), ("resnet16", "batch")]
+    size: dict[str, Any] = dict(width=32, channels=8, epochs=3, eta_steps=8, n_measure=250) if quick else {}
+    return {_paper_name(m, norm): AssumptionsConfig(model=m, norm=norm, seed=seed, **size) for m, norm in grid}
+
+
+def summary_figure(results: list[AssumptionsResult]):
+    """Per model (x) and group (marker): (a) the DRT-shape exponent c, (b) the Lipschitz-shape factor k, (c) how
+    much closer the DRT shape fits than the Lipschitz shape (ratio of RMS log-residuals; > 1: DRT closer); hollow:
+    initialisation, filled: end of training."""
+    fig, axes = plots.subplots(1, 3, (14, 4.2))
+    labels = [r.config.label for r in results]
+    markers = dict(
+        zip(["first", "hidden", "last", "stem", "stage 1", "stage 2", "stage 3", "norm scales", "head"], "o^svDP*Xh")
+    )
+    seen = set()
+    for x, r in enumerate(results):
+        for k, point in enumerate(r.points):
+            for g in point.groups:
+                face = "C0" if k else "none"
+                label = g.group if g.group not in seen and k else None
+                seen |= {g.group} if k else set()
+                kw = dict(
+                    marker=markers.get(g.group, "o"), mfc=face, mec="C0" if k else "0.4", ls="none", ms=6, label=label
+                )
+                shift = (k - 0.5) * 0.25
+                axes[0, 0].plot(x + shift, g.drt_exponent, **kw)
+                axes[0, 1].plot(x + shift, g.lipschitz_factor, **kw)
+                axes[0, 2].plot(x + shift, g.lipschitz_rms_log / max(g.drt_rms_log, 1e-12), **kw)
+    titles = ("(a) DRT shape: c in ln(1+r) = c·L·ln(1+η)", "(b) Lipschitz shape: k in r = k·λ‖ΔW‖/‖g_l‖",
+              "(c) rms ln-residual, Lipschitz / DRT")  # fmt: skip
+    for ax, title, ref in zip(axes[0], titles, (1.0, 1.0, 1.0)):
+        ax.axhline(ref, color="k", lw=0.8, ls=":")
+        ax.set_yscale("log")
+        ax.set_xticks(range(len(labels)), labels, rotation=35, ha="right", fontsize=8)
+        ax.set_title(title, fontsize=9)
+    axes[0, 2].axhspan(0.5, 2.0, color="0.9", zorder=0, label="neither twice as close")
+    axes[0, 0].legend(fontsize=7, title="group (filled: end, hollow: init)", title_fontsize=7)
+    axes[0, 2].legend(fontsize=7)
+    return fig
+
+
+def curves_figure(results: list[AssumptionsResult]):
+    """Every model's slice and fits at initialisation (left) and at the end of training (right)."""
+    fig, axes = plots.subplots(len(results), 2, (10, 2.6 * len(results)))
+    for row, r in zip(axes, results):
+        _curves(row[0], r, 0, legend=row is axes[0])
+        _curves(row[1], r, 1, legend=False)
+    return fig
+
+
+def paper_figures(results: dict[str, AssumptionsResult]) -> dict:
+    ordered = list(results.values())
+    return {"assumptions": summary_figure(ordered), "assumptions_curves": curves_figure(ordered)}
+
+
+def _verdicts(point: PointAssumptions) -> str:
+    counts: dict[str, int] = {}
+    for g in point.groups:
+        counts[g.verdict] = counts.get(g.verdict, 0) + 1
+    return ", ".join(f"{v} {n}/{len(point.groups)}" for v, n in counts.items())
+
+
+def paper_rows(results: dict[str, AssumptionsResult]) -> list[Row]:
+    rows = []
+    for r in results.values():
+        parts = []
+        for name, p in zip(("init", f"epoch {r.points[1].epoch:g}"), r.points):
+            fits = "; ".join(
+                f"{g.group} c={g.drt_exponent:.2g} (±ln {g.drt_rms_log:.2f}) k={g.lipschitz_factor:.2g} "
+                f"(±ln {g.lipschitz_rms_log:.2f}) slope {g.slope_small:.2f}/{g.slope_large:.2f} → {g.verdict}"
+                for g in p.groups
+            )
+            parts.append(
+                f"{name} (train acc {p.train_acc:.2f}, ‖g‖ {p.gradient_norm:.2g}, λ {p.sharpness:.3g}): {fits}"
+            )
+        rows.append(
+            Row(
+                f"Reviewers §6.2/§6.4: DRT shape or Lipschitz shape — {r.config.label}, seed {r.config.seed} "
+                f"(`trust assumptions --model {r.config.model}"
+                + ("" if r.config.norm == "none" else f" --norm {r.config.norm}")
+                + "`)",
+                "measurement",
+                " · ".join(parts),
+                f"init: {_verdicts(r.points[0])}; end: {_verdicts(r.points[1])}",
+            )
+        )
+    return rows
+
+
+EXPERIMENT = Experiment(
+    AssumptionsConfig,
+    AssumptionsResult,
+    run,
+    paper_configs,
+    paper_figures,
+    paper_rows,
+    help="DRT shape or Lipschitz shape? Fits per layer group at init and near a minimum (MLPs, ResNets ± BN)",
+)

@@ -92,6 +92,8 @@ class TrainConfig(Config):
     bias_std: float = param(
         0.0, "> 0: biases from N(0, bias_std²); multiplicative optimisers default to 0.01", minimum=0
     )
+    gradient_norms: bool = param(False, "record the full-batch training gradient's norm each epoch (+50 % cost)")
+    zero_biases: bool = param(False, "biases start at exactly 0 (a multiplicative optimiser never moves them)")
     p_scale: float = param(3.0, "Madam's σ* = p_scale·RMS(p_init)")
     bits: int = param(12, "madam_lns: levels = 2^bits", minimum=1, maximum=24)
     base_lr: float = param(0.001, "madam_lns: base precision")
@@ -108,6 +110,8 @@ class TrainConfig(Config):
             raise TrustError(f"checkpoints must lie in [0, epochs={self.epochs}], got {self.checkpoints}")
         if self.base_lr <= 0 or self.p_scale <= 0:
             raise TrustError("base_lr and p_scale must be > 0")
+        if self.zero_biases and (self.bias_std or self.model != "mlp"):
+            raise TrustError("zero_biases is for the mlp's biases and excludes bias_std")
 
     @property
     def lr(self) -> float:
@@ -161,7 +165,9 @@ def initial_params(config: TrainConfig, ds: data.Dataset) -> tuple[Net, list[dic
     net = MODELS[config.model](config, ds)
     params = net.init(keys["init"])
     bias_std = config.bias_std or (0.01 if OPTIMIZERS[config.optimizer].multiplicative else 0.0)
-    if bias_std:
+    if config.zero_biases:
+        params = [{k: jnp.zeros_like(v) if k == "b" else v for k, v in layer.items()} for layer in params]
+    elif bias_std:
         params = nets.nonzero_biases(keys["bias"], params, bias_std)
     if config.optimizer == "madam_lns":
         params = optim.lns_init(keys["lns"], params, 2**config.bits, config.base_lr, config.p_scale)
@@ -171,7 +177,8 @@ def initial_params(config: TrainConfig, ds: data.Dataset) -> tuple[Net, list[dic
 @dataclass
 class Curves:
     """Per-epoch diagnostics (epoch 0 is the initialisation): full-batch loss and accuracy on both splits,
-    the fraction of weights at Madam's clip (NaN for other optimisers) and every tensor's norm."""
+    the fraction of weights at Madam's clip (NaN for other optimisers), every tensor's norm and the norm of the
+    full-batch training gradient if asked for (how near a stationary point, docs/theory.md §6.1)."""
 
     epoch: list[int] = field(default_factory=list)
     train_loss: list[float] = field(default_factory=list)
@@ -180,6 +187,7 @@ class Curves:
     test_acc: list[float] = field(default_factory=list)
     clip_fraction: list[float] = field(default_factory=list)
     norms: list[list[float]] = field(default_factory=list)
+    grad_norm: list[float] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -217,6 +225,7 @@ class _Program(NamedTuple):
     opt: optax.GradientTransformation
     step: Callable
     evaluate: Callable
+    gradient_norm: Callable
     traces: list[int]
 
 
@@ -260,7 +269,12 @@ def _program(net: Net, config: TrainConfig, steps_per_epoch: int) -> _Program:
         logits = bn.apply(params, x, stats) if bn is not None else net.apply(params, x)
         return cross_entropy(logits, y), jnp.mean(jnp.argmax(logits, -1) == y)
 
-    _PROGRAMS[key] = program = _Program(opt, step, evaluate, traces)
+    @jax.jit
+    def gradient_norm(params, x, y):
+        grads = jax.grad(lambda p: training_loss(p, x, y)[0])(params)
+        return jnp.sqrt(sum(jnp.sum(g**2) for g in jax.tree_util.tree_leaves(grads)))
+
+    _PROGRAMS[key] = program = _Program(opt, step, evaluate, gradient_norm, traces)
     return program
 
 
@@ -274,7 +288,7 @@ def train(config: TrainConfig, ds: data.Dataset | None = None, progress: bool = 
     steps_per_epoch = n_train // config.batch_size
     ckpt_steps = _checkpoint_steps(config, steps_per_epoch)
     net, params = initial_params(config, ds)
-    opt, step, evaluate, traces = _program(net, config, steps_per_epoch)
+    opt, step, evaluate, gradient_norm, traces = _program(net, config, steps_per_epoch)
     traces_before = traces[0]
     opt_state = opt.init(params)
     bn = _batchnorm(net)
@@ -291,6 +305,8 @@ def train(config: TrainConfig, ds: data.Dataset | None = None, progress: bool = 
         curves.epoch.append(epoch)
         curves.clip_fraction.append(clip_fraction(opt_state, params))
         curves.norms.append([float(jnp.linalg.norm(p)) for p in leaves(params)])
+        if config.gradient_norms:
+            curves.grad_norm.append(float(gradient_norm(params, ds.x_train, ds.y_train)))
 
     checkpoints = {0: params} if 0 in ckpt_steps else {}
     record(0, params, opt_state)

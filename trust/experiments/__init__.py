@@ -10,6 +10,7 @@ from trust.experiments import (
     constants,
     cosgamma,
     descent,
+    reviewers,
     study_breakdown,
     study_depth,
     theorem1,
@@ -27,4 +28,5 @@ REGISTRY: dict[str, Experiment] = {
     "study breakdown": study_breakdown.EXPERIMENT,
     "study depth": study_depth.EXPERIMENT,
     "assumptions": assumptions.EXPERIMENT,
+    "reviewers": reviewers.EXPERIMENT,
 }

@@ -307,7 +307,7 @@ def run(config: DescentConfig) -> DescentResult:
 def paper_configs(quick: bool, seed: int) -> dict[str, DescentConfig]:
     return {
         "descent": DescentConfig(
-            depths=(2, 4, 8, 16) if quick else (2, 4, 8, 16, 32),
+            depths=(2, 16) if quick else (2, 4, 8, 16, 32),
             epochs=(0.0, 1.0) if quick else (0.0, 1.0, 5.0),
             width=64 if quick else 128,
             eta_steps=30 if quick else 80,

@@ -219,7 +219,8 @@ def depth_rows(result: StudyDepthResult) -> list[Row]:
 
 
 def paper_configs(quick: bool, seed: int) -> dict[str, StudyDepthConfig]:
-    return {"study_depth": StudyDepthConfig(quick=quick, seed=seed)}
+    # the quick preview: one seed (the CLI's --quick keeps three)
+    return {"study_depth": StudyDepthConfig(quick=quick, seed=seed, seeds=1 if quick else 3)}
 
 
 def paper_figures(results: dict[str, StudyDepthResult]) -> dict:

@@ -26,6 +26,7 @@ class TrainCurves:
     test_acc: np.ndarray
     clip_fraction: np.ndarray = value(NOT_MADAM)
     norms: np.ndarray = value()
+    grad_norm: np.ndarray = value(empty=True)  # the full-batch training gradient's norm
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,7 @@ def run(config: train.TrainConfig) -> TrainResult:
             test_acc=np.asarray(c.test_acc),
             clip_fraction=np.asarray(c.clip_fraction),
             norms=np.asarray(c.norms),
+            grad_norm=np.asarray(c.grad_norm),
         ),
         names=tuple(trained.names),
         shapes=tuple(tuple(p.shape) for p in final),

@@ -1,0 +1,61 @@
+"""``trust reviewers``: the closed forms it draws beside the runs, zero-initialised biases under Madam, a
+diverged run kept as a result, and a small study end to end (docs/theory.md §6)."""
+
+import numpy as np
+import pytest
+
+from trust import cli
+from trust.experiments import reviewers
+from trust.schema import same
+from trust.train import TrainConfig, train
+
+TINY = dict(depth=3, width=8, epochs=2, batch_size=128)
+
+
+def test_lemma2_rate_is_the_closed_form():
+    assert reviewers.lemma2_rate(1) == pytest.approx(1.0, rel=1e-15)
+    assert reviewers.lemma2_rate(2) == pytest.approx(np.sqrt(2) - 1, rel=1e-15)
+    assert reviewers.lemma2_rate(16) == pytest.approx(2 ** (1 / 16) - 1, rel=1e-14)
+
+
+def test_orthogonal_growth_is_the_product_of_the_step_factors():
+    # η = 0.1 decayed ×0.5 per epoch, 3 steps per epoch: ∏ over steps √(1 + η_t²), by hand
+    config = TrainConfig(optimizer="lars", learning_rate=0.1, lr_decay=0.5, epochs=2, depth=3)
+    nan = np.full(3, np.nan)  # the curves do not enter the prediction
+    run = reviewers.RunCurves(config, 3, 0, np.arange(3), nan, nan, nan, nan, nan, nan)
+    by_hand = [1.0, (1 + 0.1**2) ** 1.5, (1 + 0.1**2) ** 1.5 * (1 + 0.05**2) ** 1.5]
+    np.testing.assert_allclose(reviewers.orthogonal_growth(run), by_hand, rtol=1e-14)
+
+
+def test_robust_decades_counts_grid_cells_within_the_factor():
+    lrs = np.array([1e-3, 1e-2, 1e-1, 1.0])
+    assert reviewers.robust_decades(lrs, [5.0, 1.5, 1.0, 3.0]) == pytest.approx(2.0)  # 0.01 and 0.1: 1 + 1 step
+    assert reviewers.robust_decades(lrs, [5.0, 5.0, 5.0, 3.0]) == 0.0
+
+
+def test_madam_never_moves_a_zero_bias_and_sgd_does():
+    madam = train(TrainConfig(optimizer="madam", zero_biases=True, **TINY), progress=False)
+    assert all(np.all(np.asarray(layer["b"]) == 0.0) for layer in madam.params)  # multiplicative: 0·anything = 0
+    sgd = train(TrainConfig(optimizer="sgd", zero_biases=True, **TINY), progress=False)
+    assert all(np.any(np.asarray(layer["b"]) != 0.0) for layer in sgd.params)
+
+
+def test_a_diverged_run_is_a_result_with_its_reason():
+    run = reviewers.run_curves(TrainConfig(optimizer="sgd", learning_rate=1e30, **TINY))
+    assert run.diverged_epoch == 1 and run.final_test_error == np.inf
+    stored = run.to_json()
+    assert "train_loss" in stored["undefined"] and "diverged" in stored["undefined"]["train_loss"]
+    assert same(reviewers.RunCurves.from_json(stored, run.arrays()), run)
+
+
+def test_cli_reviewers_small_study(tmp_path, capsys):
+    args = ["reviewers", "--questions", "clip", "biases", "--quick", "--width", "8", "--epochs", "1"]
+    assert cli.main(args + ["--out", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    assert "Madam's clip σ*" in out and "zero-initialised biases" in out
+    cells = sorted(p.name for p in (tmp_path / "r" / "cells").iterdir())
+    # p_scale 1, 2, 3 and the zero-bias run; p_scale 3 with N(0, 0.01²) biases is shared by both questions
+    assert cells == ["madam_lr0.01_L8_p1_s0", "madam_lr0.01_L8_p2_s0", "madam_lr0.01_L8_p3_s0",
+                     "madam_lr0.01_L8_p3_zerobias_s0"]  # fmt: skip
+    assert cli.main(args + ["--out", str(tmp_path / "r")]) == 0  # every cell reused
+    assert "reused" in capsys.readouterr().out

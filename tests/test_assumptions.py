@@ -7,8 +7,9 @@ import jax
 import numpy as np
 import pytest
 
-from trust import cli, estimate, nets
+from trust import cli, estimate, nets, tree
 from trust.errors import TrustError
+from trust.experiments import assumptions
 
 ETA = np.geomspace(1e-3, 0.3, 10)
 
@@ -80,6 +81,33 @@ def test_transmission_on_a_resnet_sees_every_phi():
     assert np.all(t["alpha"] <= t["mean"]) and np.all(t["mean"] <= t["beta"])
 
 
+def test_layer_groups_of_an_mlp_and_a_resnet():
+    mlp = nets.experiment_mlp(4, 8, 5, 3)
+    names = tree.leaf_names(mlp.init(jax.random.key(0)))
+    layers = [i for i, n in enumerate(names) if n.endswith(".w")]
+    assert assumptions.layer_groups(mlp, names, layers) == {"first": [0], "hidden": [1, 2, 3], "last": [4]}
+    net = nets.resnet((8, 8, 1), 10, depth=16, norm="batch", width=4)  # blocks (2, 2, 3)
+    params = jax.eval_shape(net.init, jax.random.key(0))  # shapes only: nothing is computed
+    names, layers = tree.leaf_names(params), tree.weight_indices(params)
+    groups = assumptions.layer_groups(net, names, layers)
+    assert sorted(groups) == ["head", "norm scales", "stage 1", "stage 2", "stage 3", "stem"]
+    named = {g: [names[layers[i]] for i in ix] for g, ix in groups.items()}
+    assert named["stem"] == ["1.w"] and named["head"] == ["9.w"]
+    assert named["stage 2"] == ["4.conv1.w", "4.conv2.w", "4.proj.w", "5.conv1.w", "5.conv2.w"]
+    assert len(named["norm scales"]) == 2 * 7 + 1 and all(n.endswith(".scale") for n in named["norm scales"])
+
+
+def test_cli_assumptions_mlp3_json(capsys):
+    args = ["assumptions", "--model", "mlp3", "--width", "16", "--epochs", "1", "--eta-steps", "4"]
+    assert cli.main(args + ["--n-measure", "60", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [g["group"] for g in out["points"][1]["groups"]] == ["first", "hidden", "last"]
+    assert out["layers"] == ["1.w", "2.w", "3.w"] and len(out["eta"]) == 4
+    assert cli.main(["assumptions", "--model", "mlp3", "--norm", "batch"]) == 2
+    assert "norm applies to the resnets" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # ~40 s of XLA compiles for ResNet-16 on 2 CPU cores; the "done when" command
 def test_cli_assumptions_resnet16_json(capsys):
     args = ["assumptions", "--model", "resnet16", "--channels", "4", "--epochs", "1", "--batch-size", "256"]
     args += ["--eta-steps", "4", "--n-measure", "40", "--json"]
@@ -91,5 +119,3 @@ def test_cli_assumptions_resnet16_json(capsys):
         assert {"drt_exponent", "drt_rms_log", "lipschitz_factor", "lipschitz_rms_log", "verdict"} <= set(g)
         assert g["verdict"].split(":")[0] in ("DRT shape", "Lipschitz shape", "both fit", "neither")
     assert len(out["layers"]) == 16 + 2  # the main path and the two projections
-    assert cli.main(["assumptions", "--model", "mlp3", "--norm", "batch"]) == 2
-    assert "norm applies to the resnets" in capsys.readouterr().err

@@ -51,10 +51,10 @@ class ReviewersConfig(Config):
     lr_points: int = param(
         0, "lr_grid: rates per optimiser from default/100 to default·10; 0: 7 (3 with --quick)", minimum=0
     )
-    bits: tuple[int, ...] = param((), "low_precision: bits; none given: 4 6 8 10 12 (4 8 12 with --quick)", minimum=2)
+    bits: tuple[int, ...] = param((), "low_precision: bits; none given: 4 6 8 10 12 (4 8 with --quick)", minimum=2)
     base_lrs: tuple[float, ...] = param(
         (),
-        "low_precision: base precisions at 8 bits; none given: 0.004 0.008 0.016 0.032 (0.004 0.016 with --quick)",
+        "low_precision: base precisions at 8 bits; none given: 0.004 0.008 0.016 0.032 (0.004 with --quick)",
         minimum=1e-6,
     )
     depths: tuple[int, ...] = param((), "lemma2: depths; none given: 2 4 8 16 (2 8 with --quick)", minimum=1)
@@ -68,8 +68,8 @@ class ReviewersConfig(Config):
             epochs=self.epochs or (3 if q else 10),
             seeds=self.seeds or (1 if q else 3),
             lr_points=self.lr_points or (3 if q else 7),
-            bits=self.bits or ((4, 8, 12) if q else (4, 6, 8, 10, 12)),
-            base_lrs=self.base_lrs or ((0.004, 0.016) if q else (0.004, 0.008, 0.016, 0.032)),
+            bits=self.bits or ((4, 8) if q else (4, 6, 8, 10, 12)),
+            base_lrs=self.base_lrs or ((0.004,) if q else (0.004, 0.008, 0.016, 0.032)),
             depths=self.depths or ((2, 8) if q else (2, 4, 8, 16)),
         )
 

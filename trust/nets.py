@@ -204,7 +204,8 @@ class ResNet:
     spec: a 3×3 stem convolution, stages of blocks ``x + conv₂(φ(n₂(conv₁(φ(n₁(x))))))`` (the first block of
     each later stage halves the resolution and doubles the channels through a 1×1 projection shortcut), then
     ``φ(n(·))``, a global average pool and a linear head (docs/theory.md §1: every convolution kernel and the head
-    are layers of the perturbation, ``ΔW_l = η‖W_l‖·U_l``; normalisation scales and shifts are vectors, like biases).
+    are layers of the perturbation, ``ΔW_l = η‖W_l‖·U_l``; a normalisation's scale is the diagonal layer
+    ``diag(s)``, its shift a vector like a bias).
 
     Inputs are flat batches ``(n, H·W·C)`` (the data sets' layout) or images ``(n, H, W, C)``; kernels are HWIO.
     ``depth`` counts the weight layers on the main path: stem, two per block and the head (projections apart), so

@@ -177,10 +177,6 @@ def gradient_slice(net, params, x, y, eta) -> measure.Distances | None:
     return measure.relative_distances(net.apply, params, x, y, u, np.asarray(eta))
 
 
-def _distances(config: CellConfig, net, params, x, y) -> measure.Distances | None:
-    return gradient_slice(net, params, x, y, config.eta)
-
-
 def _first_layer(config: CellConfig, dist: measure.Distances | None) -> np.ndarray:
     """Layer 1's relative gradient distance along the grid (the first weight matrix, not its bias)."""
     if dist is None:
@@ -191,7 +187,7 @@ def _first_layer(config: CellConfig, dist: measure.Distances | None) -> np.ndarr
 def _slice(config: CellConfig, net, params, x, y, with_sharpness: bool) -> dict:
     """The Figure-1 slice at one checkpoint, its bounds and its constants (the sharpness and the Lipschitz
     prediction only ``with_sharpness``; NaN otherwise, and NaN everywhere at a dead net)."""
-    dist = _distances(config, net, params, x, y)
+    dist = gradient_slice(net, params, x, y, config.eta)
     if dist is None:
         k, n_layers = len(config.eta), len(weight_indices(params))
         nan = np.full(k, np.nan)
@@ -249,11 +245,11 @@ def run(config: CellConfig) -> CellResult:
         ends = s in (steps[0], steps[-1])
         per_point.append({"train": [float(v) for v in fit], **_slice(config, net, params, x, y, ends)})
 
+    batches = [points.measurement_batch(ds, n) for n in config.measure_check]
     check = [
-        [_first_layer(config, _distances(config, net, trained.checkpoints[s], *points.measurement_batch(ds, n)))
-         for n in config.measure_check]
+        [_first_layer(config, gradient_slice(net, trained.checkpoints[s], xb, yb, config.eta)) for xb, yb in batches]
         for s in (steps[0], steps[-1])
-    ]  # fmt: skip
+    ]
 
     def stack(key):
         return np.stack([np.asarray(p[key], dtype=float) for p in per_point])

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from trust import cli, store
+from trust import cli, report, store
 from trust.errors import TrustError
 
 SMALL = ["breakdown", "--depth", "3", "--width", "8", "--eta-steps", "5", "--eta-max", "0.05", "--n-examples", "40"]
@@ -165,3 +165,14 @@ def test_two_runs_give_byte_identical_files(tmp_path, capsys):
     assert files == ["arrays.npz", "breakdown.pdf", "breakdown.png", "config.json", "results.json"]
     for name in files:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+
+def test_report_wording():
+    # the words a row or title is built from: numbers in their grammatical number, verdicts, intervals, powers
+    assert [report.count(n, "seed") for n in (1, 2, 0)] == ["1 seed", "2 seeds", "0 seeds"]
+    assert report.violation_factor(1.0) == "holds" and report.violation_factor(2.5) == "violated ×2.5"
+    assert report.plus_minus(0.5, 0.125, 3) == "0.500 ± 0.125"
+    assert report.plus_minus(0.5, float("nan"), 1) == "0.500 (n = 1: no interval)"
+    assert report.power10(2.04) == "10^2.0" and report.power10(float("inf")) == "∞"
+    text = report.markdown([report.Row("c", "claim", "m", "v")], "# h")
+    assert text.splitlines()[-1] == "| c | claim | m | v |"

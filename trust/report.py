@@ -16,6 +16,11 @@ class Row(NamedTuple):
     verdict: str
 
 
+def count(n: int, noun: str) -> str:
+    """``n`` and the noun in its number: "1 seed", "3 seeds"."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def violation_factor(x: float) -> str:
     """The verdict of an assumption from its worst measured / bound."""
     return "holds" if x <= 1 else f"violated ×{x:.3g}"

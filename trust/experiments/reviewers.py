@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from trust import plots, train
+from trust import plots, report, train
 from trust.errors import Diverged
 from trust.report import Row
 from trust.schema import Config, Experiment, Result, Study, param, run_study, value
@@ -244,9 +244,7 @@ def _spread(values, fmt: str = ".3g") -> str:
 
 def _seeds(result: ReviewersResult) -> str:
     c = result.config
-    return (
-        f"{c.seeds} seed{'s' if c.seeds > 1 else ''}, depth {c.depth} width {c.width}, {c.epochs} epochs on {c.dataset}"
-    )
+    return f"{report.count(c.seeds, 'seed')}, depth {c.depth} width {c.width}, {c.epochs} epochs on {c.dataset}"
 
 
 def _band(ax, runs: list[RunCurves], y, colour, label, log=False, ls="-"):

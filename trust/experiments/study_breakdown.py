@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from trust import plots, train
+from trust import plots, report, train
 from trust.errors import TrustError
 from trust.experiments import cell
 from trust.experiments.cell import DIVERGED, CellConfig, CellResult
@@ -318,7 +318,7 @@ def optimizer_figure(result: StudyBreakdownResult, optimizer: str):
     c = result.config
     fig.suptitle(
         f"Gradient breakdown during training: {optimizer}, relu MLPs of width {c.width} on {c.dataset}\n"
-        f"median of {c.seeds} seeds, measured on {c.n_measure or 'all'} training examples"
+        f"median of {report.count(c.seeds, 'seed')}, measured on {c.n_measure or 'all'} training examples"
     )
     return fig
 
@@ -388,8 +388,8 @@ def summary_figure(result: StudyBreakdownResult):
     for ax in axes[1, n_opt:]:
         ax.axis("off")
     fig.suptitle(
-        f"Gradient breakdown across depth and training (relu MLPs, width {c.width}, {c.dataset}, {c.seeds} seeds; "
-        "bands: the seeds' range)"
+        f"Gradient breakdown across depth and training (relu MLPs, width {c.width}, {c.dataset}, "
+        f"{report.count(c.seeds, 'seed')}; bands: the seeds' range)"
     )
     return fig
 
@@ -434,10 +434,10 @@ def _depth_rows(result: StudyBreakdownResult) -> list[Row]:
                 Row(
                     f"Paper: depth {deep} breaks down faster than depth {shallow} — {optimizer}, after training",
                     "claim",
-                    f"layer-1 gradient change at η=0.05, median [range] over {c.seeds} seeds: L={shallow}: "
-                    f"{_median(end_s)}, L={deep}: {_median(end_d)} (at initialisation {_median(at[shallow, 0])} "
-                    f"and {_median(init_d)}); final training accuracy L={shallow}: {acc[shallow]}, "
-                    f"L={deep}: {acc[deep]}",
+                    f"layer-1 gradient change at η=0.05, median [range] over {report.count(c.seeds, 'seed')}: "
+                    f"L={shallow}: {_median(end_s)}, L={deep}: {_median(end_d)} (at initialisation "
+                    f"{_median(at[shallow, 0])} and {_median(init_d)}); final training accuracy "
+                    f"L={shallow}: {acc[shallow]}, L={deep}: {acc[deep]}",
                     f"yes, ×{ratio:.3g} (every seed)"
                     if end_d.min() > end_s.max()
                     else f"not separated (×{ratio:.3g} in the medians)",
@@ -488,8 +488,8 @@ def _paper_rows(result: StudyBreakdownResult) -> list[Row]:
                 f"Our Figure 1 beside the paper's — Fromage {label}{' residual' if residual else ''}, layer 1, "
                 "lowest–highest over the checkpoints",
                 "measurement",
-                "; ".join(ours)
-                + f" (width {result.config.width}, {result.config.dataset}, median of {len(sel)} seeds)",
+                "; ".join(ours) + f" (width {result.config.width}, {result.config.dataset}, "
+                f"median of {report.count(len(sel), 'seed')})",
                 f"{magnitude} ({differences})",
             )
         )

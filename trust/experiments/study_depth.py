@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from trust import plots
+from trust import plots, report
 from trust.errors import TrustError
 from trust.experiments import cell
 from trust.experiments.cell import CellConfig
@@ -129,7 +129,8 @@ class StudyDepthResult(Result):
 
     def summary(self) -> str:
         c = self.config
-        lines = [f"study depth: width {c.width}, {c.epochs} epochs, {c.seeds} seeds, threshold {c.threshold}"]
+        seeds = report.count(c.seeds, "seed")
+        lines = [f"study depth: width {c.width}, {c.epochs} epochs, {seeds}, threshold {c.threshold}"]
         lines.append(f"{'optimizer':>13} " + " ".join(f"{'L=' + str(d):>7}" for d in c.depths) + "   stops at")
         for optimizer in c.optimizers:
             accs = " ".join(f"{np.median(a):7.3f}" for a in self.trainability(optimizer))
@@ -188,7 +189,7 @@ def depth_figure(result: StudyDepthResult):
         ylabel="best training accuracy (over lr grid and epochs)",
         ylim=(0, 1.02),
         title=f"Trainability against depth: relu MLPs, width {c.width}, {c.dataset}, {c.epochs} epochs, "
-        f"{c.seeds} seeds",
+        f"{report.count(c.seeds, 'seed')}",
     )
     ax.title.set_fontsize(9)
     ax.grid(alpha=0.3, which="both")
@@ -206,7 +207,7 @@ def depth_rows(result: StudyDepthResult) -> list[Row]:
             Row(
                 f"Depth at which {optimizer} stops training (paper: {PAPER_STOP.get(optimizer, 'not in Figure 3')})",
                 "claim",
-                f"best training accuracy per depth (median of {c.seeds} seeds): "
+                f"best training accuracy per depth (median of {report.count(c.seeds, 'seed')}): "
                 + ", ".join(f"L={d}: {np.median(a):.3f}" for d, a in zip(c.depths, accs))
                 + f"; first depth below {c.threshold:g} per seed: {_stops(stops)}; trained {c.epochs} epochs at "
                 f"batch {c.batch_size} on {c.dataset}, width {c.width} (the paper: 100 epochs at batch 250 on the "

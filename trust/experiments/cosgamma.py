@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import matplotlib.ticker
 import numpy as np
 import scipy.stats
 
@@ -122,6 +123,9 @@ class CosGammaResult(Result):
         ax_b.axhline(self.paper, color="k", lw=1, label="paper: cos(π/4) = 0.707")
         ax_b.axhline(self.limits["gaussian"], color="tab:blue", ls="--", lw=1, label="2/π = 0.637")
         ax_b.set_xscale("symlog", linthresh=1.0)
+        epochs = sorted({float(e) for tr in self.training.values() for e in tr.epochs})
+        ax_b.set_xticks(epochs, [f"{e:g}" for e in epochs])  # the measured epochs, not symlog's 10^k
+        ax_b.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         ax_b.set(xlabel="epoch", ylabel="cos γ_l", title="(b) through training on digits (band: layer range)")
         ax_b.set_xlim(left=0)
         ax_b.set_ylim(top=max(0.75, ax_b.get_ylim()[1]))  # keep the paper's line clear of the frame

@@ -62,16 +62,6 @@ def test_theorem1_bound_of_a_single_perturbation():
     assert bounds.theorem1_bound(a, 0.5, 1.0, 1.0) == pytest.approx(8.0 * (1.1 * 1.2 - 1), rel=1e-14)
 
 
-def test_operator_norms_are_the_largest_singular_values():
-    rng = np.random.default_rng(0)
-    matrices = [rng.normal(size=(5, 3)), rng.normal(size=(4, 4)), np.diag([3.0, -7.0, 2.0])]
-    got = bounds.operator_norms(matrices)
-    # dense SVD in float64: the same number to rounding; the Frobenius norm is strictly larger for rank > 1
-    np.testing.assert_allclose(got, [np.linalg.svd(m, compute_uv=False)[0] for m in matrices], rtol=1e-12)
-    assert got[2] == pytest.approx(7.0, rel=1e-15)
-    assert np.all(got < [np.linalg.norm(m) for m in matrices])
-
-
 def test_operator_norm_bound_on_a_batch_and_its_default_input_norm():
     """Layers on the last axis, cases on the first; ‖x‖ defaults to 1."""
     w_op = np.array([[2.0, 3.0], [1.0, 0.5]])

@@ -131,6 +131,24 @@ def test_sharpness_of_a_linear_least_squares_model_is_closed_form(key):
     assert got == pytest.approx(expected, rel=1e-8)  # float64 HVPs; ARPACK asked for 1e-10
 
 
+@pytest.mark.parametrize("n", [1, 2, estimate.LANCZOS_SUBSPACE, estimate.LANCZOS_SUBSPACE + 1, 20])
+def test_sharpness_of_a_diagonal_model_is_closed_form(n):
+    """f(x) = x[:, :n]·w elementwise under ½·mean_i Σ_k (x_ik w_k − t_ik)²: the Hessian is diagonal with
+    H_kk = mean_i x_ik², so λ_max = max_k mean_i x_ik² — on both sides of the dense/Lanczos switch (ARPACK alone
+    fails below 3 parameters)."""
+    x = jnp.asarray(np.random.default_rng(n).standard_normal((30, 20)) * np.linspace(0.5, 2.0, 20))
+    params = {"w": jnp.linspace(-1.0, 1.0, n)}
+    got = estimate.sharpness(lambda p, x: x[:, :n] * p["w"][None, :], params, x, jnp.arange(30) % n, "mse", tol=1e-10)
+    assert got == pytest.approx(float(np.max(np.mean(np.asarray(x[:, :n]) ** 2, axis=0))), rel=1e-8)
+
+
+def test_sharpness_rejects_parameters_that_are_not_finite(key):
+    net = nets.experiment_mlp(5, 6, 2, 3)
+    params = jax.tree_util.tree_map(lambda t: t.at[0].set(jnp.nan), net.init(key))
+    with pytest.raises(TrustError, match="parameters"):
+        estimate.sharpness(net.apply, params, jnp.ones((4, 5)), jnp.arange(4) % 3)
+
+
 # the shape fits, layer conditioning and transmission behind `trust assumptions` (docs/theory.md §2.5)
 ETA = np.geomspace(1e-3, 0.3, 10)
 

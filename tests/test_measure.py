@@ -129,46 +129,60 @@ def test_zero_output_examples_are_excluded_not_averaged(key):
     np.testing.assert_allclose(d.function_max[1], 1.5**2 - 1, rtol=1e-12)  # the exact case on the rest
 
 
-@pytest.mark.parametrize(
-    "problem, match",
-    [
-        ("nan_input", "input batch has NaN"),
-        ("nan_param", "parameters has NaN"),
-        ("shape", "do not fit the network"),
-        ("labels", "labels must lie"),
-        ("zero_grad", "gradient is zero"),
-        ("zero_output", "output is zero on every example"),
-        ("direction_shape", "shape of the parameters"),
-        ("bad_grid", "η grid"),
-        ("loss", "unknown loss"),
-    ],
-)
-def test_bad_input_is_a_clear_error(key, problem, match):
+def _dead_hidden_layer(case):  # a dead last hidden layer cuts every earlier gradient
+    case["params"][1] = {"w": jnp.zeros_like(case["params"][1]["w"]), "b": -jnp.ones_like(case["params"][1]["b"])}
+
+
+def _zero_last_layer(case):
+    case["params"][-1] = jax.tree_util.tree_map(jnp.zeros_like, case["params"][-1])
+
+
+# each bad input as an edit of a valid call (net 9 → 8 → 8 → 5, 40 examples), with the message it must raise
+BAD_INPUTS = {
+    "nan_input": (lambda c: c.update(x=c["x"].at[0, 0].set(jnp.nan)), "input batch has NaN"),
+    "nan_param": (
+        lambda c: c.update(params=jax.tree_util.tree_map(lambda w: w.at[0].set(jnp.inf), c["params"])),
+        "parameters has NaN",
+    ),
+    "nan_direction": (
+        lambda c: c.update(u=jax.tree_util.tree_map(lambda w: w.at[0].set(jnp.nan), c["u"])),
+        "perturbation direction has NaN",
+    ),
+    "shape": (lambda c: c.update(x=c["x"][:, :5]), "do not fit the network"),
+    "x_not_a_batch": (lambda c: c.update(x=c["x"][0]), "expected inputs"),
+    "y_not_a_vector": (lambda c: c.update(y=c["y"][:, None]), "expected inputs"),
+    "x_y_lengths": (lambda c: c.update(y=c["y"][:-1]), "expected inputs"),
+    "label_too_big": (lambda c: c.update(y=c["y"].at[0].set(5)), r"labels must lie in \[0, 5\), got \[0, 5\]"),
+    "label_negative": (lambda c: c.update(y=c["y"].at[0].set(-1)), r"labels must lie in \[0, 5\), got \[-1, 4\]"),
+    "zero_grad": (_dead_hidden_layer, "gradient is zero"),
+    "zero_output": (_zero_last_layer, "output is zero on every example"),
+    "direction_shape": (lambda c: c.update(u=c["u"][:-1]), "shape of the parameters"),
+    "nan_grid": (lambda c: c.update(etas=[0.0, np.nan]), "η grid"),
+    "empty_grid": (lambda c: c.update(etas=[]), "η grid"),
+    "grid_2d": (lambda c: c.update(etas=[[0.0, 0.1]]), "η grid"),
+    "loss": (lambda c: c.update(loss="hinge"), "unknown loss"),
+}
+
+
+@pytest.mark.parametrize("problem", BAD_INPUTS)
+def test_bad_input_is_a_clear_error(key, problem):
     net = nets.experiment_mlp(9, 8, 3, 5)
     params, _, x, y = _setup(key, net)
-    u = perturb.gaussian(key, params)
-    etas, loss = ETAS, "xent"
-    if problem == "nan_input":
-        x = x.at[0, 0].set(jnp.nan)
-    elif problem == "nan_param":
-        params = jax.tree_util.tree_map(lambda w: w.at[0].set(jnp.inf), params)
-    elif problem == "shape":
-        x = x[:, :5]
-    elif problem == "labels":
-        y = y.at[0].set(7)
-    elif problem == "zero_grad":  # a dead last hidden layer cuts every earlier gradient
-        params[1]["w"] = jnp.zeros_like(params[1]["w"])
-        params[1]["b"] = -jnp.ones_like(params[1]["b"])
-    elif problem == "zero_output":
-        params[-1] = {"w": jnp.zeros_like(params[-1]["w"]), "b": jnp.zeros_like(params[-1]["b"])}
-    elif problem == "direction_shape":
-        u = u[:-1]
-    elif problem == "bad_grid":
-        etas = [0.0, np.nan]
-    else:
-        loss = "hinge"
+    assert int(y.min()) == 0 and int(y.max()) == 4  # the messages' label ranges below
+    case = dict(params=params, x=x, y=y, u=perturb.gaussian(key, params), etas=ETAS, loss="xent")
+    edit, match = BAD_INPUTS[problem]
+    edit(case)
     with pytest.raises(TrustError, match=match):
-        measure.relative_distances(net.apply, params, x, y, u, etas, loss=loss)
+        measure.relative_distances(
+            net.apply, case["params"], case["x"], case["y"], case["u"], case["etas"], loss=case["loss"]
+        )
+
+
+def test_grid_batch_size_is_the_measured_choice_per_backend():
+    # benchmarks/results/measure_cpu.md: 2 η points at once on a CPU; 64 elsewhere; never more than the grid
+    assert [measure.grid_batch_size(n, "cpu") for n in (1, 2, 3, 100)] == [1, 2, 2, 2]
+    assert [measure.grid_batch_size(n, "gpu") for n in (1, 63, 64, 65, 1000)] == [1, 63, 64, 64, 64]
+    assert measure.grid_batch_size(0, "cpu") == 1
 
 
 @pytest.mark.parametrize("net", NETS[:2], ids=["relu-bias", "tanh-residual"])

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from trust import nets, perturb, tree
+from trust import linalg, nets, perturb, tree
 from trust.errors import TrustError
 
 
@@ -113,3 +113,100 @@ def test_direction_registry_builds_each_direction(key, net_params):
             np.testing.assert_allclose(u, e if name == kept else 0.0, rtol=1e-12, atol=1e-15)
     with pytest.raises(TrustError, match="unknown perturbation 'sideways'; choose one of gradient, random"):
         perturb.direction("sideways", params, grads, key)
+
+
+# the three geometries of docs/theory.md §8
+@pytest.fixture
+def resnet_params(key):
+    """A ResNet-8 with BatchNorm: 3×3 kernels, 1×1 projections, diag(s) scales, shifts and biases."""
+    net = nets.resnet((8, 8, 1), 10, norm="batch", width=4)
+    params = net.init(key)
+    grads = jax.tree_util.tree_map(lambda w: jax.random.normal(jax.random.fold_in(key, w.size), w.shape), params)
+    return params, grads
+
+
+def _numpy_sizes(geometry, delta, params):
+    """Each geometry's relative size, leaf by leaf, from NumPy's dense SVD (independent of trust.linalg)."""
+    out = []
+    for name, d, w in zip(tree.leaf_names(params), jax.tree_util.tree_leaves(delta), jax.tree_util.tree_leaves(params)):
+        d, w = np.asarray(d, dtype=float), np.asarray(w, dtype=float)
+        if geometry == "frobenius":
+            out.append(np.linalg.norm(d) / np.linalg.norm(w))
+        elif geometry == "elementwise":
+            out.append(np.max(np.abs(d) / np.abs(w)))
+        elif name.endswith("scale"):  # diag(s): σ are |s_i|
+            out.append(np.abs(d).max() / np.abs(w).max())
+        else:
+            as_matrix = (lambda t: t.reshape(1, -1)) if w.ndim == 1 else (lambda t: t.reshape(-1, t.shape[-1]))
+            out.append(np.linalg.norm(as_matrix(d), 2) / np.linalg.norm(as_matrix(w), 2))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("geometry", list(perturb.GEOMETRIES))
+@pytest.mark.parametrize("model", ["net_params", "resnet_params"])
+def test_each_geometry_gives_its_prescribed_sizes_exactly(key, request, model, geometry):
+    params, grads = request.getfixturevalue(model)
+    params = nets.nonzero_biases(key, params)  # every tensor nonzero, every entry nonzero (Gaussian draws)
+    n = len(jax.tree_util.tree_leaves(params))
+    sizes = np.linspace(0.2, 1.5, n)
+    minus_g = jax.tree_util.tree_map(jnp.negative, grads)
+    for raw in (minus_g, perturb.orthogonalised(grads), perturb.gaussian(key, params)):
+        u = perturb.GEOMETRIES[geometry].step(params, raw, sizes)
+        # float64 norms and SVDs of ≤ 600-entry tensors: the prescribed size to ~1e-15 relative
+        np.testing.assert_allclose(_numpy_sizes(geometry, u, params), sizes, rtol=1e-12)
+        np.testing.assert_allclose(perturb.GEOMETRIES[geometry].size(u, params), sizes, rtol=1e-12)
+        if geometry == "elementwise":  # every entry, not only the largest, moves by s_l·|W_ij|
+            for s, ul, wl in zip(sizes, jax.tree_util.tree_leaves(u), jax.tree_util.tree_leaves(params)):
+                np.testing.assert_allclose(np.abs(ul), s * np.abs(wl), rtol=1e-15)
+
+
+def test_geometries_along_minus_g_are_the_papers_directions(net_params):
+    params, grads = net_params
+    minus_g = jax.tree_util.tree_map(jnp.negative, grads)
+    for a, b in [
+        (perturb.frobenius_step(params, minus_g), perturb.along_gradient(params, grads)),
+        (perturb.elementwise_step(params, minus_g), perturb.madam(params, grads)),
+    ]:
+        for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
+            np.testing.assert_allclose(x, y, rtol=1e-14)
+
+
+def test_spectral_step_on_a_layer_beyond_the_exact_svd(key):
+    """A 300×300 layer takes the power-iteration path; its size is right to the iteration's tolerance."""
+    net = nets.experiment_mlp(300, 300, 2, 3)
+    params = net.init(key)
+    raw = perturb.gaussian(jax.random.fold_in(key, 1), params)
+    u = perturb.spectral_step(params, raw, 0.5, tol=1e-8)
+    w0, u0 = np.asarray(params[0]["w"]), np.asarray(u[0]["w"])
+    assert min(w0.shape) > linalg.EXACT_BELOW
+    # each operator norm is within tol·σ of the true one, so the ratio is within ~2·tol of 0.5
+    assert np.linalg.norm(u0, 2) / np.linalg.norm(w0, 2) == pytest.approx(0.5, rel=3e-8)
+
+
+def test_orthogonalised_gradient_is_minus_the_polar_factor(resnet_params):
+    _, grads = resnet_params
+    q = perturb.orthogonalised(grads)
+    for name, ql, gl in zip(tree.leaf_names(grads), jax.tree_util.tree_leaves(q), jax.tree_util.tree_leaves(grads)):
+        ql, gl = np.asarray(ql), np.asarray(gl)
+        if name.endswith("scale"):
+            np.testing.assert_array_equal(ql, -np.sign(gl))
+            continue
+        m = ql.reshape(1, -1) if ql.ndim == 1 else ql.reshape(-1, ql.shape[-1])
+        s = np.linalg.svd(m, compute_uv=False)
+        np.testing.assert_allclose(s, np.ones_like(s), rtol=1e-12)  # orthogonal: every singular value 1
+        g = gl.reshape(m.shape)
+        assert -np.sum(m * g) == pytest.approx(np.linalg.svd(g, compute_uv=False).sum(), rel=1e-12)  # ⟨−Q, g⟩ = ‖g‖_*
+
+
+def test_geometry_steps_refuse_an_undefined_direction(net_params):
+    params, grads = net_params
+    grads[1]["w"] = jnp.zeros_like(grads[1]["w"])
+    for step in (perturb.frobenius_step, perturb.spectral_step, perturb.elementwise_step):
+        with pytest.raises(TrustError, match=r"direction is zero in tensor 2\.w"):
+            step(params, grads)
+    grads[1]["w"] = grads[1]["w"].at[0, 0].set(jnp.inf)
+    with pytest.raises(TrustError, match="direction has NaN or Inf"):
+        perturb.spectral_step(params, grads)
+    moved = perturb.elementwise_step(params, jax.tree_util.tree_map(jnp.ones_like, params))
+    assert perturb.elementwise_size(moved, jax.tree_util.tree_map(jnp.zeros_like, params)).tolist() == [np.inf] * 8
+    np.testing.assert_array_equal(perturb.spectral_size(jax.tree_util.tree_map(jnp.zeros_like, params), params), 0.0)

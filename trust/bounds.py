@@ -8,7 +8,6 @@ two are measured against data, never asserted.
 
 from __future__ import annotations
 
-import jax.numpy as jnp
 import numpy as np
 
 from trust.errors import TrustError
@@ -43,18 +42,13 @@ def theorem1_bound_per_layer(a, c) -> np.ndarray:
     return np.prod(np.asarray(c, dtype=float), axis=-1) * drt_bound(a)
 
 
-def operator_norms(matrices) -> np.ndarray:
-    """``‖M‖_op`` (largest singular value) of each matrix."""
-    return np.array([float(jnp.linalg.norm(m, 2)) for m in matrices])
-
-
 def operator_norm_bound(w_op, delta_op, x_norm=1.0) -> np.ndarray:
     """A theorem, constant-free (docs/theory.md §2.3): for the Theorem-1 MLP with 1-Lipschitz φ, φ(0) = 0,
 
     ``‖Δf(x)‖ ≤ ∏_k ‖W_k‖_op · ‖x‖ · [∏_k (1 + ‖ΔW_k‖_op/‖W_k‖_op) − 1]``.
 
     Args:
-      w_op, delta_op: ``‖W_k‖_op`` and ``‖ΔW_k‖_op`` (:func:`operator_norms`), the layers on the last axis.
+      w_op, delta_op: ``‖W_k‖_op`` and ``‖ΔW_k‖_op`` (:func:`trust.linalg.operator_norms`), the layers on the last axis.
       x_norm: ``‖x‖`` (broadcast against the leading axes).
     """
     w_op, delta_op = np.asarray(w_op, dtype=float), np.asarray(delta_op, dtype=float)

@@ -95,13 +95,17 @@ def _hvp(apply, loss, params, x, y, v):
     return ravel_pytree(jax.jvp(grad, (params,), (unravel(v.astype(flat.dtype)),))[1])[0]
 
 
+LANCZOS_SUBSPACE = 12  # Lanczos vectors ARPACK keeps (its ``ncv``); a Hessian of at most this size is built densely
+
+
 def sharpness(apply: Callable, params, x, y, loss: str = "xent", tol: float = 1e-3, seed: int = 0) -> float:
     """The largest |eigenvalue| of the loss Hessian ``∇²ℒ(W)`` on the batch ``(x, y)`` — the local λ of the
     Lipschitz-smooth model (docs/theory.md §2.5; any global λ is at least this).
 
     Lanczos iteration (ARPACK's ``eigsh``, implicitly restarted) on Hessian-vector products, stopped when the
     Ritz value's relative error is below ``tol``; the start vector is drawn from ``seed`` (same seed, same
-    answer). Raises :class:`TrustError` when it does not converge or the parameters are not finite."""
+    answer); a model with at most :data:`LANCZOS_SUBSPACE` parameters gets the dense Hessian's exact answer
+    instead. Raises :class:`TrustError` when it does not converge or the parameters are not finite."""
     check_finite(params, "parameters")
     flat, _ = ravel_pytree(params)
     n = flat.size
@@ -110,15 +114,19 @@ def sharpness(apply: Callable, params, x, y, loss: str = "xent", tol: float = 1e
     def matvec(v):
         return np.asarray(_hvp(apply, loss, params, x, y, jnp.asarray(np.ravel(v), flat.dtype)), dtype=float)
 
-    if n == 1:  # ARPACK needs n > k + 1; a 1×1 Hessian is its own eigenvalue
-        return float(abs(matvec(np.ones(1))[0]))
+    if n <= LANCZOS_SUBSPACE:  # ARPACK needs n ≥ 3; up to its Krylov subspace's size, n HVPs give the whole Hessian
+        dense = np.stack([matvec(column) for column in np.eye(n)])
+        return _finite_sharpness(float(np.abs(np.linalg.eigvalsh((dense + dense.T) / 2)).max()))
     start = np.random.default_rng(seed).standard_normal(n)
     operator = LinearOperator((n, n), matvec=matvec, dtype=float)
     try:
-        values = eigsh(operator, k=1, which="LM", tol=tol, v0=start, ncv=min(n - 1, 12), return_eigenvectors=False)
+        values = eigsh(operator, k=1, which="LM", tol=tol, v0=start, ncv=LANCZOS_SUBSPACE, return_eigenvectors=False)
     except ArpackNoConvergence:
         raise TrustError(f"the sharpness (Lanczos) did not reach relative tolerance {tol}") from None
-    lam = float(abs(values[0]))
+    return _finite_sharpness(float(abs(values[0])))
+
+
+def _finite_sharpness(lam: float) -> float:
     if not np.isfinite(lam):
         raise TrustError("the loss Hessian is not finite at these parameters")
     return lam

@@ -9,13 +9,15 @@ A tensor of zero norm (e.g. a zero-initialised bias) has no relative scale and i
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from trust import linalg
 from trust.errors import TrustError
-from trust.tree import check_finite, leaf_names, leaf_norms, leaves, per_leaf, unflatten_like
+from trust.tree import check_finite, leaf_names, leaf_norms, leaves, per_leaf, relative_size, unflatten_like
 
 
 def perturbed(params, direction, eta):
@@ -30,9 +32,10 @@ def scaled(params, eps):
     return _scale_leaves(params, per_leaf(eps, len(leaves(params))))
 
 
-def _rescaled(params, raw, sizes, what):
-    """``U_l = s_l·‖W_l‖·R_l/‖R_l‖``; R_l must be nonzero wherever W_l is."""
-    w_norms, r_norms = leaf_norms(params), leaf_norms(raw)
+def _rescaled(params, raw, sizes, what, norms: Callable = leaf_norms):
+    """``U_l = s_l·‖W_l‖·R_l/‖R_l‖`` in the per-leaf norm ``norms`` (Frobenius by default); R_l must be nonzero
+    wherever W_l is."""
+    w_norms, r_norms = norms(params), norms(raw)
     for name, w_norm, r_norm in zip(leaf_names(params), w_norms, r_norms):
         if w_norm > 0 and r_norm == 0:
             raise TrustError(f"{what} is zero in tensor {name}; its direction is undefined")
@@ -104,3 +107,79 @@ def direction(kind: str, params, grads, key: jax.Array | None = None, layer: int
     if kind not in DIRECTIONS:
         raise TrustError(f"unknown perturbation {kind!r}; choose one of {', '.join(DIRECTIONS)}")
     return DIRECTIONS[kind](params, grads, key, layer)
+
+
+# Three per-layer geometries of equal nominal size η (docs/theory.md §8). A *raw* direction R (the negative
+# gradient, its polar factor, a random draw, an optimiser's step) becomes the direction U whose step ΔW = η·U
+# has relative size η·s_l in the geometry's own norm.
+
+
+def frobenius_step(params, raw, sizes=1.0):
+    """``‖ΔW_l‖_F = η·s_l·‖W_l‖_F``: ``U_l = s_l‖W_l‖_F·R_l/‖R_l‖_F`` (deep relative trust's geometry; Fromage)."""
+    check_finite(raw, "direction")
+    return _rescaled(params, raw, sizes, "the direction")
+
+
+def spectral_step(params, raw, sizes=1.0, tol: float = 1e-6):
+    """``‖ΔW_l‖_op = η·s_l·‖W_l‖_op``: ``U_l = s_l‖W_l‖_op·R_l/‖R_l‖_op``, operator norms from :mod:`trust.linalg`
+    (exact SVD on small layers, power iteration to relative residual ``tol`` on large ones; a diagonal layer's is
+    ``max|s|``, a bias's its Euclidean norm)."""
+    check_finite(raw, "direction")
+    return _rescaled(params, raw, sizes, "the direction", lambda tree: linalg.operator_norms(tree, tol))
+
+
+def elementwise_step(params, raw, sizes=1.0):
+    """``|ΔW_ij| = η·s_l·|W_ij|`` wherever ``R_ij ≠ 0``: ``U_l = s_l·|W_l| ⊙ sign R_l`` (Madam's geometry; along
+    ``R = −g`` it is :func:`madam` times ``s_l``). Raises where R_l is zero on a tensor whose W_l is not."""
+    check_finite(raw, "direction")
+    w, r = leaves(params), leaves(raw)
+    for name, w_l, r_l in zip(leaf_names(params), w, r):
+        if np.any(np.asarray(w_l) != 0) and not np.any(np.asarray(r_l) != 0):
+            raise TrustError(f"the direction is zero in tensor {name}; its direction is undefined")
+    s = per_leaf(sizes, len(w))
+    return unflatten_like(
+        params, [jnp.asarray(s_l, w_l.dtype) * jnp.abs(w_l) * jnp.sign(r_l) for s_l, w_l, r_l in zip(s, w, r)]
+    )
+
+
+def spectral_size(delta, params, tol: float = 1e-6) -> np.ndarray:
+    """``b_l = ‖ΔW_l‖_op/‖W_l‖_op`` per leaf; 0 where ΔW_l = 0, inf where only W_l is 0."""
+    d, w = linalg.operator_norms(delta, tol), linalg.operator_norms(params, tol)
+    return np.where(d == 0, 0.0, np.divide(d, w, out=np.full_like(d, np.inf), where=w > 0))
+
+
+def elementwise_size(delta, params) -> np.ndarray:
+    """``e_l = max_ij |ΔW_ij|/|W_ij|`` per leaf; inf if some entry moves where ``W_ij = 0``, 0 if none moves."""
+    out = []
+    for d_l, w_l in zip(leaves(delta), leaves(params)):
+        d_abs, w_abs = np.abs(np.asarray(d_l, dtype=float)), np.abs(np.asarray(w_l, dtype=float))
+        moved = d_abs > 0
+        if not moved.any():
+            out.append(0.0)
+        elif np.any(moved & (w_abs == 0)):
+            out.append(np.inf)
+        else:
+            out.append(float(np.max(d_abs[moved] / w_abs[moved])))
+    return np.array(out)
+
+
+class Geometry(NamedTuple):
+    """A per-layer geometry: ``step(params, raw, sizes)`` → direction U, ``size(delta, params)`` → per-leaf size."""
+
+    step: Callable
+    size: Callable
+
+
+GEOMETRIES: dict[str, Geometry] = {
+    "frobenius": Geometry(frobenius_step, relative_size),
+    "spectral": Geometry(spectral_step, spectral_size),
+    "elementwise": Geometry(elementwise_step, elementwise_size),
+}
+
+
+def orthogonalised(grads):
+    """``−polar(g_l)`` per tensor (:func:`trust.linalg.polar`): the orthogonalised negative gradient of Muon-like
+    steps (``−sign g`` on a diagonal layer, ``−g/‖g‖`` on a bias)."""
+    return unflatten_like(
+        grads, [-jnp.asarray(q, dtype=jnp.asarray(g).dtype) for q, g in zip(linalg.polars(grads), leaves(grads))]
+    )

@@ -1,0 +1,112 @@
+"""Per-layer matrix geometry against dense NumPy SVDs and closed forms (docs/theory.md §8)."""
+
+import numpy as np
+import pytest
+from conftest import SEED
+
+from trust import linalg
+from trust.errors import TrustError
+
+
+def _with_spectrum(rng, shape, sigma):
+    """A matrix with exactly the singular values ``sigma`` (random orthogonal factors)."""
+    u, _ = np.linalg.qr(rng.standard_normal((shape[0], len(sigma))))
+    v, _ = np.linalg.qr(rng.standard_normal((shape[1], len(sigma))))
+    return (u * sigma) @ v.T
+
+
+def test_operator_norms_are_the_largest_singular_values():
+    rng = np.random.default_rng(SEED)
+    matrices = [rng.normal(size=(5, 3)), rng.normal(size=(4, 4)), np.diag([3.0, -7.0, 2.0])]
+    got = linalg.operator_norms(matrices)
+    # dense SVD in float64: the same number to rounding; the Frobenius norm is strictly larger for rank > 1
+    np.testing.assert_allclose(got, [np.linalg.svd(m, compute_uv=False)[0] for m in matrices], rtol=1e-12)
+    assert got[2] == pytest.approx(7.0, rel=1e-15)
+    assert np.all(got < [np.linalg.norm(m) for m in matrices])
+
+
+@pytest.mark.parametrize("shape", [(300, 280), (400, 600), (520, 512)])
+def test_power_iteration_matches_numpy_svd(shape):
+    """Above EXACT_BELOW the power iteration answers; its stopping rule (residual ≤ tol·σ) bounds the error of σ by
+    tol·σ, and its start is seeded, so the answer is the same on every call."""
+    rng = np.random.default_rng(SEED)
+    m = rng.standard_normal(shape)
+    exact = np.linalg.svd(m, compute_uv=False)[0]
+    top = linalg.top_singular(m, tol=1e-6)
+    assert top.iterations > 0 and top.sigma <= exact * (1 + 1e-12)  # a Rayleigh quotient: never above σ_max
+    assert top.sigma == pytest.approx(exact, rel=1e-6)
+    np.testing.assert_allclose(m @ top.v, top.sigma * top.u, rtol=0, atol=1e-9 * top.sigma)  # M v = σ u exactly
+    assert linalg.operator_norm(m) == top.sigma
+
+
+def test_power_iteration_stops_at_its_tolerance_and_says_when_it_cannot():
+    rng = np.random.default_rng(SEED)
+    m = _with_spectrum(rng, (50, 40), np.array([1.0, 0.99, 0.5]))  # gap 1 %: slow convergence
+    loose, tight = linalg.power_iteration(m, tol=1e-2), linalg.power_iteration(m, tol=1e-8)
+    assert loose.iterations < tight.iterations
+    assert abs(loose.sigma - 1.0) <= 1e-2 and abs(tight.sigma - 1.0) <= 1e-8
+    with pytest.raises(TrustError, match="did not reach relative residual"):
+        linalg.power_iteration(m, tol=1e-12, max_iter=5)
+    with pytest.raises(TrustError, match="NaN or Inf"):
+        linalg.power_iteration(np.full((3, 3), np.nan))
+    assert linalg.power_iteration(np.zeros((3, 2))).sigma == 0.0
+
+
+def test_a_layer_as_a_matrix_kernels_scales_and_biases():
+    rng = np.random.default_rng(SEED)
+    kernel = rng.standard_normal((3, 3, 4, 5))  # (k, k, c_in, c_out) → the (36, 5) patch-to-pixel matrix
+    assert linalg.operator_norm(kernel) == pytest.approx(np.linalg.norm(kernel.reshape(36, 5), 2), rel=1e-12)
+    scale = np.array([0.5, -2.0, 1.0])  # diag(s): σ are |s_i|
+    assert linalg.operator_norm(scale, diagonal=True) == 2.0
+    assert linalg.stable_rank(scale, diagonal=True) == pytest.approx((0.25 + 4 + 1) / 4, rel=1e-15)
+    bias = np.array([3.0, 4.0])  # a row: its operator norm is its Euclidean norm, its stable rank 1
+    assert linalg.operator_norm(bias) == pytest.approx(5.0, rel=1e-15)
+    assert linalg.stable_rank(bias) == pytest.approx(1.0, rel=1e-15)
+    assert linalg.diagonal_flags([{"w": kernel, "scale": scale, "b": bias}]) == [False, True, False]
+
+
+def test_stable_rank_closed_forms():
+    rng = np.random.default_rng(SEED)
+    sigma = np.array([3.0, 2.0, 1.0])
+    m = _with_spectrum(rng, (8, 6), sigma)
+    assert linalg.stable_rank(m) == pytest.approx(14 / 9, rel=1e-12)  # Σσ²/σ_max²
+    assert linalg.stable_rank(np.outer(rng.standard_normal(7), rng.standard_normal(5))) == pytest.approx(1, rel=1e-12)
+    assert linalg.stable_rank(np.eye(6)) == pytest.approx(6, rel=1e-12)
+    assert np.isnan(linalg.stable_rank(np.zeros((3, 3))))
+
+
+def test_polar_factor_is_orthogonal_on_the_range():
+    rng = np.random.default_rng(SEED)
+    for shape in [(7, 4), (4, 7)]:
+        m = rng.standard_normal(shape)
+        q = linalg.polar(m)
+        k = min(shape)
+        gram = q.T @ q if shape[0] >= shape[1] else q @ q.T
+        np.testing.assert_allclose(gram, np.eye(k), atol=1e-13)  # float64 SVD factors: orthonormal to ~1e-15
+        np.testing.assert_allclose(np.linalg.svd(q, compute_uv=False), np.ones(k), rtol=1e-13)
+        # the steepest-descent property: ⟨M, Q⟩ = Σσ (the nuclear norm), the most any ‖Q‖_op ≤ 1 reaches
+        assert np.sum(m * q) == pytest.approx(np.linalg.svd(m, compute_uv=False).sum(), rel=1e-12)
+    low_rank = _with_spectrum(rng, (6, 5), np.array([2.0, 1e-3]))  # rank 2: only two unit singular values
+    np.testing.assert_allclose(np.linalg.svd(linalg.polar(low_rank), compute_uv=False), [1, 1, 0, 0, 0], atol=1e-12)
+    np.testing.assert_array_equal(linalg.polar(np.array([0.5, -2.0, 0.0]), diagonal=True), [1, -1, 0])
+    np.testing.assert_allclose(linalg.polar(np.array([3.0, 4.0])), [0.6, 0.8], rtol=1e-15)
+    np.testing.assert_array_equal(linalg.polar(np.zeros((3, 2))), np.zeros((3, 2)))
+    with pytest.raises(TrustError, match="tensor 2 has NaN"):
+        linalg.polars([np.ones((2, 2)), np.array([[np.nan]])])
+
+
+def test_elementwise_size_bounds_the_other_two():
+    """A theorem (docs/theory.md §8): |ΔW| ≤ e|W| entrywise gives ‖ΔW‖_F ≤ e‖W‖_F and ‖ΔW‖_op ≤ ‖|ΔW|‖_op ≤
+    e‖|W|‖_op (the operator norm is monotone in entrywise magnitudes) — held on 200 random cases, no violation."""
+    rng = np.random.default_rng(SEED)
+    for _ in range(200):
+        shape = tuple(rng.integers(1, 9, size=2))
+        w = rng.standard_normal(shape)
+        e = rng.uniform(0.0, 2.0)
+        delta = rng.uniform(-1, 1, shape) * e * np.abs(w)
+        e_measured = np.max(np.abs(delta) / np.abs(w))
+        assert e_measured <= e
+        # rounding: each side is a float64 norm of ≤ 64 entries, ~1e-15 relative
+        assert np.linalg.norm(delta) <= e_measured * np.linalg.norm(w) * (1 + 1e-12)
+        bound = e_measured * np.linalg.norm(np.abs(w), 2)
+        assert np.linalg.norm(delta, 2) <= bound * (1 + 1e-12)

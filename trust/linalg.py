@@ -1,0 +1,124 @@
+"""Per-layer matrix geometry (docs/theory.md §8): a layer as a matrix, its operator norm (exact SVD on small
+layers, power iteration to a stated tolerance on large ones), its stable rank and its polar factor.
+
+A layer (``tree.layer_flags``) is a matrix in one of two ways: a weight matrix or convolution kernel
+``(…, c_in, c_out)`` is the ``(k·k·c_in, c_out)`` matrix that maps an input patch to an output pixel's channels;
+a normalisation scale ``s`` is the diagonal matrix ``diag(s)``. Any other vector (a bias) is a ``1 × n`` row, whose
+operator norm is its Euclidean norm. Everything here is NumPy float64 on concrete arrays.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from trust.errors import TrustError
+from trust.tree import layer_flags, leaf_names, leaves
+
+EXACT_BELOW = 256
+"""A matrix whose smaller side is at most this gets the exact SVD; larger ones the power iteration."""
+
+
+def as_matrix(t) -> np.ndarray:
+    """A leaf as a float64 matrix: ``(…, c_out)`` tensors as ``(−1, c_out)``, a vector as one row."""
+    a = np.asarray(t, dtype=float)
+    return a.reshape(1, -1) if a.ndim < 2 else a.reshape(-1, a.shape[-1])
+
+
+class TopSingular(NamedTuple):
+    """The top singular triple ``M v = σ u`` and the iterations it took (0 for an exact SVD)."""
+
+    sigma: float
+    u: np.ndarray
+    v: np.ndarray
+    iterations: int
+
+
+def power_iteration(m, tol: float = 1e-6, max_iter: int = 100_000, seed: int = 0) -> TopSingular:
+    """The top singular triple of ``m`` by power iteration on ``MᵀM`` from a seeded Gaussian start.
+
+    Stops when the residual of the pair is small: ``‖Mᵀu − σv‖ ≤ tol·σ`` with ``u = Mv/σ``, ``σ = ‖Mv‖``. Then
+    ``σ`` is within ``tol·σ`` of a singular value of ``M`` (Weyl's bound for the symmetric dilation), and
+    ``σ ≤ σ_max`` always (it is a Rayleigh quotient), so from a generic start it is the top one to ``tol``.
+    Raises :class:`TrustError` if the matrix is not finite or ``max_iter`` passes first."""
+    m = np.asarray(m, dtype=float)
+    if not np.all(np.isfinite(m)):
+        raise TrustError("the matrix has NaN or Inf entries; its operator norm is undefined")
+    v = np.random.default_rng(seed).standard_normal(m.shape[1])
+    v /= np.linalg.norm(v)
+    for iteration in range(1, max_iter + 1):
+        mv = m @ v
+        sigma = float(np.linalg.norm(mv))
+        if sigma == 0.0:
+            return TopSingular(0.0, np.zeros(m.shape[0]), v, iteration)
+        u = mv / sigma
+        mtu = m.T @ u
+        if np.linalg.norm(mtu - sigma * v) <= tol * sigma:
+            return TopSingular(sigma, u, v, iteration)
+        v = mtu / np.linalg.norm(mtu)
+    raise TrustError(f"the power iteration did not reach relative residual {tol} in {max_iter} iterations")
+
+
+def top_singular(m, tol: float = 1e-6) -> TopSingular:
+    """The top singular triple of a matrix: the exact SVD when ``min(shape) ≤ EXACT_BELOW``, else
+    :func:`power_iteration` to relative residual ``tol``."""
+    m = np.asarray(m, dtype=float)
+    if min(m.shape) > EXACT_BELOW:
+        return power_iteration(m, tol)
+    u, s, vt = np.linalg.svd(m, full_matrices=False)
+    return TopSingular(float(s[0]), u[:, 0], vt[0], 0)
+
+
+def operator_norm(t, diagonal: bool = False, tol: float = 1e-6) -> float:
+    """``‖T‖_op`` of a leaf as a matrix (:func:`as_matrix`), or of ``diag(t)`` when ``diagonal``: ``max|t_i|``."""
+    if diagonal:
+        return float(np.max(np.abs(np.asarray(t, dtype=float)), initial=0.0))
+    return top_singular(as_matrix(t), tol).sigma
+
+
+def stable_rank(t, diagonal: bool = False, tol: float = 1e-6) -> float:
+    """``‖T‖_F²/‖T‖_op²`` (1 for a rank-one matrix, the rank for one with equal singular values); NaN for 0."""
+    op = operator_norm(t, diagonal, tol)
+    frobenius = float(np.linalg.norm(np.asarray(t, dtype=float)))
+    return frobenius**2 / op**2 if op > 0 else float("nan")
+
+
+def polar(t, diagonal: bool = False) -> np.ndarray:
+    """The orthogonal polar factor ``U_r V_rᵀ`` of ``T = U Σ Vᵀ`` over the numerically nonzero singular values
+    (``σ > max(shape)·ε·σ_max``, NumPy's rank rule), in ``t``'s shape: the nearest semi-orthogonal matrix on
+    ``T``'s range, the steepest-descent direction in the operator norm (docs/theory.md §8). ``sign(t)`` when
+    ``diagonal``; ``t/‖t‖`` for a bias row; zeros for a zero tensor."""
+    a = np.asarray(t, dtype=float)
+    if diagonal:
+        return np.sign(a)
+    m = as_matrix(a)
+    u, s, vt = np.linalg.svd(m, full_matrices=False)
+    keep = s > max(m.shape) * np.finfo(float).eps * (s[0] if s.size else 0.0)
+    return (u[:, keep] @ vt[keep]).reshape(a.shape)
+
+
+def diagonal_flags(tree) -> list[bool]:
+    """Which leaves are diagonal layers ``diag(s)``: the layers (``tree.layer_flags``) that are vectors."""
+    return [flag and np.ndim(leaf) == 1 for flag, leaf in zip(layer_flags(tree), leaves(tree))]
+
+
+def operator_norms(tree, tol: float = 1e-6) -> np.ndarray:
+    """:func:`operator_norm` of every leaf in flatten order (diagonal layers as ``diag(s)``)."""
+    return np.array([operator_norm(t, d, tol) for t, d in zip(leaves(tree), diagonal_flags(tree))])
+
+
+def stable_ranks(tree, tol: float = 1e-6) -> np.ndarray:
+    """:func:`stable_rank` of every leaf in flatten order (NaN for a zero tensor)."""
+    return np.array([stable_rank(t, d, tol) for t, d in zip(leaves(tree), diagonal_flags(tree))])
+
+
+def polars(tree) -> list[np.ndarray]:
+    """:func:`polar` of every leaf in flatten order; raises :class:`TrustError` naming a tensor that is not
+    finite (a NaN gradient has no polar factor)."""
+    out = []
+    for name, t, d in zip(leaf_names(tree), leaves(tree), diagonal_flags(tree)):
+        if not np.all(np.isfinite(np.asarray(t))):
+            raise TrustError(f"tensor {name} has NaN or Inf entries; its polar factor is undefined")
+        out.append(polar(t, d))
+    return out

@@ -182,6 +182,8 @@ OPTIMISERS = {  # name: (factory, the hyperparameter that plays the learning rat
     "lars": (optim.lars, "learning_rate", {"learning_rate": 0.05}),
     "madam": (optim.madam, "learning_rate", {"learning_rate": 0.05}),
     "madam_lns": (optim.madam_lns, "lr_factor", {"levels": 4096, "base_lr": 0.001, "lr_factor": 16.0}),
+    "orthogonal_sgd": (optim.orthogonal_sgd, "learning_rate", {"learning_rate": 0.05}),
+    "muon": (optim.muon, "learning_rate", {"learning_rate": 0.05}),
 }
 
 
@@ -468,3 +470,24 @@ def test_lns_grid_ends_for_zero_and_oversized_weights():
     updates, state = t.update({"w": jnp.array([1.0, 3.0, -2.0, 2.0])}, state, params)
     np.testing.assert_array_equal(state.exponent["w"], [0, 0, 34, 34])  # n ← clip(n − round(s)·sign, 0, 63)
     assert float(params["w"][1] + updates["w"][1]) == 0.0
+
+
+def test_orthogonal_sgd_steps_by_the_exact_polar_factor(key):
+    """Held against NumPy's SVD: the step is −η·U_r V_rᵀ of the gradient (a kernel as its (k·k·c_in, c_out)
+    matrix, a bias as g/‖g‖), orthogonal to float64 rounding (~1e-15; 1e-12 allows the SVD's own error)."""
+    g = {
+        "k": jax.random.normal(key, (3, 3, 2, 4)),
+        "w": jax.random.normal(jax.random.fold_in(key, 1), (6, 9)),
+        "b": jnp.array([3.0, -4.0]),
+    }
+    g["w"] = g["w"].at[:, 0].set(0.0)  # rank 5 of 6: one singular value is 0 and stays 0
+    updates, _ = optim.orthogonal_sgd(0.1).update(g, optim.orthogonal_sgd(0.1).init(g))
+    for name, shape in (("k", (18, 4)), ("w", (6, 9))):
+        m = np.asarray(g[name]).reshape(shape)
+        u, s, vt = np.linalg.svd(m, full_matrices=False)
+        r = int(np.sum(s > 1e-12 * s[0]))
+        np.testing.assert_allclose(np.asarray(updates[name]).reshape(shape), -0.1 * u[:, :r] @ vt[:r], atol=1e-12)
+        s_step = np.linalg.svd(np.asarray(updates[name]).reshape(shape), compute_uv=False)
+        np.testing.assert_allclose(s_step[:r], 0.1, rtol=1e-12)
+        np.testing.assert_allclose(s_step[r:], 0.0, atol=1e-12)
+    np.testing.assert_allclose(updates["b"], [-0.06, 0.08], rtol=1e-14)

@@ -445,3 +445,45 @@ def madam_lns(
     return optax.chain(
         scale_by_madam(g_bound, b2), optax.scale_by_learning_rate(lr_factor), madam_lns_update(levels, base_lr, p_scale)
     )
+
+
+def _polar(g):
+    """``U_r V_rᵀ`` of a tensor as a ``(−1, c_out)`` matrix (a vector as one row: ``g/‖g‖``), over the singular
+    values above NumPy's rank threshold ``max(shape)·ε·σ_max``; zero for a zero tensor. Traceable."""
+    m = g.reshape(1, -1) if g.ndim < 2 else g.reshape(-1, g.shape[-1])
+    u, s, vt = jnp.linalg.svd(m, full_matrices=False)
+    keep = s > max(m.shape) * jnp.finfo(m.dtype).eps * s[0]
+    return ((u * keep[None, :]) @ vt).reshape(g.shape)
+
+
+def scale_by_polar() -> optax.GradientTransformation:
+    """Replace each tensor's update by its orthogonal polar factor ``U_r V_rᵀ`` (exact SVD): every nonzero
+    singular value becomes 1, the steepest-descent direction in the operator norm (docs/theory.md §8).
+
+    Muon (``optax.contrib.muon``) approximates the same factor with a few Newton–Schulz iterations; this one
+    is exact, so it is the reference a test can hold an SVD against. Stateless.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> t = scale_by_polar()
+      >>> jnp.round(t.update(jnp.array([[3.0, 0.0], [0.0, 0.5]]), t.init(None))[0], 6).tolist()
+      [[1.0, 0.0], [0.0, 1.0]]
+    """
+
+    def update_fn(updates, state, params=None):
+        del params
+        return jax.tree_util.tree_map(_polar, updates), state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update_fn)
+
+
+def orthogonal_sgd(learning_rate: optax.ScalarOrSchedule = 0.05) -> optax.GradientTransformation:
+    """Orthogonalised SGD: ``W ← W − η·polar(g)`` per tensor, a spectral step of operator norm η on every
+    matrix (docs/theory.md §8; Bernstein & Newhouse 2024, "Old optimizer, new norm", arXiv 2409.20325).
+    ``optax.chain(scale_by_polar(), optax.scale_by_learning_rate(learning_rate))``."""
+    return optax.chain(scale_by_polar(), optax.scale_by_learning_rate(learning_rate))
+
+
+muon = optax.contrib.muon
+"""Muon (Jordan et al. 2024) as optax ships it: momentum, Newton–Schulz orthogonalisation of matrices, Adam on
+vectors."""

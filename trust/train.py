@@ -43,6 +43,8 @@ OPTIMIZERS: dict[str, Optimiser] = {
     "fromage": Optimiser(lambda lr, c: optim.fromage(lr), 0.01),
     "lars": Optimiser(lambda lr, c: optim.lars(lr), 0.01),
     "madam": Optimiser(lambda lr, c: optim.madam(lr, p_scale=c.p_scale), 0.01, multiplicative=True),
+    "orthogonal_sgd": Optimiser(lambda lr, c: optim.orthogonal_sgd(lr), 0.05),
+    "muon": Optimiser(lambda lr, c: optim.muon(lr), 0.02),
     # madam_lns: the learning rate is lr_factor (integer exponent steps per unit of Madam's g*)
     "madam_lns": Optimiser(
         lambda lr, c: optim.madam_lns(levels=2**c.bits, base_lr=c.base_lr, lr_factor=lr, p_scale=c.p_scale),

@@ -129,11 +129,11 @@ def test_descent_invariants():
 
 
 def test_cos_gamma_confidence_interval_closed_form_and_limits():
-    ci = cosgamma.mean_ci([1.0, 2.0, 3.0, 4.0])
+    ci = estimate.mean_ci([1.0, 2.0, 3.0, 4.0])
     # mean 2.5, s = √(5/3), sem = s/2, t_{0.975, 3} = 3.182446305284263
     assert ci.mean == 2.5 and ci.sem == pytest.approx(np.sqrt(5 / 3) / 2, rel=1e-12)
     assert ci.half_width == pytest.approx(3.182446305284263 * np.sqrt(5 / 3) / 2, rel=1e-9)
-    assert np.isnan(cosgamma.mean_ci([0.5]).half_width)  # one sample: no interval
+    assert np.isnan(estimate.mean_ci([0.5]).half_width)  # one sample: no interval
     rng = np.random.default_rng(0)
     for kind, limit in cosgamma.LIMITS.items():
         values = cosgamma.monte_carlo(rng, kind, 100_000, 40)

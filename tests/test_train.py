@@ -103,7 +103,7 @@ def test_resnet_with_batchnorm_trains_and_evaluates_with_running_statistics():
         train(TrainConfig(model="resnet8", dataset="synthetic", epochs=1), progress=False)
     with pytest.raises(TrustError, match="norm applies to the resnets"):
         TrainConfig(norm="batch")
-    with pytest.raises(TrustError, match="residual applies to the mlp"):
+    with pytest.raises(TrustError, match="residual and bias apply to the mlp"):
         TrainConfig(model="resnet16", residual=True)
 
 

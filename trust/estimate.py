@@ -4,18 +4,21 @@ exponential constant C, the effective constant, cos θ, cos γ, the descent thre
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import scipy.stats
 from jax.flatten_util import ravel_pytree
 from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
 from trust.errors import TrustError
 from trust.losses import loss_function
 from trust.nets import MLP, ResNet, activation_fn
+from trust.schema import value
 from trust.tree import check_finite, leaves
 
 
@@ -222,3 +225,24 @@ def shape_verdict(drt: ShapeFit, lipschitz: ShapeFit, good: float = GOOD_FIT, sa
     if fits[other] <= good and fits[other] <= max(2 * fits[best], same):
         return "both fit"
     return best
+
+
+ONE_SAMPLE = "no interval from a single sample"
+
+
+@dataclass(frozen=True)
+class MeanCI:
+    """Mean with a Student-t 95 % confidence interval (``half_width``) and the standard error."""
+
+    mean: float
+    n: int
+    half_width: float = value(ONE_SAMPLE)
+    sem: float = value(ONE_SAMPLE)
+
+
+def mean_ci(values, level: float = 0.95) -> MeanCI:
+    """Mean with a Student-t confidence interval (``half_width``) and the standard error."""
+    v = np.asarray(values, dtype=float)
+    sem = float(np.std(v, ddof=1) / np.sqrt(v.size)) if v.size > 1 else float("nan")
+    half = float(scipy.stats.t.ppf(0.5 + level / 2, v.size - 1) * sem) if v.size > 1 else float("nan")
+    return MeanCI(mean=float(v.mean()), n=int(v.size), half_width=half, sem=sem)

@@ -174,13 +174,15 @@ def experiment_mlp(
     slope: float = 0.01,
     residual: bool = False,
     init_scheme: str = "torch",
+    bias: bool = True,
 ) -> MLP:
-    """The paper's Figure-1 MLP: ``depth`` weight matrices, biases, linear last layer (docs/theory.md §1, §5)."""
+    """The paper's Figure-1 MLP: ``depth`` weight matrices, biases, linear last layer (docs/theory.md §1, §5).
+    ``bias=False``: the bias-free net of the operator-norm theorem (docs/theory.md §2.3, §8.4)."""
     if depth < 1:
         raise TrustError(f"depth must be ≥ 1, got {depth}")
     widths = (d_in,) + (width,) * (depth - 1) + (n_out,)
     return _shared(
-        MLP(widths, activation, slope, bias=True, final_activation=False, residual=residual, init_scheme=init_scheme)
+        MLP(widths, activation, slope, bias=bias, final_activation=False, residual=residual, init_scheme=init_scheme)
     )
 
 

@@ -10,6 +10,7 @@ from trust.experiments import (
     constants,
     cosgamma,
     descent,
+    geometry,
     reviewers,
     study_breakdown,
     study_depth,
@@ -29,4 +30,5 @@ REGISTRY: dict[str, Experiment] = {
     "study depth": study_depth.EXPERIMENT,
     "assumptions": assumptions.EXPERIMENT,
     "reviewers": reviewers.EXPERIMENT,
+    "geometry": geometry.EXPERIMENT,
 }

@@ -16,19 +16,16 @@ from dataclasses import dataclass
 
 import matplotlib.ticker
 import numpy as np
-import scipy.stats
 
 from trust import estimate, measure, plots, train
+from trust.estimate import MeanCI, mean_ci
 from trust.experiments import points
 from trust.report import Row, plus_minus
-from trust.schema import Config, Experiment, Result, param, value
+from trust.schema import Config, Experiment, Result, param
 from trust.tree import weight_indices
 
 LIMITS = {"gaussian": 2 / np.pi, "uniform": 0.75}
 PAPER = float(np.cos(np.pi / 4))
-
-
-ONE_SAMPLE = "no interval from a single sample"
 
 
 @dataclass(frozen=True)
@@ -44,16 +41,6 @@ class CosGammaConfig(Config):
     seeds: int = param(3, "training runs per optimiser (seeds seed, seed+1, …)", minimum=1)
     dataset: str = param("digits", "data set", choices=("digits", "synthetic"))
     seed: int = param(0, "random seed")
-
-
-@dataclass(frozen=True)
-class MeanCI:
-    """Mean with a Student-t 95 % confidence interval (``half_width``) and the standard error."""
-
-    mean: float
-    n: int
-    half_width: float = value(ONE_SAMPLE)
-    sem: float = value(ONE_SAMPLE)
 
 
 @dataclass(frozen=True)
@@ -165,14 +152,6 @@ class CosGammaResult(Result):
 
 def _pm(m: MeanCI, digits: int = 3) -> str:
     return plus_minus(m.mean, m.half_width, m.n, digits)
-
-
-def mean_ci(values, level: float = 0.95) -> MeanCI:
-    """Mean with a Student-t confidence interval (``half_width``) and the standard error."""
-    v = np.asarray(values, dtype=float)
-    sem = float(np.std(v, ddof=1) / np.sqrt(v.size)) if v.size > 1 else float("nan")
-    half = float(scipy.stats.t.ppf(0.5 + level / 2, v.size - 1) * sem) if v.size > 1 else float("nan")
-    return MeanCI(mean=float(v.mean()), n=int(v.size), half_width=half, sem=sem)
 
 
 def monte_carlo(rng: np.random.Generator, kind: str, n: int, trials: int) -> np.ndarray:

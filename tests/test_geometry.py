@@ -1,0 +1,141 @@
+"""`trust geometry` (docs/theory.md §8): the cells measure what they say, the study combines them, the CLI prints
+the ratios and the width exponent."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from trust import bounds, cli, linalg, measure, perturb, plots, schema, train
+from trust.errors import TrustError
+from trust.experiments import cell, geometry, points
+
+TINY = dict(dataset="digits", epochs=1, batch_size=100, eta=(0.01, 0.1), n_measure=60)
+
+
+@pytest.fixture(scope="module")
+def study():
+    """Widths 8 and 16 at depth 2, depths 2 and 3 at width 8: three cells per seed, two seeds, one optimiser."""
+    config = geometry.GeometryConfig(
+        dataset="digits", widths=(8, 16), depth=2, depths=(2, 3), width=8, optimizers=("fromage",), seeds=2,
+        epochs=1, eta=(0.01, 0.1), n_measure=60, batch_size=100,
+    )  # fmt: skip
+    done = {}
+    result = schema.run_study(geometry.STUDY, config, lambda name, c: done.setdefault(name, geometry.run(c)))
+    return done, result
+
+
+def test_cells_and_sweeps(study):
+    done, result = study
+    assert sorted(done) == ["fromage_w16_L2_s0", "fromage_w16_L2_s1", "fromage_w8_L2_s0", "fromage_w8_L2_s1",
+                            "fromage_w8_L3_s0", "fromage_w8_L3_s1"]  # fmt: skip
+    assert result.width.function.shape == (1, 2, 2, 2, 4, 3, 2) and result.depth.c_eff.shape == (1, 2, 2, 2, 3)
+    assert result.diverged == 0 and np.all(result.width.train_acc > 0.1)
+    # the depth sweep's depth-2 cell is the width sweep's width-8 cell
+    np.testing.assert_array_equal(result.depth.function[:, :, 0], result.width.function[:, :, 0])
+
+
+def test_each_family_has_its_prescribed_size_in_its_own_geometry(study):
+    """The step of every family has relative size exactly 1 per unit η in its own geometry (closed form: the
+    constructor divides by the measured norm), measured again here by NumPy. Training runs in float32, whose
+    norms carry ~1e-7 relative rounding; the operator norms are exact SVDs (widths ≤ 256)."""
+    done, _ = study
+    for r in done.values():
+        for g in range(3):
+            np.testing.assert_allclose(r.sizes[:, :, g, g], 1.0, rtol=1e-5)
+        # the identity b = a·√(srank W / srank ΔW) (docs/theory.md §8.2) on the Frobenius family
+        a, b = r.sizes[:, :, 0, 0], r.sizes[:, :, 0, 1]
+        w_rank = r.weight_rank[:, None, :]
+        np.testing.assert_allclose(b, a * np.sqrt(w_rank / r.step_rank[:, :, 0]), rtol=1e-4)
+
+
+def test_the_operator_norm_theorem_holds_on_every_family(study):
+    """A theorem on bias-free relu nets (docs/theory.md §2.3): zero violations. float32 forward passes: the
+    measured change carries ~1e-6 relative rounding, so the allowance is 1e-5."""
+    done, result = study
+    ratios = np.concatenate([r.operator_ratio.ravel() for r in done.values()])
+    assert ratios.size == 6 * 2 * 12 * 2 and np.all(np.isfinite(ratios))
+    assert np.max(ratios) <= 1 + 1e-5 and result.operator_worst == pytest.approx(np.max(ratios))
+
+
+def test_gradient_frobenius_family_is_the_papers_slice(study):
+    """The (gradient, Frobenius) family is the fixed-gradient slice of the breakdown cells, measured independently
+    through trust.experiments.cell at the same point."""
+    done, _ = study
+    r = done["fromage_w8_L2_s0"]
+    c = r.config
+    ds = train.load_data(c.train_config())
+    net, params = train.initial_params(c.train_config(), ds)
+    x, y = points.measurement_batch(ds, c.n_measure)
+    dist = cell.gradient_slice(net, params, x, y, np.asarray(c.eta))
+    np.testing.assert_allclose(r.function[0, 0, 0], dist.function_frob, rtol=1e-5)  # float32: same program
+    np.testing.assert_allclose(r.gradient[0, 0, 0], dist.gradient[:, dist.is_weight], rtol=1e-5)
+
+
+def test_step_direction_is_the_optimisers_first_step(study):
+    """The 'step' family at initialisation moves along W₁ − W₀ of the training run: its stable rank equals that
+    of the actual Fromage step (computed here from a second, identical training run)."""
+    done, _ = study
+    r = done["fromage_w16_L2_s1"]
+    c = r.config
+    trained = train.train(c.train_config((0, 1)), progress=False)
+    step = jax.tree_util.tree_map(jnp.subtract, trained.checkpoints[1], trained.checkpoints[0])
+    np.testing.assert_allclose(r.step_rank[0, 3, 0], linalg.stable_ranks(step), rtol=1e-4)
+
+
+def test_combined_ratios_and_exponent(study):
+    done, result = study
+    measured = np.concatenate([(r.function_max / r.bound())[:, 0, 1].ravel() for r in done.values()])
+    assert result.ratio_function[0, 0, 1] == pytest.approx(np.median(measured))
+    assert result.ratio_function[1, 0, 1] == pytest.approx(np.max(measured))
+    per_seed = [geometry.width_exponent((8, 16), result.width.function[0, s, :, 0, 0, 0, 0]) for s in range(2)]
+    assert result.exponent[0, 0, 0, 0] == pytest.approx(np.mean(per_seed), rel=1e-12)
+    assert np.isfinite(result.exponent_half[0, 0, 0, 0])  # two seeds: a Student-t interval
+    rt = geometry.GeometryResult.from_json(result.to_json(), result.arrays())
+    assert schema.same(result, rt)
+    assert len(geometry.rows(result)) == 1 + 1 + 4 + 1
+    for draw in (geometry.width_figure, geometry.ranks_figure, geometry.ratios_figure, geometry.ceff_figure):
+        plots.plt.close(draw(result))
+
+
+def test_width_exponent_recovers_a_power_law():
+    widths = np.array([32, 64, 128, 256])
+    assert geometry.width_exponent(widths, 0.3 * widths**0.5) == pytest.approx(0.5, abs=1e-12)
+    assert geometry.width_exponent(widths, np.full(4, 0.02)) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_bounds_of_a_cell_are_each_geometrys_product(study):
+    done, _ = study
+    r = done["fromage_w8_L3_s0"]
+    own = r.bound()
+    for g in range(3):
+        expected = bounds.drt_bound(r.eta[:, None] * r.sizes[1, 2, g, g][None, :])
+        np.testing.assert_allclose(own[1, 2, g], expected, rtol=1e-12)
+    np.testing.assert_allclose(r.bound(1)[0, 0, 0], bounds.drt_bound(r.eta[:, None] * r.sizes[0, 0, 0, 1]), rtol=1e-12)
+
+
+def test_cli_geometry_json_and_bad_values(capsys):
+    args = ["geometry", "--dataset", "digits", "--widths", "8", "16", "--depth", "2", "--depths", "2", "--width", "8"]
+    args += ["--optimizers", "orthogonal_sgd", "--seeds", "1", "--epochs", "1", "--eta", "0.01", "--n-measure", "60"]
+    args += ["--batch-size", "100"]
+    assert cli.main([*args, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert np.asarray(out["ratio_function"]).shape == (2, 4, 3) and np.asarray(out["exponent"]).shape == (1, 2, 4, 3)
+    assert out["exponent_half"][0][0][0][0] == "nan" and "exponent_half" in out["undefined"]  # one seed
+    assert cli.main([*args[:-2], "--eta", "0"]) == 2
+    assert "eta entries must be > 0" in capsys.readouterr().err
+
+
+def test_geometry_measure_refuses_a_dead_point(key):
+    """A zero gradient somewhere makes every family undefined there: the cell reports NaN, never a number."""
+    net = train.MODELS["mlp"](train.TrainConfig(depth=2, width=4, bias=False), train.load_data(train.TrainConfig()))
+    params = net.init(key)
+    params[0]["w"] = jnp.zeros_like(params[0]["w"])
+    ds = train.load_data(train.TrainConfig())
+    x, y = ds.x_train[:20], ds.y_train[:20]
+    step = jax.tree_util.tree_map(jnp.ones_like, params)
+    assert geometry._measure(net, params, step, x, y, np.array([0.1]), key) is None
+    with pytest.raises(TrustError):
+        measure.relative_distances(net.apply, params, x, y, perturb.gaussian(key, params), [0.1])

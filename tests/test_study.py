@@ -16,6 +16,7 @@ TINY_CELL = dict(dataset="digits", depth=3, width=8, epochs=1, batch_size=100, c
 ETA = (0.0, 0.01, 0.05)
 TINY_STUDY = dict(
     dataset="digits",
+    optimizers=("fromage", "sgd", "adam"),
     depths=(2, 3),
     residual_depth=0,
     width=8,

@@ -16,6 +16,20 @@ PNG_METADATA = {"Software": None}
 PDF_METADATA = {"Creator": None, "Producer": None, "CreationDate": None}
 
 
+# One colour per optimiser in every figure (the Okabe–Ito palette, colour-blind safe).
+OPTIMIZER_COLOURS = {
+    "fromage": "#0072B2",
+    "sgd": "#D55E00",
+    "adam": "#009E73",
+    "sgd_momentum": "#CC79A7",
+    "madam": "#E69F00",
+    "lars": "#56B4E9",
+    "madam_lns": "#7F6000",
+    "orthogonal_sgd": "#000000",
+    "muon": "#882255",
+}
+
+
 def subplots(rows: int, cols: int, figsize):
     """A figure with a 2-D array of axes (always 2-D) and constrained layout."""
     return plt.subplots(rows, cols, figsize=figsize, squeeze=False, constrained_layout=True)

@@ -272,7 +272,7 @@ def _accuracies(runs: list[RunCurves]) -> list[float]:
     return [100 * (1 - r.final_test_error) for r in runs]
 
 
-COLOURS = {"fromage": "C0", "lars": "C1", "madam": "C2", "sgd": "C3", "adam": "C4", "madam_lns": "C5"}
+COLOURS = plots.OPTIMIZER_COLOURS
 
 
 def _norm_panel(ax, result: ReviewersResult) -> None:

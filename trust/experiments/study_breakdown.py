@@ -51,7 +51,9 @@ class StudyBreakdownConfig(Config):
     width: int = param(0, "hidden width; 0: 256 (32 with --quick); the paper's is 784", minimum=0)
     depths: tuple[int, ...] = param((), "plain MLP depths; none given: 2 4 8 16 32 (2 4 8 16 with --quick)", minimum=1)
     residual_depth: int = param(16, "depth of the residual MLP (0: none)", minimum=0)
-    optimizers: tuple[str, ...] = param(("fromage", "sgd", "adam"), "optimisers", choices=train.OPTIMIZERS)
+    optimizers: tuple[str, ...] = param(
+        ("fromage", "sgd", "adam", "orthogonal_sgd"), "optimisers", choices=train.OPTIMIZERS
+    )
     swept: tuple[str, ...] = param(("sgd",), "optimisers whose learning rate a sweep chooses", choices=train.OPTIMIZERS)
     sweep_lrs: tuple[float, ...] = param((1.0, 0.1, 0.01), "the sweep's learning rates", minimum=0)
     seeds: int = param(3, "seeds per configuration (3 also in full mode: 5 do not fit the hour)", minimum=1)
@@ -323,9 +325,6 @@ def optimizer_figure(result: StudyBreakdownResult, optimizer: str):
     return fig
 
 
-OPTIMIZER_COLOURS = {"fromage": "#0072B2", "sgd": "#D55E00", "adam": "#009E73", "sgd_momentum": "#CC79A7"}
-
-
 def _band(ax, x, values, colour, **kw) -> None:
     """Median line and the seeds' range as a band (``values``: one array of seeds per x; empty ones skipped)."""
     values = [_finite(v) for v in values]
@@ -348,7 +347,7 @@ def summary_figure(result: StudyBreakdownResult):
         ax = axes[0, col]
         for optimizer in c.optimizers:
             vals = [result.probe(optimizer, d, False, eta, -1) for d in depths]
-            _band(ax, depths, vals, OPTIMIZER_COLOURS.get(optimizer), marker="o", label=f"{optimizer}, end")
+            _band(ax, depths, vals, plots.OPTIMIZER_COLOURS[optimizer], marker="o", label=f"{optimizer}, end")
         init = [result.probe(c.optimizers[0], d, False, eta, 0) for d in depths]
         _band(ax, depths, init, "0.5", ls="--", label="initialisation")
         ax.plot(depths, [(1 + eta) ** d - 1 for d in depths], "k:", label="DRT (1+η)^L − 1")
@@ -358,7 +357,7 @@ def summary_figure(result: StudyBreakdownResult):
     ax = axes[0, 2]
     for optimizer in c.optimizers:
         c_eff = [np.array([r.c_eff_first[-1] for r in result.select(optimizer, d) if r.measured]) for d in depths]
-        _band(ax, depths, c_eff, OPTIMIZER_COLOURS.get(optimizer), marker="o", label=optimizer)
+        _band(ax, depths, c_eff, plots.OPTIMIZER_COLOURS[optimizer], marker="o", label=optimizer)
     ax.axhline(1.0, color="k", lw=0.8)
     plots.depth_axis(ax, depths)
     ax.set(yscale="log", xlabel="depth L", ylabel="C_eff = max_η measured / DRT", title="(c) C_eff of layer 1, end")

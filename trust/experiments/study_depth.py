@@ -31,6 +31,7 @@ LR_GRIDS: dict[str, tuple[float, ...]] = {
     "adam": (0.01, 0.001, 0.0001),
     "fromage": (0.1, 0.01, 0.001),
     "madam": (0.1, 0.01, 0.001),
+    "orthogonal_sgd": (0.5, 0.05, 0.005),  # the decade around its default 0.05 (an operator-norm step per layer)
 }
 # The paper's claim: the depth past which each optimiser stops training (Fromage: beyond the depths it tried).
 PAPER_STOP = {"sgd": "past ~10", "sgd_momentum": "past ~10", "adam": "past ~21", "fromage": "trains deeper than both"}
@@ -167,9 +168,6 @@ def run(config: StudyDepthConfig) -> StudyDepthResult:
     return result
 
 
-COLOURS = {"sgd": "#D55E00", "sgd_momentum": "#CC79A7", "adam": "#009E73", "fromage": "#0072B2", "madam": "#E69F00"}
-
-
 def depth_figure(result: StudyDepthResult):
     """Best training accuracy over the learning-rate grid against depth (median, band: the seeds' range)."""
     c = result.config
@@ -177,9 +175,19 @@ def depth_figure(result: StudyDepthResult):
     ax = axes[0, 0]
     for optimizer in c.optimizers:
         vals = result.trainability(optimizer)
-        ax.plot(c.depths, [np.median(v) for v in vals], color=COLOURS.get(optimizer), marker="o", label=optimizer)
+        ax.plot(
+            c.depths,
+            [np.median(v) for v in vals],
+            color=plots.OPTIMIZER_COLOURS[optimizer],
+            marker="o",
+            label=optimizer,
+        )
         ax.fill_between(
-            c.depths, [v.min() for v in vals], [v.max() for v in vals], color=COLOURS.get(optimizer), alpha=0.2
+            c.depths,
+            [v.min() for v in vals],
+            [v.max() for v in vals],
+            color=plots.OPTIMIZER_COLOURS[optimizer],
+            alpha=0.2,
         )
     ax.axhline(0.1, color="k", ls=":", lw=1, label="chance (10 classes)")
     ax.axhline(c.threshold, color="0.4", ls="--", lw=1, label=f"threshold {c.threshold:g}")
@@ -222,7 +230,7 @@ def depth_rows(result: StudyDepthResult) -> list[Row]:
 
 def paper_configs(quick: bool, seed: int) -> dict[str, StudyDepthConfig]:
     # the quick preview: one seed and SGD, Adam, Fromage only (the CLI's --quick keeps three seeds and all five)
-    preview: dict[str, Any] = dict(seeds=1, optimizers=("sgd", "adam", "fromage")) if quick else {}
+    preview: dict[str, Any] = dict(seeds=1, optimizers=("sgd", "adam", "fromage", "orthogonal_sgd")) if quick else {}
     return {"study_depth": StudyDepthConfig(quick=quick, seed=seed, **preview)}
 
 

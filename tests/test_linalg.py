@@ -110,3 +110,16 @@ def test_elementwise_size_bounds_the_other_two():
         assert np.linalg.norm(delta) <= e_measured * np.linalg.norm(w) * (1 + 1e-12)
         bound = e_measured * np.linalg.norm(np.abs(w), 2)
         assert np.linalg.norm(delta, 2) <= bound * (1 + 1e-12)
+
+
+def test_a_cluster_at_the_top_falls_back_to_the_exact_svd():
+    """Singular values 1 and 1 − 1e-5 (as in a float32 step of orthogonalised SGD, all equal up to rounding): the
+    power iteration cannot reach a 1e-8 residual in FALLBACK_AFTER steps, so the exact SVD answers."""
+    rng = np.random.default_rng(SEED)
+    m = _with_spectrum(rng, (300, 300), np.array([1.0, 1 - 1e-5, 1 - 2e-5, 0.5]))
+    with pytest.raises(TrustError, match="did not reach"):
+        linalg.power_iteration(m, tol=1e-8, max_iter=linalg.FALLBACK_AFTER)
+    top = linalg.top_singular(m, tol=1e-8)
+    assert top.iterations == 0 and top.sigma == pytest.approx(1.0, rel=1e-12)
+    with pytest.raises(TrustError, match="NaN or Inf"):
+        linalg.top_singular(np.full((300, 300), np.inf))

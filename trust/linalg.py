@@ -60,12 +60,24 @@ def power_iteration(m, tol: float = 1e-6, max_iter: int = 100_000, seed: int = 0
     raise TrustError(f"the power iteration did not reach relative residual {tol} in {max_iter} iterations")
 
 
+FALLBACK_AFTER = 2000
+"""Power iterations after which :func:`top_singular` takes the exact SVD instead (about the SVD's cost at 1024²)."""
+
+
 def top_singular(m, tol: float = 1e-6) -> TopSingular:
     """The top singular triple of a matrix: the exact SVD when ``min(shape) ≤ EXACT_BELOW``, else
-    :func:`power_iteration` to relative residual ``tol``."""
+    :func:`power_iteration` to relative residual ``tol`` — and the exact SVD after all if the iteration has not
+    met ``tol`` in :data:`FALLBACK_AFTER` steps. That happens when the top singular values form a cluster wider
+    than ``tol`` but too narrow to separate quickly, e.g. a float32 step of orthogonalised SGD, whose singular
+    values are all equal up to rounding."""
     m = np.asarray(m, dtype=float)
+    if not np.all(np.isfinite(m)):
+        raise TrustError("the matrix has NaN or Inf entries; its operator norm is undefined")
     if min(m.shape) > EXACT_BELOW:
-        return power_iteration(m, tol)
+        try:
+            return power_iteration(m, tol, max_iter=FALLBACK_AFTER)
+        except TrustError:  # not converged (the matrix is finite): a cluster at the top
+            pass
     u, s, vt = np.linalg.svd(m, full_matrices=False)
     return TopSingular(float(s[0]), u[:, 0], vt[0], 0)
 

@@ -490,11 +490,12 @@ def ranks_figure(r: GeometryResult):
     beside n/4 (a Gaussian matrix); (b) stable rank of the step along each direction (Frobenius family)."""
     c, sw = r.config, r.width
     widths = np.asarray(sw.values, dtype=float)
-    fig, axes = plots.subplots(1, 2, figsize=(12, 4.5))
+    fig, axes = plots.subplots(1, 2, figsize=(14, 4.8))
     ax_a, ax_b = axes[0]
     ax_a.plot(widths, np.nanmedian(sw.weight_rank[:, :, :, 0], axis=(0, 1)), "ko-", label="initialisation")
     for o, opt in enumerate(c.optimizers):
-        ax_a.plot(widths, np.nanmedian(sw.weight_rank[o, :, :, 1], axis=0), "s--", label=f"end of {opt}")
+        colour = plots.OPTIMIZER_COLOURS[opt]
+        ax_a.plot(widths, np.nanmedian(sw.weight_rank[o, :, :, 1], axis=0), "s--", color=colour, label=f"end of {opt}")
     ax_a.plot(widths, widths / 4, ":", color="grey", label="n/4 (n × n Gaussian)")
     ax_a.set(title="(a) srank W_l, mean over layers", ylabel="‖W‖_F² / ‖W‖_op²")
     for d, direction in enumerate(DIRECTIONS[:3]):  # the same nets at init for every optimiser: the first's
@@ -504,9 +505,9 @@ def ranks_figure(r: GeometryResult):
         ax_b.fill_between(widths, lo, hi, color=colour, alpha=0.15)
     for o, opt in enumerate(c.optimizers):
         step = DIRECTIONS.index("step")
-        ax_b.plot(widths, np.nanmedian(sw.step_rank[o, :, :, 0, step], axis=0), "^:", color=f"C{o + 4}",
+        ax_b.plot(widths, np.nanmedian(sw.step_rank[o, :, :, 0, step], axis=0), "^:", color=plots.OPTIMIZER_COLOURS[opt],
                   label=f"{opt}'s step, init")  # fmt: skip
-        ax_b.plot(widths, np.nanmedian(sw.step_rank[o, :, :, 1, step], axis=0), "s--", color=f"C{o + 4}",
+        ax_b.plot(widths, np.nanmedian(sw.step_rank[o, :, :, 1, step], axis=0), "s--", color=plots.OPTIMIZER_COLOURS[opt],
                   label=f"{opt}'s step, end")  # fmt: skip
     ax_b.set(title="(b) srank ΔW_l, mean over layers (median over seeds)", ylabel="srank ΔW")
     for ax in (ax_a, ax_b):
@@ -514,14 +515,15 @@ def ranks_figure(r: GeometryResult):
         ax.set_xticks(widths, [str(int(w)) for w in widths])
         ax.set_xticks([], minor=True)
         ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=8)
+    ax_a.legend(fontsize=8)
+    ax_b.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
 
 
 def ratios_figure(r: GeometryResult):
     """Measured / own bound per family: median (bar) and worst (marker) of the function change (left) and of every
     layer's gradient change (right), over η, checkpoints and cells; 1 is a tight bound, above 1 a violation."""
-    fig, axes = plots.subplots(1, 2, figsize=(13, 4.5))
+    fig, axes = plots.subplots(1, 2, figsize=(13, 5.2))
     x = np.arange(len(DIRECTIONS))
     width = 0.26
     colours = ("tab:purple", "tab:cyan", "tab:olive")
@@ -535,7 +537,7 @@ def ratios_figure(r: GeometryResult):
         ax.set(yscale="log", ylabel="measured / own bound", xlabel="direction",
                title=f"relative {what} change / ∏(1 + η s_l) − 1 in the family's geometry")  # fmt: skip
         ax.grid(alpha=0.3, axis="y", which="both")
-        ax.legend(fontsize=7, ncol=3)
+        ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.16))
     return fig
 
 

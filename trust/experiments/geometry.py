@@ -503,12 +503,11 @@ def ranks_figure(r: GeometryResult):
         med, lo, hi = _median_band(sw.step_rank[0, :, :, 0, d], 0)
         ax_b.plot(widths, med, "o-", color=colour, label=f"{direction}, init")
         ax_b.fill_between(widths, lo, hi, color=colour, alpha=0.15)
+    step = DIRECTIONS.index("step")
     for o, opt in enumerate(c.optimizers):
-        step = DIRECTIONS.index("step")
-        ax_b.plot(widths, np.nanmedian(sw.step_rank[o, :, :, 0, step], axis=0), "^:", color=plots.OPTIMIZER_COLOURS[opt],
-                  label=f"{opt}'s step, init")  # fmt: skip
-        ax_b.plot(widths, np.nanmedian(sw.step_rank[o, :, :, 1, step], axis=0), "s--", color=plots.OPTIMIZER_COLOURS[opt],
-                  label=f"{opt}'s step, end")  # fmt: skip
+        for k, style in ((0, "^:"), (1, "s--")):
+            ranks = np.nanmedian(sw.step_rank[o, :, :, k, step], axis=0)
+            ax_b.plot(widths, ranks, style, color=plots.OPTIMIZER_COLOURS[opt], label=f"{opt}'s step, {CHECKPOINTS[k]}")
     ax_b.set(title="(b) srank ΔW_l, mean over layers (median over seeds)", ylabel="srank ΔW")
     for ax in (ax_a, ax_b):
         ax.set(xscale="log", yscale="log", xlabel="width n")

@@ -103,11 +103,6 @@ def test_largest_prefix():
     assert descent.largest_prefix(etas, [True] * 5) == (0.4, None)
 
 
-def test_lemma2_threshold_is_zero_without_a_descent_direction():
-    np.testing.assert_array_equal(estimate.lemma2_threshold([-1.0, -0.3, 0.0], 4), 0.0)
-    assert estimate.lemma2_threshold(0.5, 1) == pytest.approx(0.5)  # L = 1: η < cos θ
-
-
 def test_descent_invariants():
     config = descent.DescentConfig(depths=(2, 3), epochs=(0.0,), eta_steps=24, **SMALL)
     result = descent.run(config)

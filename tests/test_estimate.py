@@ -67,6 +67,11 @@ def test_lemma2_thresholds():
     assert estimate.lemma2_threshold(0.5, 16, big_c) == pytest.approx(0.5 / (16 * big_c), rel=1e-6)
 
 
+def test_lemma2_threshold_is_zero_without_a_descent_direction():
+    np.testing.assert_array_equal(estimate.lemma2_threshold([-1.0, -0.3, 0.0], 4), 0.0)
+    assert estimate.lemma2_threshold(0.5, 1) == pytest.approx(0.5)  # L = 1: η < cos θ
+
+
 def test_conditioning_rank_rule_at_its_threshold():
     """σ_min is compared with σ_max·max(m, n)·ε of the matrix's own dtype (NumPy's matrix_rank rule)."""
     eps64, eps32 = np.finfo(np.float64).eps, np.finfo(np.float32).eps
@@ -78,6 +83,10 @@ def test_conditioning_rank_rule_at_its_threshold():
     assert estimate.conditioning(np.diag([1.0, 1e-7]).astype(np.float32)) == float("inf")
     assert estimate.conditioning(np.diag([1.0, 1e-7])) == pytest.approx(1e7, rel=1e-12)
     assert 2 * eps32 > 1e-7 > 2 * eps64
+    # exactly at the threshold (a diagonal's SVD is exact): numerically singular, as NumPy's rule has it
+    assert estimate.conditioning(np.diag([10.0, 1.0, 30 * eps64])) == float("inf")
+    # an integer matrix is measured with float64's ε
+    assert estimate.conditioning(np.array([[2, 0], [0, 1]])) == 2.0
 
 
 def test_transmission_skips_zero_preactivations_and_the_linear_last_layer(key):
@@ -140,6 +149,17 @@ def test_sharpness_of_a_diagonal_model_is_closed_form(n):
     params = {"w": jnp.linspace(-1.0, 1.0, n)}
     got = estimate.sharpness(lambda p, x: x[:, :n] * p["w"][None, :], params, x, jnp.arange(30) % n, "mse", tol=1e-10)
     assert got == pytest.approx(float(np.max(np.mean(np.asarray(x[:, :n]) ** 2, axis=0))), rel=1e-8)
+
+
+def test_sharpness_is_the_same_for_the_same_seed(key):
+    """The Lanczos start vector comes from ``seed``: two calls give the same bits, another seed the same value to
+    the tolerance."""
+    net = nets.experiment_mlp(5, 6, 3, 3)
+    params = net.init(key)
+    x, y = jax.random.normal(key, (30, 5)), jnp.arange(30) % 3
+    first, again = (estimate.sharpness(net.apply, params, x, y, tol=1e-2, seed=1) for _ in range(2))
+    other = estimate.sharpness(net.apply, params, x, y, tol=1e-2, seed=2)
+    assert first == again and other == pytest.approx(first, rel=2e-2)
 
 
 def test_sharpness_rejects_parameters_that_are_not_finite(key):

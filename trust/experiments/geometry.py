@@ -36,7 +36,6 @@ PREDICTED_EXPONENT = {"frobenius": 0.5, "spectral": 0.0}  # for the low-stable-r
 DIVERGED = "training diverged (a non-finite loss): nothing was measured"
 DEAD = "some layer's gradient (or the optimiser's step) is zero at this checkpoint: the family is undefined there"
 BIASED = "the operator-norm theorem is for bias-free nets (docs/theory.md §2.3); this net has biases"
-ONE_SEED = "no interval from a single seed"
 
 
 @dataclass(frozen=True)
@@ -310,7 +309,7 @@ class GeometryResult(Result):
     ratio_function: np.ndarray  # (2, d, g): median and worst over η, checkpoints, cells of function_max/bound
     ratio_gradient: np.ndarray  # (2, d, g): median and worst over η, layers, checkpoints, cells
     exponent: np.ndarray = value(DIVERGED)  # (o, k, d, g) width exponent at the smallest η, mean over seeds
-    exponent_half: np.ndarray = value(ONE_SEED)  # (o, k, d, g) its 95 % half-width (Student t)
+    exponent_half: np.ndarray = value(estimate.ONE_SAMPLE)  # (o, k, d, g) its 95 % half-width (Student t)
     operator_worst: float = value(BIASED)  # the operator-norm theorem's worst measured/bound over everything
     operator_points: int = 0
     diverged: int = 0

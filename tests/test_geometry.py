@@ -19,6 +19,7 @@ TINY = dict(dataset="digits", epochs=1, batch_size=100, eta=(0.01, 0.1), n_measu
 def study():
     """Widths 8 and 16 at depth 2, depths 2 and 3 at width 8: three cells per seed, two seeds, one optimiser."""
     config = geometry.GeometryConfig(
+        quick=True,  # no ResNet cells
         dataset="digits", widths=(8, 16), depth=2, depths=(2, 3), width=8, optimizers=("fromage",), seeds=2,
         epochs=1, eta=(0.01, 0.1), n_measure=60, batch_size=100,
     )  # fmt: skip
@@ -117,7 +118,21 @@ def test_bounds_of_a_cell_are_each_geometrys_product(study):
 
 
 def test_cli_geometry_json_and_bad_values(capsys):
-    args = ["geometry", "--dataset", "digits", "--widths", "8", "16", "--depth", "2", "--depths", "2", "--width", "8"]
+    args = [
+        "geometry",
+        "--quick",
+        "--dataset",
+        "digits",
+        "--widths",
+        "8",
+        "16",
+        "--depth",
+        "2",
+        "--depths",
+        "2",
+        "--width",
+        "8",
+    ]
     args += ["--optimizers", "orthogonal_sgd", "--seeds", "1", "--epochs", "1", "--eta", "0.01", "--n-measure", "60"]
     args += ["--batch-size", "100"]
     assert cli.main([*args, "--json"]) == 0
@@ -139,3 +154,20 @@ def test_geometry_measure_refuses_a_dead_point(key):
     assert geometry._measure(net, params, step, x, y, np.array([0.1]), key) is None
     with pytest.raises(TrustError):
         measure.relative_distances(net.apply, params, x, y, perturb.gaussian(key, params), [0.1])
+
+
+@pytest.mark.slow
+def test_a_resnet_cell_in_every_geometry():
+    """A ResNet-8 with BatchNorm (kernels as patch matrices, scales as diag(s)): every family has its size in its
+    own geometry, and the operator-norm theorem is not claimed (NaN with its reason)."""
+    config = geometry.GeometryConfig(
+        dataset="digits", widths=(8,), depth=2, depths=(2,), width=8, optimizers=("fromage",), seeds=1, epochs=1,
+        eta=(0.01,), n_measure=60, batch_size=100, resnets=("resnet8_batch",), resnet_optimizers=("fromage",),
+    )  # fmt: skip
+    result = geometry.run_geometry(config)
+    assert np.all(np.isfinite(result.resnet_function)) and result.resnet_function.shape == (2, 4, 3)
+    c = next(c for n, c in geometry.cells(config, {}).items() if "resnet" in n)
+    r = geometry.run(c)
+    for g in range(3):
+        np.testing.assert_allclose(r.sizes[:, :, g, g], 1.0, rtol=1e-5)  # float32 norms
+    assert np.isnan(r.operator_ratio).all() and "operator_ratio" in r.to_json()["undefined"]

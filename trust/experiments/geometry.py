@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from trust import bounds, data, estimate, linalg, measure, perturb, plots, train
+from trust import bounds, data, estimate, linalg, measure, nets, perturb, plots, train
 from trust.errors import Diverged, TrustError
 from trust.experiments import points
 from trust.report import Row, count, plus_minus
@@ -34,8 +34,9 @@ CHECKPOINTS = ("init", "end")
 PREDICTED_EXPONENT = {"frobenius": 0.5, "spectral": 0.0}  # for the low-stable-rank directions (§8.5)
 
 DIVERGED = "training diverged (a non-finite loss): nothing was measured"
+NO_RESNETS = "no ResNet cells in this study"
 DEAD = "some layer's gradient (or the optimiser's step) is zero at this checkpoint: the family is undefined there"
-BIASED = "the operator-norm theorem is for bias-free nets (docs/theory.md §2.3); this net has biases"
+BIASED = "the operator-norm theorem is for bias-free MLPs (docs/theory.md §2.3); this net has biases or is a ResNet"
 
 
 @dataclass(frozen=True)
@@ -44,9 +45,13 @@ class GeometryCellConfig(Config):
 
     optimizer: str = param("fromage", "the optimiser", choices=train.OPTIMIZERS)
     lr: float = param(0.0, "learning rate; 0: the optimiser's default", minimum=0)
-    depth: int = param(4, "L, the number of weight matrices", minimum=1)
-    width: int = param(128, "hidden width", minimum=1)
-    bias: bool = param(False, "layers carry biases (off: the operator-norm bound is a theorem)")
+    model: str = param("mlp", "the network: an MLP (depth, width, bias) or a ResNet (norm, channels)",
+                       choices=train.MODELS)  # fmt: skip
+    depth: int = param(4, "mlp: L, the number of weight matrices", minimum=1)
+    width: int = param(128, "mlp: hidden width", minimum=1)
+    bias: bool = param(False, "mlp: layers carry biases (off: the operator-norm bound is a theorem)")
+    norm: str = param("none", "resnet: normalisation", choices=nets.NORMS)
+    channels: int = param(8, "resnet: channels of the first stage", minimum=4)
     dataset: str = param("mnist5k", "data set", choices=data.DATASETS)
     data_dir: str = param("", "directory of the MNIST IDX / CIFAR-10 files")
     epochs: int = param(2, "training epochs", minimum=1)
@@ -60,13 +65,21 @@ class GeometryCellConfig(Config):
         if not self.eta or min(self.eta) <= 0:
             raise TrustError("eta must be a non-empty grid of positive steps")
 
+    @property
+    def theorem_applies(self) -> bool:
+        """Whether the operator-norm bound is a theorem here: a bias-free relu MLP (docs/theory.md §2.3)."""
+        return self.model == "mlp" and not self.bias
+
     def train_config(self, checkpoint_steps: tuple[int, ...] = ()) -> train.TrainConfig:
         return train.TrainConfig(
             optimizer=self.optimizer,
             learning_rate=self.lr,
+            model=self.model,
             depth=self.depth,
             width=self.width,
-            bias=self.bias,
+            bias=self.bias or self.model != "mlp",  # a ResNet has its head's bias and its norms' shifts
+            norm=self.norm,
+            channels=self.channels,
             dataset=self.dataset,
             data_dir=self.data_dir,
             epochs=self.epochs,
@@ -109,7 +122,8 @@ class GeometryCellResult(Result):
 
     def summary(self) -> str:
         c = self.config
-        head = f"{c.optimizer} width {c.width} L={c.depth} seed {c.seed}"
+        net = f"width {c.width} L={c.depth}" if c.model == "mlp" else f"{c.model} norm {c.norm} channels {c.channels}"
+        head = f"{c.optimizer} {net} seed {c.seed}"
         if self.diverged_epoch:
             return f"{head}: diverged in epoch {self.diverged_epoch}"
         e = 0
@@ -174,7 +188,7 @@ def run(config: GeometryCellConfig) -> GeometryCellResult:
         key = jax.random.fold_in(jax.random.key(config.seed), k)
         per_point.append(_measure(trained.net, params, step, x, y, eta, key))
         ranks.append(linalg.stable_ranks(params)[weight_indices(params)])
-    layers, families = config.depth, (len(DIRECTIONS), len(GEOMETRIES))
+    layers, families = len(weight_indices(trained.params)), (len(DIRECTIONS), len(GEOMETRIES))
     shapes = {
         "function": families + (eta.size,),
         "function_max": families + (eta.size,),
@@ -194,7 +208,7 @@ def run(config: GeometryCellConfig) -> GeometryCellResult:
         eta=eta,
         function=stack("function"),
         function_max=stack("function_max"),
-        operator_ratio=operator_ratio if not config.bias else np.full_like(operator_ratio, np.nan),
+        operator_ratio=operator_ratio if config.theorem_applies else np.full_like(operator_ratio, np.nan),
         gradient=stack("gradient"),
         sizes=stack("sizes"),
         step_rank=stack("rank"),
@@ -208,6 +222,10 @@ CELL = Experiment(
 
 
 # ------------------------------------------------------------------------------------------------ the study
+
+
+RESNETS = tuple(f"{m}{'' if n == 'none' else '_' + n}" for m in ("resnet8", "resnet16") for n in nets.NORMS)
+"""ResNet cells by name: the model, then ``_batch``, ``_layer`` or ``_group`` for its normalisation."""
 
 
 @dataclass(frozen=True)
@@ -229,6 +247,13 @@ class GeometryConfig(Config):
     seeds: int = param(0, "seeds per configuration; 0: 3 (2 with --quick)", minimum=0)
     epochs: int = param(0, "training epochs; 0: 2 (1 with --quick)", minimum=0)
     bias: bool = param(False, "layers carry biases (off: the operator-norm bound is a theorem)")
+    resnets: tuple[str, ...] = param(
+        (), "ResNet cells (8 channels); none given: resnet8 resnet8_batch (none with --quick)", choices=RESNETS
+    )
+    resnet_optimizers: tuple[str, ...] = param(
+        (), "optimisers of the ResNet cells; none given: fromage orthogonal_sgd", choices=train.OPTIMIZERS
+    )
+    resnet_dataset: str = param("digits", "image data set of the ResNet cells", choices=data.DATASETS)
     eta: tuple[float, ...] = param((), "η grid; none given: 0.01 0.03 0.1 0.3 (0.01 0.1 with --quick)", minimum=0)
     n_measure: int = param(0, "measurement batch; 0: 500 (250 with --quick)", minimum=0)
     batch_size: int = param(250, "minibatch size", minimum=1)
@@ -248,6 +273,8 @@ class GeometryConfig(Config):
             epochs=self.epochs or (1 if q else 2),
             eta=self.eta or ((0.01, 0.1) if q else (0.01, 0.03, 0.1, 0.3)),
             n_measure=self.n_measure or (250 if q else 500),
+            resnets=self.resnets or (() if q else ("resnet8", "resnet8_batch")),
+            resnet_optimizers=self.resnet_optimizers or ("fromage", "orthogonal_sgd"),
         )
 
     def validate(self):
@@ -278,9 +305,23 @@ def _grid(c: GeometryConfig) -> dict[str, tuple]:
     return grid
 
 
+def _resnet_grid(c: GeometryConfig) -> dict[str, GeometryCellConfig]:
+    grid = {}
+    for optimizer in c.resnet_optimizers:
+        for s in range(c.seed, c.seed + c.seeds):
+            for resnet in c.resnets:
+                model, _, norm = resnet.partition("_")
+                grid[f"{optimizer}_{resnet}_s{s}"] = GeometryCellConfig(
+                    optimizer=optimizer, model=model, norm=norm or "none", dataset=c.resnet_dataset,
+                    data_dir=c.data_dir, epochs=c.epochs, batch_size=c.batch_size, eta=c.eta,
+                    n_measure=c.n_measure, seed=s,
+                )  # fmt: skip
+    return grid
+
+
 def cells(config: GeometryConfig, done: dict) -> dict[str, GeometryCellConfig]:
     c = config.resolved()
-    return {name: _cell(c, *key) for name, key in _grid(c).items()}
+    return {**{name: _cell(c, *key) for name, key in _grid(c).items()}, **_resnet_grid(c)}
 
 
 def width_exponent(widths, values) -> float:
@@ -310,6 +351,8 @@ class GeometryResult(Result):
     ratio_gradient: np.ndarray  # (2, d, g): median and worst over η, layers, checkpoints, cells
     exponent: np.ndarray = value(DIVERGED)  # (o, k, d, g) width exponent at the smallest η, mean over seeds
     exponent_half: np.ndarray = value(estimate.ONE_SAMPLE)  # (o, k, d, g) its 95 % half-width (Student t)
+    resnet_function: np.ndarray = value(NO_RESNETS)  # (2, d, g) as ratio_function, over the ResNet cells
+    resnet_gradient: np.ndarray = value(NO_RESNETS)  # (2, d, g) as ratio_gradient, over the ResNet cells
     operator_worst: float = value(BIASED)  # the operator-norm theorem's worst measured/bound over everything
     operator_points: int = 0
     diverged: int = 0
@@ -324,6 +367,12 @@ class GeometryResult(Result):
                 for i, d in enumerate(DIRECTIONS)
             )
             lines.append(f"{geometry}: function change / own bound, median/worst: {cells}")
+        if c.resnets:
+            cells = ", ".join(
+                f"{geometry} {self.resnet_function[0, 0, g]:.3g}/{self.resnet_function[1, 0, g]:.3g}"
+                for g, geometry in enumerate(GEOMETRIES)
+            )
+            lines.append(f"ResNets ({', '.join(c.resnets)}), gradient direction, median/worst: {cells}")
         lines.append(f"operator-norm theorem: worst ratio {self.operator_worst:.3g} over {self.operator_points} points")
         shared = ", ".join(
             f"{geometry} {d} {self._exponent(0, 0, i, g)}"
@@ -383,18 +432,15 @@ def _sweep(c: GeometryConfig, done: dict, values: tuple[int, ...], width_of, dep
     return Sweep(values=values, **out)
 
 
-def combine(config: GeometryConfig, done: dict) -> GeometryResult:
-    c = config.resolved()
-    width = _sweep(c, done, c.widths, lambda w: w, lambda w: c.depth)
-    depth = _sweep(c, done, c.depths, lambda d: c.width, lambda d: d)
-    measured = [done[name] for name in _grid(c) if done[name].measured]
+def _ratios(measured: list[GeometryCellResult], first: str) -> tuple[np.ndarray, np.ndarray]:
+    """Median and worst, ``(2, d, g)``, of each family's function change (worst example) and of every layer's
+    gradient change over its own bound, over η, checkpoints and cells. At initialisation every optimiser's cell
+    holds the same net, so only the ``first`` optimiser's cells count there, except for each one's own step."""
     n_d, n_g = len(DIRECTIONS), len(GEOMETRIES)
     ratio_function, ratio_gradient = np.full((2, n_d, n_g), np.nan), np.full((2, n_d, n_g), np.nan)
 
     def points(r: GeometryCellResult, d: int) -> slice:
-        """The checkpoints of cell ``r`` that count for direction ``d``: at initialisation every optimiser's
-        cell holds the same net, so only the first optimiser's counts there, except for its own step."""
-        shared = DIRECTIONS[d] != "step" and r.config.optimizer != c.optimizers[0]
+        shared = DIRECTIONS[d] != "step" and r.config.optimizer != first
         return slice(1, None) if shared else slice(None)
 
     for d in range(n_d):
@@ -406,6 +452,18 @@ def combine(config: GeometryConfig, done: dict) -> GeometryResult:
                 v = v[np.isfinite(v)]
                 if v.size:
                     target[:, d, g] = np.median(v), np.max(v)
+    return ratio_function, ratio_gradient
+
+
+def combine(config: GeometryConfig, done: dict) -> GeometryResult:
+    c = config.resolved()
+    width = _sweep(c, done, c.widths, lambda w: w, lambda w: c.depth)
+    depth = _sweep(c, done, c.depths, lambda d: c.width, lambda d: d)
+    measured = [done[name] for name in _grid(c) if done[name].measured]
+    n_d, n_g = len(DIRECTIONS), len(GEOMETRIES)
+    ratio_function, ratio_gradient = _ratios(measured, c.optimizers[0])
+    resnets = [done[name] for name in _resnet_grid(c) if done[name].measured]
+    resnet_function, resnet_gradient = _ratios(resnets, c.resnet_optimizers[0])
     operator = np.concatenate([r.operator_ratio.ravel() for r in measured]) if measured else np.array([])
     operator = operator[np.isfinite(operator)]
     # the width exponent at the smallest η, per seed, then the mean with its interval across seeds
@@ -430,7 +488,9 @@ def combine(config: GeometryConfig, done: dict) -> GeometryResult:
         operator_points=int(operator.size),
         exponent=exponent,
         exponent_half=half,
-        diverged=sum(1 for name in _grid(c) if done[name].diverged_epoch),
+        resnet_function=resnet_function,
+        resnet_gradient=resnet_gradient,
+        diverged=sum(1 for name in [*_grid(c), *_resnet_grid(c)] if done[name].diverged_epoch),
     )
 
 
@@ -521,11 +581,16 @@ def ranks_figure(r: GeometryResult):
 def ratios_figure(r: GeometryResult):
     """Measured / own bound per family: median (bar) and worst (marker) of the function change (left) and of every
     layer's gradient change (right), over η, checkpoints and cells; 1 is a tight bound, above 1 a violation."""
-    fig, axes = plots.subplots(1, 2, figsize=(13, 5.2))
+    groups = [("MLPs", r.ratio_function, r.ratio_gradient)]
+    if r.config.resnets:
+        groups.append((", ".join(r.config.resnets), r.resnet_function, r.resnet_gradient))
+    fig, axes = plots.subplots(len(groups), 2, figsize=(13, 5.2 * len(groups)))
     x = np.arange(len(DIRECTIONS))
     width = 0.26
     colours = ("tab:purple", "tab:cyan", "tab:olive")
-    for ax, ratio, what in ((axes[0][0], r.ratio_function, "function"), (axes[0][1], r.ratio_gradient, "gradient")):
+    panels = [(axes[i][j], ratio, what, name) for i, (name, *ratios) in enumerate(groups)
+              for j, (ratio, what) in enumerate(zip(ratios, ("function", "gradient")))]  # fmt: skip
+    for ax, ratio, what, name in panels:
         for g, geometry in enumerate(GEOMETRIES):
             pos = x + (g - 1) * width
             ax.bar(pos, ratio[0, :, g], width, color=colours[g], alpha=0.7, label=f"{geometry}: median")
@@ -533,7 +598,7 @@ def ratios_figure(r: GeometryResult):
         ax.axhline(1.0, color="k", lw=1)
         ax.set_xticks(x, DIRECTIONS)
         ax.set(yscale="log", ylabel="measured / own bound", xlabel="direction",
-               title=f"relative {what} change / ∏(1 + η s_l) − 1 in the family's geometry")  # fmt: skip
+               title=f"{name}: relative {what} change / ∏(1 + η s_l) − 1, own geometry")  # fmt: skip
         ax.grid(alpha=0.3, axis="y", which="both")
         ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.16))
     return fig
@@ -575,27 +640,29 @@ def paper_figures(results: dict) -> dict:
 # ------------------------------------------------------------------------------------------------ report
 
 
+def _tightest_row(ratio: np.ndarray, where: str) -> Row:
+    """Which geometry's own bound is tightest per direction: the one whose worst case is nearest 1 in log."""
+    tightest = [GEOMETRIES[int(np.nanargmin(np.abs(np.log(ratio[1, d]))))] for d in range(len(DIRECTIONS))]
+    cells = "; ".join(
+        f"{d}: " + ", ".join(f"{g} {ratio[0, i, j]:.2g}/{ratio[1, i, j]:.2g}" for j, g in enumerate(GEOMETRIES))
+        for i, d in enumerate(DIRECTIONS)
+    )
+    return Row(
+        f"Which geometry's relative bound ∏(1 + η s_l) − 1 is tightest on the function — {where}",
+        "assumption",
+        f"measured/bound, median/worst: {cells}",
+        "tightest worst case — " + ", ".join(f"{d}: {t}" for d, t in zip(DIRECTIONS, tightest)),
+    )
+
+
 def rows(r: GeometryResult) -> list[Row]:
     c = r.config
     where = f"`trust geometry` ({count(len(c.optimizers), 'optimiser')}, {count(c.seeds, 'seed')}, widths " \
             f"{c.widths[0]}–{c.widths[-1]}, depths {c.depths[0]}–{c.depths[-1]}, {c.dataset})"  # fmt: skip
-    out = []
-    worst_log = np.abs(np.log(r.ratio_function[1]))  # (d, g): how far the worst case is from a tight bound
-    tightest = [GEOMETRIES[int(np.nanargmin(worst_log[d]))] for d in range(len(DIRECTIONS))]
-    cells = "; ".join(
-        f"{d}: " + ", ".join(f"{g} {r.ratio_function[0, i, j]:.2g}/{r.ratio_function[1, i, j]:.2g}"
-                             for j, g in enumerate(GEOMETRIES))
-        for i, d in enumerate(DIRECTIONS)
-    )  # fmt: skip
-    verdict = ", ".join(f"{d}: {t}" for d, t in zip(DIRECTIONS, tightest))
-    out.append(
-        Row(
-            f"Which geometry's relative bound ∏(1 + η s_l) − 1 is tightest on the function — {where}",
-            "assumption",
-            f"measured/bound, median/worst: {cells}",
-            f"tightest worst case — {verdict}",
-        )
-    )
+    out = [_tightest_row(r.ratio_function, where)]
+    if c.resnets:
+        where = f"`trust geometry` ResNets ({', '.join(c.resnets)}, 8 channels; {', '.join(c.resnet_optimizers)}; "
+        out.append(_tightest_row(r.resnet_function, where + f"{c.resnet_dataset})"))
     if np.isfinite(r.operator_worst):
         out.append(
             Row(

@@ -491,3 +491,19 @@ def test_orthogonal_sgd_steps_by_the_exact_polar_factor(key):
         np.testing.assert_allclose(s_step[:r], 0.1, rtol=1e-12)
         np.testing.assert_allclose(s_step[r:], 0.0, atol=1e-12)
     np.testing.assert_allclose(updates["b"], [-0.06, 0.08], rtol=1e-14)
+
+
+def test_scale_by_madam_defaults_are_the_authors(key):
+    """g_bound 10 and b2 0.999 (Bernstein et al. 2020b, Algorithm 1): the default transform takes the same steps
+    as the one built with them, and a gradient far above its running RMS is clipped at exactly 10."""
+    g0 = {"w": jax.random.normal(key, (4, 3))}
+    default, explicit = optim.scale_by_madam(), optim.scale_by_madam(g_bound=10.0, b2=0.999)
+    s1, s2 = default.init(g0), explicit.init(g0)
+    for t in range(3):
+        g = jax.tree_util.tree_map(lambda v: jax.random.normal(jax.random.fold_in(key, t), v.shape), g0)
+        (u1, s1), (u2, s2) = default.update(g, s1), explicit.update(g, s2)
+        np.testing.assert_array_equal(u1["w"], u2["w"])
+    # after 1000 steps of v ≈ 0, a unit gradient has g/√v̂ = 1/√(0.001/(1 − 0.999^1001)) ≈ 25: clipped to 10
+    quiet = optim.ScaleByMadamState(jnp.asarray(1000, jnp.int32), {"w": jnp.zeros((4, 3))})
+    u, _ = default.update({"w": jnp.ones((4, 3))}, quiet)
+    np.testing.assert_array_equal(u["w"], 10.0)

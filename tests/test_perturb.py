@@ -73,6 +73,8 @@ def test_zero_norm_tensor_is_not_moved_and_zero_gradient_is_an_error(key):
     grads[1]["w"] = grads[1]["w"].at[0, 0].set(jnp.nan)
     with pytest.raises(TrustError, match="NaN"):
         perturb.madam(params, grads)
+    with pytest.raises(TrustError, match=r"gradient has NaN or Inf entries in tensor 2\.w"):
+        perturb.along_gradient(params, grads)
     with pytest.raises(TrustError, match="one value per tensor"):
         perturb.gaussian(key, params, [1.0, 2.0])
 

@@ -583,7 +583,7 @@ def ratios_figure(r: GeometryResult):
     layer's gradient change (right), over η, checkpoints and cells; 1 is a tight bound, above 1 a violation."""
     groups = [("MLPs", r.ratio_function, r.ratio_gradient)]
     if r.config.resnets:
-        groups.append((", ".join(r.config.resnets), r.resnet_function, r.resnet_gradient))
+        groups.append(("ResNets", r.resnet_function, r.resnet_gradient))
     fig, axes = plots.subplots(len(groups), 2, figsize=(13, 5.2 * len(groups)))
     x = np.arange(len(DIRECTIONS))
     width = 0.26
@@ -598,9 +598,15 @@ def ratios_figure(r: GeometryResult):
         ax.axhline(1.0, color="k", lw=1)
         ax.set_xticks(x, DIRECTIONS)
         ax.set(yscale="log", ylabel="measured / own bound", xlabel="direction",
-               title=f"{name}: relative {what} change / ∏(1 + η s_l) − 1, own geometry")  # fmt: skip
+               title=f"{name}: {what} change / own bound ∏(1 + η s_l) − 1")  # fmt: skip
         ax.grid(alpha=0.3, axis="y", which="both")
         ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.16))
+    c = r.config
+    resnets = f"; ResNets: {', '.join(c.resnets)} on {c.resnet_dataset}" if c.resnets else ""
+    mlps = f"MLPs: widths {c.widths[0]}–{c.widths[-1]}, depths {c.depths[0]}–{c.depths[-1]}"
+    fig.suptitle(
+        f"Measured / own bound per family: median (bar) and worst (▼) over η, checkpoints and cells\n{mlps}{resnets}"
+    )
     return fig
 
 

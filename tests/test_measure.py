@@ -96,6 +96,11 @@ def test_grid_equals_per_eta_loop(key, batch_size):
         np.testing.assert_allclose(grid.loss[k], one.loss[0], rtol=1e-12)
         np.testing.assert_allclose(grid.function_change[k], one.function_change[0], rtol=1e-10, atol=1e-14)
         np.testing.assert_allclose(grid.gradient_change[k], one.gradient_change[0], rtol=1e-10, atol=1e-14)
+    # the record's bookkeeping: its grid, the tensors' names and layer flags, the total over all tensors
+    np.testing.assert_array_equal(grid.etas, ETAS)
+    assert grid.names == tuple(tree.leaf_names(params)) and grid.is_weight == tuple(tree.layer_flags(params))
+    total = np.sqrt(np.sum(grid.gradient_change**2, axis=1)) / np.linalg.norm(grid.gradient_norm)
+    np.testing.assert_allclose(grid.gradient_total, total, rtol=1e-12)  # ‖Δ∇ℒ‖₂ over the flattened tensors
 
 
 def test_relative_size_and_delta_norm(key):
@@ -154,7 +159,8 @@ BAD_INPUTS = {
     "x_y_lengths": (lambda c: c.update(y=c["y"][:-1]), "expected inputs"),
     "label_too_big": (lambda c: c.update(y=c["y"].at[0].set(5)), r"labels must lie in \[0, 5\), got \[0, 5\]"),
     "label_negative": (lambda c: c.update(y=c["y"].at[0].set(-1)), r"labels must lie in \[0, 5\), got \[-1, 4\]"),
-    "zero_grad": (_dead_hidden_layer, "gradient is zero"),
+    "zero_grad": (_dead_hidden_layer, r"gradient is zero \(or NaN\) in tensor 1\.b;"),  # the first: 1.b, then 1.w
+    "nan_loss": (lambda c: c.update(loss=lambda out, y: jnp.nan * jnp.sum(out)), "loss at the base point is NaN"),
     "zero_output": (_zero_last_layer, "output is zero on every example"),
     "direction_shape": (lambda c: c.update(u=c["u"][:-1]), "shape of the parameters"),
     "nan_grid": (lambda c: c.update(etas=[0.0, np.nan]), "η grid"),

@@ -67,6 +67,9 @@ def test_zero_norm_tensor_is_not_moved_and_zero_gradient_is_an_error(key):
     u = perturb.along_gradient(params, grads)
     assert all(float(jnp.linalg.norm(p["b"])) == 0 for p in u)
     np.testing.assert_array_equal(tree.relative_size(u, params), [0, 1, 0, 1])
+    # a zero tensor whose gradient is zero too is simply not moved (its direction is not needed)
+    quiet = [{"w": g["w"], "b": jnp.zeros_like(g["b"])} for g in grads]
+    np.testing.assert_array_equal(tree.relative_size(perturb.along_gradient(params, quiet), params), [0, 1, 0, 1])
     grads[1]["w"] = jnp.zeros_like(grads[1]["w"])
     with pytest.raises(TrustError, match=r"gradient is zero in tensor 2\.w"):
         perturb.along_gradient(params, grads)

@@ -210,6 +210,26 @@ def test_verdicts_and_slopes_on_known_curves():
         assert estimate.shape_verdict(d, lip) == expected, (expected, d, lip)
     assert estimate.loglog_slope(ETA, 0.05 * np.sqrt(ETA)) == pytest.approx(0.5, rel=1e-12)
     assert estimate.loglog_slope(ETA, 7 * ETA) == pytest.approx(1.0, rel=1e-12)
+    # (points, layers): pooled over layers — two layers r ∝ η and r ∝ η³ with the same η give slope 2
+    both = np.stack([ETA, ETA**3], axis=1)
+    assert estimate.loglog_slope(ETA, both) == pytest.approx(2.0, rel=1e-12)
+    assert np.isnan(estimate.loglog_slope([0.1, 0.1], [1.0, 2.0]))  # one η: no slope
+
+
+def test_shape_fit_r2_against_an_independent_regression():
+    """R² of a fit through the origin is the centred 1 − SS_res/SS_tot of ln(1+r) against the fitted line,
+    computed here with NumPy's lstsq (float64: ~1e-15); a constant response has no R² (NaN)."""
+    rng = np.random.default_rng(3)
+    drt = (1 + ETA) ** 8 - 1
+    r = np.expm1(1.5 * np.log1p(drt) * np.exp(0.1 * rng.standard_normal(ETA.size)))
+    fit = estimate.fit_drt_shape(r, drt)
+    x, y = np.log1p(drt), np.log1p(r)
+    c = np.linalg.lstsq(x[:, None], y, rcond=None)[0][0]
+    assert fit.parameter == pytest.approx(c, rel=1e-12)
+    assert fit.r2 == pytest.approx(1 - np.sum((y - c * x) ** 2) / np.sum((y - y.mean()) ** 2), rel=1e-12)
+    assert 0.5 < fit.r2 < 1.0  # the noise is real: not a perfect fit
+    flat = estimate.fit_lipschitz_shape(np.full(4, 0.3), np.full(4, 0.1))
+    assert flat.parameter == pytest.approx(3.0) and np.isnan(flat.r2)
     # both fit: at tiny cLη the two curves coincide, (1+η)^{cL} − 1 ≈ cLη
     tiny = ETA * 1e-3
     r = (1 + tiny) ** 16 - 1

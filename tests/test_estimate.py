@@ -216,6 +216,35 @@ def test_verdicts_and_slopes_on_known_curves():
     assert np.isnan(estimate.loglog_slope([0.1, 0.1], [1.0, 2.0]))  # one η: no slope
 
 
+def test_shape_verdict_at_its_thresholds():
+    """The rule on hand-set residuals (good = ln 2 ≈ 0.69, same = ln 1.2 ≈ 0.18): both within good but the worse
+    more than twice the better and beyond `same` → the better alone; at exactly `good` a shape still fits."""
+    fit = lambda rms: estimate.ShapeFit(1.0, rms, 1.0)  # noqa: E731
+    good = estimate.GOOD_FIT
+    assert estimate.shape_verdict(fit(0.1), fit(0.5)) == "DRT shape"  # 0.5 > max(0.2, 0.18)
+    assert estimate.shape_verdict(fit(0.5), fit(0.1)) == "Lipschitz shape"
+    assert estimate.shape_verdict(fit(0.3), fit(0.5)) == "both fit"  # 0.5 ≤ 2·0.3
+    assert estimate.shape_verdict(fit(0.1), fit(0.2)) == "both fit"  # exactly twice: still within
+    assert estimate.shape_verdict(fit(good), fit(good)) == "both fit"  # exactly at good: fits
+    assert estimate.shape_verdict(fit(0.4), fit(good)) == "both fit"
+    assert estimate.shape_verdict(fit(0.05), fit(0.1)) == "both fit"  # within `same` though more than twice
+
+
+def test_shape_fits_leave_out_points_without_a_positive_bound():
+    """A point where the bound (or prediction) is 0 — η = 0 — or not finite carries no shape: the fit equals the
+    fit without it."""
+    drt = (1 + ETA) ** 8 - 1
+    r = 1.3 * drt
+    with_zero = estimate.fit_drt_shape(np.append(r, 0.5), np.append(drt, 0.0))
+    with_inf = estimate.fit_drt_shape(np.append(r, 0.5), np.append(drt, np.inf))
+    alone = estimate.fit_drt_shape(r, drt)
+    assert with_zero == alone and with_inf == alone
+    pred = 2 * ETA
+    assert estimate.fit_lipschitz_shape(np.append(r, 0.5), np.append(pred, 0.0)) == estimate.fit_lipschitz_shape(
+        r, pred
+    )
+
+
 def test_shape_fit_r2_against_an_independent_regression():
     """R² of a fit through the origin is the centred 1 − SS_res/SS_tot of ln(1+r) against the fitted line,
     computed here with NumPy's lstsq (float64: ~1e-15); a constant response has no R² (NaN)."""

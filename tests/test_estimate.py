@@ -287,3 +287,15 @@ def test_transmission_on_a_resnet_sees_every_phi():
     # leaky relu with slope s: s ≤ ‖φ(z)‖/‖z‖ ≤ 1 for every input (a theorem of the activation)
     assert np.all(t["alpha"] >= 0.1 - 1e-7) and np.all(t["beta"] <= 1 + 1e-7)
     assert np.all(t["alpha"] <= t["mean"]) and np.all(t["mean"] <= t["beta"])
+
+
+def test_mean_ci_closed_form():
+    ci = estimate.mean_ci([1.0, 2.0, 3.0, 4.0])
+    # mean 2.5, s = √(5/3), sem = s/2, t_{0.975, 3} = 3.182446305284263 (tables), float64 ~1e-15
+    assert ci.mean == 2.5 and ci.n == 4 and ci.sem == pytest.approx(np.sqrt(5 / 3) / 2, rel=1e-12)
+    assert ci.half_width == pytest.approx(3.182446305284263 * np.sqrt(5 / 3) / 2, rel=1e-9)
+    assert estimate.mean_ci([1.0, 2.0, 3.0, 4.0], level=0.9).half_width == pytest.approx(
+        2.353363434801823 * np.sqrt(5 / 3) / 2, rel=1e-9
+    )  # t_{0.95, 3}
+    one = estimate.mean_ci([0.5])
+    assert one.mean == 0.5 and one.n == 1 and np.isnan(one.half_width) and np.isnan(one.sem)  # no interval

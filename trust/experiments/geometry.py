@@ -35,6 +35,7 @@ PREDICTED_EXPONENT = {"frobenius": 0.5, "spectral": 0.0}  # for the low-stable-r
 
 DIVERGED = "training diverged (a non-finite loss): nothing was measured"
 NO_RESNETS = "no ResNet cells in this study"
+ONE_WIDTH = "fewer than two widths: no width exponent"
 DEAD = "some layer's gradient (or the optimiser's step) is zero at this checkpoint: the family is undefined there"
 BIASED = "the operator-norm theorem is for bias-free MLPs (docs/theory.md §2.3); this net has biases or is a ResNet"
 
@@ -325,7 +326,10 @@ def cells(config: GeometryConfig, done: dict) -> dict[str, GeometryCellConfig]:
 
 
 def width_exponent(widths, values) -> float:
-    """The least-squares slope ``p`` of ``log values`` against ``log widths`` (docs/theory.md §8.5)."""
+    """The least-squares slope ``p`` of ``log values`` against ``log widths`` (docs/theory.md §8.5); NaN with fewer
+    than two distinct widths (no slope)."""
+    if len(set(widths)) < 2:
+        return float("nan")
     return float(np.polyfit(np.log(np.asarray(widths, dtype=float)), np.log(np.asarray(values, dtype=float)), 1)[0])
 
 
@@ -349,8 +353,8 @@ class GeometryResult(Result):
     depth: Sweep
     ratio_function: np.ndarray  # (2, d, g): median and worst over η, checkpoints, cells of function_max/bound
     ratio_gradient: np.ndarray  # (2, d, g): median and worst over η, layers, checkpoints, cells
-    exponent: np.ndarray = value(DIVERGED)  # (o, k, d, g) width exponent at the smallest η, mean over seeds
-    exponent_half: np.ndarray = value(estimate.ONE_SAMPLE)  # (o, k, d, g) its 95 % half-width (Student t)
+    exponent: np.ndarray = value(f"{DIVERGED}; {ONE_WIDTH}")  # (o, k, d, g) width exponent at the smallest η, mean
+    exponent_half: np.ndarray = value(f"{estimate.ONE_SAMPLE}; {ONE_WIDTH}")  # (o, k, d, g) its 95 % half-width
     resnet_function: np.ndarray = value(NO_RESNETS)  # (2, d, g) as ratio_function, over the ResNet cells
     resnet_gradient: np.ndarray = value(NO_RESNETS)  # (2, d, g) as ratio_gradient, over the ResNet cells
     operator_worst: float = value(BIASED)  # the operator-norm theorem's worst measured/bound over everything
@@ -505,6 +509,12 @@ STUDY = Study(CELL, cells, combine)
 # ------------------------------------------------------------------------------------------------ figures
 
 
+def _mean(values) -> float:
+    """The mean of the finite values; NaN (without a warning) when there are none."""
+    v = np.asarray(values, dtype=float)
+    return float(np.mean(v[np.isfinite(v)])) if np.isfinite(v).any() else float("nan")
+
+
 def _median_band(values, axes):
     """Median and min–max over ``axes`` (NaN-aware)."""
     return (np.nanmedian(values, axis=axes), np.nanmin(values, axis=axes), np.nanmax(values, axis=axes))
@@ -524,7 +534,7 @@ def width_figure(r: GeometryResult):
             ax = axes[k][g]
             for d, direction in enumerate(DIRECTIONS):
                 med, lo, hi = _median_band(sw.function[:, :, :, k, d, g, 0], (0, 1))
-                p = np.nanmean(r.exponent[:, k, d, g])
+                p = _mean(r.exponent[:, k, d, g])
                 colour = DIRECTION_COLOURS[direction]
                 ax.plot(widths, med, "o-", color=colour, label=f"{direction} (p = {p:.2f})")
                 ax.fill_between(widths, lo, hi, color=colour, alpha=0.15)
@@ -694,7 +704,7 @@ def rows(r: GeometryResult) -> list[Row]:
                     "claim",
                     f"p (95 % CI over seeds) at η = {c.eta[0]:g}: {cells}",
                     f"consistent for {sum(inside)} of {len(inside)} optimisers"
-                    if any(inside) else f"not consistent: mean p = {np.nanmean(means):.2f}",
+                    if any(inside) else f"not consistent: mean p = {_mean(means):.2f}",
                 )
             )  # fmt: skip
     widest = r.width.c_eff[:, :, -1]  # (o, r, k, s)

@@ -91,7 +91,7 @@ def test_polar_factor_is_orthogonal_on_the_range():
     np.testing.assert_array_equal(linalg.polar(np.array([0.5, -2.0, 0.0]), diagonal=True), [1, -1, 0])
     np.testing.assert_allclose(linalg.polar(np.array([3.0, 4.0])), [0.6, 0.8], rtol=1e-15)
     np.testing.assert_array_equal(linalg.polar(np.zeros((3, 2))), np.zeros((3, 2)))
-    with pytest.raises(TrustError, match="tensor 2 has NaN"):
+    with pytest.raises(TrustError, match="orthogonalise has NaN or Inf entries in tensor 2"):
         linalg.polars([np.ones((2, 2)), np.array([[np.nan]])])
 
 

@@ -14,7 +14,7 @@ from typing import NamedTuple
 import numpy as np
 
 from trust.errors import TrustError
-from trust.tree import layer_flags, leaf_names, leaves
+from trust.tree import check_finite, layer_flags, leaves
 
 EXACT_BELOW = 256
 """A matrix whose smaller side is at most this gets the exact SVD; larger ones the power iteration."""
@@ -89,9 +89,10 @@ def operator_norm(t, diagonal: bool = False, tol: float = 1e-6) -> float:
     return top_singular(as_matrix(t), tol).sigma
 
 
-def stable_rank(t, diagonal: bool = False, tol: float = 1e-6) -> float:
-    """``‖T‖_F²/‖T‖_op²`` (1 for a rank-one matrix, the rank for one with equal singular values); NaN for 0."""
-    op = operator_norm(t, diagonal, tol)
+def stable_rank(t, diagonal: bool = False, tol: float = 1e-6, op: float | None = None) -> float:
+    """``‖T‖_F²/‖T‖_op²`` (1 for a rank-one matrix, the rank for one with equal singular values); NaN for 0.
+    ``op``: ``‖T‖_op`` if already computed."""
+    op = operator_norm(t, diagonal, tol) if op is None else op
     frobenius = float(np.linalg.norm(np.asarray(t, dtype=float)))
     return frobenius**2 / op**2 if op > 0 else float("nan")
 
@@ -120,17 +121,15 @@ def operator_norms(tree, tol: float = 1e-6) -> np.ndarray:
     return np.array([operator_norm(t, d, tol) for t, d in zip(leaves(tree), diagonal_flags(tree))])
 
 
-def stable_ranks(tree, tol: float = 1e-6) -> np.ndarray:
-    """:func:`stable_rank` of every leaf in flatten order (NaN for a zero tensor)."""
-    return np.array([stable_rank(t, d, tol) for t, d in zip(leaves(tree), diagonal_flags(tree))])
+def stable_ranks(tree, tol: float = 1e-6, operator: np.ndarray | None = None) -> np.ndarray:
+    """:func:`stable_rank` of every leaf in flatten order (NaN for a zero tensor); ``operator``: the leaves'
+    operator norms (:func:`operator_norms`) if already computed."""
+    operator = operator_norms(tree, tol) if operator is None else operator
+    return np.array([stable_rank(t, d, op=op) for t, d, op in zip(leaves(tree), diagonal_flags(tree), operator)])
 
 
 def polars(tree) -> list[np.ndarray]:
     """:func:`polar` of every leaf in flatten order; raises :class:`TrustError` naming a tensor that is not
     finite (a NaN gradient has no polar factor)."""
-    out = []
-    for name, t, d in zip(leaf_names(tree), leaves(tree), diagonal_flags(tree)):
-        if not np.all(np.isfinite(np.asarray(t))):
-            raise TrustError(f"tensor {name} has NaN or Inf entries; its polar factor is undefined")
-        out.append(polar(t, d))
-    return out
+    check_finite(tree, "the tensor to orthogonalise")
+    return [polar(t, d) for t, d in zip(leaves(tree), diagonal_flags(tree))]

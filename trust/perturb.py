@@ -17,7 +17,7 @@ import numpy as np
 
 from trust import linalg
 from trust.errors import TrustError
-from trust.tree import check_finite, leaf_names, leaf_norms, leaves, per_leaf, relative_size, unflatten_like
+from trust.tree import check_finite, leaf_names, leaf_norms, leaves, per_leaf, relative_size, size_ratio, unflatten_like
 
 
 def perturbed(params, direction, eta):
@@ -144,8 +144,7 @@ def elementwise_step(params, raw, sizes=1.0):
 
 def spectral_size(delta, params, tol: float = 1e-6) -> np.ndarray:
     """``b_l = ‖ΔW_l‖_op/‖W_l‖_op`` per leaf; 0 where ΔW_l = 0, inf where only W_l is 0."""
-    d, w = linalg.operator_norms(delta, tol), linalg.operator_norms(params, tol)
-    return np.where(d == 0, 0.0, np.divide(d, w, out=np.full_like(d, np.inf), where=w > 0))
+    return size_ratio(linalg.operator_norms(delta, tol), linalg.operator_norms(params, tol))
 
 
 def elementwise_size(delta, params) -> np.ndarray:

@@ -95,8 +95,13 @@ def leaf_norms(tree) -> np.ndarray:
     return np.array([np.linalg.norm(np.asarray(t, dtype=float)) for t in leaves(tree)])
 
 
-def relative_size(delta, params) -> np.ndarray:
-    """``a_l = ‖ΔW_l‖_F / ‖W_l‖_F`` per leaf (docs/theory.md §1); 0 where both are 0, inf where only ‖W_l‖ is."""
-    d, w = leaf_norms(delta), leaf_norms(params)
+def size_ratio(d, w) -> np.ndarray:
+    """``d_l / w_l`` for per-leaf norms of a step and of the weights: 0 where both are 0, inf where only ``w_l`` is."""
+    d, w = np.asarray(d, dtype=float), np.asarray(w, dtype=float)
     ratio = np.divide(d, w, out=np.full_like(d, np.inf), where=w > 0)
     return np.where(d == 0, 0.0, ratio)
+
+
+def relative_size(delta, params) -> np.ndarray:
+    """``a_l = ‖ΔW_l‖_F / ‖W_l‖_F`` per leaf (docs/theory.md §1); 0 where both are 0, inf where only ‖W_l‖ is."""
+    return size_ratio(leaf_norms(delta), leaf_norms(params))

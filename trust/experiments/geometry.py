@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from trust import bounds, data, estimate, linalg, measure, nets, perturb, plots, train
+from trust import bounds, data, estimate, linalg, measure, nets, perturb, plots, train, tree
 from trust.errors import Diverged, TrustError
 from trust.experiments import points
 from trust.report import Row, count, plus_minus
@@ -146,7 +146,8 @@ def _measure(net, params, step, x, y, eta, key) -> dict[str, np.ndarray] | None:
         "step": step,
     }
     layers = weight_indices(params)
-    w_op = linalg.operator_norms(params)[layers]
+    op_params = linalg.operator_norms(params)  # once per point: every family's spectral size divides by them
+    w_op = op_params[layers]
     x_norm = np.linalg.norm(np.asarray(x, dtype=float), axis=-1)
     out: dict[str, list] = {k: [] for k in ("function", "function_max", "operator_ratio", "gradient", "sizes", "rank")}
     for d in DIRECTIONS:
@@ -155,7 +156,10 @@ def _measure(net, params, step, x, y, eta, key) -> dict[str, np.ndarray] | None:
         for geometry in GEOMETRIES:
             u = perturb.GEOMETRIES[geometry].step(params, raws[d])
             dist = measure.relative_distances(net.apply, params, x, y, u, eta)
-            sizes = np.stack([perturb.GEOMETRIES[g].size(u, params)[layers] for g in GEOMETRIES])
+            op_u = linalg.operator_norms(u)  # the spectral size and the stable rank share it
+            sizes = np.stack(
+                [tree.relative_size(u, params), tree.size_ratio(op_u, op_params), perturb.elementwise_size(u, params)]
+            )[:, layers]  # in GEOMETRIES order: perturb.GEOMETRIES' sizes, with the operator norms computed once
             absolute = bounds.operator_norm_bound(w_op, np.outer(eta, sizes[1] * w_op))[:, None] * x_norm[None, :]
             values = {
                 "function": dist.function_frob,
@@ -163,7 +167,7 @@ def _measure(net, params, step, x, y, eta, key) -> dict[str, np.ndarray] | None:
                 "operator_ratio": np.max(dist.function_change / absolute, axis=1),
                 "gradient": dist.gradient[:, layers],
                 "sizes": sizes,
-                "rank": linalg.stable_ranks(u)[layers],
+                "rank": linalg.stable_ranks(u, operator=op_u)[layers],
             }
             for name, v in values.items():
                 out[name][-1].append(v)
@@ -287,23 +291,27 @@ def _name(optimizer: str, width: int, depth: int, seed: int) -> str:
     return f"{optimizer}_w{width}_L{depth}_s{seed}"
 
 
-def _cell(c: GeometryConfig, optimizer: str, width: int, depth: int, seed: int) -> GeometryCellConfig:
-    return GeometryCellConfig(
-        optimizer=optimizer, depth=depth, width=width, bias=c.bias, dataset=c.dataset, data_dir=c.data_dir,
-        epochs=c.epochs, batch_size=c.batch_size, eta=c.eta, n_measure=c.n_measure, seed=seed,
-    )  # fmt: skip
-
-
-def _grid(c: GeometryConfig) -> dict[str, tuple]:
-    """``{cell name: (optimizer, width, depth, seed)}`` for both sweeps (their shared cells once)."""
-    grid = {}
-    for optimizer in c.optimizers:
-        for s in range(c.seed, c.seed + c.seeds):
-            for w in c.widths:
-                grid[_name(optimizer, w, c.depth, s)] = (optimizer, w, c.depth, s)
-            for depth in c.depths:
-                grid[_name(optimizer, c.width, depth, s)] = (optimizer, c.width, depth, s)
-    return grid
+def _grid(c: GeometryConfig) -> dict[str, GeometryCellConfig]:
+    """The MLP cells of both sweeps by name (their shared cells once)."""
+    nets_ = [(w, c.depth) for w in c.widths] + [(c.width, depth) for depth in c.depths]
+    return {
+        _name(optimizer, width, depth, s): GeometryCellConfig(
+            optimizer=optimizer,
+            depth=depth,
+            width=width,
+            bias=c.bias,
+            dataset=c.dataset,
+            data_dir=c.data_dir,
+            epochs=c.epochs,
+            batch_size=c.batch_size,
+            eta=c.eta,
+            n_measure=c.n_measure,
+            seed=s,
+        )
+        for optimizer in c.optimizers
+        for s in range(c.seed, c.seed + c.seeds)
+        for width, depth in nets_
+    }
 
 
 def _resnet_grid(c: GeometryConfig) -> dict[str, GeometryCellConfig]:
@@ -322,7 +330,7 @@ def _resnet_grid(c: GeometryConfig) -> dict[str, GeometryCellConfig]:
 
 def cells(config: GeometryConfig, done: dict) -> dict[str, GeometryCellConfig]:
     c = config.resolved()
-    return {**{name: _cell(c, *key) for name, key in _grid(c).items()}, **_resnet_grid(c)}
+    return {**_grid(c), **_resnet_grid(c)}
 
 
 def width_exponent(widths, values) -> float:

@@ -48,6 +48,14 @@ def test_done_when_command_prints_distances_and_bounds():
     assert "ratios.gradient_first_over_drt" in result["undefined"]
 
 
+def _sign(run_dir):
+    """Recompute a run directory's digest, as the version of trust that wrote its files would have."""
+    results = json.loads((run_dir / "results.json").read_text())
+    config, arrays = (run_dir / "config.json").read_bytes(), (run_dir / "arrays.npz").read_bytes()
+    results[store.DIGEST] = store._digest(config, arrays, results)
+    (run_dir / "results.json").write_text(json.dumps(results))
+
+
 def test_json_and_run_directory(tmp_path, capsys):
     out = tmp_path / "run"
     assert cli.main(SMALL + ["--json", "--out", str(out), "--seed", "3"]) == 0
@@ -66,10 +74,19 @@ def test_json_and_run_directory(tmp_path, capsys):
     assert cli.main(SMALL + ["--out", str(out), "--seed", "4"]) == 2
     assert "different config" in capsys.readouterr().err
 
-    # a run recorded before a field existed (its config.json lacks it) is still a run of the field's default
+    # a hand edit that makes the run look like another config's is caught by the digest, not reused
     record = json.loads((out / "config.json").read_text())
+    record["config"]["seed"] = 4
+    (out / "config.json").write_text(json.dumps(record))
+    assert cli.main(SMALL + ["--out", str(out), "--seed", "4"]) == 2
+    assert "changed after it was written" in capsys.readouterr().err
+
+    # a run recorded before a field existed (its config.json lacks it, digest and all) is still a run of the
+    # field's default
+    record["config"]["seed"] = 3
     del record["config"]["perturb"]
     (out / "config.json").write_text(json.dumps(record))
+    _sign(out)
     assert cli.main(SMALL + ["--out", str(out), "--seed", "3"]) == 0
     assert "reused" in capsys.readouterr().out
     assert cli.main(SMALL + ["--out", str(out), "--seed", "3", "--perturb", "random"]) == 2
@@ -146,7 +163,7 @@ def test_atomic_write_leaves_nothing_half_written(tmp_path):
         raise Boom
 
     with pytest.raises(Boom):
-        store._atomic_write(tmp_path / "results.json", explode)
+        store.atomic_write(tmp_path / "results.json", explode)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -161,7 +178,7 @@ def test_two_runs_give_byte_identical_files(tmp_path, capsys):
     for name in ("a", "b"):
         assert cli.main([*SMALL, "--perturb", "random", "--seed", "5", "--out", str(tmp_path / name)]) == 0
     capsys.readouterr()
-    files = sorted(p.name for p in (tmp_path / "a").iterdir())
+    files = sorted(p.name for p in (tmp_path / "a").iterdir() if p.name != store.LOCK)  # .lock: the writer's pid
     assert files == ["arrays.npz", "breakdown.pdf", "breakdown.png", "config.json", "results.json"]
     for name in files:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name

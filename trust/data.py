@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import gzip
 import importlib.resources
+import zlib
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -137,9 +138,19 @@ def mnist5k(key: jax.Array, test_fraction: float = 0.2, dtype=None) -> Dataset:
     return Dataset(x_tr, y_tr, x_te, y_te, 10, (28, 28, 1))
 
 
+def _read_bytes(path: Path) -> bytes:
+    """A local data file's bytes (gunzipped for ``.gz``); unreadable or corrupt is a :class:`TrustError`."""
+    try:
+        raw = path.read_bytes()
+        return gzip.decompress(raw) if path.suffix == ".gz" else raw
+    except (OSError, EOFError, zlib.error) as err:  # permissions, a directory, a truncated or corrupt gzip
+        reason = getattr(err, "strerror", None) or f"{err.__class__.__name__}: {err}"
+        raise TrustError(f"cannot read {path} ({reason}); replace it with the original file") from None
+
+
 def _read_idx(path: Path, magic: int) -> np.ndarray:
     """One IDX file (LeCun's MNIST format): big-endian magic, dimensions, then uint8 data."""
-    raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    raw = _read_bytes(path)
     if len(raw) < 8 or int.from_bytes(raw[:4], "big") != magic:
         raise TrustError(f"{path} is not an IDX file with magic {magic} (corrupt or not MNIST)")
     ndim = magic & 0xFF
@@ -190,7 +201,7 @@ def cifar10(path, dtype=None) -> Dataset:
             f = root / name
             if not f.is_file():
                 raise TrustError(f"CIFAR-10 file {name} not found in {root}")
-            raw = np.frombuffer(f.read_bytes(), np.uint8)
+            raw = np.frombuffer(_read_bytes(f), np.uint8)
             if raw.size == 0 or raw.size % 3073:
                 raise TrustError(f"{f} has {raw.size} bytes, not a whole number of 3073-byte records")
             rec = raw.reshape(-1, 3073)
@@ -241,8 +252,33 @@ DATASETS: dict[str, Callable] = {
 }
 
 
+def check(ds: Dataset, name: str = "the data set") -> Dataset:
+    """``ds`` if it can be trained and measured on, else a :class:`TrustError` naming what is wrong: an empty
+    split, inputs of another shape in train and test, NaN/Inf inputs, labels outside ``[0, n_classes)``, or
+    fewer than two classes among the training labels (a one-class task has nothing to learn)."""
+    for split, x, y in (("training", ds.x_train, ds.y_train), ("test", ds.x_test, ds.y_test)):
+        if jnp.ndim(x) != 2 or jnp.ndim(y) != 1 or x.shape[0] != y.shape[0]:
+            raise TrustError(f"{name}: {split} inputs {jnp.shape(x)} and labels {jnp.shape(y)} do not pair up")
+        if x.shape[0] == 0:
+            raise TrustError(f"{name}: the {split} split is empty")
+        if not bool(jnp.all(jnp.isfinite(x))):
+            raise TrustError(f"{name}: the {split} inputs have NaN or Inf entries")
+        if int(jnp.min(y)) < 0 or int(jnp.max(y)) >= ds.n_classes:
+            raise TrustError(
+                f"{name}: {split} labels must lie in [0, {ds.n_classes}), got {int(jnp.min(y))}…{int(jnp.max(y))}"
+            )
+    if ds.x_train.shape[1] != ds.x_test.shape[1]:
+        raise TrustError(
+            f"{name}: training inputs have {ds.x_train.shape[1]} features, test inputs {ds.x_test.shape[1]}"
+        )
+    if np.unique(np.asarray(ds.y_train)).size < 2:
+        raise TrustError(f"{name}: the training labels hold one class only; a classifier needs at least two")
+    return ds
+
+
 def load(name: str, key: jax.Array, dtype=None, path=None) -> Dataset:
-    """A data set by name (:data:`DATASETS`); ``mnist`` and ``cifar10`` read local files from ``path``."""
+    """A data set by name (:data:`DATASETS`), checked (:func:`check`); ``mnist`` and ``cifar10`` read local files
+    from ``path``."""
     if name not in DATASETS:
         raise TrustError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
-    return DATASETS[name](key, dtype, path)
+    return check(DATASETS[name](key, dtype, path), name)

@@ -1,5 +1,10 @@
 """The one exception type for user errors: the CLI prints its message on one line and exits non-zero."""
 
+REPORT_BUG = (
+    "this is a bug in trust, not in your input: please report it with the command, this message and the output "
+    "of `trust --version` (README: Reporting a bug)"
+)
+
 
 class TrustError(ValueError):
     """Bad input: NaN/Inf, a zero-norm layer or gradient, a shape mismatch, a corrupt result file, a bad value."""

@@ -11,6 +11,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from trust import store
+
 # Fixed metadata: no creation date and no version string, so the same figure gives the same bytes.
 PNG_METADATA = {"Software": None}
 PDF_METADATA = {"Creator": None, "Producer": None, "CreationDate": None}
@@ -68,10 +70,10 @@ def depth_axis(ax, depths) -> None:
 def save(fig, stem: Path, formats: tuple[str, ...] = ("png", "pdf")) -> list[Path]:
     """Write ``stem.png`` and/or ``stem.pdf`` with fixed metadata (byte-identical on a rerun); returns the paths."""
     stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
+    store.make_dir(stem.parent)
     options: dict[str, dict] = {"png": {"dpi": 130, "metadata": PNG_METADATA}, "pdf": {"metadata": PDF_METADATA}}
     paths = [stem.with_suffix("." + fmt) for fmt in formats]
-    for path, fmt in zip(paths, formats):
-        fig.savefig(path, **options[fmt])
+    for path, fmt in zip(paths, formats):  # atomic: a reader never sees half a figure
+        store.atomic_write(path, lambda fh: fig.savefig(fh, format=fmt, **options[fmt]))
     plt.close(fig)
     return paths

@@ -36,9 +36,11 @@ def param(
     choices=None,
     minimum: float | None = None,
     maximum: float | None = None,
+    increasing: bool = False,
 ):
     """A :class:`Config` field: its default, the CLI help, an optional flag name other than ``--field-name``,
-    the allowed ``choices`` (for a tuple field: for each entry) and inclusive ``minimum``/``maximum``."""
+    the allowed ``choices`` (for a tuple field: for each entry), inclusive ``minimum``/``maximum`` and, for a
+    tuple field, whether its entries must be strictly ``increasing`` (a grid: sorted, no repeats)."""
     return field(
         default=default,
         metadata={
@@ -47,6 +49,7 @@ def param(
             "choices": tuple(choices) if choices is not None else None,
             "minimum": minimum,
             "maximum": maximum,
+            "increasing": increasing,
         },
     )
 
@@ -84,6 +87,8 @@ class Config:
             tuple_field = _is_tuple_field(hints[f.name])
             for item in items if tuple_field else (items,):
                 _check_field(f, item, in_tuple=tuple_field)
+            if f.metadata.get("increasing") and any(b <= a for a, b in zip(items, items[1:])):
+                raise TrustError(f"{f.name} must be strictly increasing (sorted, no repeats), got {items}")
         self.validate()
 
     def validate(self) -> None:

@@ -91,7 +91,10 @@ class TrainConfig(Config):
     dataset: str = param("digits", "data set", choices=data.DATASETS)
     data_dir: str = param("", "directory of the MNIST IDX / CIFAR-10 binary files")
     checkpoints: tuple[float, ...] = param(
-        (0.0, 0.5, 1.0), "epochs (fractions allowed) at which parameters are kept; the end is always kept", minimum=0
+        (0.0, 0.5, 1.0),
+        "epochs (fractions allowed) at which parameters are kept; the end is always kept",
+        minimum=0,
+        increasing=True,
     )
     checkpoint_steps: tuple[int, ...] = param((), "optimiser steps at which parameters are kept", minimum=0)
     bias_std: float = param(

@@ -51,8 +51,10 @@ class CellConfig(Config):
     epochs: int = param(10, "training epochs", minimum=1)
     batch_size: int = param(250, "minibatch size", minimum=1)
     lr_decay: float = param(0.9, "learning-rate factor per epoch", maximum=1)
-    checkpoints: tuple[float, ...] = param((0.0,), "epochs (fractions allowed) at which the slice is measured")
-    eta: tuple[float, ...] = param((0.0, 0.01, 0.05), "the η grid of the slice")
+    checkpoints: tuple[float, ...] = param(
+        (0.0,), "epochs (fractions allowed) at which the slice is measured", increasing=True
+    )
+    eta: tuple[float, ...] = param((0.0, 0.01, 0.05), "the η grid of the slice", minimum=0, increasing=True)
     n_measure: int = param(500, "measurement batch: the first n training examples (0: all)", minimum=0)
     sharpness_tol: float = param(1e-3, "relative tolerance of the Lanczos sharpness", minimum=1e-12)
     measure_check: tuple[int, ...] = param(

@@ -52,6 +52,7 @@ class ConstantsConfig(Config):
         "one or more depths (weight matrices); with several, ln C_eff is fitted against L",
         flag="--depth",
         minimum=1,
+        increasing=True,
     )
     width: int = param(128, "hidden width", minimum=1)
     perturb: str = param("gradient", "the direction U", choices=DIRECTIONS)

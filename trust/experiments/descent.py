@@ -49,7 +49,7 @@ DIRECTION_OF_STEP = {"fromage": "gradient", "madam": "madam"}  # the step's dire
 class DescentConfig(Config):
     """Everything that determines a descent run (recorded in its ``config.json``)."""
 
-    depths: tuple[int, ...] = param((2, 4, 8, 16, 32), "depths (weight matrices)", minimum=1)
+    depths: tuple[int, ...] = param((2, 4, 8, 16, 32), "depths (weight matrices)", minimum=1, increasing=True)
     width: int = param(128, "hidden width", minimum=1)
     steps: tuple[str, ...] = param(STEPS, "the steps to descend along", choices=STEPS)
     epochs: tuple[float, ...] = param(

@@ -58,7 +58,9 @@ class GeometryCellConfig(Config):
     epochs: int = param(2, "training epochs", minimum=1)
     batch_size: int = param(250, "minibatch size", minimum=1)
     lr_decay: float = param(0.9, "learning-rate factor per epoch", maximum=1)
-    eta: tuple[float, ...] = param((0.01, 0.03, 0.1, 0.3), "the η grid (relative step in each geometry)", minimum=0)
+    eta: tuple[float, ...] = param(
+        (0.01, 0.03, 0.1, 0.3), "the η grid (relative step in each geometry)", minimum=0, increasing=True
+    )
     n_measure: int = param(500, "measurement batch: the first n training examples (0: all)", minimum=0)
     seed: int = param(0, "random seed")
 
@@ -241,10 +243,12 @@ class GeometryConfig(Config):
     dataset: str = param("mnist5k", "data set", choices=data.DATASETS)
     data_dir: str = param("", "directory of the MNIST IDX / CIFAR-10 files")
     widths: tuple[int, ...] = param(
-        (), "width sweep; none given: 32 64 128 256 512 1024 (to 256 with --quick)", minimum=1
+        (), "width sweep; none given: 32 64 128 256 512 1024 (to 256 with --quick)", minimum=1, increasing=True
     )
     depth: int = param(0, "depth of the width sweep; 0: 4", minimum=0)
-    depths: tuple[int, ...] = param((), "depth sweep; none given: 2 4 8 16 (2 4 8 with --quick)", minimum=1)
+    depths: tuple[int, ...] = param(
+        (), "depth sweep; none given: 2 4 8 16 (2 4 8 with --quick)", minimum=1, increasing=True
+    )
     width: int = param(0, "width of the depth sweep; 0: 128 (64 with --quick)", minimum=0)
     optimizers: tuple[str, ...] = param(
         (), "optimisers; none given: fromage sgd adam madam orthogonal_sgd (3 with --quick)", choices=train.OPTIMIZERS
@@ -259,7 +263,9 @@ class GeometryConfig(Config):
         (), "optimisers of the ResNet cells; none given: fromage orthogonal_sgd", choices=train.OPTIMIZERS
     )
     resnet_dataset: str = param("digits", "image data set of the ResNet cells", choices=data.DATASETS)
-    eta: tuple[float, ...] = param((), "η grid; none given: 0.01 0.03 0.1 0.3 (0.01 0.1 with --quick)", minimum=0)
+    eta: tuple[float, ...] = param(
+        (), "η grid; none given: 0.01 0.03 0.1 0.3 (0.01 0.1 with --quick)", minimum=0, increasing=True
+    )
     n_measure: int = param(0, "measurement batch; 0: 500 (250 with --quick)", minimum=0)
     batch_size: int = param(250, "minibatch size", minimum=1)
     seed: int = param(0, "first seed")

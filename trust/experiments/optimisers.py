@@ -83,7 +83,7 @@ def main(argv=None) -> int:
             f"{100 * te.mean():.2f} ± {100 * te.std():.2f} % | "
             f"{100 * best.mean():.2f} ± {100 * best.std():.2f} % | {clip_s} |"
         )
-    (out / "optimisers.md").write_text("\n".join(lines) + "\n")
+    store.write_text(out / "optimisers.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 

@@ -57,7 +57,9 @@ class ReviewersConfig(Config):
         "low_precision: base precisions at 8 bits; none given: 0.004 0.008 0.016 0.032 (0.004 with --quick)",
         minimum=1e-6,
     )
-    depths: tuple[int, ...] = param((), "lemma2: depths; none given: 2 4 8 16 (2 8 with --quick)", minimum=1)
+    depths: tuple[int, ...] = param(
+        (), "lemma2: depths; none given: 2 4 8 16 (2 8 with --quick)", minimum=1, increasing=True
+    )
     seed: int = param(0, "first seed")
 
     def resolved(self) -> ReviewersConfig:

@@ -49,7 +49,9 @@ class StudyBreakdownConfig(Config):
     dataset: str = param("mnist5k", "data set", choices=("mnist5k", "digits", "synthetic", "mnist"))
     data_dir: str = param("", "directory of the MNIST IDX files (--dataset mnist)")
     width: int = param(0, "hidden width; 0: 256 (32 with --quick); the paper's is 784", minimum=0)
-    depths: tuple[int, ...] = param((), "plain MLP depths; none given: 2 4 8 16 32 (2 4 8 16 with --quick)", minimum=1)
+    depths: tuple[int, ...] = param(
+        (), "plain MLP depths; none given: 2 4 8 16 32 (2 4 8 16 with --quick)", minimum=1, increasing=True
+    )
     residual_depth: int = param(16, "depth of the residual MLP (0: none)", minimum=0)
     optimizers: tuple[str, ...] = param(
         ("fromage", "sgd", "adam", "orthogonal_sgd"), "optimisers", choices=train.OPTIMIZERS
@@ -65,6 +67,7 @@ class StudyBreakdownConfig(Config):
         f"epochs at which the slice is measured; none given: {' '.join(f'{c:g}' for c in CHECKPOINTS)} (up to "
         "--epochs) and the end",
         minimum=0,
+        increasing=True,
     )
     eta_max: float = param(0.099, "largest η", minimum=0)
     eta_steps: int = param(0, "η grid points (plus 0.01 and 0.05); 0: 16 (8 with --quick)", minimum=0)

@@ -45,7 +45,9 @@ class StudyDepthConfig(Config):
     dataset: str = param("mnist5k", "data set", choices=("mnist5k", "digits", "synthetic", "mnist"))
     data_dir: str = param("", "directory of the MNIST IDX files (--dataset mnist)")
     width: int = param(0, "hidden width; 0: 128 (32 with --quick)", minimum=0)
-    depths: tuple[int, ...] = param((), "depths; none given: 2 4 8 16 24 32 (2 8 32 with --quick)", minimum=1)
+    depths: tuple[int, ...] = param(
+        (), "depths; none given: 2 4 8 16 24 32 (2 8 32 with --quick)", minimum=1, increasing=True
+    )
     optimizers: tuple[str, ...] = param(
         tuple(LR_GRIDS), "optimisers (each with its learning-rate grid)", choices=LR_GRIDS
     )

@@ -105,7 +105,8 @@ MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 
 def _mnist_normalised(pixels: np.ndarray, dtype) -> jax.Array:
     """uint8 pixels → ``(p/255 − 0.1307)/0.3081``, flattened to 784 features (as the paper's Figure 1)."""
-    return jnp.asarray((pixels.reshape(len(pixels), -1) / 255.0 - MNIST_MEAN) / MNIST_STD, dtype)
+    flat = pixels.reshape(len(pixels), int(np.prod(pixels.shape[1:])))  # -1 cannot be inferred for 0 images
+    return jnp.asarray((flat / 255.0 - MNIST_MEAN) / MNIST_STD, dtype)
 
 
 @functools.cache  # parsing the 4 MB text file takes seconds; a study loads it once per cell
@@ -178,6 +179,8 @@ def mnist(path, dtype=None) -> Dataset:
     for split, prefix in (("train", "train"), ("test", "t10k")):
         images = _read_idx(_find(root, f"{prefix}-images-idx3-ubyte"), 2051)
         labels = _read_idx(_find(root, f"{prefix}-labels-idx1-ubyte"), 2049)
+        if images.shape[1:] != (28, 28):
+            raise TrustError(f"MNIST {split}: images are {images.shape[1:]}, not 28×28")
         if images.shape[0] != labels.shape[0]:
             raise TrustError(f"MNIST {split}: {images.shape[0]} images but {labels.shape[0]} labels")
         arrays[split] = (_mnist_normalised(images, dtype or jnp.zeros(()).dtype), jnp.asarray(labels, jnp.int32))

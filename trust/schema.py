@@ -112,7 +112,8 @@ class Config:
 
 
 def _check_field(f, item, in_tuple: bool) -> None:
-    meta, name = f.metadata, f.name
+    meta = f.metadata
+    name = f"{f.name} ({meta['flag']})" if meta.get("flag") else f.name  # the flag the user typed, when it differs
     where = f"{name} entries" if in_tuple else name
     if isinstance(item, float) and not math.isfinite(item):
         raise TrustError(f"{where} must be finite, got {item}")

@@ -73,6 +73,15 @@ def dumps(obj) -> str:
     return json.dumps(jsonable(obj), indent=2, allow_nan=False)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()
+
+
 def atomic_write(path, write) -> None:
     """Write ``path`` through ``write(binary file handle)`` into a hidden temporary file beside it, then rename:
     readers see the old file or the whole new one, never a part. An OS error (a read-only directory, a full
@@ -83,6 +92,7 @@ def atomic_write(path, write) -> None:
     except OSError as err:
         raise TrustError(f"cannot write {path} ({err.strerror or err}); choose a writable --out") from None
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; a result file gets the permissions open() would give
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()

@@ -1,0 +1,296 @@
+"""What trust promises (README, "What trust promises"): every bad input is one clear line and exit status 2;
+an internal error says it is a bug; a sweep killed with SIGKILL loses nothing and its rerun equals an
+uninterrupted run byte for byte; two writers never share a run directory."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from trust import cli, store
+from trust.experiments import REGISTRY
+
+SMALL = ["breakdown", "--depth", "3", "--width", "8", "--eta-steps", "5", "--eta-max", "0.05", "--n-examples", "40"]
+
+
+def _idx(path: Path, array, magic: int, compress: bool = False) -> None:
+    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in np.shape(array))
+    raw = header + np.asarray(array, np.uint8).tobytes()
+    if compress:
+        path.with_name(path.name + ".gz").write_bytes(gzip.compress(raw))
+    else:
+        path.write_bytes(raw)
+
+
+def _mnist_dir(root: Path, n_train=20, n_test=7, labels=None, compress=False) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        _idx(root / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)), 2051, compress)
+        y = np.arange(n) % 10 if labels is None else np.full(n, labels)
+        _idx(root / f"{prefix}-labels-idx1-ubyte", y, 2049, compress)
+    return root
+
+
+def _broken_data(kind: str, root: Path) -> Path:
+    """A data directory with one kind of damage (the table below)."""
+    if kind == "missing":
+        root.mkdir()
+    elif kind == "truncated":
+        _mnist_dir(root)
+        f = root / "train-images-idx3-ubyte"
+        f.write_bytes(f.read_bytes()[:-100])
+    elif kind == "corrupt gzip":
+        _mnist_dir(root, compress=True)
+        f = root / "train-labels-idx1-ubyte.gz"
+        f.write_bytes(f.read_bytes()[:-9])  # the gzip trailer cut off
+    elif kind == "not gzip":
+        _mnist_dir(root)
+        (root / "train-labels-idx1-ubyte").rename(root / "train-labels-idx1-ubyte.gz")
+    elif kind == "empty":
+        _mnist_dir(root, n_train=0)
+    elif kind == "one class":
+        _mnist_dir(root, labels=3)
+    elif kind == "cifar truncated":
+        root = root / "cifar-10-batches-bin"
+        root.mkdir(parents=True)
+        for name in [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]:
+            (root / name).write_bytes(bytes(3073 * 2 - 5))
+    return root
+
+
+DATA_CASES = {  # damage → what the one line must say
+    "missing": "not found",
+    "truncated": "header promises",
+    "corrupt gzip": "cannot read",
+    "not gzip": "cannot read",
+    "empty": "split is empty",
+    "one class": "one class",
+    "cifar truncated": "3073-byte records",
+}
+
+
+def _one_line_error(capsys, argv, message: str) -> str:
+    assert cli.main(argv) == 2, argv
+    err = capsys.readouterr().err
+    assert err.startswith("trust: error:") and err.count("\n") == 1, err
+    assert message in err, err
+    assert "Traceback" not in err
+    return err.strip()
+
+
+@pytest.mark.parametrize("damage", list(DATA_CASES))
+def test_damaged_data_files_are_one_line_errors(tmp_path, capsys, damage):
+    root = _broken_data(damage, tmp_path / "data")
+    dataset = "cifar10" if damage.startswith("cifar") else "mnist"
+    argv = ["study", "depth", "--dataset", dataset, "--data-dir", str(root), "--dry-run"]
+    if dataset == "cifar10":
+        argv = ["train", "--model", "resnet8", "--dataset", "cifar10", "--data-dir", str(root.parent), "--dry-run"]
+    _one_line_error(capsys, argv, DATA_CASES[damage])
+
+
+def test_sound_local_data_passes_the_dry_run(tmp_path, capsys):
+    root = _mnist_dir(tmp_path / "mnist", n_train=60, n_test=10)
+    assert cli.main(["study", "depth", "--dataset", "mnist", "--data-dir", str(root), "--dry-run"]) == 0
+    assert "60 training and 10 test examples" in capsys.readouterr().out
+
+
+BAD_VALUES = [  # (argv, what the message must say): the issue's list, value by value
+    (["geometry", "--eta", "nan"], "eta entries must be finite"),
+    (["geometry", "--eta", "inf"], "eta entries must be finite"),
+    (["geometry", "--eta", "-0.1"], "eta entries must be ≥ 0"),
+    (["geometry", "--eta", "0.1", "0.01"], "eta must be strictly increasing"),
+    (["study", "depth", "--depths", "8", "2"], "depths must be strictly increasing"),
+    (["study", "breakdown", "--checkpoints", "1", "1"], "checkpoints must be strictly increasing"),
+    (["breakdown", "--depth", "0"], "depth must be ≥ 1"),
+    (["breakdown", "--width", "0"], "width must be ≥ 1"),
+    (["breakdown", "--activation", "swish"], "unknown activation 'swish'"),
+    (["train", "--optimizer", "rmsprop"], "unknown optimizer 'rmsprop'"),
+    (["train", "--model", "vgg"], "unknown model 'vgg'"),
+    (["train", "--dataset", "imagenet"], "unknown dataset 'imagenet'"),
+    (["breakdown", "--perturb", "sideways"], "unknown perturb 'sideways'"),
+    (["train", "--dataset", "mnist"], "give their directory (--data-dir)"),
+    (["train", "--lr", "nan"], "learning_rate (--lr) must be finite"),
+    (["train", "--epochs", "-1"], "epochs must be ≥ 1"),
+    (["breakdown", "--depth", "1e3"], "invalid int value"),
+    (["study", "nowhere"], "invalid choice"),
+    (["breakdown", "--no-such-flag"], "unrecognized arguments"),
+]
+
+
+@pytest.mark.parametrize("argv, message", BAD_VALUES, ids=[" ".join(a) for a, _ in BAD_VALUES])
+def test_bad_values_are_one_line_errors(capsys, argv, message):
+    _one_line_error(capsys, [*argv, "--dry-run"] if argv[-1] != "--no-such-flag" else argv, message)
+
+
+def test_unwritable_out_is_refused_before_any_work(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    # /proc refuses new entries even to root (permission bits do not stop root); a path through a file is no dir
+    for out, message in (("/proc/trust-run", "cannot"), (str(tmp_path / "file" / "run"), "cannot create")):
+        _one_line_error(capsys, [*SMALL, "--out", out, "--dry-run"], "cannot")
+        _one_line_error(capsys, [*SMALL, "--out", out], message)
+    _one_line_error(capsys, [*SMALL, "--out", str(tmp_path / "file")], "not a directory")
+
+
+def test_run_directory_damage_is_a_one_line_error(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main([*SMALL, "--out", str(out)]) == 0
+    capsys.readouterr()
+    good = {name: (out / name).read_bytes() for name in ("config.json", "results.json", "arrays.npz")}
+
+    def damaged(name: str, data: bytes, message: str) -> None:
+        (out / name).write_bytes(data)
+        _one_line_error(capsys, [*SMALL, "--out", str(out)], message)
+        _one_line_error(capsys, [*SMALL, "--out", str(out), "--dry-run"], message)
+        (out / name).write_bytes(good[name])
+
+    results = json.loads(good["results.json"])
+    edited = {**results, "function_frob": [0.0] * len(results["function_frob"])}
+    damaged("results.json", json.dumps(edited).encode(), "changed after it was written")  # edited by hand
+    damaged("results.json", good["results.json"][:50], "corrupt")  # truncated
+    damaged("arrays.npz", good["arrays.npz"][:30], "corrupt")
+    other = json.loads(good["config.json"])
+    other["config"]["depth_of_field"] = 3  # a field this version does not know: written by another version
+    damaged("config.json", json.dumps(other).encode(), "different config (depth_of_field differ")
+    damaged("config.json", b"[]", "corrupt")
+    (out / "arrays.npz").unlink()
+    _one_line_error(capsys, [*SMALL, "--out", str(out)], "arrays.npz is missing")
+
+
+def test_half_written_run_directory_is_finished_by_a_rerun(tmp_path, capsys):
+    """A run killed between its files (config.json written, results.json not yet) is not a finished run: the
+    rerun computes it and writes every file, and stray temporary files of the dead writer are removed."""
+    out, reference = tmp_path / "run", tmp_path / "reference"
+    assert cli.main([*SMALL, "--out", str(reference)]) == 0
+    out.mkdir()
+    (out / "config.json").write_bytes((reference / "config.json").read_bytes())
+    (out / ".results.json.abc.tmp").write_text('{"half')
+    assert cli.main([*SMALL, "--out", str(out)]) == 0
+    assert "results in" in capsys.readouterr().out
+    assert not list(out.glob(".*.tmp"))
+    for name in ("results.json", "arrays.npz", "breakdown.png"):
+        assert (out / name).read_bytes() == (reference / name).read_bytes(), name
+
+
+def test_a_second_writer_is_refused(tmp_path, capsys):
+    out = tmp_path / "run"
+    with store.locked(out):
+        err = _one_line_error(capsys, [*SMALL, "--out", str(out)], "in use by another trust process")
+        assert f"pid {os.getpid()}" in err
+    assert cli.main([*SMALL, "--out", str(out)]) == 0  # released: the run goes ahead
+
+
+def test_internal_errors_say_they_are_bugs(capsys, monkeypatch):
+    def broken(config):
+        raise ZeroDivisionError("the code's fault")
+
+    monkeypatch.setitem(REGISTRY, "breakdown", REGISTRY["breakdown"]._replace(run=broken))
+    assert cli.main(SMALL) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err  # the report needs it
+    assert err.strip().splitlines()[-1].startswith("trust: internal error: ZeroDivisionError: the code's fault")
+    assert "bug in trust" in err and "report it" in err
+
+
+def test_every_subcommand_has_help_and_a_dry_run(capsys):
+    """`--help` is formatted by argparse (a '%' in a help text once crashed it) and the default config of
+    every subcommand passes its own dry run."""
+    for name in REGISTRY:
+        with pytest.raises(SystemExit) as exit_:
+            cli.main([*name.split(), "--help"])
+        assert exit_.value.code == 0
+        assert cli.main([*name.split(), "--dry-run"]) == 0, name
+        assert "the values are valid" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------------------- nothing lost
+
+STUDY = ["study", "depth", "--dataset", "digits", "--width", "8", "--depths", "2", "4", "--optimizers", "fromage"]
+STUDY += ["sgd", "--seeds", "2", "--epochs", "1"]  # 24 train-only cells on digits, about 10 s in all
+
+
+def _trust(*argv) -> subprocess.Popen:
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    return subprocess.Popen([sys.executable, "-m", "trust.cli", *argv], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+
+def _finish(proc: subprocess.Popen) -> int:
+    """Wait for a process (closing its pipes) and return its exit status; its stderr on failure."""
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode in (0, -signal.SIGKILL), err
+    return proc.returncode
+
+
+def _finished_cells(out: Path) -> int:
+    return sum(1 for _ in (out / "cells").glob("*/results.json")) if (out / "cells").is_dir() else 0
+
+
+def _readable(out: Path) -> None:
+    """Every file under a real name is whole: JSON parses, archives load, digests match."""
+    for run in [out, *(out / "cells").glob("*")] if (out / "cells").is_dir() else [out]:
+        if (run / "results.json").exists():
+            store.read_run(run)  # raises on anything partial or inconsistent
+        elif (run / "config.json").exists():
+            json.loads((run / "config.json").read_text())
+
+
+def test_sigkill_mid_sweep_loses_nothing(tmp_path):
+    """Kill a study with SIGKILL after some of its cells finished, rerun it: the finished cells are reused, no
+    partial file was ever under a real name, and every file of the result equals an uninterrupted run's."""
+    reference, out = tmp_path / "reference", tmp_path / "killed"
+    start = time.perf_counter()
+    proc = _trust(*STUDY, "--out", str(reference))
+    assert _finish(proc) == 0
+    uninterrupted = time.perf_counter() - start
+    total = _finished_cells(reference)
+
+    start = time.perf_counter()
+    proc = _trust(*STUDY, "--out", str(out))
+    while _finished_cells(out) < total // 3 and proc.poll() is None:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    _finish(proc)
+    killed_at = time.perf_counter() - start
+    assert proc.returncode == -signal.SIGKILL
+    finished = _finished_cells(out)
+    assert 0 < finished < total, "the kill must land mid-sweep"
+    assert not (out / "results.json").exists()
+    _readable(out)
+    stamps = {p: p.stat().st_mtime_ns for p in (out / "cells").glob("*/results.json")}
+
+    start = time.perf_counter()
+    proc = _trust(*STUDY, "--out", str(out))
+    assert _finish(proc) == 0
+    rerun = time.perf_counter() - start
+    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items()), "finished cells were recomputed"
+    assert not list(out.rglob(".*.tmp"))
+    files = sorted(p.relative_to(reference) for p in reference.rglob("*") if p.is_file() and p.name != store.LOCK)
+    assert files == sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file() and p.name != store.LOCK)
+    for f in files:
+        assert (reference / f).read_bytes() == (out / f).read_bytes(), f
+    print(f"SIGKILL test: uninterrupted {uninterrupted:.1f} s; killed at {killed_at:.1f} s with {finished} of "
+          f"{total} cells finished; rerun {rerun:.1f} s; {len(files)} files byte-identical")  # fmt: skip
+
+
+def test_two_processes_on_one_run_directory(tmp_path):
+    """Two sweeps started on the same --out: one runs, the other is refused in one line — no interleaving."""
+    out = tmp_path / "run"
+    first = _trust(*STUDY, "--out", str(out))
+    while not (out / store.LOCK).exists() or not (out / store.LOCK).read_text():
+        time.sleep(0.01)
+    second = _trust(*STUDY, "--out", str(out))
+    _, err = second.communicate(timeout=120)
+    assert second.returncode == 2
+    assert "in use by another trust process" in err and err.count("\n") == 1
+    assert _finish(first) == 0
+    _readable(out)

@@ -294,3 +294,34 @@ def test_two_processes_on_one_run_directory(tmp_path):
     assert "in use by another trust process" in err and err.count("\n") == 1
     assert _finish(first) == 0
     _readable(out)
+
+
+# ------------------------------------------------------------------------------------------- reproducible
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_results_do_not_depend_on_the_chunk_size_of_the_grid(dtype):
+    """The η grid is evaluated in chunks of b points (``lax.map`` over ``vmap``); b changes how XLA batches the
+    matmuls, not what is computed. Tolerances: float64 rounding 1e-12 relative; float32 unit roundoff 6e-8 times
+    the cancellation of a gradient *change* at small η (‖g‖/‖Δg‖ ≈ 10² here) and a few dozen accumulated
+    products, so 1e-4 relative plus 1e-6·‖g‖ absolute."""
+    import jax
+
+    from trust import measure, nets, perturb
+
+    etas = np.linspace(0.0, 0.1, 11)
+    rtol, atol = (1e-12, 1e-14) if dtype == "float64" else (1e-4, 1e-6)
+    with jax.enable_x64(dtype == "float64"):
+        net = nets.experiment_mlp(12, 16, 4, 5)
+        key = jax.random.key(7)
+        params = net.init(key, np.dtype(dtype))
+        x = jax.random.normal(jax.random.fold_in(key, 1), (30, 12), np.dtype(dtype))
+        y = jax.numpy.arange(30) % 5
+        u = perturb.along_gradient(params, measure.full_batch_gradient(net.apply, params, x, y))
+        runs = {b: measure.relative_distances(net.apply, params, x, y, u, etas, batch_size=b) for b in (1, 2, 3, 11)}
+    ref = runs[1]
+    for b, d in runs.items():
+        np.testing.assert_allclose(d.loss, ref.loss, rtol=rtol, err_msg=f"b={b}")
+        scale = ref.gradient_norm[None, :]
+        np.testing.assert_allclose(d.gradient_change, ref.gradient_change, rtol=rtol, atol=atol * scale.max())
+        np.testing.assert_allclose(d.function_change, ref.function_change, rtol=rtol, atol=atol * ref.output_norm.max())

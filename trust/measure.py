@@ -196,7 +196,11 @@ def relative_distances(
       TrustError: NaN/Inf input, mismatched shapes, a zero base output batch or a zero base gradient.
     """
     loss_fn = loss_function(loss)
-    etas = np.asarray(etas, dtype=jnp.zeros(()).dtype)
+    etas = np.asarray(etas, dtype=float)
+    dtype = jnp.zeros(()).dtype
+    if etas.size and np.all(np.isfinite(etas)) and np.max(np.abs(etas)) > np.finfo(dtype).max:
+        raise TrustError(f"η up to {np.max(np.abs(etas)):.3g} does not fit {dtype}; use smaller η or float64")
+    etas = etas.astype(dtype)
     _check_inputs(apply, params, x, y, direction, etas)
     batch_size = batch_size or grid_batch_size(etas.size)
     base, grid = _grid(apply, loss_fn, batch_size, params, direction, x, y, jnp.asarray(etas))
@@ -204,6 +208,14 @@ def relative_distances(
     names = leaf_names(params)
     if not np.isfinite(base["loss0"]) or not np.all(np.isfinite(base["output_norm"])):
         raise TrustError("the network's output or loss at the base point is NaN or Inf")
+    overflow = ~np.isfinite(grid["loss"]) | ~np.all(np.isfinite(grid["function_change"]), axis=1)
+    overflow |= ~np.all(np.isfinite(grid["gradient_change"]), axis=1)
+    if np.any(overflow):
+        eta_bad = etas[np.argmax(overflow)]
+        raise TrustError(
+            f"the perturbed network overflows at η = {eta_bad:g} (NaN or Inf loss, output or gradient in "
+            f"{etas.dtype}); use a smaller η grid or float64"
+        )
     if base["batch_norm"] == 0:
         raise TrustError("the network's output is zero on every example; relative function distance is undefined")
     zero = [n for n, g in zip(names, base["gradient_norm"]) if not g > 0]

@@ -35,6 +35,7 @@ def scaled(params, eps):
 def _rescaled(params, raw, sizes, what, norms: Callable = leaf_norms):
     """``U_l = s_l·‖W_l‖·R_l/‖R_l‖`` in the per-leaf norm ``norms`` (Frobenius by default); R_l must be nonzero
     wherever W_l is."""
+    check_finite(params, "parameters")
     w_norms, r_norms = norms(params), norms(raw)
     for name, w_norm, r_norm in zip(leaf_names(params), w_norms, r_norms):
         if w_norm > 0 and r_norm == 0:
@@ -132,6 +133,7 @@ def elementwise_step(params, raw, sizes=1.0):
     """``|ΔW_ij| = η·s_l·|W_ij|`` wherever ``R_ij ≠ 0``: ``U_l = s_l·|W_l| ⊙ sign R_l`` (Madam's geometry; along
     ``R = −g`` it is :func:`madam` times ``s_l``). Raises where R_l is zero on a tensor whose W_l is not."""
     check_finite(raw, "direction")
+    check_finite(params, "parameters")
     w, r = leaves(params), leaves(raw)
     for name, w_l, r_l in zip(leaf_names(params), w, r):
         if np.any(np.asarray(w_l) != 0) and not np.any(np.asarray(r_l) != 0):

@@ -67,10 +67,20 @@ def same_structure(a, b) -> bool:
 
 
 def check_finite(tree, what: str) -> None:
-    """Raise :class:`TrustError` naming ``what`` and the leaf if any entry is NaN or ±Inf."""
+    """Raise :class:`TrustError` naming ``what`` and the leaf if any entry is NaN or ±Inf, or if a nonzero tensor
+    holds only subnormal numbers: XLA's CPU and GPU kernels flush those to zero, so every computed quantity would
+    treat the tensor as zero while its norm in NumPy is not."""
     for name, leaf in zip(leaf_names(tree), leaves(tree)):
-        if not np.all(np.isfinite(np.asarray(leaf))):
+        arr = np.asarray(leaf)
+        if not np.all(np.isfinite(arr)):
             raise TrustError(f"{what} has NaN or Inf entries in tensor {name}")
+        if arr.dtype.kind == "f" and arr.size:
+            largest = np.max(np.abs(arr))
+            if 0 < largest < np.finfo(arr.dtype).smallest_normal:
+                raise TrustError(
+                    f"{what}: tensor {name} is nonzero but subnormal in {arr.dtype} (|entries| ≤ {largest:.3g}), "
+                    "which XLA flushes to zero; rescale it or use float64"
+                )
 
 
 def per_leaf(values, n: int) -> np.ndarray:
@@ -90,15 +100,23 @@ def frobenius_norms(tree) -> jax.Array:
     return jnp.stack([jnp.linalg.norm(jnp.ravel(t)) for t in leaves(tree)])
 
 
+def _norm(t) -> float:
+    """‖t‖_F in float64, scaled by max|t| first: the sum of squares of entries near 1e200 would overflow."""
+    a = np.asarray(t, dtype=float)
+    largest = float(np.max(np.abs(a))) if a.size else 0.0
+    return largest * float(np.linalg.norm(a / largest)) if 0 < largest < np.inf else largest
+
+
 def leaf_norms(tree) -> np.ndarray:
-    """:func:`frobenius_norms` of concrete arrays, in NumPy float64 (no per-shape compilation)."""
-    return np.array([np.linalg.norm(np.asarray(t, dtype=float)) for t in leaves(tree)])
+    """:func:`frobenius_norms` of concrete arrays, in NumPy float64 (no per-shape compilation), free of overflow."""
+    return np.array([_norm(t) for t in leaves(tree)])
 
 
 def size_ratio(d, w) -> np.ndarray:
     """``d_l / w_l`` for per-leaf norms of a step and of the weights: 0 where both are 0, inf where only ``w_l`` is."""
     d, w = np.asarray(d, dtype=float), np.asarray(w, dtype=float)
-    ratio = np.divide(d, w, out=np.full_like(d, np.inf), where=w > 0)
+    with np.errstate(over="ignore"):  # a ratio past the largest float is inf, as it is for w_l = 0
+        ratio = np.divide(d, w, out=np.full_like(d, np.inf), where=w > 0)
     return np.where(d == 0, 0.0, ratio)
 
 

@@ -53,12 +53,16 @@ def test_each_family_has_its_prescribed_size_in_its_own_geometry(study):
 
 
 def test_the_operator_norm_theorem_holds_on_every_family(study):
-    """A theorem on bias-free relu nets (docs/theory.md §2.3): zero violations. float32 forward passes: the
-    measured change carries ~1e-6 relative rounding, so the allowance is 1e-5."""
+    """A theorem on bias-free relu nets (docs/theory.md §2.3): zero violations beyond each point's float32
+    rounding allowance (bounds.operator_rounding_allowance, itself tested against float64 in test_reliability)."""
     done, result = study
     ratios = np.concatenate([r.operator_ratio.ravel() for r in done.values()])
+    allowance = np.concatenate([r.operator_allowance.ravel() for r in done.values()])
     assert ratios.size == 6 * 2 * 12 * 2 and np.all(np.isfinite(ratios))
-    assert np.max(ratios) <= 1 + 1e-5 and result.operator_worst == pytest.approx(np.max(ratios))
+    assert np.all((allowance > 0) & (allowance < 1))  # positive, and small enough to leave the check meaningful
+    assert np.all(ratios <= 1 + allowance) and result.operator_violations == 0
+    assert result.operator_worst == pytest.approx(np.max(ratios))
+    assert result.operator_allowance == pytest.approx(np.max(allowance))
 
 
 def test_gradient_frobenius_family_is_the_papers_slice(study):

@@ -55,6 +55,35 @@ def operator_norm_bound(w_op, delta_op, x_norm=1.0) -> np.ndarray:
     return np.prod(w_op, axis=-1) * np.asarray(x_norm, dtype=float) * drt_bound(delta_op / w_op)
 
 
+def operator_rounding_allowance(fan_in, weight_srank, a, b, dtype, tol: float = 0.0) -> np.ndarray:
+    """How far above 1 a *computed* ``measured/operator_norm_bound`` may lie from rounding alone (docs/theory.md
+    §2.3, "Rounding"): a violation is claimed only where the ratio exceeds ``1 + allowance``.
+
+    First-order error analysis of the bias-free MLP in floating point with unit roundoff ``u``: a layer's product
+    ``fl(W h) = W h + e`` with ``|e| ≤ γ_n |W||h|`` (``γ_n = nu/(1 − nu)``, ``n`` its fan-in, one more for the
+    rounded ``W + ΔW``), so ``‖e‖ ≤ γ_n‖W‖_F‖h‖ = γ_n √srank(W)·‖W‖_op‖h‖`` — the conditioning enters through
+    the stable rank — and the error is carried to the output by the later layers' operator norms (φ exact and
+    1-Lipschitz). Both passes (``W`` and ``W + ΔW``, with ``‖W + ΔW‖ ≤ ‖W‖(1 + size)``) and the rounding of the
+    difference, in units of the bound's ``∏‖W_k‖_op‖x‖``, over the bound's ``∏(1 + b_k) − 1``. Operator norms
+    found to relative tolerance ``tol`` (power iteration) may under-estimate the bound by ``(1 − tol)^{2L}``.
+
+    Args:
+      fan_in: each layer's fan-in ``(L,)``. weight_srank: ``srank(W_l)`` ``(L,)``.
+      a, b: the step's Frobenius and spectral relative sizes ``(…, L)`` (times η).
+      dtype: the dtype the forward passes ran in. tol: the operator norms' relative tolerance.
+    """
+    u = np.finfo(dtype).eps / 2
+    n = np.asarray(fan_in, dtype=float) + 1
+    gamma = n * u / (1 - n * u) * np.sqrt(np.asarray(weight_srank, dtype=float))
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    grow = np.prod(1 + b, axis=-1, keepdims=True)
+    perturbed = np.sum(gamma * (1 + a) * grow / (1 + b), axis=-1)
+    absolute = perturbed + np.sum(gamma) + u * (grow[..., 0] + 1)
+    with np.errstate(divide="ignore"):  # η = 0: a zero bound, and a zero measured change
+        relative = absolute / drt_bound(b)
+    return (1 + relative) * (1 - tol) ** (-2 * b.shape[-1]) - 1
+
+
 def lipschitz_prediction(lam, delta_norm, grad_norm=1.0) -> np.ndarray:
     """The Lipschitz-smooth model (docs/theory.md §2.5): ``‖Δ∇ℒ‖ ≤ λ‖ΔW‖₂`` — linear in the absolute perturbation
     and blind to depth. Divided by ``grad_norm`` it is a prediction of the *relative* gradient distance."""

@@ -143,6 +143,13 @@ def _zero_last_layer(case):
 
 
 # each bad input as an edit of a valid call (net 9 → 8 → 8 → 5, 40 examples), with the message it must raise
+def _zero_first_layer_moved(case):
+    """Layer 1's weights all zero while the direction still moves them (a user's own direction)."""
+    params = [dict(layer) for layer in case["params"]]
+    params[0]["w"] = jnp.zeros_like(params[0]["w"])
+    case.update(params=params)
+
+
 BAD_INPUTS = {
     "nan_input": (lambda c: c.update(x=c["x"].at[0, 0].set(jnp.nan)), "input batch has NaN"),
     "nan_param": (
@@ -167,6 +174,7 @@ BAD_INPUTS = {
     "empty_grid": (lambda c: c.update(etas=[]), "η grid"),
     "grid_2d": (lambda c: c.update(etas=[[0.0, 0.1]]), "η grid"),
     "loss": (lambda c: c.update(loss="hinge"), "unknown loss"),
+    "zero_layer_moved": (_zero_first_layer_moved, "layer 1.w has zero norm but the direction moves it"),
 }
 
 

@@ -193,7 +193,9 @@ def relative_distances(
       batch_size: η points evaluated at once; default :func:`grid_batch_size`.
 
     Raises:
-      TrustError: NaN/Inf input, mismatched shapes, a zero base output batch or a zero base gradient.
+      TrustError: NaN/Inf input, mismatched shapes, a zero base output batch, a zero base gradient, a zero-norm
+        layer that the direction moves (its relative size is undefined; a bias moved from zero has relative size
+        inf, reported as such — no bound uses it), or a perturbed network that overflows.
     """
     loss_fn = loss_function(loss)
     etas = np.asarray(etas, dtype=float)
@@ -224,6 +226,13 @@ def relative_distances(
             f"the loss gradient is zero (or NaN) in tensor {zero[0]}; relative gradient distance is undefined"
         )
     sizes = relative_size(direction, params)
+    flags = layer_flags(params)
+    moved_zero = [n for n, a, layer in zip(names, sizes, flags) if layer and a == np.inf]
+    if moved_zero:
+        raise TrustError(
+            f"layer {moved_zero[0]} has zero norm but the direction moves it: its relative size ‖ΔW‖/‖W‖ is "
+            "undefined; give the layer nonzero weights or leave it out of the direction"
+        )
     return Distances(
         etas=etas,
         loss=grid["loss"],
@@ -238,5 +247,5 @@ def relative_distances(
         relative_size=np.abs(etas)[:, None] * sizes[None, :],
         delta_norm=np.abs(etas) * float(np.linalg.norm(leaf_norms(direction))),
         names=tuple(names),
-        is_weight=tuple(layer_flags(params)),
+        is_weight=tuple(flags),
     )

@@ -87,15 +87,14 @@ def dry_run(name: str, config, out: str | None) -> str:
         lines.append("nothing would be saved (no --out)")
         return "\n".join(lines)
     run_dir = Path(out)
-    defaults = {f.name: f.default for f in fields(config)}
-    if store.finished_run(run_dir, config.to_dict(), defaults) is not None:
+    if store.finished(run_dir, config) is not None:  # also refuses a file, or a run of another config
         lines.append(f"{run_dir} holds this finished run: it would be reused")
         return "\n".join(lines)
-    if not _writable(run_dir) or (run_dir.exists() and not run_dir.is_dir()):
+    if not _writable(run_dir):
         raise TrustError(f"cannot write the run directory {run_dir}; choose a writable --out")
     if experiment.study is not None:
         cells = experiment.study.cells(config, {})
-        done = [n for n, c in cells.items() if store.finished_run(run_dir / "cells" / n, c.to_dict()) is not None]
+        done = [n for n, c in cells.items() if store.finished(run_dir / "cells" / n, c) is not None]
         lines.append(
             f"{len(cells)} cells in the first round ({len(done)} finished in {run_dir / 'cells'} would be reused)"
         )

@@ -27,8 +27,8 @@ from trust.tree import (
     layer_flags,
     leaf_names,
     leaf_norms,
-    relative_size,
     same_structure,
+    size_ratio,
 )
 
 
@@ -225,7 +225,8 @@ def relative_distances(
         raise TrustError(
             f"the loss gradient is zero (or NaN) in tensor {zero[0]}; relative gradient distance is undefined"
         )
-    sizes = relative_size(direction, params)
+    direction_norms = leaf_norms(direction)
+    sizes = size_ratio(direction_norms, leaf_norms(params))
     flags = layer_flags(params)
     moved_zero = [n for n, a, layer in zip(names, sizes, flags) if layer and a == np.inf]
     if moved_zero:
@@ -245,7 +246,7 @@ def relative_distances(
         gradient_total_change=grid["gradient_total_change"],
         gradient_norm=base["gradient_norm"],
         relative_size=np.abs(etas)[:, None] * sizes[None, :],
-        delta_norm=np.abs(etas) * float(np.linalg.norm(leaf_norms(direction))),
+        delta_norm=np.abs(etas) * float(np.linalg.norm(direction_norms)),
         names=tuple(names),
         is_weight=tuple(flags),
     )

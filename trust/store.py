@@ -24,6 +24,7 @@ import tempfile
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -82,6 +83,10 @@ def _umask() -> int:
 _UMASK = _umask()
 
 
+def _unwritable(path: Path, err: OSError) -> TrustError:
+    return TrustError(f"cannot write {path} ({err.strerror or err}); choose a writable --out")
+
+
 def atomic_write(path, write) -> None:
     """Write ``path`` through ``write(binary file handle)`` into a hidden temporary file beside it, then rename:
     readers see the old file or the whole new one, never a part. An OS error (a read-only directory, a full
@@ -90,7 +95,7 @@ def atomic_write(path, write) -> None:
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as err:
-        raise TrustError(f"cannot write {path} ({err.strerror or err}); choose a writable --out") from None
+        raise _unwritable(path, err) from None
     try:
         os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; a result file gets the permissions open() would give
         with os.fdopen(fd, "wb") as fh:
@@ -101,7 +106,7 @@ def atomic_write(path, write) -> None:
     except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
         if isinstance(err, OSError):
-            raise TrustError(f"cannot write {path} ({err.strerror or err}); choose a writable --out") from None
+            raise _unwritable(path, err) from None
         raise
 
 
@@ -142,7 +147,7 @@ def locked(run_dir) -> Iterator[Path]:
     try:
         fd = os.open(run_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as err:
-        raise TrustError(f"cannot write to {run_dir} ({err.strerror or err}); choose a writable --out") from None
+        raise _unwritable(run_dir, err) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -173,11 +178,15 @@ def _digest(config_bytes: bytes, arrays_bytes: bytes, results: dict) -> str:
 def write_run(out_dir, config: dict, results: dict, arrays: dict) -> Path:
     """Write a finished run: config (with versions), arrays, then results — with the digest of all three — last."""
     out = make_dir(out_dir)
-    write_json(out / CONFIG, {"config": config, "seed": config.get("seed"), "versions": versions()})
-    arrays = {k: np.asarray(v) for k, v in arrays.items()}
-    atomic_write(out / ARRAYS, lambda fh: np.savez_compressed(fh, **arrays))
+    config_bytes = dumps({"config": config, "seed": config.get("seed"), "versions": versions()}).encode()
+    archive = io.BytesIO()
+    named: dict[str, Any] = {k: np.asarray(v) for k, v in arrays.items()}
+    np.savez_compressed(archive, **named)
+    arrays_bytes = archive.getvalue()
+    atomic_write(out / CONFIG, lambda fh: fh.write(config_bytes))
+    atomic_write(out / ARRAYS, lambda fh: fh.write(arrays_bytes))
     results = json.loads(dumps(results))  # the JSON form, so the digest is over what is stored
-    results[DIGEST] = _digest((out / CONFIG).read_bytes(), (out / ARRAYS).read_bytes(), results)
+    results[DIGEST] = _digest(config_bytes, arrays_bytes, results)
     write_json(out / RESULTS, results)
     return out
 
@@ -244,6 +253,12 @@ def finished_run(run_dir, config: dict, defaults: dict | None = None):
     return read_run(run_dir)
 
 
+def finished(run_dir, config: Config):
+    """:func:`finished_run` for a :class:`Config`: a field the stored config lacks counts as its default."""
+    defaults = {f.name: f.default for f in dataclasses.fields(config)}
+    return finished_run(run_dir, config.to_dict(), defaults)
+
+
 def run_or_reuse(run_dir, config: Config, experiment: Experiment) -> tuple[Result, bool]:
     """The result of ``experiment`` for ``config``: read back from ``run_dir`` if it already holds a finished run
     of exactly this config, else computed (and, with a ``run_dir``, written there). Also says whether it was
@@ -252,8 +267,7 @@ def run_or_reuse(run_dir, config: Config, experiment: Experiment) -> tuple[Resul
     if run_dir is None:
         return experiment.run(config), False
     with locked(run_dir):
-        defaults = {f.name: f.default for f in dataclasses.fields(config)}
-        stored = finished_run(run_dir, config.to_dict(), defaults)
+        stored = finished(run_dir, config)
         if stored is not None:
             return experiment.result.from_json(stored[1], stored[2]), True
         if experiment.study is not None:

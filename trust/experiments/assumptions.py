@@ -343,9 +343,12 @@ def summary_figure(results: list[AssumptionsResult]):
         ax.set_yscale("log")
         ax.set_xticks(range(len(labels)), labels, rotation=35, ha="right", fontsize=8)
         ax.set_title(title, fontsize=9)
-    axes[0, 2].axhspan(0.5, 2.0, color="0.9", zorder=0, label="neither twice as close")
-    axes[0, 0].legend(fontsize=7, title="group (filled: end, hollow: init)", title_fontsize=7)
-    axes[0, 2].legend(fontsize=7)
+    axes[0, 2].axhspan(0.5, 2.0, color="0.9", zorder=0, label="(c) neither twice as close")
+    # one legend beside the panels, so no marker of any model hides under it
+    handles, names = axes[0, 0].get_legend_handles_labels()
+    band, band_name = axes[0, 2].get_legend_handles_labels()
+    fig.legend(handles + band[-1:], names + band_name[-1:], loc="outside right center", fontsize=7,
+               title="group (filled: end,\nhollow: init)", title_fontsize=7)  # fmt: skip
     return fig
 
 

@@ -192,11 +192,43 @@ def test_bad_input_is_a_clear_error(key, problem):
         )
 
 
-def test_grid_batch_size_is_the_measured_choice_per_backend():
-    # benchmarks/results/measure_cpu.md: 2 η points at once on a CPU; 64 elsewhere; never more than the grid
-    assert [measure.grid_batch_size(n, "cpu") for n in (1, 2, 3, 100)] == [1, 2, 2, 2]
-    assert [measure.grid_batch_size(n, "gpu") for n in (1, 63, 64, 65, 1000)] == [1, 63, 64, 64, 64]
-    assert measure.grid_batch_size(0, "cpu") == 1
+def test_grid_strategy_is_the_measured_choice_per_backend():
+    # benchmarks/RESULTS.md: 2 η points at once on a CPU; 64 elsewhere; never more than the grid
+    assert [measure.grid_strategy(n, backend="cpu").batch_size for n in (1, 2, 3, 100)] == [1, 2, 2, 2]
+    assert [measure.grid_strategy(n, backend="gpu").batch_size for n in (1, 63, 64, 65, 1000)] == [1, 63, 64, 64, 64]
+    assert measure.grid_strategy(0, backend="cpu").batch_size == 1
+    # the first layer is shared for MLPs (linear first pre-activation), not for other callables or ResNets
+    mlp = nets.experiment_mlp(4, 8, 3, 2)
+    assert measure.grid_strategy(10, mlp.apply).share_first_layer
+    assert not measure.grid_strategy(10, lambda p, x: mlp.apply(p, x)).share_first_layer
+    assert not measure.grid_strategy(10, nets.resnet((8, 8, 1), 3).apply).share_first_layer
+
+
+SHARED_NETS = [
+    nets.experiment_mlp(6, 9, 4, 5),
+    nets.experiment_mlp(6, 9, 1, 5),
+    nets.theorem1_mlp((6, 9, 9, 5), "leaky_relu"),
+    nets.experiment_mlp(6, 9, 5, 5, "tanh", residual=True),
+]
+
+
+@pytest.mark.parametrize("net", SHARED_NETS, ids=["relu-bias", "one-layer", "theorem1", "tanh-residual"])
+def test_shared_first_layer_equals_the_plain_grid(net):
+    # Sharing x·W_1ᵀ and x·U_1ᵀ across the grid is exact algebra (z_1 is linear in W_1); in float64 (conftest) the two
+    # programs differ by rounding only: relative gap ~ n·ε ≈ 1e-14 on these sizes (1e-12 leaves room for
+    # the conditioning of a difference of gradients); η = 0 stays exactly zero in both.
+    x = jax.random.normal(jax.random.key(0), (30, 6))
+    y = jnp.arange(30) % 5
+    params = net.init(jax.random.key(1))
+    u = perturb.along_gradient(params, measure.full_batch_gradient(net.apply, params, x, y))
+    etas = jnp.linspace(0.0, 0.3, 7)
+    plain, shared = (
+        measure._grid(net.apply, losses.cross_entropy, measure.Strategy(2, share), params, u, x, y, etas)
+        for share in (False, True)
+    )
+    for a, b in zip(jax.tree_util.tree_leaves(plain), jax.tree_util.tree_leaves(shared)):
+        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-14)
+    assert np.all(shared[1]["gradient_change"][0] == 0) and np.all(shared[1]["function_change"][0] == 0)
 
 
 @pytest.mark.parametrize("net", NETS[:2], ids=["relu-bias", "tanh-residual"])

@@ -5,7 +5,8 @@ example ``‖f_{W+ηU}(x) − f_W(x)‖₂``, the batch change ``‖F_{W+ηU} �
 tensor's loss gradient ``‖g_l(W+ηU) − g_l(W)‖_F``. Relative distances divide by the base values.
 
 The grid is mapped with ``jax.lax.map(..., batch_size=b)`` — ``b`` points at a time under ``vmap`` — so
-memory stays flat as the grid grows; ``b`` per backend is the measured choice in :func:`grid_batch_size`.
+memory stays flat as the grid grows; ``b`` per backend, and whether the first layer's work is shared across
+the grid, is the measured choice in :func:`grid_strategy`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -20,6 +22,7 @@ import numpy as np
 
 from trust.errors import TrustError
 from trust.losses import loss_function
+from trust.nets import MLP
 from trust.perturb import perturbed
 from trust.tree import (
     check_finite,
@@ -42,17 +45,37 @@ def full_batch_gradient(apply: Callable, params, x, y, loss: str = "xent"):
     return _full_batch_gradient(apply, params, x, y, loss)
 
 
-def grid_batch_size(n_grid: int, backend: str | None = None) -> int:
-    """How many η points are evaluated at once (the rest is a sequential ``lax.map``).
+class Strategy(NamedTuple):
+    """How the η grid is executed: ``batch_size`` points at a time under ``vmap`` (the rest a sequential
+    ``lax.map``), and whether the first layer's ``x·W_1ᵀ`` and ``x·U_1ᵀ`` are computed once for the grid."""
 
-    Measured by ``benchmarks/bench_measure.py`` (``benchmarks/results/measure_cpu.md``): on a 2-core CPU,
-    b = 2 was fastest (1.16× a naive loop of jitted single-η calls and 1.4× a PyTorch eager loop at
-    depth 16), and a full ``vmap`` (b = 100) was 1.7× *slower* than b = 2 — wide batched matmuls gain
-    nothing there and cost memory. An accelerator wants wide batches; 64 keeps memory flat on long
-    grids (not yet measured on a GPU).
+    batch_size: int
+    share_first_layer: bool
+
+
+def grid_strategy(n_grid: int, apply: Callable | None = None, backend: str | None = None) -> Strategy:
+    """The execution of an η grid, chosen by measurement (``benchmarks/RESULTS.md``), for every backend here.
+
+    * **Chunk.** On a 2-core CPU one or two η points at a time are fastest at every width and depth measured
+      (64–784, 2–16): wider ``vmap`` chunks turn matmuls into batched matmuls that XLA's CPU backend runs
+      slower, and a full ``vmap`` of 32 points is 2–3× slower than b = 2. An accelerator wants wide chunks;
+      64 keeps memory flat on long grids.
+    * **Shared first layer.** When the network's first pre-activation is linear in its parameters (an
+      :class:`~trust.nets.MLP`: ``z_1 = x·W_1ᵀ + b_1``), ``z_1(W + η·U) = z_1(W) + η·z_1(U)``: two matmuls for the
+      whole grid instead of one per η. Always cheaper: the first layer's forward matmul disappears from every
+      point (its input gradient is never needed), the largest saving on MNIST-sized inputs and narrow nets.
     """
     backend = backend or jax.default_backend()
-    return max(1, min(n_grid, 2 if backend == "cpu" else 64))
+    return Strategy(
+        batch_size=max(1, min(n_grid, 2 if backend == "cpu" else 64)),
+        share_first_layer=_split_network(apply) is not None,
+    )
+
+
+def _split_network(apply: Callable | None):
+    """The :class:`~trust.nets.MLP` behind ``apply`` (its bound ``apply``), whose first layer the grid can share."""
+    net = getattr(apply, "__self__", None)
+    return net if isinstance(net, MLP) and apply == net.apply else None
 
 
 def _evaluate(apply, loss_fn, params, x, y):
@@ -64,10 +87,33 @@ def _evaluate(apply, loss_fn, params, x, y):
     return loss, out, grads
 
 
-@partial(jax.jit, static_argnames=("apply", "loss_fn", "batch_size"))
-def _grid(apply, loss_fn, batch_size, params, direction, x, y, etas):
+def _evaluator(apply, loss_fn, share_first_layer, params, direction, x, y):
+    """``η ↦ (loss, output, gradients)`` at ``W + η·U``."""
+    net = _split_network(apply) if share_first_layer else None
+    if net is None:
+        return lambda eta: _evaluate(apply, loss_fn, perturbed(params, direction, eta), x, y)
+    z_base, first_layer_vjp = jax.vjp(lambda layer: net.first_preactivation(layer, x), params[0])
+    z_direction = net.first_preactivation(direction[0], x)
+
+    def objective(rest, z1):
+        out = net.apply_after_first(rest, z1)
+        return loss_fn(out, y), out
+
     def evaluate(eta):
-        return _evaluate(apply, loss_fn, perturbed(params, direction, eta), x, y)
+        rest = perturbed(params[1:], direction[1:], eta)
+        (loss, out), (grads, dz1) = jax.value_and_grad(objective, (0, 1), has_aux=True)(
+            rest, z_base + eta * z_direction
+        )
+        # ∂ℒ/∂W_1 through the linear first layer: the transpose of x·W_1ᵀ (+ b_1) applied to ∂ℒ/∂z_1.
+        return loss, out, [first_layer_vjp(dz1)[0], *grads]
+
+    return evaluate
+
+
+@partial(jax.jit, static_argnames=("apply", "loss_fn", "strategy"))
+def _grid(apply, loss_fn, strategy, params, direction, x, y, etas):
+    evaluate = _evaluator(apply, loss_fn, strategy.share_first_layer, params, direction, x, y)
+    batch_size = strategy.batch_size
 
     # The base point goes through the very same mapped computation as the grid (a chunk of η = 0), and
     # the grid is padded to whole chunks: every point is computed by one compiled body, so the distances
@@ -190,7 +236,7 @@ def relative_distances(
       direction: ``U`` from :mod:`trust.perturb`; ``ΔW(η) = η·U``.
       etas: the grid of η (1-D).
       loss: ``"xent"``, ``"mse"`` or a callable ``loss(outputs, y)``.
-      batch_size: η points evaluated at once; default :func:`grid_batch_size`.
+      batch_size: η points evaluated at once; default :func:`grid_strategy`'s.
 
     Raises:
       TrustError: NaN/Inf input, mismatched shapes, a zero base output batch, a zero base gradient, a zero-norm
@@ -204,8 +250,10 @@ def relative_distances(
         raise TrustError(f"η up to {np.max(np.abs(etas)):.3g} does not fit {dtype}; use smaller η or float64")
     etas = etas.astype(dtype)
     _check_inputs(apply, params, x, y, direction, etas)
-    batch_size = batch_size or grid_batch_size(etas.size)
-    base, grid = _grid(apply, loss_fn, batch_size, params, direction, x, y, jnp.asarray(etas))
+    strategy = grid_strategy(etas.size, apply)
+    if batch_size:
+        strategy = strategy._replace(batch_size=batch_size)
+    base, grid = _grid(apply, loss_fn, strategy, params, direction, x, y, jnp.asarray(etas))
     base, grid = jax.tree_util.tree_map(np.asarray, (base, grid))
     names = leaf_names(params)
     if not np.isfinite(base["loss0"]) or not np.all(np.isfinite(base["output_norm"])):

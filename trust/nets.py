@@ -127,18 +127,26 @@ class MLP:
 
     def preactivations(self, params: list[dict], x: jax.Array) -> tuple[jax.Array, list[jax.Array]]:
         """The output and every layer's pre-activation ``z_l = W_l h_{l-1} (+ b_l)``, each ``(n, d_l)``."""
+        return self._from_first(params[1:], self.first_preactivation(params[0], x))
+
+    def first_preactivation(self, layer: dict, x: jax.Array) -> jax.Array:
+        """``z_1 = x·W_1ᵀ (+ b_1)``: linear in the first layer's parameters, so along ``W + η·U`` it is
+        ``z_1(W_1) + η·z_1(U_1)`` — two matmuls for a whole η grid (:mod:`trust.measure`)."""
+        z = x @ layer["w"].T
+        return z + layer["b"][None, :] if "b" in layer else z
+
+    def apply_after_first(self, rest: list[dict], z1: jax.Array) -> jax.Array:
+        """The output given the first pre-activation ``z_1`` and the parameters of layers ``2 … L``."""
+        return self._from_first(rest, z1)[0]
+
+    def _from_first(self, rest: list[dict], z1: jax.Array) -> tuple[jax.Array, list[jax.Array]]:
         phi = activation_fn(self.activation, self.slope)
-        h, zs = x, []
-        last = len(params) - 1
-        for l, layer in enumerate(params):
+        h, zs = phi(z1), [z1]  # the first layer is never residual, nor is the last
+        for l, layer in enumerate(rest, start=1):
             z = h @ layer["w"].T
-            if "b" in layer:
-                z = z + layer["b"][None, :]
-            zs.append(z)
-            if l == last and not self.final_activation:
-                return z, zs
-            h = h + phi(z) if (self.residual and 0 < l < last) else phi(z)
-        return h, zs
+            zs.append(z + layer["b"][None, :] if "b" in layer else z)
+            h = h + phi(zs[-1]) if (self.residual and l < len(rest)) else phi(zs[-1])
+        return (h if self.final_activation else zs[-1]), zs
 
 
 @partial(jax.jit, static_argnums=(0, 2))

@@ -18,7 +18,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 import proofs_checks
-from trust import plots, report, store
+from trust import parallel, plots, report, store
 from trust.errors import TrustError
 from trust.experiments import REGISTRY
 
@@ -33,6 +33,7 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller nets and grids (a few minutes)")
     parser.add_argument("--out", default="figures", help="where figures, REPORT.md and runs/ go")
     parser.add_argument("--seed", type=int, default=0)
+    parallel.add_arguments(parser)
     args = parser.parse_args(argv)
     out = Path(args.out)
     start = time.time()
@@ -43,6 +44,7 @@ def main(argv=None) -> int:
         for name, config in experiment.paper_configs(args.quick, args.seed).items()
     ]
     try:
+        parallel.join_from(args)
         results = {
             name: store.run_or_reuse(out / "runs" / name, config, experiment)[0]
             for experiment, name, config in tqdm(jobs, desc="experiments", unit="run")
@@ -50,6 +52,8 @@ def main(argv=None) -> int:
     except TrustError as err:
         print(f"paper_figs: error: {err}", file=sys.stderr)
         return 2
+    if not parallel.is_lead():  # process 0 draws the figures and writes the report
+        return 0
 
     figures, rows = {}, []
     for experiment in REGISTRY.values():

@@ -18,7 +18,7 @@ import typing
 from dataclasses import MISSING, fields
 from pathlib import Path
 
-from trust import __version__, data, plots, store
+from trust import __version__, data, parallel, plots, store
 from trust.errors import REPORT_BUG, TrustError
 from trust.experiments import REGISTRY
 from trust.schema import Experiment
@@ -115,7 +115,7 @@ def run_command(name: str, args: argparse.Namespace) -> None:
         if args.out
         else "not saved (use --out DIR)"
     )
-    figure = result.figure() if args.out else None
+    figure = result.figure() if args.out and parallel.is_lead() else None
     if figure is not None:
         stem = name.replace(" ", "_")
         where += "; figure " + ", ".join(str(p) for p in plots.save(figure, Path(args.out) / stem))
@@ -130,6 +130,7 @@ def parser() -> argparse.ArgumentParser:
     """One subcommand per registered experiment; a two-word name (``study breakdown``) is a sub-subcommand."""
     p = _Parser(prog="trust", description="Deep relative trust, Fromage and Madam: falsifiable checks.")
     p.add_argument("--version", action="version", version=f"trust {__version__}")
+    parallel.add_arguments(p)
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     groups: dict[str, argparse._SubParsersAction] = {}
     for name, experiment in REGISTRY.items():
@@ -149,6 +150,7 @@ def _leaves(group: str) -> list[str]:
 def main(argv=None) -> int:
     try:
         args = parser().parse_args(argv)
+        parallel.join_from(args)
         run_command(args.experiment, args)
     except TrustError as err:
         print(f"trust: error: {err}", file=sys.stderr)

@@ -46,11 +46,13 @@ def full_batch_gradient(apply: Callable, params, x, y, loss: str = "xent"):
 
 
 class Strategy(NamedTuple):
-    """How the η grid is executed: ``batch_size`` points at a time under ``vmap`` (the rest a sequential
-    ``lax.map``), and whether the first layer's ``x·W_1ᵀ`` and ``x·U_1ᵀ`` are computed once for the grid."""
+    """How the η grid is executed: split across ``devices`` local devices, on each ``batch_size`` points at a
+    time under ``vmap`` (the rest a sequential ``lax.map``), and whether the first layer's ``x·W_1ᵀ`` and
+    ``x·U_1ᵀ`` are computed once for the grid."""
 
     batch_size: int
     share_first_layer: bool
+    devices: int = 1
 
 
 def grid_strategy(n_grid: int, apply: Callable | None = None, backend: str | None = None) -> Strategy:
@@ -60,15 +62,20 @@ def grid_strategy(n_grid: int, apply: Callable | None = None, backend: str | Non
       (64–784, 2–16): wider ``vmap`` chunks turn matmuls into batched matmuls that XLA's CPU backend runs
       slower, and a full ``vmap`` of 32 points is 2–3× slower than b = 2. An accelerator wants wide chunks;
       64 keeps memory flat on long grids.
+    * **Devices.** The grid is split evenly across every local device (one block of η each); each device
+      runs the same chunked map on its block.
     * **Shared first layer.** When the network's first pre-activation is linear in its parameters (an
       :class:`~trust.nets.MLP`: ``z_1 = x·W_1ᵀ + b_1``), ``z_1(W + η·U) = z_1(W) + η·z_1(U)``: two matmuls for the
       whole grid instead of one per η. Always cheaper: the first layer's forward matmul disappears from every
       point (its input gradient is never needed), the largest saving on MNIST-sized inputs and narrow nets.
     """
     backend = backend or jax.default_backend()
+    devices = max(1, min(n_grid, jax.local_device_count()))
+    per_device = -(-max(n_grid, 1) // devices)
     return Strategy(
-        batch_size=max(1, min(n_grid, 2 if backend == "cpu" else 64)),
+        batch_size=max(1, min(per_device, 2 if backend == "cpu" else 64)),
         share_first_layer=_split_network(apply) is not None,
+        devices=devices,
     )
 
 
@@ -110,8 +117,8 @@ def _evaluator(apply, loss_fn, share_first_layer, params, direction, x, y):
     return evaluate
 
 
-@partial(jax.jit, static_argnames=("apply", "loss_fn", "strategy"))
-def _grid(apply, loss_fn, strategy, params, direction, x, y, etas):
+def _grid_on_device(apply, loss_fn, strategy, params, direction, x, y, etas):
+    """The base point and this device's share of the grid (``etas``: a whole number of chunks)."""
     evaluate = _evaluator(apply, loss_fn, strategy.share_first_layer, params, direction, x, y)
     batch_size = strategy.batch_size
 
@@ -139,8 +146,25 @@ def _grid(apply, loss_fn, strategy, params, direction, x, y, etas):
         "batch_norm": jnp.linalg.norm(out0),
         "gradient_norm": frobenius_norms(grads0),
     }
-    padded = jnp.concatenate([etas, jnp.zeros(-etas.size % batch_size, etas.dtype)])
-    grid = jax.lax.map(at, padded, batch_size=batch_size)
+    return base, jax.lax.map(at, etas, batch_size=batch_size)
+
+
+@partial(jax.jit, static_argnames=("apply", "loss_fn", "strategy"))
+def _grid(apply, loss_fn, strategy, params, direction, x, y, etas):
+    """The grid split across ``strategy.devices`` local devices (``shard_map`` over a mesh axis ``eta``): every
+    device computes the base point itself — the same program on the same inputs, so the same numbers — and
+    a contiguous block of the grid, padded with η = 0 to whole chunks per device."""
+    devices = jax.local_devices()[: strategy.devices]
+    padded = jnp.concatenate([etas, jnp.zeros(-etas.size % (strategy.batch_size * len(devices)), etas.dtype)])
+    mesh = jax.sharding.Mesh(np.array(devices), ("eta",))
+    replicated, split = jax.sharding.PartitionSpec(), jax.sharding.PartitionSpec("eta")
+    base, grid = jax.shard_map(
+        partial(_grid_on_device, apply, loss_fn, strategy),
+        mesh=mesh,
+        in_specs=(replicated, replicated, replicated, replicated, split),
+        out_specs=(replicated, split),
+        check_vma=False,  # the first layer's VJP is taken once, outside the per-η map (see _evaluator)
+    )(params, direction, x, y, padded)
     return base, jax.tree_util.tree_map(lambda a: a[: etas.size], grid)
 
 

@@ -23,6 +23,7 @@ from typing import Any, NamedTuple, Union
 import numpy as np
 from tqdm import tqdm
 
+from trust import parallel
 from trust.errors import TrustError
 
 _MISSING = dataclasses.MISSING
@@ -275,14 +276,26 @@ class Study(NamedTuple):
     combine: Callable
 
 
-def run_study(study: Study, config: Config, run_cell: Callable | None = None) -> Result:
+def run_study(
+    study: Study, config: Config, run_cell: Callable | None = None, read_cell: Callable | None = None
+) -> Result:
     """Run every cell ``study.cells`` asks for (``run_cell(name, cell_config)``; default: compute it), then
-    combine them."""
+    combine them. In a job of many processes (:mod:`trust.parallel`) each computes its share of every round and
+    reads the others' cells with ``read_cell(name, cell_config)`` after a barrier."""
     run_cell = run_cell or (lambda name, cell_config: study.cell.run(cell_config))
     done: dict[str, Result] = {}
+    rounds = 0
     while todo := {n: c for n, c in study.cells(config, done).items() if n not in done}:
-        for name, cell_config in tqdm(todo.items(), desc=type(config).__name__, unit="cell", leave=False, delay=3):
-            done[name] = run_cell(name, cell_config)
+        mine = parallel.share(list(todo))
+        finished = {}
+        for name in tqdm(mine, desc=type(config).__name__, unit="cell", leave=False, delay=3):
+            finished[name] = run_cell(name, todo[name])
+        if parallel.count() > 1:
+            assert read_cell is not None, "a study across processes reads the others' cells from the run directory"
+            rounds += 1
+            parallel.barrier(f"{type(config).__name__} round {rounds}")
+            finished.update({n: read_cell(n, todo[n]) for n in todo if n not in finished})
+        done.update({n: finished[n] for n in todo})  # in the study's order, however the cells were shared
     return study.combine(config, done)
 
 

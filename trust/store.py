@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from trust import parallel
 from trust.errors import TrustError
 from trust.schema import Config, Experiment, Result, run_study
 
@@ -263,19 +264,59 @@ def run_or_reuse(run_dir, config: Config, experiment: Experiment) -> tuple[Resul
     """The result of ``experiment`` for ``config``: read back from ``run_dir`` if it already holds a finished run
     of exactly this config, else computed (and, with a ``run_dir``, written there). Also says whether it was
     reused. A directory holding another config is refused. A study stores each cell under ``run_dir/cells/``
-    as it finishes, and a rerun reuses the finished cells."""
+    as it finishes, and a rerun reuses the finished cells. In a job of many processes (:mod:`trust.parallel`)
+    they share a study's cells; anything else process 0 computes and the others read."""
     if run_dir is None:
+        if experiment.study is not None and parallel.count() > 1:
+            raise TrustError("a study across processes shares its cells through the run directory: give --out")
         return experiment.run(config), False
+    if parallel.count() > 1:
+        return _run_or_reuse_together(Path(run_dir), config, experiment)
+    return _run_or_reuse_alone(Path(run_dir), config, experiment)
+
+
+def _run_or_reuse_alone(run_dir: Path, config: Config, experiment: Experiment) -> tuple[Result, bool]:
     with locked(run_dir):
         stored = finished(run_dir, config)
         if stored is not None:
             return experiment.result.from_json(stored[1], stored[2]), True
-        if experiment.study is not None:
-            study = experiment.study
-            result = run_study(
-                study, config, lambda name, cell: run_or_reuse(Path(run_dir) / "cells" / name, cell, study.cell)[0]
-            )
-        else:
-            result = experiment.run(config)
+        result = _compute(run_dir, config, experiment)
         write_run(run_dir, config.to_dict(), result.to_json(), result.arrays())
+    return result, False
+
+
+def _compute(run_dir: Path, config: Config, experiment: Experiment) -> Result:
+    if experiment.study is None:
+        return experiment.run(config)
+    study = experiment.study
+    return run_study(
+        study,
+        config,
+        lambda name, cell: _run_or_reuse_alone(run_dir / "cells" / name, cell, study.cell)[0],
+        lambda name, cell: _read_finished(run_dir / "cells" / name, cell, study.cell),
+    )
+
+
+def _read_finished(run_dir: Path, config: Config, experiment: Experiment) -> Result:
+    stored = finished(run_dir, config)
+    if stored is None:
+        raise TrustError(f"{run_dir} is not finished: another process of the job failed before writing it")
+    return experiment.result.from_json(stored[1], stored[2])
+
+
+def _run_or_reuse_together(run_dir: Path, config: Config, experiment: Experiment) -> tuple[Result, bool]:
+    """Many processes, one run directory: every process checks for a finished run before any writes; a study's
+    cells are split among them; process 0 writes the run while the others wait, then they read it."""
+    stored = finished(run_dir, config)
+    parallel.barrier(f"checked {run_dir}")
+    if stored is not None:
+        return experiment.result.from_json(stored[1], stored[2]), True
+    if experiment.study is not None or parallel.is_lead():
+        result = _compute(run_dir, config, experiment)
+    if parallel.is_lead():
+        with locked(run_dir):
+            write_run(run_dir, config.to_dict(), result.to_json(), result.arrays())
+    parallel.barrier(f"written {run_dir}")
+    if experiment.study is None and not parallel.is_lead():
+        result = _read_finished(run_dir, config, experiment)
     return result, False

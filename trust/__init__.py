@@ -7,7 +7,7 @@ from importlib import metadata as _metadata
 try:
     __version__ = _metadata.version("deep-relative-trust")
 except _metadata.PackageNotFoundError:  # a source tree that was never installed
-    __version__ = "0.2.0+unknown"
+    __version__ = "0.3.0+unknown"
 
 from trust.bounds import drt_bound, lipschitz_prediction, operator_norm_bound, theorem1_bound
 from trust.errors import TrustError

@@ -58,10 +58,11 @@ class Strategy(NamedTuple):
 def grid_strategy(n_grid: int, apply: Callable | None = None, backend: str | None = None) -> Strategy:
     """The execution of an η grid, chosen by measurement (``benchmarks/RESULTS.md``), for every backend here.
 
-    * **Chunk.** On a 2-core CPU one or two η points at a time are fastest at every width and depth measured
-      (64–784, 2–16): wider ``vmap`` chunks turn matmuls into batched matmuls that XLA's CPU backend runs
-      slower, and a full ``vmap`` of 32 points is 2–3× slower than b = 2. An accelerator wants wide chunks;
-      64 keeps memory flat on long grids.
+    * **Chunk.** On a 2-core CPU chunks of two η points are fastest or tied at every width and depth measured
+      (64–784, 2–16; chunks of 1 and 4 are up to 30 % slower): wider ``vmap`` chunks turn matmuls into batched
+      matmuls that XLA's CPU backend runs slower, and a plain ``vmap`` of all 32 points is 1.4–3× slower and
+      its memory grows with the grid. An accelerator wants wide chunks; 64 keeps memory flat on long grids
+      (not yet measured on a GPU).
     * **Devices.** The grid is split evenly across every local device (one block of η each); each device
       runs the same chunked map on its block.
     * **Shared first layer.** When the network's first pre-activation is linear in its parameters (an

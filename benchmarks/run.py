@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import jax
@@ -106,10 +107,22 @@ class Slice:
         self.etas = jnp.linspace(0.0, 0.1, n_eta, dtype=dtype)
         self.flops = measurement_flops(self.net.widths, n) * (n_eta + 1)  # the grid and the base point
 
-    def trust(self, strategy=None):
-        strategy = strategy or measure.grid_strategy(self.etas.size, self.net.apply)
-        args = (self.params, self.u, self.x, self.y, self.etas)
-        return lambda: measure._grid(self.net.apply, losses.cross_entropy, strategy, *args)
+    def strategy(self, **changes) -> measure.Strategy:
+        """The strategy trust picks for this grid, with ``changes``."""
+        return measure.grid_strategy(self.etas.size, self.net.apply)._replace(**changes)
+
+    def _trust_grid(self, **changes):
+        fn = partial(measure._grid, self.net.apply, losses.cross_entropy, self.strategy(**changes))
+        return fn, (self.params, self.u, self.x, self.y, self.etas)
+
+    def trust(self, **changes):
+        """A call of trust's kernel (its strategy with ``changes``)."""
+        fn, args = self._trust_grid(**changes)
+        return lambda: fn(*args)
+
+    def trust_mb(self) -> float:
+        fn, args = self._trust_grid()
+        return compiled_bytes(fn, *args) / 2**20
 
     def _point(self):
         """The plain evaluation of one η, reduced as the grid reduces it, and the base point; both take every
@@ -135,18 +148,27 @@ class Slice:
 
         return run
 
-    def plain_vmap(self):
+    def _plain_vmap_grid(self):
         point, base = self._point()
-        grid = jax.jit(jax.vmap(point, in_axes=(0, None, None, None, None, None, None)))
+        return jax.vmap(point, in_axes=(0, None, None, None, None, None, None)), base
+
+    def plain_vmap(self):
+        grid, base = self._plain_vmap_grid()
+        grid = jax.jit(grid)
         args = (self.params, self.u, self.x, self.y)
         return lambda: grid(self.etas, *args, *base(self.params, self.x, self.y)[1:])
+
+    def plain_vmap_mb(self) -> float:
+        grid, base = self._plain_vmap_grid()
+        base_point = base(self.params, self.x, self.y)[1:]
+        return compiled_bytes(grid, self.etas, self.params, self.u, self.x, self.y, *base_point) / 2**20
 
     def matmuls_only(self):
         """The measurement's matmuls and nothing else, in the same ``lax.map``: the rate XLA reaches at these
         shapes on this machine — the roofline the kernel is held to."""
         ws = [layer["w"].T for layer in self.params]
         g = jnp.ones((self.x.shape[0], ws[-1].shape[1]), self.x.dtype)
-        batch = measure.grid_strategy(self.etas.size).batch_size
+        batch = self.strategy().batch_size
 
         def point(eta, ws, x, g):
             hs = [x * (1 + eta)]  # depends on η: nothing is hoisted out of the loop
@@ -213,7 +235,7 @@ def bench_slices(ds, repeats: int, plan: Plan) -> list[dict]:
             s = Slice(depth, width, plan.n_measure, plan.n_eta, ds)
             row = {"depth": depth, "width": width, "gflop": s.flops / 1e9}
             row["trust_s"] = best_of(s.trust(), repeats)
-            row["trust_unshared_s"] = best_of(s.trust(s_unshared(s)), repeats)
+            row["trust_unshared_s"] = best_of(s.trust(share_first_layer=False), repeats)
             row["naive_loop_s"] = best_of(s.naive_loop(), repeats)
             row["plain_vmap_s"] = best_of(s.plain_vmap(), repeats)
             row["matmuls_only_s"] = best_of(s.matmuls_only(), repeats)
@@ -226,10 +248,6 @@ def bench_slices(ds, repeats: int, plan: Plan) -> list[dict]:
         row["torch_eager_s"] = best_of(s.torch_loop(device), repeats) if device else None
         print(f"slice depth {row['depth']} width {row['width']}: PyTorch eager {row['torch_eager_s']}")
     return rows
-
-
-def s_unshared(s: Slice):
-    return measure.grid_strategy(s.etas.size, s.net.apply)._replace(share_first_layer=False)
 
 
 # ---------------------------------------------------------------------------------------------- the rates
@@ -275,39 +293,11 @@ def compiled_bytes(fn, *args) -> int:
 def bench_memory(ds, plan: Plan) -> dict:
     """Peak bytes of the grid at depth 16: trust's chunked map against a plain vmap, over η counts and
     measurement batches."""
-    rows_eta, rows_n = [], []
+    rows_eta = []
     for n_eta in plan.eta_counts:
         s = Slice(16, plan.width, plan.n_measure, n_eta, ds)
-        strategy = measure.grid_strategy(n_eta, s.net.apply)
-        args = (s.params, s.u, s.x, s.y, s.etas)
-        point, base = s._point()
-        _, out0, grads0 = base(s.params, s.x, s.y)
-        rows_eta.append(
-            {
-                "n_eta": n_eta,
-                "trust_mb": compiled_bytes(
-                    lambda *a: measure._grid(s.net.apply, losses.cross_entropy, strategy, *a), *args
-                )
-                / 2**20,
-                "plain_vmap_mb": compiled_bytes(
-                    jax.vmap(point, in_axes=(0, None, None, None, None, None, None)), s.etas, *args[:4], out0, grads0
-                )
-                / 2**20,
-            }
-        )
-    for n in plan.batches:
-        s = Slice(16, plan.width, n, plan.n_eta, ds)
-        strategy = measure.grid_strategy(plan.n_eta, s.net.apply)
-        args = (s.params, s.u, s.x, s.y, s.etas)
-        rows_n.append(
-            {
-                "n": n,
-                "trust_mb": compiled_bytes(
-                    lambda *a: measure._grid(s.net.apply, losses.cross_entropy, strategy, *a), *args
-                )
-                / 2**20,
-            }
-        )
+        rows_eta.append({"n_eta": n_eta, "trust_mb": s.trust_mb(), "plain_vmap_mb": s.plain_vmap_mb()})
+    rows_n = [{"n": n, "trust_mb": Slice(16, plan.width, n, plan.n_eta, ds).trust_mb()} for n in plan.batches]
     return {"eta": rows_eta, "batch": rows_n}
 
 
@@ -610,7 +600,7 @@ def measure_all(args, plan: Plan, previous: Path) -> dict:
         import torch
 
         r["versions"]["torch"] = torch.__version__
-    r["strategy"] = measure.grid_strategy(plan.n_eta, Slice(2, 8, 10, plan.n_eta, ds).net.apply)._asdict()
+    r["strategy"] = Slice(2, 8, 10, plan.n_eta, ds).strategy()._asdict()
     r["matmul_gflops"] = matmul_rates(args.repeats)
     print("matmul GFLOP/s:", {k: round(v) for k, v in r["matmul_gflops"].items()})
     r["slices"] = bench_slices(ds, args.repeats, plan)

@@ -17,8 +17,9 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+from test_reliability import STUDY  # 12 train-only cells on digits
 
-from trust import measure, nets
+from trust import measure, nets, store
 
 TWO_DEVICES = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
 
@@ -96,14 +97,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-STUDY = ["study", "depth", "--dataset", "digits", "--width", "8", "--depths", "2", "4", "--optimizers", "fromage"]
-STUDY += ["--seeds", "2", "--epochs", "1"]  # 12 train-only cells on digits (3 rates × 2 depths × 2 seeds)
-
-
 def _files(root: Path) -> dict[str, bytes]:
     """Every file under ``root`` but the locks (which hold their writer's pid)."""
     return {
-        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file() and p.name != ".lock"
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != store.LOCK
     }
 
 

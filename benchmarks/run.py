@@ -3,6 +3,7 @@
     python benchmarks/run.py                  # writes benchmarks/RESULTS.md and benchmarks/results/<backend>.json
     python benchmarks/run.py --paper-figs quick        # also times `paper_figs.py --quick` from scratch (~4 min)
     python benchmarks/run.py --paper-figs quick full   # and the full run from scratch (under an hour)
+    python benchmarks/run.py --paper-figs full --keep runs/   # keeps its figures and report in runs/full
 
 Every figure is measured in the same run, on this machine:
 
@@ -381,22 +382,24 @@ def bench_study(ds, plan: Plan) -> dict:
 PAPER_FIGS = {"quick": ["--quick"], "full": []}
 
 
-def time_paper_figs(mode: str) -> dict:
-    """Wall time of ``paper_figs.py`` (``quick`` or ``full``) from scratch, in an empty output directory."""
-    with tempfile.TemporaryDirectory() as out:
+def time_paper_figs(mode: str, keep: Path | None = None) -> dict:
+    """Wall time of ``paper_figs.py`` (``quick`` or ``full``) from scratch, in an empty output directory: a
+    temporary one, or ``keep/mode`` (which must not exist yet) to keep its figures and report."""
+    with tempfile.TemporaryDirectory() as scratch:
+        out = Path(scratch) if keep is None else keep / mode
         start = time.perf_counter()
-        cmd = [sys.executable, "paper_figs.py", *PAPER_FIGS[mode], "--out", out]
+        cmd = [sys.executable, "paper_figs.py", *PAPER_FIGS[mode], "--out", str(out)]
         subprocess.run(cmd, cwd=HERE.parent, check=True, stdout=subprocess.DEVNULL)
         return {"s": time.perf_counter() - start, "date": time.strftime("%Y-%m-%d"), "trust": store.versions()["trust"]}
 
 
-def paper_figs_times(modes: list[str], previous: Path) -> dict:
+def paper_figs_times(modes: list[str], previous: Path, keep: Path | None = None) -> dict:
     """The modes timed now, and for the others the last measurement in ``previous`` (a results JSON), if any."""
     try:
         carried = json.loads(previous.read_text()).get("paper_figs", {})
     except (OSError, ValueError):
         carried = {}
-    return {mode: time_paper_figs(mode) if mode in modes else carried.get(mode) for mode in PAPER_FIGS}
+    return {mode: time_paper_figs(mode, keep) if mode in modes else carried.get(mode) for mode in PAPER_FIGS}
 
 
 def _paper_figs_text(r: dict, mode: str) -> str:
@@ -612,7 +615,7 @@ def measure_all(args, plan: Plan, previous: Path) -> dict:
     r["x64"] = bench_x64(ds, args.repeats, plan)
     r["study"] = bench_study(ds, plan)
     r["timed"] = args.paper_figs
-    r["paper_figs"] = paper_figs_times(args.paper_figs, previous)
+    r["paper_figs"] = paper_figs_times(args.paper_figs, previous, args.keep)
     r["gpu"] = "no GPU in this run" if jax.default_backend() == "cpu" else "see the slice table"
     r["wall_s"] = time.perf_counter() - start
     return r
@@ -626,10 +629,16 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--paper-figs", nargs="+", default=[], choices=PAPER_FIGS, help="also time paper_figs.py from scratch"
     )
+    parser.add_argument(
+        "--keep", type=Path, help="write the timed paper_figs.py runs to KEEP/quick and KEEP/full (must be new)"
+    )
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: every code path in seconds (the tests)")
     parser.add_argument("--render", action="store_true", help="rewrite RESULTS.md from the stored JSON (no timing)")
     args = parser.parse_args(argv)
+    for mode in args.paper_figs if args.keep else []:
+        if (args.keep / mode).exists():
+            parser.error(f"{args.keep / mode} exists: paper_figs.py is timed from scratch, into a new directory")
     results = store.make_dir(args.out.parent / "results") / f"{jax.default_backend()}.json"
     if args.render:
         r = json.loads(results.read_text())

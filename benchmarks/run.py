@@ -70,15 +70,26 @@ SMOKE = Plan(
 # ------------------------------------------------------------------------------------------------- timing
 
 
-def best_of(fn, repeats: int, budget_s: float = 20.0) -> float:
-    """The fastest of ``repeats`` timed calls after one untimed (compiling) call; fewer when a call is slow."""
-    jax.block_until_ready(fn())
-    times: list[float] = []
-    while len(times) < repeats and (not times or sum(times) < budget_s):
-        start = time.perf_counter()
+def best_of_each(fns: dict, repeats: int, budget_s: float = 20.0) -> dict:
+    """The fastest of up to ``repeats`` timed calls of each function, after one untimed (compiling) call each;
+    fewer rounds when they are slow. The calls are interleaved, one of each per round, so that a slow spell of
+    this shared machine falls on every candidate alike and the ratios between them stay fair."""
+    for fn in fns.values():
         jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return min(times)
+    times: dict = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            jax.block_until_ready(fn())
+            times[name].append(time.perf_counter() - start)
+        if sum(map(sum, times.values())) >= budget_s * len(fns):
+            break
+    return {name: min(t) for name, t in times.items()}
+
+
+def best_of(fn, repeats: int, budget_s: float = 20.0) -> float:
+    """:func:`best_of_each` of one function."""
+    return best_of_each({"": fn}, repeats, budget_s)[""]
 
 
 def slope(xs, ys) -> float:
@@ -235,11 +246,14 @@ def bench_slices(ds, repeats: int, plan: Plan) -> list[dict]:
         for width in plan.widths:
             s = Slice(depth, width, plan.n_measure, plan.n_eta, ds)
             row = {"depth": depth, "width": width, "gflop": s.flops / 1e9}
-            row["trust_s"] = best_of(s.trust(), repeats)
-            row["trust_unshared_s"] = best_of(s.trust(share_first_layer=False), repeats)
-            row["naive_loop_s"] = best_of(s.naive_loop(), repeats)
-            row["plain_vmap_s"] = best_of(s.plain_vmap(), repeats)
-            row["matmuls_only_s"] = best_of(s.matmuls_only(), repeats)
+            candidates = {
+                "trust_s": s.trust(),
+                "trust_unshared_s": s.trust(share_first_layer=False),
+                "naive_loop_s": s.naive_loop(),
+                "plain_vmap_s": s.plain_vmap(),
+                "matmuls_only_s": s.matmuls_only(),
+            }
+            row.update(best_of_each(candidates, repeats))
             print(f"slice depth {depth} width {width}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if v))
             rows.append(row)
     # PyTorch last, with its default threading: its OpenMP threads may spin after each op, and should not steal
@@ -474,9 +488,9 @@ def markdown(r: dict) -> str:
         "",
         f"Written by `python benchmarks/run.py` in {_minutes(r['wall_s'])} on {m['cpu']} ({m['cores']} cores), JAX "
         f"backend **{m['backend']}** ({', '.join(m['devices'])}), float32 unless said; every ratio below is between "
-        "times measured in this one run (best of up to 5 calls within 20 s, after a compiling call). Versions: "
-        + ", ".join(f"{k} {v}" for k, v in r["versions"].items())
-        + ".",
+        "times measured in this one run (best of up to 5 calls within 20 s, after a compiling call; a slice's JAX "
+        "candidates interleaved, one call of each per round, so that a slow spell of the machine falls on all "
+        "alike; PyTorch after them). Versions: " + ", ".join(f"{k} {v}" for k, v in r["versions"].items()) + ".",
         "",
         "## Targets",
         "",

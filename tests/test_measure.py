@@ -70,7 +70,7 @@ def test_matches_numpy_reference(key, net, kind):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("batch_size", [1, 4])  # 4 leaves a remainder chunk of 3 (padded)
 def test_exactly_zero_at_eta_zero(key, dtype, batch_size):
-    """Not approximately: the base point and the grid share one compiled body (see measure._grid)."""
+    """Not approximately: η = 0 is the base point itself (see measure._grid_on_device)."""
     with jax.enable_x64(dtype == "float64"):
         net = nets.experiment_mlp(9, 16, 6, 5)
         params, grads, x, y = _setup(key, net)
@@ -82,6 +82,18 @@ def test_exactly_zero_at_eta_zero(key, dtype, batch_size):
             assert np.all(d.gradient_change[zero] == 0)
             assert np.all(d.loss[zero] == d.loss0)
             assert np.all(d.gradient_change[~zero] > 0)  # and the others really moved
+
+
+def test_exactly_zero_at_eta_zero_where_xla_rounds_the_two_bodies_apart():
+    # The case that showed it: computed, this net's first-layer gradient change at η = 0 came out 4e-19 (the
+    # grid's compiled body rounds the shared first layer's gradient apart from the base point's body).
+    net = nets.experiment_mlp(16, 12, 4, 3)
+    x, y = jax.random.normal(jax.random.key(0), (24, 16)), jnp.arange(24) % 3
+    params = net.init(jax.random.key(1))
+    u = perturb.along_gradient(params, measure.full_batch_gradient(net.apply, params, x, y))
+    d = measure.relative_distances(net.apply, params, x, y, u, np.linspace(0.0, 0.3, 6))
+    assert np.all(d.gradient_change[0] == 0) and np.all(d.function_change[0] == 0) and d.loss[0] == d.loss0
+    assert np.all(d.gradient_change[1:] > 0)
 
 
 @pytest.mark.parametrize("batch_size", [1, 4])

@@ -4,10 +4,11 @@ The science (how the curves look at width 784) is measured in figures/REPORT.md,
 import json
 from dataclasses import dataclass
 
+import jax
 import numpy as np
 import pytest
 
-from trust import cli, plots, store
+from trust import cli, parallel, plots, store
 from trust.errors import TrustError
 from trust.experiments import cell, study_breakdown, study_depth
 from trust.schema import Config, Experiment, Result, Study, param, run_study, same
@@ -163,3 +164,27 @@ def test_a_study_may_ask_for_cells_that_depend_on_finished_ones():
     assert asked == ["a", "b"]
     with pytest.raises(TrustError, match="must be ≥"):
         study_depth.StudyDepthConfig(seeds=0)
+
+
+def test_a_process_of_a_job_computes_its_share_of_each_round_and_reads_the_rest(monkeypatch):
+    # Process 1 of 2 (faked: no JAX job is started): it computes every second cell of each round, waits at a
+    # barrier, reads the other process's cells, and combines them all in the study's order.
+    def cells(config, done):
+        first = {f"c{i}": Toy(i) for i in range(5)}
+        return first if len(done) < 5 else {**first, "last": Toy(sum(r.y for r in done.values()))}
+
+    monkeypatch.setattr(jax, "process_count", lambda: 2)
+    monkeypatch.setattr(jax, "process_index", lambda: 1)
+    barriers: list[str] = []
+    monkeypatch.setattr(parallel, "barrier", barriers.append)
+    computed, read = [], []
+    order = Study(TOY_CELL, cells, lambda config, done: ToyResult(list(done)))
+    result = run_study(
+        order,
+        Toy(0),
+        lambda name, c: computed.append(name) or TOY_CELL.run(c),
+        lambda name, c: read.append(name) or TOY_CELL.run(c),
+    )
+    assert computed == ["c1", "c3"] and read == ["c0", "c2", "c4", "last"]  # round 2 has one cell: process 0's
+    assert barriers == ["Toy round 1", "Toy round 2"]
+    assert result.y == ["c0", "c1", "c2", "c3", "c4", "last"]

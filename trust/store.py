@@ -277,9 +277,9 @@ def run_or_reuse(run_dir, config: Config, experiment: Experiment) -> tuple[Resul
 
 def _run_or_reuse_alone(run_dir: Path, config: Config, experiment: Experiment) -> tuple[Result, bool]:
     with locked(run_dir):
-        stored = finished(run_dir, config)
+        stored = _reuse(run_dir, config, experiment)
         if stored is not None:
-            return experiment.result.from_json(stored[1], stored[2]), True
+            return stored, True
         result = _compute(run_dir, config, experiment)
         write_run(run_dir, config.to_dict(), result.to_json(), result.arrays())
     return result, False
@@ -297,20 +297,26 @@ def _compute(run_dir: Path, config: Config, experiment: Experiment) -> Result:
     )
 
 
-def _read_finished(run_dir: Path, config: Config, experiment: Experiment) -> Result:
+def _reuse(run_dir: Path, config: Config, experiment: Experiment) -> Result | None:
+    """The result of the finished run of ``config`` stored in ``run_dir``, or ``None``."""
     stored = finished(run_dir, config)
-    if stored is None:
+    return None if stored is None else experiment.result.from_json(stored[1], stored[2])
+
+
+def _read_finished(run_dir: Path, config: Config, experiment: Experiment) -> Result:
+    result = _reuse(run_dir, config, experiment)
+    if result is None:
         raise TrustError(f"{run_dir} is not finished: another process of the job failed before writing it")
-    return experiment.result.from_json(stored[1], stored[2])
+    return result
 
 
 def _run_or_reuse_together(run_dir: Path, config: Config, experiment: Experiment) -> tuple[Result, bool]:
     """Many processes, one run directory: every process checks for a finished run before any writes; a study's
     cells are split among them; process 0 writes the run while the others wait, then they read it."""
-    stored = finished(run_dir, config)
+    stored = _reuse(run_dir, config, experiment)
     parallel.barrier(f"checked {run_dir}")
     if stored is not None:
-        return experiment.result.from_json(stored[1], stored[2]), True
+        return stored, True
     if experiment.study is not None or parallel.is_lead():
         result = _compute(run_dir, config, experiment)
     if parallel.is_lead():

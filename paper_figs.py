@@ -18,9 +18,11 @@ from pathlib import Path
 from tqdm import tqdm
 
 import proofs_checks
-from trust import parallel, plots, report, store
-from trust.errors import TrustError
+from trust.base import parallel, store
+from trust.base.errors import TrustError
 from trust.experiments import REGISTRY
+from trust.experiments.shared import runner
+from trust.views import plots, report
 
 
 def proof_checks_section() -> str:
@@ -46,7 +48,7 @@ def main(argv=None) -> int:
     try:
         parallel.join_from(args)
         results = {
-            name: store.run_or_reuse(out / "runs" / name, config, experiment)[0]
+            name: runner.run_or_reuse(out / "runs" / name, config, experiment)[0]
             for experiment, name, config in tqdm(jobs, desc="experiments", unit="run")
         }
     except TrustError as err:

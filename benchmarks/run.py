@@ -9,7 +9,7 @@ Every figure is measured in the same run, on this machine:
 
 * **the Figure-1 slice** (loss, outputs and every tensor's gradient at each η, on the study's measurement
   batch: 500 MNIST-5k images) at widths 64 … 784 and depths 2 and 16, for trust's kernel
-  (:func:`trust.measure.grid_strategy`), a Python loop of a jitted single-η step, a plain ``jax.vmap`` over the
+  (:func:`trust.core.measure.grid_strategy`), a Python loop of a jitted single-η step, a plain ``jax.vmap`` over the
   grid, and a PyTorch eager loop (``pip install -e '.[bench]'``; skipped without torch);
 * **the roofline**: counted matmul FLOPs per second against the same matmuls alone in the same ``lax.map`` (the
   rate this machine's XLA reaches at these shapes), and against a large square matmul (JAX, NumPy, torch);
@@ -38,8 +38,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from trust import data, losses, measure, nets, perturb, store, train, tree
-from trust.experiments import cell, study_breakdown
+from trust.base import store, tree
+from trust.core import data, losses, measure, nets, perturb, train
+from trust.experiments import study_breakdown
+from trust.experiments.shared import cell
 
 HERE = Path(__file__).parent
 

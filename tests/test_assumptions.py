@@ -6,8 +6,10 @@ import json
 import jax
 import pytest
 
-from trust import cli, nets, tree
+from trust.base import tree
+from trust.core import nets
 from trust.experiments import assumptions
+from trust.front import cli
 
 
 def test_layer_groups_of_an_mlp_and_a_resnet():

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from trust import bounds
-from trust.errors import TrustError
+from trust.base.errors import TrustError
+from trust.core import bounds
 
 
 def test_drt_bound_closed_forms():

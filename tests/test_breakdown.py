@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from trust.errors import TrustError
+from trust.base.errors import TrustError
+from trust.base.schema import same
 from trust.experiments.breakdown import BreakdownConfig, BreakdownResult, run
-from trust.schema import same
 
 SMALL = dict(depth=4, width=10, eta_steps=6, eta_max=0.2, n_examples=60, x64=True)
 

@@ -7,8 +7,10 @@ import sys
 import numpy as np
 import pytest
 
-from trust import cli, report, store
-from trust.errors import TrustError
+from trust.base import store
+from trust.base.errors import TrustError
+from trust.front import cli
+from trust.views import report
 
 SMALL = ["breakdown", "--depth", "3", "--width", "8", "--eta-steps", "5", "--eta-max", "0.05", "--n-examples", "40"]
 
@@ -19,7 +21,7 @@ def test_done_when_command_prints_distances_and_bounds():
         [
             sys.executable,
             "-m",
-            "trust.cli",
+            "trust.front.cli",
             "breakdown",
             "--depth",
             "16",
@@ -145,7 +147,7 @@ def test_bad_cli_values_exit_2_with_one_line(capsys, args, message):
 def test_user_error_has_no_traceback_in_a_real_process(tmp_path):
     (tmp_path / "notadir").write_text("x")
     proc = subprocess.run(
-        [sys.executable, "-m", "trust.cli", *SMALL, "--out", str(tmp_path / "notadir")],
+        [sys.executable, "-m", "trust.front.cli", *SMALL, "--out", str(tmp_path / "notadir")],
         capture_output=True,
         text=True,
         timeout=120,

@@ -10,8 +10,9 @@ import numpy as np
 import numpy_reference as ref
 import pytest
 
-from trust import cli
-from trust.experiments import constants, cosgamma, descent, points
+from trust.experiments import constants, cosgamma, descent
+from trust.experiments.shared import points
+from trust.front import cli
 
 SMALL = dict(width=16, n_examples=120)
 
@@ -146,7 +147,7 @@ def test_constants_cli_json_has_every_quantity(tmp_path):
         [
             sys.executable,
             "-m",
-            "trust.cli",
+            "trust.front.cli",
             "constants",
             "--depth",
             "2",

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from trust import estimate, losses, nets, perturb
-from trust.errors import TrustError
+from trust.base.errors import TrustError
+from trust.core import estimate, losses, nets, perturb
 
 
 def test_transmission_matches_closed_form_for_leaky_relu(key):

@@ -19,10 +19,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from trust import cli, measure, perturb, tree
-from trust.errors import TrustError
+from trust.base import tree
+from trust.base.errors import TrustError
+from trust.core import measure, perturb
+from trust.core.nets import MLP
 from trust.experiments import REGISTRY
-from trust.nets import MLP
+from trust.front import cli
 
 # Numbers at their edges and strings a hand or a script might type.
 EDGE_INTS = ["0", "1", "-1", "2", "3", "-0", "2147483648", "99999999999999999999", "1e3", "0x10", "", "two", " 4"]

@@ -8,9 +8,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from trust import bounds, cli, linalg, measure, perturb, plots, schema, train
-from trust.errors import TrustError
-from trust.experiments import cell, geometry, points
+from trust.base import linalg, schema
+from trust.base.errors import TrustError
+from trust.core import bounds, measure, perturb, train
+from trust.experiments import geometry
+from trust.experiments.shared import cell, points, runner
+from trust.front import cli
+from trust.views import plots
 
 TINY = dict(dataset="digits", epochs=1, batch_size=100, eta=(0.01, 0.1), n_measure=60)
 
@@ -24,7 +28,7 @@ def study():
         epochs=1, eta=(0.01, 0.1), n_measure=60, batch_size=100,
     )  # fmt: skip
     done = {}
-    result = schema.run_study(geometry.STUDY, config, lambda name, c: done.setdefault(name, geometry.run(c)))
+    result = runner.run_study(geometry.STUDY, config, lambda name, c: done.setdefault(name, geometry.run(c)))
     return done, result
 
 
@@ -67,7 +71,7 @@ def test_the_operator_norm_theorem_holds_on_every_family(study):
 
 def test_gradient_frobenius_family_is_the_papers_slice(study):
     """The (gradient, Frobenius) family is the fixed-gradient slice of the breakdown cells, measured independently
-    through trust.experiments.cell at the same point."""
+    through trust.experiments.shared.cell at the same point."""
     done, _ = study
     r = done["fromage_w8_L2_s0"]
     c = r.config

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from conftest import SEED
 
-from trust import linalg
-from trust.errors import TrustError
+from trust.base import linalg
+from trust.base.errors import TrustError
 
 
 def _with_spectrum(rng, shape, sigma):

@@ -6,8 +6,9 @@ import numpy as np
 import numpy_reference as ref
 import pytest
 
-from trust import data, losses, measure, nets, perturb, tree
-from trust.errors import TrustError
+from trust.base import tree
+from trust.base.errors import TrustError
+from trust.core import data, losses, measure, nets, perturb
 
 ETAS = np.array([0.0, 0.003, 0.02, 0.0, 0.07, 0.15, 0.4])
 

@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from trust import data, nets
-from trust.errors import TrustError
+from trust.base.errors import TrustError
+from trust.core import data, nets
 
 
 def test_theorem1_and_experiment_forms(key):

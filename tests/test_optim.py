@@ -8,7 +8,7 @@ import optim_reference as ref
 import pytest
 from conftest import SEED
 
-from trust import optim
+from trust.core import optim
 
 SHAPES = [  # ≥ 3 random pytrees, each with a zero-initialised bias
     {"w": (4, 3), "b": (4,)},

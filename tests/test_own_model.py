@@ -7,7 +7,8 @@ import numpy as np
 import optax
 import pytest
 
-from trust import measure, optim, perturb, tree
+from trust.base import tree
+from trust.core import measure, optim, perturb
 
 
 def apply(params, x):

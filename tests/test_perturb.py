@@ -5,8 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from trust import linalg, nets, perturb, tree
-from trust.errors import TrustError
+from trust.base import linalg, tree
+from trust.base.errors import TrustError
+from trust.core import nets, perturb
 
 
 @pytest.fixture
@@ -131,7 +132,7 @@ def resnet_params(key):
 
 
 def _numpy_sizes(geometry, delta, params):
-    """Each geometry's relative size, leaf by leaf, from NumPy's dense SVD (independent of trust.linalg)."""
+    """Each geometry's relative size, leaf by leaf, from NumPy's dense SVD (independent of trust.base.linalg)."""
     out = []
     for name, d, w in zip(tree.leaf_names(params), jax.tree_util.tree_leaves(delta), jax.tree_util.tree_leaves(params)):
         d, w = np.asarray(d, dtype=float), np.asarray(w, dtype=float)

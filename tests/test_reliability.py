@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trust import cli, store
+from trust.base import store
 from trust.experiments import REGISTRY
+from trust.front import cli
 
 SMALL = ["breakdown", "--depth", "3", "--width", "8", "--eta-steps", "5", "--eta-max", "0.05", "--n-examples", "40"]
 
@@ -220,7 +221,7 @@ STUDY += ["--seeds", "2", "--epochs", "1"]  # 12 train-only cells on digits (3 r
 
 def _trust(*argv) -> subprocess.Popen:
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    return subprocess.Popen([sys.executable, "-m", "trust.cli", *argv], env=env, stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "trust.front.cli", *argv], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)  # fmt: skip
 
 
@@ -307,7 +308,7 @@ def test_results_do_not_depend_on_the_chunk_size_of_the_grid(dtype):
     products, so 1e-4 relative plus 1e-6·‖g‖ absolute."""
     import jax
 
-    from trust import measure, nets, perturb
+    from trust.core import measure, nets, perturb
 
     etas = np.linspace(0.0, 0.1, 11)
     rtol, atol = (1e-12, 1e-14) if dtype == "float64" else (1e-4, 1e-6)
@@ -350,7 +351,8 @@ def test_no_false_operator_theorem_violations_from_rounding():
     check with its allowance reports zero violations — while the bare comparison ``ratio > 1`` would report some."""
     import jax
 
-    from trust import bounds, linalg, nets
+    from trust.base import linalg
+    from trust.core import bounds, nets
 
     rng = np.random.default_rng(11)
     bare, cases = 0, 0

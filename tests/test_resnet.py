@@ -6,8 +6,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from trust import bounds, measure, nets, perturb, tree
-from trust.errors import TrustError
+from trust.base import tree
+from trust.base.errors import TrustError
+from trust.core import bounds, measure, nets, perturb
 
 
 def _images(key, n=6, image=(8, 8, 1)):

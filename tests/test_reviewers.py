@@ -4,10 +4,10 @@ diverged run kept as a result, and a small study end to end (docs/theory.md §6)
 import numpy as np
 import pytest
 
-from trust import cli
+from trust.base.schema import same
+from trust.core.train import TrainConfig, train
 from trust.experiments import reviewers
-from trust.schema import same
-from trust.train import TrainConfig, train
+from trust.front import cli
 
 TINY = dict(depth=3, width=8, epochs=2, batch_size=128)
 

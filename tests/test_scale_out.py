@@ -1,4 +1,4 @@
-"""Scale-out (trust.parallel, trust.measure.grid_strategy): the η grid split across devices and a study's cells
+"""Scale-out (parallel, measure.grid_strategy): the η grid split across devices and a study's cells
 split across processes give the numbers one device and one process give.
 
 Several devices are faked on the CPU (``XLA_FLAGS=--xla_force_host_platform_device_count=2``), which must be set
@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 from test_reliability import STUDY  # 12 train-only cells on digits
 
-from trust import measure, nets, store
+from trust.base import store
+from trust.core import measure, nets
 
 TWO_DEVICES = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
 
@@ -31,7 +32,7 @@ GRID = textwrap.dedent(
     import json
     import jax, jax.numpy as jnp, numpy as np
     jax.config.update("jax_enable_x64", True)
-    from trust import losses, measure, nets, perturb
+    from trust.core import losses, measure, nets, perturb
 
     def distances(net, x, y, devices=None):
         params = net.init(jax.random.key(1))
@@ -110,7 +111,7 @@ def _files(root: Path) -> dict[str, bytes]:
 
 def test_two_processes_share_a_study_and_write_what_one_process_writes(tmp_path):
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    trust = [sys.executable, "-m", "trust.cli"]
+    trust = [sys.executable, "-m", "trust.front.cli"]
     alone = subprocess.run([*trust, *STUDY, "--out", str(tmp_path / "one")], env=env, capture_output=True, text=True)
     assert alone.returncode == 0, alone.stderr
     port = _free_port()
@@ -147,7 +148,7 @@ def test_two_processes_share_a_study_and_write_what_one_process_writes(tmp_path)
 )
 def test_bad_distributed_flags_are_one_line(flags, message):
     done = subprocess.run(
-        [sys.executable, "-m", "trust.cli", *flags, "breakdown", "--dry-run"],
+        [sys.executable, "-m", "trust.front.cli", *flags, "breakdown", "--dry-run"],
         env={**os.environ, "JAX_PLATFORMS": "cpu"},
         capture_output=True,
         text=True,
@@ -156,7 +157,7 @@ def test_bad_distributed_flags_are_one_line(flags, message):
 
 
 def test_the_lead_process_alone_is_process_zero():
-    from trust import parallel
+    from trust.base import parallel
 
     assert parallel.count() == 1 and parallel.is_lead()
     assert parallel.share(["a", "b", "c"]) == ["a", "b", "c"]

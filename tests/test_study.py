@@ -8,10 +8,14 @@ import jax
 import numpy as np
 import pytest
 
-from trust import cli, parallel, plots, store
-from trust.errors import TrustError
-from trust.experiments import cell, study_breakdown, study_depth
-from trust.schema import Config, Experiment, Result, Study, param, run_study, same
+from trust.base import parallel
+from trust.base.errors import TrustError
+from trust.base.schema import Config, Result, param, same
+from trust.experiments import study_breakdown, study_depth
+from trust.experiments.shared import cell, runner
+from trust.experiments.shared.runner import Experiment, Study, run_study
+from trust.front import cli
+from trust.views import plots
 
 TINY_CELL = dict(dataset="digits", depth=3, width=8, epochs=1, batch_size=100, checkpoints=(0.0, 0.5, 1.0))
 ETA = (0.0, 0.01, 0.05)
@@ -65,7 +69,7 @@ def test_a_cell_without_slices_and_a_diverged_cell():
 
 def test_study_breakdown_sweeps_measures_and_reuses_cells(tmp_path):
     config = study_breakdown.StudyBreakdownConfig(**TINY_STUDY)
-    result, reused = store.run_or_reuse(tmp_path, config, study_breakdown.EXPERIMENT)
+    result, reused = runner.run_or_reuse(tmp_path, config, study_breakdown.EXPERIMENT)
     assert not reused
     # 3 optimisers × 2 depths × 2 seeds measured; the sweep: SGD × 2 depths × 2 rates (first seed only)
     assert len(result.cells) == 12 and len(result.sweep) == 4
@@ -84,10 +88,10 @@ def test_study_breakdown_sweeps_measures_and_reuses_cells(tmp_path):
     victim = cells_dir / "adam_lr0.001_L3_s1"
     mtimes = {p.name: (p / "results.json").stat().st_mtime_ns for p in cells_dir.iterdir() if p != victim}
     (victim / "results.json").unlink()
-    again, reused = store.run_or_reuse(tmp_path, config, study_breakdown.EXPERIMENT)
+    again, reused = runner.run_or_reuse(tmp_path, config, study_breakdown.EXPERIMENT)
     assert not reused and same(result, again)
     assert all((cells_dir / n / "results.json").stat().st_mtime_ns == t for n, t in mtimes.items())
-    assert store.run_or_reuse(tmp_path, config, study_breakdown.EXPERIMENT)[1]  # now the whole study is reused
+    assert runner.run_or_reuse(tmp_path, config, study_breakdown.EXPERIMENT)[1]  # now the whole study is reused
     rows = study_breakdown.report_rows(result)
     assert any("violated" in r.verdict or r.verdict == "holds" for r in rows if r.kind == "assumption")
     assert any(r.claim.startswith("Learning-rate sweep") for r in rows)

@@ -4,8 +4,8 @@ case through the same code, and negative controls showing the check can fail."""
 import numpy as np
 import pytest
 
-from trust import bounds
-from trust.errors import TrustError
+from trust.base.errors import TrustError
+from trust.core import bounds
 from trust.experiments import theorem1
 
 CONFIG = theorem1.Theorem1Config(n_cases=600, n_inputs=8, seed=20201123)

@@ -9,7 +9,8 @@ from conftest import SEED
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from trust import bounds, linalg, measure, nets, perturb
+from trust.base import linalg
+from trust.core import bounds, measure, nets, perturb
 
 
 @settings(max_examples=12, deadline=None, derandomize=True)

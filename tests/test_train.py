@@ -5,11 +5,11 @@ import json
 import numpy as np
 import pytest
 
-from trust import cli
-from trust.errors import TrustError
+from trust.base.errors import TrustError
+from trust.base.schema import same
+from trust.core.train import TrainConfig, train
 from trust.experiments.training import TrainResult, run
-from trust.schema import same
-from trust.train import TrainConfig, train
+from trust.front import cli
 
 TINY = dict(depth=3, width=16, epochs=2, batch_size=64)
 
@@ -112,7 +112,7 @@ def test_batchnorm_running_statistics_follow_the_batches():
     # running mean is Σ 0.1·0.9^{t−s}·mean_s; here checked for one step against the batch's own statistics
     import jax
 
-    from trust import nets
+    from trust.core import nets
 
     net = nets.resnet((8, 8, 1), 10, 8, "batch", 4)
     params = net.init(jax.random.key(0))

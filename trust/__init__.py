@@ -1,6 +1,9 @@
 """trust — deep relative trust, Fromage and Madam as runnable, falsifiable checks (docs/theory.md).
 
-The names a user types most are re-exported here; everything lives in its submodule."""
+The names a user types most are re-exported here; everything lives in its floor: ``trust.base`` (records, pytrees,
+linear algebra, run directories), ``trust.core`` (nets, data, perturbations, measurements, bounds, estimators,
+optimisers, training), ``trust.experiments`` (one module per question), ``trust.views`` (figures and report rows)
+and ``trust.front`` (the command line)."""
 
 from importlib import metadata as _metadata
 
@@ -9,10 +12,11 @@ try:
 except _metadata.PackageNotFoundError:  # a source tree that was never installed
     __version__ = "0.3.0+unknown"
 
-from trust.bounds import drt_bound, lipschitz_prediction, operator_norm_bound, theorem1_bound
-from trust.errors import TrustError
-from trust.measure import Distances, relative_distances
-from trust.tree import relative_size
+from trust import _moved
+from trust.base.errors import TrustError
+from trust.base.tree import relative_size
+from trust.core.bounds import drt_bound, lipschitz_prediction, operator_norm_bound, theorem1_bound
+from trust.core.measure import Distances, relative_distances
 
 __all__ = [
     "Distances",
@@ -25,3 +29,13 @@ __all__ = [
     "relative_size",
     "theorem1_bound",
 ]
+
+
+_moved.install()
+
+
+def __getattr__(name: str):
+    """``trust.measure`` and the other 0.3 module paths, deprecated (:mod:`trust._moved`)."""
+    if f"trust.{name}" in _moved.MOVED:
+        return _moved.moved(f"trust.{name}")
+    raise AttributeError(f"module 'trust' has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""The registry of experiments: subcommand name → :class:`trust.schema.Experiment`.
+"""The registry of experiments: subcommand name → :class:`trust.base.runner.Experiment`.
 
 Each module owns one question end to end — a validated ``Config``, a pure ``run(config) -> Result`` and a
 ``Result`` that knows its summary, figure and report rows. The CLI, ``paper_figs.py`` and the report iterate
@@ -17,7 +17,7 @@ from trust.experiments import (
     theorem1,
     training,
 )
-from trust.schema import Experiment
+from trust.experiments.shared.runner import Experiment
 
 REGISTRY: dict[str, Experiment] = {
     "breakdown": breakdown.EXPERIMENT,

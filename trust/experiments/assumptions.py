@@ -11,7 +11,7 @@ one-parameter shapes are fitted to each group of layers:
   point (``k ≤ 1``: the local bound holds on average).
 
 Each fit reports its parameter, the RMS of ``ln(measured/fitted)`` and its R²; the verdict names the shape that
-fits within a factor 2 and at least twice as closely as the other (:func:`trust.estimate.shape_verdict`).
+fits within a factor 2 and at least twice as closely as the other (:func:`trust.core.estimate.shape_verdict`).
 Models: MLPs of depth 3 and 16, a residual MLP of depth 16, ResNet-8 and ResNet-16 with any normalisation.
 """
 
@@ -22,13 +22,15 @@ from typing import Any
 
 import numpy as np
 
-from trust import bounds, estimate, plots, train
-from trust.errors import TrustError
-from trust.experiments import points
-from trust.experiments.cell import gradient_slice, loss_and_accuracy
-from trust.report import Row
-from trust.schema import Config, Experiment, Result, param, value
-from trust.tree import leaf_names, leaves, weight_indices
+from trust.base.errors import TrustError
+from trust.base.schema import Config, Result, param, value
+from trust.base.tree import leaf_names, leaves, weight_indices
+from trust.core import bounds, estimate, train
+from trust.experiments.shared import points
+from trust.experiments.shared.cell import gradient_slice, loss_and_accuracy
+from trust.experiments.shared.runner import Experiment
+from trust.views import plots
+from trust.views.report import Row
 
 # name → the training configuration's net fields (docs/theory.md §1)
 MODELS: dict[str, dict] = {

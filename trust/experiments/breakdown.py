@@ -1,8 +1,8 @@
 """Gradient breakdown (docs/theory.md §5, paper Figure 1): move a network along one fixed direction by
 relative steps η and record the loss and the relative function and gradient distances, beside the bounds.
 
-At the base point W (here: initialisation), with direction U from :mod:`trust.perturb` and
-``ΔW(η) = η·U``, the grid is evaluated in one jitted call (:func:`trust.measure.relative_distances`).
+At the base point W (here: initialisation), with direction U from :mod:`trust.core.perturb` and
+``ΔW(η) = η·U``, the grid is evaluated in one jitted call (:func:`trust.core.measure.relative_distances`).
 Compared against: the DRT assumption ``∏(1 + a_l) − 1`` (a modelling assumption — its violation factor
 is reported, never asserted), the Lipschitz-smooth linear prediction with λ fitted on the smallest
 perturbation, and, for Theorem-1 nets, the operator-norm bound (a theorem, docs/theory.md §2.3).
@@ -17,12 +17,15 @@ from typing import Any
 import jax
 import numpy as np
 
-from trust import bounds, data, linalg, losses, measure, nets, perturb, plots
-from trust.errors import TrustError
-from trust.experiments import points
-from trust.report import Row, violation_factor
-from trust.schema import Config, Experiment, Result, param, value
-from trust.tree import leaves
+from trust.base import linalg
+from trust.base.errors import TrustError
+from trust.base.schema import Config, Result, param, value
+from trust.base.tree import leaves
+from trust.core import bounds, data, losses, measure, nets, perturb
+from trust.experiments.shared import points
+from trust.experiments.shared.runner import Experiment
+from trust.views import plots
+from trust.views.report import Row, violation_factor
 
 ETA0 = "the bound is 0 at η = 0, where the measurement is 0 too"
 

@@ -3,7 +3,7 @@ conditioning κ of each W_l and ΔW_l, the Theorem-1 constant C = (κ²β/α)^L 
 ∏ c_l), the effective constant C_eff that makes DRT hold on the measured distances, cos θ and cos γ,
 and the Lemma-2 thresholds they imply — at initialisation and after training, across depths.
 
-For each depth: the experiment MLP of :mod:`trust.train` (digits, relu, biases, linear last layer) at
+For each depth: the experiment MLP of :mod:`trust.core.train` (digits, relu, biases, linear last layer) at
 the requested training epochs. At each point the direction U is the paper's fixed-gradient slice (or
 Madam's, or random), ``ΔW = η·U`` on the paper's grid η = 0 … 0.099, and
 
@@ -30,11 +30,13 @@ from dataclasses import dataclass
 import jax
 import numpy as np
 
-from trust import bounds, estimate, measure, perturb, plots, train
-from trust.experiments import points
-from trust.report import Row, power10
-from trust.schema import Config, Experiment, Result, param, value
-from trust.tree import leaves
+from trust.base.schema import Config, Result, param, value
+from trust.base.tree import leaves
+from trust.core import bounds, estimate, measure, perturb, train
+from trust.experiments.shared import points
+from trust.experiments.shared.runner import Experiment
+from trust.views import plots
+from trust.views.report import Row, power10
 
 DIRECTIONS = ("gradient", "madam", "random")
 

@@ -17,12 +17,14 @@ from dataclasses import dataclass
 import matplotlib.ticker
 import numpy as np
 
-from trust import estimate, measure, plots, train
-from trust.estimate import MeanCI, mean_ci
-from trust.experiments import points
-from trust.report import Row, plus_minus
-from trust.schema import Config, Experiment, Result, param
-from trust.tree import weight_indices
+from trust.base.schema import Config, Result, param
+from trust.base.tree import weight_indices
+from trust.core import estimate, measure, train
+from trust.core.estimate import MeanCI, mean_ci
+from trust.experiments.shared import points
+from trust.experiments.shared.runner import Experiment
+from trust.views import plots
+from trust.views.report import Row, plus_minus
 
 LIMITS = {"gaussian": 2 / np.pi, "uniform": 0.75}
 PAPER = float(np.cos(np.pi / 4))

@@ -35,14 +35,16 @@ from dataclasses import dataclass
 import jax
 import numpy as np
 
-from trust import bounds, estimate, measure, perturb, plots
-from trust.errors import TrustError
-from trust.experiments import points
-from trust.report import Row
-from trust.schema import Config, Experiment, Result, param, value
+from trust.base.errors import TrustError
+from trust.base.schema import Config, Result, param, value
+from trust.core import bounds, estimate, measure, perturb
+from trust.experiments.shared import points
+from trust.experiments.shared.runner import Experiment
+from trust.views import plots
+from trust.views.report import Row
 
 STEPS = ("fromage", "madam")
-DIRECTION_OF_STEP = {"fromage": "gradient", "madam": "madam"}  # the step's direction in trust.perturb
+DIRECTION_OF_STEP = {"fromage": "gradient", "madam": "madam"}  # the step's direction in trust.core.perturb
 
 
 @dataclass(frozen=True)

@@ -21,12 +21,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from trust import bounds, data, estimate, linalg, measure, nets, perturb, plots, train, tree
-from trust.errors import Diverged, TrustError
-from trust.experiments import points
-from trust.report import Row, count, plus_minus
-from trust.schema import Config, Experiment, Result, Study, param, run_study, value
-from trust.tree import leaf_norms, leaves, weight_indices
+from trust.base import linalg, tree
+from trust.base.errors import Diverged, TrustError
+from trust.base.schema import Config, Result, param, value
+from trust.base.tree import leaf_norms, leaves, weight_indices
+from trust.core import bounds, data, estimate, measure, nets, perturb, train
+from trust.experiments.shared import points
+from trust.experiments.shared.runner import Experiment, Study, run_study
+from trust.views import plots
+from trust.views.report import Row, count, plus_minus
 
 DIRECTIONS = ("gradient", "orthogonalised", "random", "step")
 GEOMETRIES = tuple(perturb.GEOMETRIES)  # frobenius, spectral, elementwise

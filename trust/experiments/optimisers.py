@@ -3,7 +3,7 @@
     python -m trust.experiments.optimisers [--seeds 3] [--epochs 20] [--out figures]
 
 Depth-8, width-128 relu MLP on digits (batch 8, learning rate ×0.9 per epoch), each optimiser at its
-default (``trust.train.DEFAULT_LR``), plus low-precision Madam at 12, 8 and 6 bits. Fewer bits at the
+default (``trust.core.train.DEFAULT_LR``), plus low-precision Madam at 12, 8 and 6 bits. Fewer bits at the
 authors' base precision 0.001 would shrink the dynamic range to e^{0.001·255} ≈ 1.3 (8 bits); here the
 range is held at e^{4.095} ≈ 60 — ``base_lr = 4.095/(levels−1)`` — and ``lr_factor = 0.01/base_lr``
 keeps the multiplicative step of Madam's η = 0.01, so only the resolution changes. Writes
@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from trust import store
-from trust.train import OPTIMIZERS, TrainConfig, train
+from trust.base import store
+from trust.core.train import OPTIMIZERS, TrainConfig, train
 
 
 def configs(epochs: int) -> dict[str, dict[str, Any]]:

@@ -22,11 +22,13 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from trust import plots, report, train
-from trust.errors import Diverged
-from trust.report import Row
-from trust.schema import Config, Experiment, Result, Study, param, run_study, value
-from trust.tree import weight_indices
+from trust.base.errors import Diverged
+from trust.base.schema import Config, Result, param, value
+from trust.base.tree import weight_indices
+from trust.core import train
+from trust.experiments.shared.runner import Experiment, Study, run_study
+from trust.views import plots, report
+from trust.views.report import Row
 
 QUESTIONS = ("fixed_point", "lars", "clip", "lr_grid", "biases", "low_precision", "lemma2")
 LR_GRID_OPTIMIZERS = ("madam", "fromage", "sgd", "adam")

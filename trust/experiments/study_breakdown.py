@@ -2,7 +2,7 @@
 (docs/theory.md §5.1, §6.4).
 
 Every configuration (optimiser × depth, plus a residual net) is trained with several seeds on MNIST-5k, and at
-checkpoints from initialisation to the end the fixed-gradient slice is measured (:mod:`~trust.experiments.cell`):
+checkpoints from initialisation to the end the fixed-gradient slice is measured (:mod:`~trust.experiments.shared.cell`):
 the loss and the relative change of every layer's gradient as every tensor moves by ``η‖W_l‖`` along
 ``−g_l/‖g_l‖``, beside ``(1+η)^L − 1`` (DRT with constant 1), ``C_eff·[(1+η)^L − 1]`` and the Lipschitz-smooth
 prediction from the sharpness measured at that checkpoint. SGD's learning rate is chosen per depth by a sweep
@@ -18,12 +18,14 @@ from typing import Any
 
 import numpy as np
 
-from trust import plots, report, train
-from trust.errors import TrustError
-from trust.experiments import cell
-from trust.experiments.cell import DIVERGED, CellConfig, CellResult
-from trust.report import Row, violation_factor
-from trust.schema import Config, Experiment, Result, Study, param, run_study, value
+from trust.base.errors import TrustError
+from trust.base.schema import Config, Result, param, value
+from trust.core import train
+from trust.experiments.shared import cell
+from trust.experiments.shared.cell import DIVERGED, CellConfig, CellResult
+from trust.experiments.shared.runner import Experiment, Study, run_study
+from trust.views import plots, report
+from trust.views.report import Row, violation_factor
 
 # The default checkpoints: six of the paper's ten (its iterations 24 and 96 of 240 as fractions of the first
 # epoch, the start of epochs 1 and 3, and the end), cut by cost (docs/theory.md §5.1).

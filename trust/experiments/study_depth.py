@@ -16,12 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from trust import plots, report
-from trust.errors import TrustError
-from trust.experiments import cell
-from trust.experiments.cell import CellConfig
-from trust.report import Row
-from trust.schema import Config, Experiment, Result, Study, param, run_study
+from trust.base.errors import TrustError
+from trust.base.schema import Config, Result, param
+from trust.experiments.shared import cell
+from trust.experiments.shared.cell import CellConfig
+from trust.experiments.shared.runner import Experiment, Study, run_study
+from trust.views import plots, report
+from trust.views.report import Row
 
 # Learning-rate grids: the paper's for SGD (with and without momentum), Adam and Fromage (Figure 3); Madam takes
 # the three decades around its default 0.01.

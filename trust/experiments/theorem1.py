@@ -25,10 +25,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from trust import bounds, estimate, plots
-from trust.errors import TrustError
-from trust.report import Row, violation_factor
-from trust.schema import Config, Experiment, Result, param, value
+from trust.base.errors import TrustError
+from trust.base.schema import Config, Result, param, value
+from trust.core import bounds, estimate
+from trust.experiments.shared.runner import Experiment
+from trust.views import plots
+from trust.views.report import Row, violation_factor
 
 BOUNDS = ("recursion", "per_layer", "global")
 # Relative slack for "measured ≤ bound": float64 forward passes of ≤ 10 tiny layers lose far less than

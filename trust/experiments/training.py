@@ -1,5 +1,5 @@
 """Training runs as an experiment (``trust train``): the curves and every kept checkpoint of one run of
-:func:`trust.train.train` with any optimiser (docs/theory.md §4)."""
+:func:`trust.core.train.train` with any optimiser (docs/theory.md §4)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from dataclasses import dataclass
 import jax
 import numpy as np
 
-from trust import train
-from trust.schema import Experiment, Result, value
+from trust.base.schema import Result, value
+from trust.core import train
+from trust.experiments.shared.runner import Experiment
 
 NOT_MADAM = "NaN: the fraction of weights at Madam's clip σ* exists for madam and madam_lns only"
 

@@ -15,11 +15,11 @@ import scipy.stats
 from jax.flatten_util import ravel_pytree
 from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
-from trust.errors import TrustError
-from trust.losses import loss_function
-from trust.nets import MLP, ResNet, activation_fn
-from trust.schema import value
-from trust.tree import check_finite, leaves
+from trust.base.errors import TrustError
+from trust.base.schema import value
+from trust.base.tree import check_finite, leaves
+from trust.core.losses import loss_function
+from trust.core.nets import MLP, ResNet, activation_fn
 
 
 def transmission(net: MLP | ResNet, params, x) -> dict[str, np.ndarray]:

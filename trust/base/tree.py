@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from trust.errors import TrustError
+from trust.base.errors import TrustError
 
 
 def leaves(tree) -> list:

@@ -1,12 +1,12 @@
 """The points in weight space the constants, descent and cos γ experiments measure at: a network at
-initialisation and at checkpoints of a real training run (:mod:`trust.train`), with its data."""
+initialisation and at checkpoints of a real training run (:mod:`trust.core.train`), with its data."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from trust import data, train
-from trust.errors import TrustError
+from trust.base.errors import TrustError
+from trust.core import data, train
 
 
 def check_eta_max(eta_max: float) -> None:
@@ -30,7 +30,7 @@ def checkpoints(config: train.TrainConfig, epochs: tuple[float, ...]) -> tuple[d
     """``(dataset, net, [(epoch, params), …])`` for each requested epoch of a training run of ``config``.
 
     Epoch 0 alone needs no training: the parameters are the run's own initialisation
-    (:func:`trust.train.initial_params`), so they equal the training run's step-0 checkpoint."""
+    (:func:`trust.core.train.initial_params`), so they equal the training run's step-0 checkpoint."""
     ds = train.load_data(config)
     last = max(epochs)
     if last == 0:

@@ -22,7 +22,7 @@ from typing import NamedTuple, TypeVar
 import jax
 import jax.numpy as jnp
 
-from trust.errors import TrustError
+from trust.base.errors import TrustError
 
 
 class Activation(NamedTuple):
@@ -131,7 +131,7 @@ class MLP:
 
     def first_preactivation(self, layer: dict, x: jax.Array) -> jax.Array:
         """``z_1 = x·W_1ᵀ (+ b_1)``: linear in the first layer's parameters, so along ``W + η·U`` it is
-        ``z_1(W_1) + η·z_1(U_1)`` — two matmuls for a whole η grid (:mod:`trust.measure`)."""
+        ``z_1(W_1) + η·z_1(U_1)`` — two matmuls for a whole η grid (:mod:`trust.core.measure`)."""
         z = x @ layer["w"].T
         return z + layer["b"][None, :] if "b" in layer else z
 
@@ -159,7 +159,7 @@ Net = TypeVar("Net", "MLP", "ResNet")
 
 @functools.cache
 def _shared(net: Net) -> Net:
-    """One object per distinct net. ``net.apply`` is a jit static argument (:mod:`trust.measure`), and bound
+    """One object per distinct net. ``net.apply`` is a jit static argument (:mod:`trust.core.measure`), and bound
     methods of equal but distinct objects compare unequal, so a rebuilt net would recompile every program."""
     return net
 

@@ -18,11 +18,11 @@ import numpy as np
 import optax
 from tqdm import tqdm
 
-from trust import data, nets, optim
-from trust.errors import Diverged, TrustError
-from trust.losses import cross_entropy
-from trust.schema import Config, param
-from trust.tree import leaf_names, leaves
+from trust.base.errors import Diverged, TrustError
+from trust.base.schema import Config, param
+from trust.base.tree import leaf_names, leaves
+from trust.core import data, nets, optim
+from trust.core.losses import cross_entropy
 
 Net = nets.MLP | nets.ResNet
 
@@ -228,7 +228,7 @@ class _Program(NamedTuple):
     """The compiled pieces of a training run: the optimiser, the minibatch step, the full-batch evaluation
     and a count of the step's traces (a Python side effect, so it counts compilations). Both carry the
     BatchNorm running statistics (``None`` for nets without them): the step trains on batch statistics and
-    updates the running ones (:func:`trust.nets.update_stats`), the evaluation uses the running ones."""
+    updates the running ones (:func:`trust.core.nets.update_stats`), the evaluation uses the running ones."""
 
     opt: optax.GradientTransformation
     step: Callable

@@ -12,7 +12,6 @@ clear message instead of interleaving files. Nothing is ever unpickled.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import fcntl
 import hashlib
 import io
@@ -28,9 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from trust import parallel
-from trust.errors import TrustError
-from trust.schema import Config, Experiment, Result, run_study
+from trust.base.errors import TrustError
 
 CONFIG, RESULTS, ARRAYS, LOCK = "config.json", "results.json", "arrays.npz", ".lock"
 DIGEST = "sha256"  # the key of results.json that holds the run's digest
@@ -252,77 +249,3 @@ def finished_run(run_dir, config: dict, defaults: dict | None = None):
             f"or an edited file); {FIX}"
         )
     return read_run(run_dir)
-
-
-def finished(run_dir, config: Config):
-    """:func:`finished_run` for a :class:`Config`: a field the stored config lacks counts as its default."""
-    defaults = {f.name: f.default for f in dataclasses.fields(config)}
-    return finished_run(run_dir, config.to_dict(), defaults)
-
-
-def run_or_reuse(run_dir, config: Config, experiment: Experiment) -> tuple[Result, bool]:
-    """The result of ``experiment`` for ``config``: read back from ``run_dir`` if it already holds a finished run
-    of exactly this config, else computed (and, with a ``run_dir``, written there). Also says whether it was
-    reused. A directory holding another config is refused. A study stores each cell under ``run_dir/cells/``
-    as it finishes, and a rerun reuses the finished cells. In a job of many processes (:mod:`trust.parallel`)
-    they share a study's cells; anything else process 0 computes and the others read."""
-    if run_dir is None:
-        if experiment.study is not None and parallel.count() > 1:
-            raise TrustError("a study across processes shares its cells through the run directory: give --out")
-        return experiment.run(config), False
-    if parallel.count() > 1:
-        return _run_or_reuse_together(Path(run_dir), config, experiment)
-    return _run_or_reuse_alone(Path(run_dir), config, experiment)
-
-
-def _run_or_reuse_alone(run_dir: Path, config: Config, experiment: Experiment) -> tuple[Result, bool]:
-    with locked(run_dir):
-        stored = _reuse(run_dir, config, experiment)
-        if stored is not None:
-            return stored, True
-        result = _compute(run_dir, config, experiment)
-        write_run(run_dir, config.to_dict(), result.to_json(), result.arrays())
-    return result, False
-
-
-def _compute(run_dir: Path, config: Config, experiment: Experiment) -> Result:
-    if experiment.study is None:
-        return experiment.run(config)
-    study = experiment.study
-    return run_study(
-        study,
-        config,
-        lambda name, cell: _run_or_reuse_alone(run_dir / "cells" / name, cell, study.cell)[0],
-        lambda name, cell: _read_finished(run_dir / "cells" / name, cell, study.cell),
-    )
-
-
-def _reuse(run_dir: Path, config: Config, experiment: Experiment) -> Result | None:
-    """The result of the finished run of ``config`` stored in ``run_dir``, or ``None``."""
-    stored = finished(run_dir, config)
-    return None if stored is None else experiment.result.from_json(stored[1], stored[2])
-
-
-def _read_finished(run_dir: Path, config: Config, experiment: Experiment) -> Result:
-    result = _reuse(run_dir, config, experiment)
-    if result is None:
-        raise TrustError(f"{run_dir} is not finished: another process of the job failed before writing it")
-    return result
-
-
-def _run_or_reuse_together(run_dir: Path, config: Config, experiment: Experiment) -> tuple[Result, bool]:
-    """Many processes, one run directory: every process checks for a finished run before any writes; a study's
-    cells are split among them; process 0 writes the run while the others wait, then they read it."""
-    stored = _reuse(run_dir, config, experiment)
-    parallel.barrier(f"checked {run_dir}")
-    if stored is not None:
-        return stored, True
-    if experiment.study is not None or parallel.is_lead():
-        result = _compute(run_dir, config, experiment)
-    if parallel.is_lead():
-        with locked(run_dir):
-            write_run(run_dir, config.to_dict(), result.to_json(), result.arrays())
-    parallel.barrier(f"written {run_dir}")
-    if experiment.study is None and not parallel.is_lead():
-        result = _read_finished(run_dir, config, experiment)
-    return result, False

@@ -20,12 +20,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from trust import bounds, data, estimate, measure, nets, perturb, train
-from trust.errors import Diverged
-from trust.experiments import points
-from trust.losses import cross_entropy
-from trust.schema import Config, Experiment, Result, param, value
-from trust.tree import leaf_norms, weight_indices
+from trust.base.errors import Diverged
+from trust.base.schema import Config, Result, param, value
+from trust.base.tree import leaf_norms, weight_indices
+from trust.core import bounds, data, estimate, measure, nets, perturb, train
+from trust.core.losses import cross_entropy
+from trust.experiments.shared import points
+from trust.experiments.shared.runner import Experiment
 
 DIVERGED = "training diverged (a non-finite loss) before this point"
 DEAD = "NaN at a checkpoint where some tensor's gradient is zero (a dead relu net): the slice is undefined there"

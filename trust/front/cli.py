@@ -18,10 +18,14 @@ import typing
 from dataclasses import MISSING, fields
 from pathlib import Path
 
-from trust import __version__, data, parallel, plots, store
-from trust.errors import REPORT_BUG, TrustError
+from trust import __version__
+from trust.base import parallel
+from trust.base.errors import REPORT_BUG, TrustError
+from trust.core import data
 from trust.experiments import REGISTRY
-from trust.schema import Experiment
+from trust.experiments.shared import runner
+from trust.experiments.shared.runner import Experiment
+from trust.views import plots
 
 
 class _Parser(argparse.ArgumentParser):
@@ -87,14 +91,14 @@ def dry_run(name: str, config, out: str | None) -> str:
         lines.append("nothing would be saved (no --out)")
         return "\n".join(lines)
     run_dir = Path(out)
-    if store.finished(run_dir, config) is not None:  # also refuses a file, or a run of another config
+    if runner.finished(run_dir, config) is not None:  # also refuses a file, or a run of another config
         lines.append(f"{run_dir} holds this finished run: it would be reused")
         return "\n".join(lines)
     if not _writable(run_dir):
         raise TrustError(f"cannot write the run directory {run_dir}; choose a writable --out")
     if experiment.study is not None:
         cells = experiment.study.cells(config, {})
-        done = [n for n, c in cells.items() if store.finished(run_dir / "cells" / n, c) is not None]
+        done = [n for n, c in cells.items() if runner.finished(run_dir / "cells" / n, c) is not None]
         lines.append(
             f"{len(cells)} cells in the first round ({len(done)} finished in {run_dir / 'cells'} would be reused)"
         )
@@ -109,7 +113,7 @@ def run_command(name: str, args: argparse.Namespace) -> None:
     if args.dry_run:
         print(dry_run(name, config, args.out))
         return
-    result, reused = store.run_or_reuse(args.out, config, experiment)
+    result, reused = runner.run_or_reuse(args.out, config, experiment)
     where = (
         (f"reused the finished run in {args.out}" if reused else f"results in {args.out}")
         if args.out

@@ -13,8 +13,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from trust.errors import TrustError
-from trust.tree import check_finite, layer_flags, leaves
+from trust.base.errors import TrustError
+from trust.base.tree import check_finite, layer_flags, leaves
 
 EXACT_BELOW = 256
 """A matrix whose smaller side is at most this gets the exact SVD; larger ones the power iteration."""

@@ -2,7 +2,7 @@
 
 Two levels, each where its work is independent:
 
-* **Devices.** One measurement's η grid is split across the local devices (:func:`trust.measure.grid_strategy`,
+* **Devices.** One measurement's η grid is split across the local devices (:func:`trust.core.measure.grid_strategy`,
   ``jax.shard_map`` over a mesh axis ``eta``): every device runs the same chunked map on its block of η.
 * **Processes.** A study's cells (configurations × seeds) are split across the processes of a
   ``jax.distributed`` job, one process per host or per accelerator: in each round process ``p`` of ``P``
@@ -19,7 +19,7 @@ from typing import TypeVar
 
 import jax
 
-from trust.errors import TrustError
+from trust.base.errors import TrustError
 
 T = TypeVar("T")
 

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from trust.errors import TrustError
+from trust.base.errors import TrustError
 
 
 def cross_entropy(logits, y):

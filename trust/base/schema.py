@@ -16,15 +16,12 @@ import dataclasses
 import math
 import types
 import typing
-from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import Any, NamedTuple, Union
+from typing import Any, Union
 
 import numpy as np
-from tqdm import tqdm
 
-from trust import parallel
-from trust.errors import TrustError
+from trust.base.errors import TrustError
 
 _MISSING = dataclasses.MISSING
 
@@ -262,55 +259,3 @@ def same(a: Result, b: Result) -> bool:
         and arrays_a.keys() == arrays_b.keys()
         and all(np.array_equal(arrays_a[k], arrays_b[k], equal_nan=True) for k in arrays_a)
     )
-
-
-class Study(NamedTuple):
-    """An experiment made of many cells (configuration × seed), each a run of the ``cell`` experiment that is
-    stored and reused on its own (:func:`trust.store.run_or_reuse`), so a long study that stops loses at most
-    the cell in progress. ``cells(config, done)`` names the cells needed given the finished ones ``done``
-    (``{name: result}``) — called again until it asks for nothing new, so later cells may depend on earlier
-    ones (a learning rate chosen by a sweep) — and ``combine(config, done)`` makes the study's result."""
-
-    cell: Experiment
-    cells: Callable
-    combine: Callable
-
-
-def run_study(
-    study: Study, config: Config, run_cell: Callable | None = None, read_cell: Callable | None = None
-) -> Result:
-    """Run every cell ``study.cells`` asks for (``run_cell(name, cell_config)``; default: compute it), then
-    combine them. In a job of many processes (:mod:`trust.parallel`) each computes its share of every round and
-    reads the others' cells with ``read_cell(name, cell_config)`` after a barrier."""
-    run_cell = run_cell or (lambda name, cell_config: study.cell.run(cell_config))
-    done: dict[str, Result] = {}
-    rounds = 0
-    while todo := {n: c for n, c in study.cells(config, done).items() if n not in done}:
-        mine = parallel.share(list(todo))
-        finished = {}
-        for name in tqdm(mine, desc=type(config).__name__, unit="cell", leave=False, delay=3):
-            finished[name] = run_cell(name, todo[name])
-        if parallel.count() > 1:
-            assert read_cell is not None, "a study across processes reads the others' cells from the run directory"
-            rounds += 1
-            parallel.barrier(f"{type(config).__name__} round {rounds}")
-            finished.update({n: read_cell(n, todo[n]) for n in todo if n not in finished})
-        done.update({n: finished[n] for n in todo})  # in the study's order, however the cells were shared
-    return study.combine(config, done)
-
-
-class Experiment(NamedTuple):
-    """One question, end to end: its ``config`` and ``result`` types and ``run(config) -> result``; and for
-    ``paper_figs.py`` the named runs it contributes (``paper_configs(quick, seed)``), the figures drawn from
-    their results (``paper_figures(results) -> {stem: figure}``) and the report rows (``paper_rows``).
-    Experiments without paper hooks draw each run's own ``figure()`` and ``report_rows()``. A ``study`` is
-    run cell by cell (:class:`Study`)."""
-
-    config: type[Config]
-    result: type[Result]
-    run: Callable
-    paper_configs: Callable | None = None
-    paper_figures: Callable | None = None
-    paper_rows: Callable | None = None
-    help: str = ""  # one line for ``trust --help``
-    study: Study | None = None

@@ -15,9 +15,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from trust import linalg
-from trust.errors import TrustError
-from trust.tree import check_finite, leaf_names, leaf_norms, leaves, per_leaf, relative_size, size_ratio, unflatten_like
+from trust.base import linalg
+from trust.base.errors import TrustError
+from trust.base.tree import (
+    check_finite,
+    leaf_names,
+    leaf_norms,
+    leaves,
+    per_leaf,
+    relative_size,
+    size_ratio,
+    unflatten_like,
+)
 
 
 def perturbed(params, direction, eta):
@@ -122,7 +131,7 @@ def frobenius_step(params, raw, sizes=1.0):
 
 
 def spectral_step(params, raw, sizes=1.0, tol: float = 1e-6):
-    """``‖ΔW_l‖_op = η·s_l·‖W_l‖_op``: ``U_l = s_l‖W_l‖_op·R_l/‖R_l‖_op``, operator norms from :mod:`trust.linalg`
+    """``‖ΔW_l‖_op = η·s_l·‖W_l‖_op``: ``U_l = s_l‖W_l‖_op·R_l/‖R_l‖_op``, operator norms from :mod:`trust.base.linalg`
     (exact SVD on small layers, power iteration to relative residual ``tol`` on large ones; a diagonal layer's is
     ``max|s|``, a bias's its Euclidean norm)."""
     check_finite(raw, "direction")
@@ -179,7 +188,7 @@ GEOMETRIES: dict[str, Geometry] = {
 
 
 def orthogonalised(grads):
-    """``−polar(g_l)`` per tensor (:func:`trust.linalg.polar`): the orthogonalised negative gradient of Muon-like
+    """``−polar(g_l)`` per tensor (:func:`trust.base.linalg.polar`): the orthogonalised negative gradient of Muon-like
     steps (``−sign g`` on a diagonal layer, ``−g/‖g‖`` on a bias)."""
     return unflatten_like(
         grads, [-jnp.asarray(q, dtype=jnp.asarray(g).dtype) for q, g in zip(linalg.polars(grads), leaves(grads))]

@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from trust import store
+from trust.base import store
 
 # Fixed metadata: no creation date and no version string, so the same figure gives the same bytes.
 PNG_METADATA = {"Software": None}

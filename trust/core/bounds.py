@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from trust.errors import TrustError
+from trust.base.errors import TrustError
 
 
 def drt_bound(a) -> np.ndarray:
@@ -48,7 +48,7 @@ def operator_norm_bound(w_op, delta_op, x_norm=1.0) -> np.ndarray:
     ``‖Δf(x)‖ ≤ ∏_k ‖W_k‖_op · ‖x‖ · [∏_k (1 + ‖ΔW_k‖_op/‖W_k‖_op) − 1]``.
 
     Args:
-      w_op, delta_op: ``‖W_k‖_op`` and ``‖ΔW_k‖_op`` (:func:`trust.linalg.operator_norms`), the layers on the last axis.
+      w_op, delta_op: ``‖W_k‖_op`` and ``‖ΔW_k‖_op`` (:func:`~trust.base.linalg.operator_norms`); layers last.
       x_norm: ``‖x‖`` (broadcast against the leading axes).
     """
     w_op, delta_op = np.asarray(w_op, dtype=float), np.asarray(delta_op, dtype=float)

@@ -18,8 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from trust.errors import TrustError
-from trust.nets import experiment_mlp
+from trust.base.errors import TrustError
+from trust.core.nets import experiment_mlp
 
 
 class Dataset(NamedTuple):
@@ -191,7 +191,7 @@ def cifar10(path, dtype=None) -> Dataset:
     """CIFAR-10, binary version (``data_batch_1.bin`` … ``data_batch_5.bin``, ``test_batch.bin``; each
     record one label byte and 3072 pixel bytes, channel-major) in ``path`` or ``path/cifar-10-batches-bin``;
     pixels scaled to [0, 1], standardised per channel with the training statistics and stored pixel-major (each
-    row a 32×32×3 image flattened in HWC order, the layout :class:`trust.nets.ResNet` reads)."""
+    row a 32×32×3 image flattened in HWC order, the layout :class:`trust.core.nets.ResNet` reads)."""
     root = Path(path)
     if (root / "cifar-10-batches-bin").is_dir():
         root = root / "cifar-10-batches-bin"

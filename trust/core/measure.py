@@ -20,11 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from trust.errors import TrustError
-from trust.losses import loss_function
-from trust.nets import MLP
-from trust.perturb import perturbed
-from trust.tree import (
+from trust.base.errors import TrustError
+from trust.base.tree import (
     check_finite,
     frobenius_norms,
     layer_flags,
@@ -33,6 +30,9 @@ from trust.tree import (
     same_structure,
     size_ratio,
 )
+from trust.core.losses import loss_function
+from trust.core.nets import MLP
+from trust.core.perturb import perturbed
 
 
 @partial(jax.jit, static_argnums=(0, 4))
@@ -66,7 +66,7 @@ def grid_strategy(n_grid: int, apply: Callable | None = None, backend: str | Non
     * **Devices.** The grid is split evenly across every local device (one block of η each); each device
       runs the same chunked map on its block.
     * **Shared first layer.** When the network's first pre-activation is linear in its parameters (an
-      :class:`~trust.nets.MLP`: ``z_1 = x·W_1ᵀ + b_1``), ``z_1(W + η·U) = z_1(W) + η·z_1(U)``: two matmuls for the
+      :class:`~trust.core.nets.MLP`: ``z_1 = x·W_1ᵀ + b_1``), ``z_1(W + η·U) = z_1(W) + η·z_1(U)``: two matmuls for the
       whole grid instead of one per η. Always cheaper: the first layer's forward matmul disappears from every
       point (its input gradient is never needed), the largest saving on MNIST-sized inputs and narrow nets.
     """
@@ -81,7 +81,7 @@ def grid_strategy(n_grid: int, apply: Callable | None = None, backend: str | Non
 
 
 def _split_network(apply: Callable | None):
-    """The :class:`~trust.nets.MLP` behind ``apply`` (its bound ``apply``), whose first layer the grid can share."""
+    """An :class:`~trust.core.nets.MLP` behind ``apply`` (its bound ``apply``), whose first layer a grid can share."""
     net = getattr(apply, "__self__", None)
     return net if isinstance(net, MLP) and apply == net.apply else None
 
@@ -262,7 +262,7 @@ def relative_distances(
       apply: ``apply(params, x) -> outputs`` (hashable, e.g. ``MLP(...).apply``).
       params: the base point W (a pytree).
       x, y: a full batch ``(n, d)`` and integer labels ``(n,)``.
-      direction: ``U`` from :mod:`trust.perturb`; ``ΔW(η) = η·U``.
+      direction: ``U`` from :mod:`trust.core.perturb`; ``ΔW(η) = η·U``.
       etas: the grid of η (1-D).
       loss: ``"xent"``, ``"mse"`` or a callable ``loss(outputs, y)``.
       batch_size: η points evaluated at once; default :func:`grid_strategy`'s.

@@ -22,7 +22,7 @@ from trust.base import parallel, store
 from trust.base.errors import TrustError
 from trust.experiments import REGISTRY
 from trust.experiments.shared import runner
-from trust.views import plots, report
+from trust.views import VIEWS, plots, report
 
 
 def proof_checks_section() -> str:
@@ -58,19 +58,12 @@ def main(argv=None) -> int:
         return 0
 
     figures, rows = {}, []
-    for experiment in REGISTRY.values():
+    for name, experiment in REGISTRY.items():
         if not experiment.paper_configs:
             continue
-        mine = {name: results[name] for name in experiment.paper_configs(args.quick, args.seed)}
-        if experiment.paper_figures:
-            figures.update(experiment.paper_figures(mine))
-        else:
-            figures.update({name: r.figure() for name, r in mine.items()})
-        rows += (
-            experiment.paper_rows(mine)
-            if experiment.paper_rows
-            else [row for r in mine.values() for row in r.report_rows()]
-        )
+        mine = {run: results[run] for run in experiment.paper_configs(args.quick, args.seed)}
+        figures.update(VIEWS[name].figures(mine))
+        rows += VIEWS[name].rows(mine)
     # Quick runs are previews: PNG only (saving the PDFs too costs about 20 s of the 5-minute budget).
     formats = ("png",) if args.quick else ("png", "pdf")
     paths = [p for stem, fig in figures.items() for p in plots.save(fig, out / stem, formats)]

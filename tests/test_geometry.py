@@ -14,6 +14,7 @@ from trust.core import bounds, measure, perturb, train
 from trust.experiments import geometry
 from trust.experiments.shared import cell, points, runner
 from trust.front import cli
+from trust.views import geometry as geometry_views
 from trust.views import plots
 
 TINY = dict(dataset="digits", epochs=1, batch_size=100, eta=(0.01, 0.1), n_measure=60)
@@ -104,9 +105,9 @@ def test_combined_ratios_and_exponent(study):
     assert np.isfinite(result.exponent_half[0, 0, 0, 0])  # two seeds: a Student-t interval
     rt = geometry.GeometryResult.from_json(result.to_json(), result.arrays())
     assert schema.same(result, rt)
-    assert len(geometry.rows(result)) == 1 + 1 + 4 + 1
-    for draw in (geometry.width_figure, geometry.ranks_figure, geometry.ratios_figure, geometry.ceff_figure):
-        plots.plt.close(draw(result))
+    assert len(geometry_views.rows({"geometry": result})) == 1 + 1 + 4 + 1
+    for fig in geometry_views.figures({"geometry": result}).values():
+        plots.plt.close(fig)
 
 
 def test_width_exponent_recovers_a_power_law():

@@ -8,6 +8,7 @@ import jax
 import numpy as np
 import pytest
 
+from trust import views
 from trust.base import parallel
 from trust.base.errors import TrustError
 from trust.base.schema import Config, Result, param, same
@@ -92,10 +93,10 @@ def test_study_breakdown_sweeps_measures_and_reuses_cells(tmp_path):
     assert not reused and same(result, again)
     assert all((cells_dir / n / "results.json").stat().st_mtime_ns == t for n, t in mtimes.items())
     assert runner.run_or_reuse(tmp_path, config, study_breakdown.EXPERIMENT)[1]  # now the whole study is reused
-    rows = study_breakdown.report_rows(result)
+    rows = views.VIEWS["study breakdown"].rows({"study_breakdown": result})
     assert any("violated" in r.verdict or r.verdict == "holds" for r in rows if r.kind == "assumption")
     assert any(r.claim.startswith("Learning-rate sweep") for r in rows)
-    for fig in study_breakdown.paper_figures({"study_breakdown": result}).values():
+    for fig in views.VIEWS["study breakdown"].figures({"study_breakdown": result}).values():
         plots.plt.close(fig)
 
 
@@ -113,8 +114,11 @@ def test_study_depth_finds_where_each_optimiser_stops():
         for s, stop in enumerate(stops):  # the first depth below the threshold, or None if every depth trains
             below = [d for d in (2, 3) if acc[s, d] < config.threshold]
             assert stop == (below[0] if below else None)
-    assert len(study_depth.depth_rows(result)) == 2 and "study depth" in result.summary()
-    plots.plt.close(result.figure())
+    view = views.VIEWS["study depth"]
+    assert len(view.rows({"study_depth": result})) == 2
+    assert "study depth" in view.summary(result)
+    for fig in view.figures({"study_depth": result}).values():
+        plots.plt.close(fig)
 
 
 def test_cli_study_breakdown_json_and_errors(capsys):

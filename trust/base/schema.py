@@ -211,8 +211,8 @@ def _decode_record(cls, obj: dict, arrays: dict, prefix: str = ""):
 class Result:
     """Base of every experiment's result (subclass as a frozen dataclass with ``eq=False``).
 
-    Fields are NumPy arrays, numbers, strings, tuples, dicts and nested frozen dataclasses. Subclasses give
-    the experiment's views: :meth:`summary` (the CLI's words), :meth:`figure` and :meth:`report_rows`."""
+    Fields are NumPy arrays, numbers, strings, tuples, dicts and nested frozen dataclasses: the stored values, and
+    nothing else; figures, report rows and summaries are views of them (:mod:`trust.views`)."""
 
     def to_json(self) -> dict:
         """JSON-ready fields (bulk arrays left out), and ``"undefined"``: why each non-finite value is so."""
@@ -236,18 +236,6 @@ class Result:
                 f"stored results do not match {cls.__name__} ({err.__class__.__name__}: {err}); "
                 "the run is from another version or was edited — rerun it"
             ) from None
-
-    def summary(self) -> str:
-        """What the CLI prints, in words."""
-        return ""
-
-    def figure(self):
-        """The experiment's figure (a Matplotlib figure), or ``None``."""
-        return None
-
-    def report_rows(self) -> list:
-        """Rows ``(claim, kind, measurement, verdict)`` for ``figures/REPORT.md``."""
-        return []
 
 
 def same(a: Result, b: Result) -> bool:

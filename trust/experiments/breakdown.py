@@ -24,8 +24,6 @@ from trust.base.tree import leaves
 from trust.core import bounds, data, losses, measure, nets, perturb
 from trust.experiments.shared import points
 from trust.experiments.shared.runner import Experiment
-from trust.views import plots
-from trust.views.report import Row, violation_factor
 
 ETA0 = "the bound is 0 at η = 0, where the measurement is 0 too"
 
@@ -154,35 +152,6 @@ class BreakdownResult(Result):
         """The grid point nearest η = 0.05 (the last one if the grid stops short of it)."""
         return int(np.argmin(np.abs(self.eta - 0.05))) if self.eta[-1] >= 0.05 else len(self.eta) - 1
 
-    def summary(self) -> str:
-        eta, r, k = self.eta, self.ratios, self.probe
-        weights = [self.names.index(n) for n in self.weight_names]
-        grads = self.gradient[:, weights]
-        lines = [
-            f"net {self.net.kind} widths {list(self.net.widths)} (L = {self.net.depth}), "
-            f"{self.net.n_examples} examples",
-            f"{'eta':>7} {'loss':>9} {'f frob':>10} {'f max':>10} {'g ' + self.weight_names[0]:>10} "
-            f"{'g max':>10} {'DRT':>10} {'gmax/DRT':>9}",
-        ]
-        for i in sorted({int(np.argmin(np.abs(eta - e))) for e in (0, 0.001, 0.01, 0.025, 0.05, eta[-1])}):
-            lines.append(
-                f"{eta[i]:7.4f} {self.loss[i]:9.4f} {self.function_frob[i]:10.3e} {self.function_max[i]:10.3e} "
-                f"{grads[i, 0]:10.3e} {grads[i].max():10.3e} {self.drt[i]:10.3e} "
-                f"{r.gradient_max_over_drt[i]:9.3g}"
-            )
-        lines.append(
-            f"at eta = {eta[k]:.3f}: gradient/DRT first layer {r.gradient_first_over_drt[k]:.3g}, worst layer "
-            f"{r.gradient_max_over_drt[k]:.3g}; worst over the grid {np.nanmax(r.gradient_max_over_drt):.3g}"
-        )
-        if self.operator_norm_ratio is not None:
-            lines.append(
-                f"operator-norm bound (a theorem): max measured/bound {np.nanmax(self.operator_norm_ratio):.3g}"
-            )
-        return "\n".join(lines)
-
-    def figure(self):
-        return breakdown_figure({f"{self.net.kind} net": [self]}, "Gradient breakdown")
-
 
 def _ratio(measured, bound):
     """measured / bound, NaN where the bound is 0 (η = 0)."""
@@ -289,168 +258,7 @@ def _operator_norm_ratio(config, params, u, x, dist) -> np.ndarray | None:
 # ------------------------------------------------------------------------------------------------ figures
 
 
-def breakdown_figure(rows: dict[str, list[BreakdownResult]], title: str):
-    """Paper Figure 1 with the bounds drawn: one row per perturbation kind, one curve per net.
-
-    Columns: loss change (symlog); relative function distance (batch Frobenius) with the DRT bound; relative
-    gradient distance of the first layer with the DRT bound (dashed) and the Lipschitz-smooth linear prediction
-    (dotted); and the DRT violation factor measured/bound."""
-    fig, axes = plots.subplots(len(rows), 4, figsize=(17, 3.6 * len(rows)))
-    for r, (label, results) in enumerate(rows.items()):
-        ax_loss, ax_f, ax_g, ax_v = axes[r]
-        for res in results:
-            c = plots.depth_colour(res.net.depth, res.net.kind == "residual")
-            eta, name = res.eta, res.net.label
-            drt = plots.positive(res.drt)
-            ax_loss.plot(eta, res.loss - res.loss[0], color=c, label=name)
-            ax_f.plot(eta, plots.positive(res.function_frob), color=c, label=name)
-            ax_f.plot(eta, drt, color=c, ls="--", lw=1)
-            ax_g.plot(eta, plots.positive(res.gradient[:, res.first]), color=c, label=name)
-            ax_g.plot(eta, drt, color=c, ls="--", lw=1)
-            ax_g.plot(eta, plots.positive(res.lipschitz_first), color=c, ls=":", lw=1)
-            ax_v.plot(eta, plots.positive(res.ratios.gradient_first_over_drt), color=c, label=f"{name} layer 1")
-            ax_v.plot(eta, plots.positive(res.ratios.gradient_max_over_drt), color=c, ls="-.", lw=1)
-        ax_loss.set_yscale("symlog", linthresh=1e-3)
-        ax_loss.set(ylabel=f"{label}\nℒ(W+ΔW) − ℒ(W)", title="change of the full-batch loss" if r == 0 else None)
-        ax_f.set(yscale="log", ylabel="‖Δf‖/‖f‖ (batch)", title="relative function distance" if r == 0 else None)
-        ax_g.set(yscale="log", ylabel="‖Δg₁‖/‖g₁‖", title="relative gradient distance, layer 1" if r == 0 else None)
-        ax_v.set(
-            yscale="log",
-            ylabel="measured / DRT bound",
-            title="DRT violation factor (−· worst layer)" if r == 0 else None,
-        )
-        ax_v.axhline(1.0, color="k", lw=0.8)
-        for ax in axes[r]:
-            ax.set_xlabel("η (relative step per layer)")
-            ax.grid(alpha=0.3, which="both")
-        ax_loss.legend(fontsize=8)
-    axes[0, 2].plot([], [], "k--", lw=1, label="DRT ∏(1+a)−1")
-    axes[0, 2].plot([], [], "k:", lw=1, label="Lipschitz (λ fit at smallest η)")
-    axes[0, 2].legend(fontsize=8)
-    fig.suptitle(title)
-    return fig
-
-
-def theorem_figure(exact: list[BreakdownResult], opnorm: list[BreakdownResult]):
-    """Where the maths is exact: (a) homogeneous nets with ΔW = ηW lie on the DRT curve; (b) the
-    operator-norm bound (a theorem) holds — max over examples of measured/bound stays below 1."""
-    fig, axes = plots.subplots(1, 2, figsize=(11, 4))
-    ax_a, ax_b = axes[0]
-    for res in exact:
-        c = plots.depth_colour(res.net.depth)
-        ax_a.plot(res.eta, plots.positive(res.drt), color=c, lw=3, alpha=0.35)
-        ax_a.plot(
-            res.eta,
-            plots.positive(res.function_max),
-            color=c,
-            ls="--",
-            label=f"L={res.net.depth}: measured (max over x)",
-        )
-    ax_a.set(
-        yscale="log",
-        xlabel="η",
-        ylabel="‖Δf‖/‖f‖",
-        title="(a) exact case ΔW_l = ηW_l, leaky relu, no biases\nthick: (1+η)^L − 1, dashed: measured",
-    )
-    for res in opnorm:
-        ax_b.plot(
-            res.eta,
-            plots.positive(res.operator_norm_ratio),
-            color=plots.depth_colour(res.net.depth),
-            label=f"L={res.net.depth}",
-        )
-    ax_b.axhline(1.0, color="k", lw=0.8)
-    ax_b.set(
-        yscale="log",
-        xlabel="η",
-        ylabel="max_x ‖Δf(x)‖ / bound",
-        title="(b) operator-norm bound (a theorem), random direction",
-    )
-    for ax in (ax_a, ax_b):
-        ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=8)
-    return fig
-
-
 # ------------------------------------------------------------------------------------------------ report
-
-
-def breakdown_rows(gradient_runs: list[BreakdownResult], random_runs: list[BreakdownResult]) -> list[Row]:
-    """Rows for the gradient-breakdown experiment (paper Figure 1 at initialisation)."""
-    rows = []
-    for label, runs in (("fixed-gradient slice", gradient_runs), ("random direction", random_runs)):
-        for res in runs:
-            r, k = res.ratios, res.probe
-            worst = float(np.nanmax(r.gradient_max_over_drt))
-            name = f"{res.net.kind} L={res.net.depth}, width {res.net.widths[1]}, {label}"
-            rows.append(
-                Row(
-                    f"DRT (constant 1, an assumption) bounds the layer-gradient change — {name}",
-                    "assumption",
-                    f"worst layer gradient/DRT: {r.gradient_max_over_drt[k]:.3g} at η={res.eta[k]:.3f}, "
-                    f"max {worst:.3g} over the grid; first layer "
-                    f"{r.gradient_first_over_drt[k]:.3g} at η={res.eta[k]:.3f}; with biases counted as layers "
-                    f"{r.gradient_max_over_drt_all_tensors[k]:.3g} "
-                    f"(max {np.nanmax(r.gradient_max_over_drt_all_tensors):.3g})",
-                    violation_factor(worst),
-                )
-            )
-    plain = [r for r in gradient_runs if r.net.kind == "mlp"]
-    if len(plain) >= 2:
-        shallow, deep = plain[0], plain[-1]
-        d_loss = [abs(r.loss[-1] - r.loss0) for r in (shallow, deep)]
-        g = [r.gradient[:, r.first] for r in (shallow, deep)]
-        k = deep.probe
-        rows.append(
-            Row(
-                "Paper: breakdown is much milder at depth 2 than at depth 16 (at initialisation)",
-                "claim",
-                f"first-layer gradient change at η={deep.eta[k]:.3f}: "
-                f"L={shallow.net.depth}: {g[0][k]:.3g}, L={deep.net.depth}: {g[1][k]:.3g}; "
-                f"|Δloss| at η_max: {d_loss[0]:.3g} vs {d_loss[1]:.3g}",
-                "consistent" if g[1][k] > g[0][k] else "not seen here",
-            )
-        )
-    for res in gradient_runs:
-        r, k = res.ratios, res.probe
-        linear = all(0.5 <= x[k] <= 2 for x in (r.gradient_first_over_lipschitz, r.gradient_total_over_lipschitz))
-        rows.append(
-            Row(
-                f"Lipschitz-smooth model: gradient change linear in ‖ΔW‖ — L={res.net.depth} {res.net.kind}",
-                "model",
-                f"measured/linear prediction (λ fit at smallest η) at η={res.eta[k]:.3f}: "
-                f"first layer {r.gradient_first_over_lipschitz[k]:.3g}, "
-                f"all layers {r.gradient_total_over_lipschitz[k]:.3g}",
-                "linear within 2×" if linear else "not linear",
-            )
-        )
-    return rows
-
-
-def theorem_rows(exact: list[BreakdownResult], opnorm: list[BreakdownResult]) -> list[Row]:
-    rows = []
-    for res in exact:
-        err = float(np.max(np.abs(res.function_max[1:] - res.drt[1:]) / res.drt[1:]))
-        rows.append(
-            Row(
-                f"Exact case: ΔW = ηW, homogeneous φ, no biases ⇒ ‖Δf‖/‖f‖ = (1+η)^L − 1 (L={res.net.depth})",
-                "theorem",
-                f"max relative gap measured vs closed form: {err:.2g}",
-                "holds" if err < 1e-3 else "VIOLATED",
-            )
-        )
-    for res in opnorm:
-        assert res.operator_norm_ratio is not None, "operator-norm runs use theorem1 nets"
-        ratio = float(np.nanmax(res.operator_norm_ratio))
-        rows.append(
-            Row(
-                f"Operator-norm bound (L={res.net.depth}, random direction)",
-                "theorem",
-                f"max over η and examples of measured/bound: {ratio:.3g}",
-                "holds" if ratio <= 1 else "VIOLATED",
-            )
-        )
-    return rows
 
 
 # ------------------------------------------------------------------------------------------------ paper
@@ -474,41 +282,10 @@ def paper_configs(quick: bool, seed: int) -> dict[str, BreakdownConfig]:
     return runs
 
 
-def _paper_groups(results: dict[str, BreakdownResult]):
-    def pick(prefix):
-        return [results[f"{prefix}_L{d}"] for d in DEPTHS]
-
-    return (
-        pick("breakdown_gradient") + [results["breakdown_gradient_L16_residual"]],
-        pick("breakdown_random"),
-        pick("exact"),
-        pick("opnorm"),
-    )
-
-
-def paper_figures(results: dict[str, BreakdownResult]) -> dict:
-    gradient, random, exact, opnorm = _paper_groups(results)
-    return {
-        "breakdown": breakdown_figure(
-            {"fixed-gradient slice −g/‖g‖": gradient, "random direction": random},
-            "Gradient breakdown at initialisation on digits (relu MLP, biases, cross-entropy); "
-            "every tensor moved by η·‖W_l‖",
-        ),
-        "theorems": theorem_figure(exact, opnorm),
-    }
-
-
-def paper_rows(results: dict[str, BreakdownResult]) -> list[Row]:
-    gradient, random, exact, opnorm = _paper_groups(results)
-    return breakdown_rows(gradient, random) + theorem_rows(exact, opnorm)
-
-
 EXPERIMENT = Experiment(
     BreakdownConfig,
     BreakdownResult,
     run,
     paper_configs,
-    paper_figures,
-    paper_rows,
     help="relative function/gradient distance along a perturbation vs the bounds",
 )

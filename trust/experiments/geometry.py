@@ -28,8 +28,6 @@ from trust.base.tree import leaf_norms, leaves, weight_indices
 from trust.core import bounds, data, estimate, measure, nets, perturb, train
 from trust.experiments.shared import points
 from trust.experiments.shared.runner import Experiment, Study, run_study
-from trust.views import plots
-from trust.views.report import Row, count, plus_minus
 
 DIRECTIONS = ("gradient", "orthogonalised", "random", "step")
 GEOMETRIES = tuple(perturb.GEOMETRIES)  # frobenius, spectral, elementwise
@@ -130,18 +128,6 @@ class GeometryCellResult(Result):
         own = np.stack([self.sizes[:, :, g, g] for g in range(len(GEOMETRIES))], axis=2)  # (k, d, g, l)
         s = own if size_geometry is None else self.sizes[:, :, :, size_geometry]
         return bounds.drt_bound(eta * s[:, :, :, None, :])
-
-    def summary(self) -> str:
-        c = self.config
-        net = f"width {c.width} L={c.depth}" if c.model == "mlp" else f"{c.model} norm {c.norm} channels {c.channels}"
-        head = f"{c.optimizer} {net} seed {c.seed}"
-        if self.diverged_epoch:
-            return f"{head}: diverged in epoch {self.diverged_epoch}"
-        e = 0
-        cells = ", ".join(f"{geo} {self.function[0, 0, g, e]:.3g}" for g, geo in enumerate(GEOMETRIES) if self.measured)
-        return (
-            f"{head}: train acc {self.train_acc:.4f}; gradient-direction function change at η={self.eta[e]:g}: {cells}"
-        )
 
 
 def _measure(net, params, step, x, y, eta, key) -> dict[str, np.ndarray] | None:
@@ -398,52 +384,6 @@ class GeometryResult(Result):
     operator_points: int = 0
     diverged: int = 0
 
-    def summary(self) -> str:
-        c = self.config
-        lines = [f"{count(len(c.optimizers), 'optimiser')}, {count(c.seeds, 'seed')}; widths {c.widths} at depth "
-                 f"{c.depth}, depths {c.depths} at width {c.width}; {self.diverged} cells diverged"]  # fmt: skip
-        for g, geometry in enumerate(GEOMETRIES):
-            cells = ", ".join(
-                f"{d} {self.ratio_function[0, i, g]:.3g}/{self.ratio_function[1, i, g]:.3g}"
-                for i, d in enumerate(DIRECTIONS)
-            )
-            lines.append(f"{geometry}: function change / own bound, median/worst: {cells}")
-        if c.resnets:
-            cells = ", ".join(
-                f"{geometry} {self.resnet_function[0, 0, g]:.3g}/{self.resnet_function[1, 0, g]:.3g}"
-                for g, geometry in enumerate(GEOMETRIES)
-            )
-            lines.append(f"ResNets ({', '.join(c.resnets)}), gradient direction, median/worst: {cells}")
-        lines.append(
-            f"operator-norm theorem: worst ratio {self.operator_worst:.3g} over {self.operator_points} points, "
-            f"{self.operator_violations} beyond their rounding allowance (at most {self.operator_allowance:.2g})"
-        )
-        shared = ", ".join(
-            f"{geometry} {d} {self._exponent(0, 0, i, g)}"
-            for g, geometry in enumerate(GEOMETRIES[:2])
-            for i, d in enumerate(DIRECTIONS[:3])
-        )
-        lines.append(f"width exponent at init: {shared}")
-        for o, opt in enumerate(c.optimizers):
-            step = DIRECTIONS.index("step")
-            cells = ", ".join(
-                f"{geometry} {d} {self._exponent(o, 1, i, g)}"
-                for g, geometry in enumerate(GEOMETRIES[:2])
-                for i, d in enumerate(DIRECTIONS)
-            )
-            own = ", ".join(f"{geometry} {self._exponent(o, 0, step, g)}" for g, geometry in enumerate(GEOMETRIES[:2]))
-            lines.append(f"width exponent, {opt}: own first step {own}; at the end {cells}")
-        return "\n".join(lines)
-
-    def _exponent(self, o: int, k: int, d: int, g: int) -> str:
-        return plus_minus(self.exponent[o, k, d, g], self.exponent_half[o, k, d, g], self.config.seeds, 2)
-
-    def figure(self):
-        return width_figure(self)
-
-    def report_rows(self) -> list[Row]:
-        return rows(self)
-
 
 def _sweep(c: GeometryConfig, done: dict, values: tuple[int, ...], width_of, depth_of) -> Sweep:
     """The cells of one sweep: ``width_of(v)``, ``depth_of(v)`` give the net of the swept value ``v``."""
@@ -553,233 +493,7 @@ STUDY = Study(CELL, cells, combine)
 # ------------------------------------------------------------------------------------------------ figures
 
 
-def _mean(values) -> float:
-    """The mean of the finite values; NaN (without a warning) when there are none."""
-    v = np.asarray(values, dtype=float)
-    return float(np.mean(v[np.isfinite(v)])) if np.isfinite(v).any() else float("nan")
-
-
-def _median_band(values, axes):
-    """Median and min–max over ``axes`` (NaN-aware)."""
-    return (np.nanmedian(values, axis=axes), np.nanmin(values, axis=axes), np.nanmax(values, axis=axes))
-
-
-DIRECTION_COLOURS = dict(zip(DIRECTIONS, ("tab:blue", "tab:orange", "tab:green", "tab:red")))
-
-
-def width_figure(r: GeometryResult):
-    """Relative function change at the smallest η against width, one panel per geometry, at initialisation (top)
-    and at the end of training (bottom): median over optimisers and seeds, band min–max; dotted: slopes ½ and 0."""
-    c, sw = r.config, r.width
-    fig, axes = plots.subplots(2, len(GEOMETRIES), figsize=(14, 7.5))
-    widths = np.asarray(sw.values, dtype=float)
-    for k, tag in enumerate(CHECKPOINTS):
-        for g, geometry in enumerate(GEOMETRIES):
-            ax = axes[k][g]
-            for d, direction in enumerate(DIRECTIONS):
-                med, lo, hi = _median_band(sw.function[:, :, :, k, d, g, 0], (0, 1))
-                p = _mean(r.exponent[:, k, d, g])
-                colour = DIRECTION_COLOURS[direction]
-                ax.plot(widths, med, "o-", color=colour, label=f"{direction} (p = {p:.2f})")
-                ax.fill_between(widths, lo, hi, color=colour, alpha=0.15)
-            ref = np.nanmedian(sw.function[:, :, 0, k, :, g, 0])
-            for slope in (0.5, 0.0):
-                ax.plot(widths, ref * (widths / widths[0]) ** slope, ":", color="grey", lw=1)
-            ax.set(xscale="log", yscale="log", xlabel="width n",
-                   ylabel=f"‖ΔF‖/‖F‖ at η = {c.eta[0]:g}", title=f"{geometry} steps, {tag}")  # fmt: skip
-            ax.set_xticks(widths, [str(int(w)) for w in widths])
-            ax.set_xticks([], minor=True)
-            ax.grid(alpha=0.3, which="both")
-            ax.legend(fontsize=8, title="direction (width exponent p)", title_fontsize=8)
-    fig.suptitle(
-        f"Relative function change per step against width (depth {c.depth}, {c.dataset}; median over "
-        f"{count(len(c.optimizers), 'optimiser')} × {count(c.seeds, 'seed')}, band min–max; dotted: n^½ and n^0)"
-    )
-    return fig
-
-
-def ranks_figure(r: GeometryResult):
-    """(a) Stable rank of the weights against width, at initialisation and the end of each optimiser's training,
-    beside n/4 (a Gaussian matrix); (b) stable rank of the step along each direction (Frobenius family)."""
-    c, sw = r.config, r.width
-    widths = np.asarray(sw.values, dtype=float)
-    fig, axes = plots.subplots(1, 2, figsize=(14, 4.8))
-    ax_a, ax_b = axes[0]
-    ax_a.plot(widths, np.nanmedian(sw.weight_rank[:, :, :, 0], axis=(0, 1)), "ko-", label="initialisation")
-    for o, opt in enumerate(c.optimizers):
-        colour = plots.OPTIMIZER_COLOURS[opt]
-        ax_a.plot(widths, np.nanmedian(sw.weight_rank[o, :, :, 1], axis=0), "s--", color=colour, label=f"end of {opt}")
-    ax_a.plot(widths, widths / 4, ":", color="grey", label="n/4 (n × n Gaussian)")
-    ax_a.set(title="(a) srank W_l, mean over layers", ylabel="‖W‖_F² / ‖W‖_op²")
-    for d, direction in enumerate(DIRECTIONS[:3]):  # the same nets at init for every optimiser: the first's
-        colour = DIRECTION_COLOURS[direction]
-        med, lo, hi = _median_band(sw.step_rank[0, :, :, 0, d], 0)
-        ax_b.plot(widths, med, "o-", color=colour, label=f"{direction}, init")
-        ax_b.fill_between(widths, lo, hi, color=colour, alpha=0.15)
-    step = DIRECTIONS.index("step")
-    for o, opt in enumerate(c.optimizers):
-        for k, style in ((0, "^:"), (1, "s--")):
-            ranks = np.nanmedian(sw.step_rank[o, :, :, k, step], axis=0)
-            ax_b.plot(widths, ranks, style, color=plots.OPTIMIZER_COLOURS[opt], label=f"{opt}'s step, {CHECKPOINTS[k]}")
-    ax_b.set(title="(b) srank ΔW_l, mean over layers (median over seeds)", ylabel="srank ΔW")
-    for ax in (ax_a, ax_b):
-        ax.set(xscale="log", yscale="log", xlabel="width n")
-        ax.set_xticks(widths, [str(int(w)) for w in widths])
-        ax.set_xticks([], minor=True)
-        ax.grid(alpha=0.3, which="both")
-    ax_a.legend(fontsize=8)
-    ax_b.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    return fig
-
-
-def ratios_figure(r: GeometryResult):
-    """Measured / own bound per family: median (bar) and worst (marker) of the function change (left) and of every
-    layer's gradient change (right), over η, checkpoints and cells; 1 is a tight bound, above 1 a violation."""
-    groups = [("MLPs", r.ratio_function, r.ratio_gradient)]
-    if r.config.resnets:
-        groups.append(("ResNets", r.resnet_function, r.resnet_gradient))
-    fig, axes = plots.subplots(len(groups), 2, figsize=(13, 5.2 * len(groups)))
-    x = np.arange(len(DIRECTIONS))
-    width = 0.26
-    colours = ("tab:purple", "tab:cyan", "tab:olive")
-    panels = [(axes[i][j], ratio, what, name) for i, (name, *ratios) in enumerate(groups)
-              for j, (ratio, what) in enumerate(zip(ratios, ("function", "gradient")))]  # fmt: skip
-    for ax, ratio, what, name in panels:
-        for g, geometry in enumerate(GEOMETRIES):
-            pos = x + (g - 1) * width
-            ax.bar(pos, ratio[0, :, g], width, color=colours[g], alpha=0.7, label=f"{geometry}: median")
-            ax.plot(pos, ratio[1, :, g], "v", color=colours[g], markeredgecolor="k", label=f"{geometry}: worst")
-        ax.axhline(1.0, color="k", lw=1)
-        ax.set_xticks(x, DIRECTIONS)
-        ax.set(yscale="log", ylabel="measured / own bound", xlabel="direction",
-               title=f"{name}: {what} change / own bound ∏(1 + η s_l) − 1")  # fmt: skip
-        ax.grid(alpha=0.3, axis="y", which="both")
-        ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.16))
-    c = r.config
-    resnets = f"; ResNets: {', '.join(c.resnets)} on {c.resnet_dataset}" if c.resnets else ""
-    mlps = f"MLPs: widths {c.widths[0]}–{c.widths[-1]}, depths {c.depths[0]}–{c.depths[-1]}"
-    fig.suptitle(
-        f"Measured / own bound per family: median (bar) and worst (▼) over η, checkpoints and cells\n{mlps}{resnets}"
-    )
-    return fig
-
-
-def ceff_figure(r: GeometryResult):
-    """The effective constant of the paper's slice (gradient direction, Frobenius step: C_eff = max_η,l
-    measured/bound) with the bound in each geometry's sizes of the same step, against width and depth."""
-    fig, axes = plots.subplots(1, 2, figsize=(12, 4.5))
-    for ax, sweep, label in ((axes[0][0], r.width, "width n"), (axes[0][1], r.depth, "depth L")):
-        v = np.asarray(sweep.values, dtype=float)
-        for g, geometry in enumerate(GEOMETRIES[:2]):  # an elementwise size is a max over entries: C_eff ≪ 1
-            for k, style in ((0, "o-"), (1, "s--")):
-                med, lo, hi = _median_band(sweep.c_eff[:, :, :, k, g], (0, 1))
-                ax.plot(v, med, style, color=f"C{g}", label=f"sizes in {geometry}, {CHECKPOINTS[k]}")
-                if k == 0:
-                    ax.fill_between(v, lo, hi, color=f"C{g}", alpha=0.12)
-        ax.axhline(1.0, color="k", lw=1)
-        ax.set(xscale="log", yscale="log", xlabel=label, ylabel="C_eff = max measured / ∏(1 + η s_l) − 1")
-        ax.set_xticks(v, [str(int(t)) for t in v])
-        ax.set_xticks([], minor=True)
-        ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=7)
-    axes[0][0].set_title(f"(a) against width (depth {r.config.depth})")
-    axes[0][1].set_title(f"(b) against depth (width {r.config.width})")
-    return fig
-
-
-def paper_figures(results: dict) -> dict:
-    r = results["geometry"]
-    return {
-        "geometry_width": width_figure(r),
-        "geometry_ranks": ranks_figure(r),
-        "geometry_ratios": ratios_figure(r),
-        "geometry_ceff": ceff_figure(r),
-    }
-
-
 # ------------------------------------------------------------------------------------------------ report
-
-
-def _tightest_row(ratio: np.ndarray, where: str) -> Row:
-    """Which geometry's own bound is tightest per direction: the one whose worst case is nearest 1 in log."""
-    tightest = [GEOMETRIES[int(np.nanargmin(np.abs(np.log(ratio[1, d]))))] for d in range(len(DIRECTIONS))]
-    cells = "; ".join(
-        f"{d}: " + ", ".join(f"{g} {ratio[0, i, j]:.2g}/{ratio[1, i, j]:.2g}" for j, g in enumerate(GEOMETRIES))
-        for i, d in enumerate(DIRECTIONS)
-    )
-    return Row(
-        f"Which geometry's relative bound ∏(1 + η s_l) − 1 is tightest on the function — {where}",
-        "assumption",
-        f"measured/bound, median/worst: {cells}",
-        "tightest worst case — " + ", ".join(f"{d}: {t}" for d, t in zip(DIRECTIONS, tightest)),
-    )
-
-
-def rows(r: GeometryResult) -> list[Row]:
-    c = r.config
-    where = f"`trust geometry` ({count(len(c.optimizers), 'optimiser')}, {count(c.seeds, 'seed')}, widths " \
-            f"{c.widths[0]}–{c.widths[-1]}, depths {c.depths[0]}–{c.depths[-1]}, {c.dataset})"  # fmt: skip
-    out = [_tightest_row(r.ratio_function, where)]
-    if c.resnets:
-        where = f"`trust geometry` ResNets ({', '.join(c.resnets)}, 8 channels; {', '.join(c.resnet_optimizers)}; "
-        out.append(_tightest_row(r.resnet_function, where + f"{c.resnet_dataset})"))
-    if np.isfinite(r.operator_worst):
-        out.append(
-            Row(
-                "Operator-norm bound ‖Δf(x)‖ ≤ ∏‖W_l‖_op‖x‖[∏(1 + b_l) − 1] on bias-free relu MLPs, all 12 families",
-                "theorem",
-                f"worst measured/bound {r.operator_worst:.3g} over {r.operator_points} (η, family, checkpoint) "
-                f"points; {r.operator_violations} above 1 + their float32 rounding allowance (largest "
-                f"{r.operator_allowance:.2g})",
-                "holds" if r.operator_violations == 0 else "VIOLATED",
-            )
-        )
-    for g, geometry in enumerate(GEOMETRIES[:2]):
-        predicted = PREDICTED_EXPONENT[geometry]
-        for k, tag in enumerate(CHECKPOINTS):
-            d = DIRECTIONS.index("gradient")
-            opts = c.optimizers if k else c.optimizers[:1]  # at init every optimiser's cells hold the same nets
-            means, halves = r.exponent[: len(opts), k, d, g], r.exponent_half[: len(opts), k, d, g]
-            names = opts if k else ("any optimiser",)
-            cells = ", ".join(f"{o} {plus_minus(m, h, c.seeds, 2)}" for o, m, h in zip(names, means, halves))
-            inside = [abs(m - predicted) <= (h if np.isfinite(h) else 0.0) for m, h in zip(means, halves)]
-            out.append(
-                Row(
-                    f"Width exponent of the function change per {geometry} step along the gradient, {tag}: "
-                    f"predicted {predicted:g} (docs/theory.md §8.5)",
-                    "claim",
-                    f"p (95 % CI over seeds) at η = {c.eta[0]:g}: {cells}",
-                    f"consistent for {sum(inside)} of {len(inside)} optimisers"
-                    if any(inside) else f"not consistent: mean p = {_mean(means):.2f}",
-                )
-            )  # fmt: skip
-    widest = r.width.c_eff[:, :, -1]  # (o, r, k, s)
-    med = np.nanmedian(widest, axis=(0, 1))  # (k, s)
-    cells = "; ".join(
-        f"{tag}: " + ", ".join(f"{g} {med[k, s]:.3g}" for s, g in enumerate(GEOMETRIES[:2]))
-        for k, tag in enumerate(CHECKPOINTS)
-    )
-    shrink = med[:, 0] / med[:, 1]
-    if np.all(med[:, 1] <= 1.5):
-        explained = "explained: spectral sizes bring C_eff to ≈ 1"
-    elif np.all(shrink >= 2):
-        explained = f"partly: C_eff stays at {np.min(med[:, 1]):.3g}–{np.max(med[:, 1]):.3g} in spectral sizes"
-    else:
-        explained = "not explained by the geometry"
-    out.append(
-        Row(
-            f"Does C_eff of the paper's slice shrink towards 1 with the step measured in the spectral geometry "
-            f"(width {c.widths[-1]}, depth {c.depth})?",
-            "measurement",
-            f"median C_eff with the bound in each geometry's sizes — {cells}",
-            ", ".join(f"{tag}: ÷{s:.3g}" for tag, s in zip(CHECKPOINTS, shrink)) + f" — {explained}",
-        )
-    )
-    return out
-
-
-def paper_rows(results: dict) -> list[Row]:
-    return rows(results["geometry"])
 
 
 def paper_configs(quick: bool, seed: int) -> dict[str, GeometryConfig]:
@@ -796,8 +510,6 @@ EXPERIMENT = Experiment(
     GeometryResult,
     run_geometry,
     paper_configs,
-    paper_figures,
-    paper_rows,
     help="Frobenius, spectral and elementwise steps: bounds, stable ranks, width exponent, C_eff explained",
     study=STUDY,
 )

@@ -21,8 +21,6 @@ from trust.base.schema import Config, Result, param
 from trust.experiments.shared import cell
 from trust.experiments.shared.cell import CellConfig
 from trust.experiments.shared.runner import Experiment, Study, run_study
-from trust.views import plots, report
-from trust.views.report import Row
 
 # Learning-rate grids: the paper's for SGD (with and without momentum), Adam and Fromage (Figure 3); Madam takes
 # the three decades around its default 0.01.
@@ -131,22 +129,6 @@ class StudyDepthResult(Result):
             out.append(next((d for d in c.depths if accs[d] < c.threshold), None))
         return out
 
-    def summary(self) -> str:
-        c = self.config
-        seeds = report.count(c.seeds, "seed")
-        lines = [f"study depth: width {c.width}, {c.epochs} epochs, {seeds}, threshold {c.threshold}"]
-        lines.append(f"{'optimizer':>13} " + " ".join(f"{'L=' + str(d):>7}" for d in c.depths) + "   stops at")
-        for optimizer in c.optimizers:
-            accs = " ".join(f"{np.median(a):7.3f}" for a in self.trainability(optimizer))
-            lines.append(f"{optimizer:>13} {accs}   {_stops(self.stop_depths(optimizer))}")
-        return "\n".join(lines)
-
-    def figure(self):
-        return depth_figure(self)
-
-    def report_rows(self) -> list[Row]:
-        return depth_rows(self)
-
 
 def _stops(stops: list[int | None]) -> str:
     return ", ".join("none" if s is None else str(s) for s in stops)
@@ -171,78 +153,10 @@ def run(config: StudyDepthConfig) -> StudyDepthResult:
     return result
 
 
-def depth_figure(result: StudyDepthResult):
-    """Best training accuracy over the learning-rate grid against depth (median, band: the seeds' range)."""
-    c = result.config
-    fig, axes = plots.subplots(1, 1, figsize=(7, 4.5))
-    ax = axes[0, 0]
-    for optimizer in c.optimizers:
-        vals = result.trainability(optimizer)
-        ax.plot(
-            c.depths,
-            [np.median(v) for v in vals],
-            color=plots.OPTIMIZER_COLOURS[optimizer],
-            marker="o",
-            label=optimizer,
-        )
-        ax.fill_between(
-            c.depths,
-            [v.min() for v in vals],
-            [v.max() for v in vals],
-            color=plots.OPTIMIZER_COLOURS[optimizer],
-            alpha=0.2,
-        )
-    ax.axhline(0.1, color="k", ls=":", lw=1, label="chance (10 classes)")
-    ax.axhline(c.threshold, color="0.4", ls="--", lw=1, label=f"threshold {c.threshold:g}")
-    plots.depth_axis(ax, c.depths)
-    ax.set(
-        xlabel="depth L",
-        ylabel="best training accuracy (over lr grid and epochs)",
-        ylim=(0, 1.02),
-        title=f"Trainability against depth: relu MLPs, width {c.width}, {c.dataset}, {c.epochs} epochs, "
-        f"{report.count(c.seeds, 'seed')}",
-    )
-    ax.title.set_fontsize(9)
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
-    return fig
-
-
-def depth_rows(result: StudyDepthResult) -> list[Row]:
-    c, rows = result.config, []
-    for optimizer in c.optimizers:
-        stops = result.stop_depths(optimizer)
-        accs = result.trainability(optimizer)
-        known = [s for s in stops if s is not None]
-        rows.append(
-            Row(
-                f"Depth at which {optimizer} stops training (paper: {PAPER_STOP.get(optimizer, 'not in Figure 3')})",
-                "claim",
-                f"best training accuracy per depth (median of {report.count(c.seeds, 'seed')}): "
-                + ", ".join(f"L={d}: {np.median(a):.3f}" for d, a in zip(c.depths, accs))
-                + f"; first depth below {c.threshold:g} per seed: {_stops(stops)}; trained {c.epochs} epochs at "
-                f"batch {c.batch_size} on {c.dataset}, width {c.width} (the paper: 100 epochs at batch 250 on the "
-                "60,000 MNIST images, 24,000 steps, width 784)",
-                f"stops at L={int(np.median(known))}"
-                if len(known) == len(stops)
-                else (f"trains to L={max(c.depths)} in {stops.count(None)} of {len(stops)} seeds"),
-            )
-        )
-    return rows
-
-
 def paper_configs(quick: bool, seed: int) -> dict[str, StudyDepthConfig]:
     # the quick preview: one seed and SGD, Adam, Fromage only (the CLI's --quick keeps three seeds and all five)
     preview: dict[str, Any] = dict(seeds=1, optimizers=("sgd", "adam", "fromage", "orthogonal_sgd")) if quick else {}
     return {"study_depth": StudyDepthConfig(quick=quick, seed=seed, **preview)}
-
-
-def paper_figures(results: dict[str, StudyDepthResult]) -> dict:
-    return {"study_depth": depth_figure(results["study_depth"])}
-
-
-def paper_rows(results: dict[str, StudyDepthResult]) -> list[Row]:
-    return depth_rows(results["study_depth"])
 
 
 STUDY = Study(cell.EXPERIMENT, cells, combine)
@@ -252,8 +166,6 @@ EXPERIMENT = Experiment(
     StudyDepthResult,
     run,
     paper_configs,
-    paper_figures,
-    paper_rows,
     help="Figure 3: trainability against depth for SGD, SGD+momentum, Adam, Fromage and Madam",
     study=STUDY,
 )

@@ -29,8 +29,6 @@ from trust.base.errors import TrustError
 from trust.base.schema import Config, Result, param, value
 from trust.core import bounds, estimate
 from trust.experiments.shared.runner import Experiment
-from trust.views import plots
-from trust.views.report import Row, violation_factor
 
 BOUNDS = ("recursion", "per_layer", "global")
 # Relative slack for "measured ≤ bound": float64 forward passes of ≤ 10 tiny layers lose far less than
@@ -179,75 +177,6 @@ class Theorem1Result(Result):
     def ratio(self, name: str) -> np.ndarray:
         """measured / bound per input."""
         return self.measured / self.bound(name)
-
-    def summary(self) -> str:
-        lines = [
-            f"{self.n_cases} random square leaky-relu nets, {self.n_evaluations} inputs; measured/bound:",
-            f"{'bound':>10} {'kind':>24} {'violations':>10} {'median':>10} {'q95':>10} {'max':>10}",
-        ]
-        for name, b in self.bounds.items():
-            q = b.ratio_quantiles
-            lines.append(f"{name:>10} {b.kind:>24} {b.violations:>10} {q.median:10.3g} {q.q95:10.3g} {q.max:10.3g}")
-        return "\n".join(lines)
-
-    def figure(self):
-        """The distribution of measured/bound over every case and input for the three forms of the bound (a
-        theorem: all mass left of 1), and for the DRT assumption (constant 1: mass right of 1 are violations)."""
-        fig, axes = plots.subplots(1, 1, figsize=(8, 4.2))
-        ax = axes[0, 0]
-        logs = {k: np.log10(self.ratio(k)) for k in LABELS}
-        lo = max(-40.0, min(float(v.min()) for v in logs.values()))
-        bins = np.linspace(lo, max(1.0, max(float(v.max()) for v in logs.values())), 90)
-        for k, label in LABELS.items():
-            b = self.bounds[k]
-            ax.hist(
-                np.clip(logs[k], lo, None),
-                bins=bins,
-                histtype="step",
-                lw=1.6,
-                label=f"{label}: median {b.ratio_quantiles.median:.1e}, violations {b.violations}",
-            )
-        ax.axvline(0.0, color="k", lw=0.8)
-        ax.set(
-            xlabel="log10(measured ‖Δf‖/‖f‖ ÷ bound)",
-            ylabel="inputs",
-            title=f"Theorem 1 on {self.n_cases} random square leaky-relu nets ({self.n_evaluations} inputs)",
-        )
-        ax.legend(fontsize=8, loc="upper left")
-        return fig
-
-    def report_rows(self) -> list[Row]:
-        """Theorem 1 on square leaky-relu nets (a theorem) and DRT on the same cases (an assumption)."""
-        cases = f"{self.n_cases} random square leaky-relu nets ({self.n_evaluations} inputs)"
-        rows = []
-        for name, label in (
-            ("recursion", "induction step iterated"),
-            ("per_layer", "∏c_l·[∏(1+a)−1]"),
-            ("global", "(κ²β/α)^L·[∏(1+a)−1]"),
-        ):
-            b = self.bounds[name]
-            q = b.ratio_quantiles
-            rows.append(
-                Row(
-                    f"Theorem 1, {label}, measured α, β = 1, κ — {cases}",
-                    "theorem",
-                    f"violations {b.violations}; measured/bound median {q.median:.2g}, "
-                    f"95 % {q.q95:.2g}, max {q.max:.2g}",
-                    "holds" if b.violations == 0 else "VIOLATED",
-                )
-            )
-        b = self.bounds["drt"]
-        q = b.ratio_quantiles
-        rows.append(
-            Row(
-                f"DRT with constant 1 on the same nets — {cases}",
-                "assumption",
-                f"violated on {b.violations} inputs ({b.violated_cases} nets); "
-                f"measured/DRT median {q.median:.2g}, 95 % {q.q95:.2g}, max {q.max:.3g}",
-                violation_factor(q.max),
-            )
-        )
-        return rows
 
 
 LABELS = {

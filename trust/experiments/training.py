@@ -53,13 +53,6 @@ class TrainResult(Result):
         parts = np.split(self.params[k], np.cumsum(sizes)[:-1])
         return {n: p.reshape(s) for n, p, s in zip(self.names, parts, self.shapes)}
 
-    def summary(self) -> str:
-        c = self.curves
-        return (
-            f"{self.description}: train acc {c.train_acc[-1]:.4f}, test acc {c.test_acc[-1]:.4f}, "
-            f"test loss {c.test_loss[-1]:.4f}"
-        )
-
 
 def net_label(config: train.TrainConfig) -> str:
     """The trained net in words: ``depth 8 width 128`` (MLP) or ``resnet8 norm batch, 16 channels``."""

@@ -25,7 +25,7 @@ from trust.core import data
 from trust.experiments import REGISTRY
 from trust.experiments.shared import runner
 from trust.experiments.shared.runner import Experiment
-from trust.views import plots
+from trust.views import VIEWS, plots
 
 
 class _Parser(argparse.ArgumentParser):
@@ -119,14 +119,16 @@ def run_command(name: str, args: argparse.Namespace) -> None:
         if args.out
         else "not saved (use --out DIR)"
     )
-    figure = result.figure() if args.out and parallel.is_lead() else None
-    if figure is not None:
+    if args.out and parallel.is_lead():
         stem = name.replace(" ", "_")
-        where += "; figure " + ", ".join(str(p) for p in plots.save(figure, Path(args.out) / stem))
+        figures = VIEWS[name].figures({stem: result})
+        paths = [p for s, fig in figures.items() for p in plots.save(fig, Path(args.out) / s)]
+        if paths:
+            where += "; figure " + ", ".join(str(p) for p in paths)
     if args.json:
         print(json.dumps({"config": config.to_dict(), **result.to_json()}, indent=2, allow_nan=False))
     else:
-        print(result.summary())
+        print(VIEWS[name].summary(result))
         print(where)
 
 

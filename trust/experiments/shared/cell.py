@@ -146,21 +146,6 @@ class CellResult(Result):
         assert self.measured, "a cell without slices"
         return int(np.argmin(np.abs(self.eta - target)))
 
-    def summary(self) -> str:
-        c = self.config
-        net = f"L={c.depth}{' residual' if c.residual else ''}" if c.model == "mlp" else f"{c.model} norm {c.norm}"
-        head = f"{c.optimizer} lr {c.lr:g} {net} seed {c.seed}"
-        if self.diverged:
-            return f"{head}: diverged in epoch {self.diverged_epoch}"
-        text = f"{head}: train acc {self.train_acc_curve[-1]:.4f}"
-        if self.measured:
-            k = self.at_eta(0.05)
-            text += (
-                f"; layer-1 gradient change at η={self.eta[k]:.3f}: init {self.gradient[0, k, 0]:.3g}, "
-                f"end {self.gradient[-1, k, 0]:.3g}; C_eff layer 1 up to {np.max(self.c_eff_first):.3g}"
-            )
-        return text
-
 
 @partial(jax.jit, static_argnums=0)
 def loss_and_accuracy(apply, params, x, y):

@@ -53,18 +53,14 @@ def run_study(
 
 
 class Experiment(NamedTuple):
-    """One question, end to end: its ``config`` and ``result`` types and ``run(config) -> result``; and for
-    ``paper_figs.py`` the named runs it contributes (``paper_configs(quick, seed)``), the figures drawn from
-    their results (``paper_figures(results) -> {stem: figure}``) and the report rows (``paper_rows``).
-    Experiments without paper hooks draw each run's own ``figure()`` and ``report_rows()``. A ``study`` is
-    run cell by cell (:class:`Study`)."""
+    """One question, compute side: its ``config`` and ``result`` types, ``run(config) -> result`` and, for
+    ``paper_figs.py``, the named runs it contributes (``paper_configs(quick, seed)``). A ``study`` is run cell by
+    cell (:class:`Study`). Its figures, report rows and CLI summary are views of the result (:mod:`trust.views`)."""
 
     config: type[Config]
     result: type[Result]
     run: Callable
     paper_configs: Callable | None = None
-    paper_figures: Callable | None = None
-    paper_rows: Callable | None = None
     help: str = ""  # one line for ``trust --help``
     study: Study | None = None
 

@@ -1,0 +1,148 @@
+"""Views of ``trust assumptions``: the CLI summary, the fits' summary and curve figures, and one report row per
+model (docs/theory.md §2.5)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from trust.experiments.assumptions import (
+    AssumptionsResult,
+    PointAssumptions,
+    _range,
+)
+from trust.views import plots
+from trust.views.report import Row
+
+
+def _curves(ax, result: AssumptionsResult, k: int, legend: bool) -> None:
+    """Point ``k``: each group's median relative gradient change over its layers (markers), its DRT-shape fit
+    (dashed), its Lipschitz-shape fit (dotted) and the DRT curve with constant 1 (black)."""
+    p, eta = result.points[k], result.eta
+    for n, g in enumerate(p.groups):
+        ix, colour = [result.layers.index(name) for name in g.layers], f"C{n}"
+        ax.plot(
+            eta,
+            np.median(p.relative_gradient[:, ix], axis=1),
+            "o",
+            ms=3.5,
+            color=colour,
+            label=f"{g.group}: {g.verdict}",
+        )
+        ax.plot(eta, np.expm1(g.drt_exponent * np.log1p(p.drt)), "--", color=colour, lw=1)
+        ax.plot(eta, g.lipschitz_factor * np.median(p.lipschitz[:, ix], axis=1), ":", color=colour, lw=1.3)
+    ax.plot(eta, p.drt, "k-", lw=1, label="DRT, constant 1")
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="η (every tensor moves by η‖W_l‖)",
+        ylabel="relative gradient change ‖Δg_l‖/‖g_l‖",
+    )
+    ax.set_title(f"{result.config.label}, {'initialisation' if k == 0 else f'epoch {p.epoch:g}'}", fontsize=9)
+    if legend:
+        ax.plot([], [], "k--", lw=1, label="DRT-shape fit (1+η)^(cL) − 1")
+        ax.plot([], [], "k:", lw=1.3, label="Lipschitz-shape fit k·λ‖ΔW‖/‖g_l‖")
+    ax.legend(fontsize=6.5, loc="upper left")
+
+
+def summary_figure(results: list[AssumptionsResult]):
+    """Per model (x) and group (marker): (a) the DRT-shape exponent c, (b) the Lipschitz-shape factor k, (c) how
+    much closer the DRT shape fits than the Lipschitz shape (ratio of RMS log-residuals; > 1: DRT closer); hollow:
+    initialisation, filled: end of training."""
+    fig, axes = plots.subplots(1, 3, (14, 4.2))
+    labels = [r.config.label for r in results]
+    markers = dict(
+        zip(["first", "hidden", "last", "stem", "stage 1", "stage 2", "stage 3", "norm scales", "head"], "o^svDP*Xh")
+    )
+    seen = set()
+    for x, r in enumerate(results):
+        for k, point in enumerate(r.points):
+            for g in point.groups:
+                face = "C0" if k else "none"
+                label = g.group if g.group not in seen and k else None
+                seen |= {g.group} if k else set()
+                kw = dict(
+                    marker=markers.get(g.group, "o"), mfc=face, mec="C0" if k else "0.4", ls="none", ms=6, label=label
+                )
+                shift = (k - 0.5) * 0.25
+                axes[0, 0].plot(x + shift, g.drt_exponent, **kw)
+                axes[0, 1].plot(x + shift, g.lipschitz_factor, **kw)
+                axes[0, 2].plot(x + shift, g.lipschitz_rms_log / max(g.drt_rms_log, 1e-12), **kw)
+    titles = ("(a) DRT shape: c in ln(1+r) = c·L·ln(1+η)", "(b) Lipschitz shape: k in r = k·λ‖ΔW‖/‖g_l‖",
+              "(c) rms ln-residual, Lipschitz / DRT")  # fmt: skip
+    for ax, title, ref in zip(axes[0], titles, (1.0, 1.0, 1.0)):
+        ax.axhline(ref, color="k", lw=0.8, ls=":")
+        ax.set_yscale("log")
+        ax.set_xticks(range(len(labels)), labels, rotation=35, ha="right", fontsize=8)
+        ax.set_title(title, fontsize=9)
+    axes[0, 2].axhspan(0.5, 2.0, color="0.9", zorder=0, label="(c) neither twice as close")
+    # one legend beside the panels, so no marker of any model hides under it
+    handles, names = axes[0, 0].get_legend_handles_labels()
+    band, band_name = axes[0, 2].get_legend_handles_labels()
+    fig.legend(handles + band[-1:], names + band_name[-1:], loc="outside right center", fontsize=7,
+               title="group (filled: end,\nhollow: init)", title_fontsize=7)  # fmt: skip
+    return fig
+
+
+def curves_figure(results: list[AssumptionsResult]):
+    """Every model's slice and fits at initialisation (left) and at the end of training (right)."""
+    fig, axes = plots.subplots(len(results), 2, (10, 2.6 * len(results)))
+    for row, r in zip(axes, results):
+        _curves(row[0], r, 0, legend=row is axes[0])
+        _curves(row[1], r, 1, legend=False)
+    return fig
+
+
+def figures(results: dict[str, AssumptionsResult]) -> dict:
+    ordered = list(results.values())
+    return {"assumptions": summary_figure(ordered), "assumptions_curves": curves_figure(ordered)}
+
+
+def _verdicts(point: PointAssumptions) -> str:
+    counts: dict[str, int] = {}
+    for g in point.groups:
+        counts[g.verdict] = counts.get(g.verdict, 0) + 1
+    return ", ".join(f"{v} {n}/{len(point.groups)}" for v, n in counts.items())
+
+
+def rows(results: dict[str, AssumptionsResult]) -> list[Row]:
+    rows = []
+    for r in results.values():
+        parts = []
+        for name, p in zip(("init", f"epoch {r.points[1].epoch:g}"), r.points):
+            fits = "; ".join(
+                f"{g.group} c={g.drt_exponent:.2g} (±ln {g.drt_rms_log:.2f}) k={g.lipschitz_factor:.2g} "
+                f"(±ln {g.lipschitz_rms_log:.2f}) slope {g.slope_small:.2f}/{g.slope_large:.2f} → {g.verdict}"
+                for g in p.groups
+            )
+            parts.append(
+                f"{name} (train acc {p.train_acc:.2f}, ‖g‖ {p.gradient_norm:.2g}, λ {p.sharpness:.3g}): {fits}"
+            )
+        rows.append(
+            Row(
+                f"Reviewers §6.2/§6.4: DRT shape or Lipschitz shape — {r.config.label}, seed {r.config.seed} "
+                f"(`trust assumptions --model {r.config.model}"
+                + ("" if r.config.norm == "none" else f" --norm {r.config.norm}")
+                + "`)",
+                "measurement",
+                " · ".join(parts),
+                f"init: {_verdicts(r.points[0])}; end: {_verdicts(r.points[1])}",
+            )
+        )
+    return rows
+
+
+def summary(result: AssumptionsResult) -> str:
+    lines = [result.description]
+    for name, p in zip(("initialisation", "end of training"), result.points):
+        lines.append(
+            f"{name} (epoch {p.epoch:g}): train loss {p.train_loss:.3g}, acc {p.train_acc:.3f}, ‖g‖ "
+            f"{p.gradient_norm:.3g}, sharpness {p.sharpness:.3g}; α {p.alpha.min():.2f}…{p.alpha.max():.2f}, "
+            f"β {p.beta.min():.2f}…{p.beta.max():.2f}, κ {_range(p.conditioning)}"
+        )
+        lines += [
+            f"  {g.group}: DRT shape c = {g.drt_exponent:.3g} (rms ln {g.drt_rms_log:.2f}), Lipschitz shape "
+            f"k = {g.lipschitz_factor:.3g} (rms ln {g.lipschitz_rms_log:.2f}); log-log slope "
+            f"{g.slope_small:.2f} (small η), {g.slope_large:.2f} (large η) → {g.verdict}"
+            for g in p.groups
+        ]
+    return "\n".join(lines)

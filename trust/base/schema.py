@@ -24,6 +24,7 @@ import numpy as np
 from trust.base.errors import TrustError
 
 _MISSING = dataclasses.MISSING
+NO_SEED = "no seed gave a finite value here (every seed dead, diverged or not measured)"
 
 
 def param(
@@ -52,13 +53,18 @@ def param(
     )
 
 
-def value(undefined: str | None = None, bulk: bool = False, default=_MISSING, empty: bool = False):
+def value(
+    undefined: str | None = None, bulk: bool = False, default=_MISSING, empty: bool = False, derived: bool = False
+):
     """A :class:`Result` field that may hold NaN/inf — ``undefined`` says when and why — or a ``bulk`` array
     kept out of the JSON (stored in ``arrays.npz``); ``empty``: an array field that defaults to an empty array
-    (a measurement not taken)."""
-    metadata = {"undefined": undefined, "bulk": bulk}
+    (a measurement not taken); ``derived``: computed from the other fields by the experiment's ``combine``
+    (:meth:`Result.derive`), and computed again when a stored result predates it."""
+    metadata = {"undefined": undefined, "bulk": bulk, "derived": derived}
     if empty:
         return field(default_factory=lambda: np.empty(0), metadata=metadata)
+    if derived:
+        return field(default=None, metadata=metadata)
     return field(default=default, metadata=metadata)
 
 
@@ -230,12 +236,19 @@ class Result:
         if not isinstance(obj, dict):
             raise TrustError(f"a stored {cls.__name__} must be a JSON object")
         try:
-            return _decode_record(cls, obj, arrays or {})
+            result = _decode_record(cls, obj, arrays or {})
         except (KeyError, TypeError, ValueError, StopIteration) as err:
             raise TrustError(
                 f"stored results do not match {cls.__name__} ({err.__class__.__name__}: {err}); "
                 "the run is from another version or was edited — rerun it"
             ) from None
+        stale = any(getattr(result, f.name) is None for f in fields(result) if f.metadata.get("derived"))
+        return result.derive() if stale else result
+
+    def derive(self):
+        """This result with its ``derived`` fields computed from the others (a subclass with derived fields
+        overrides it; its ``combine`` returns ``derive()`` of the measured fields)."""
+        return self
 
 
 def same(a: Result, b: Result) -> bool:
@@ -247,3 +260,31 @@ def same(a: Result, b: Result) -> bool:
         and arrays_a.keys() == arrays_b.keys()
         and all(np.array_equal(arrays_a[k], arrays_b[k], equal_nan=True) for k in arrays_a)
     )
+
+
+@dataclass(frozen=True, eq=False)
+class Spread:
+    """A value over seeds, entry by entry: its median and range with NaN left out (a dead or diverged seed), and
+    ``n``, how many seeds were finite there (0: median, low and high are NaN)."""
+
+    median: np.ndarray = value(NO_SEED)
+    low: np.ndarray = value(NO_SEED)
+    high: np.ndarray = value(NO_SEED)
+    n: np.ndarray = value()
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A decided claim, as data: the ``rule`` (a name in :data:`trust.experiments.shared.rules.RULES`, where its
+    threshold is and why), the ``statistic`` the rule compared with the ``threshold``, the ``outcome`` it gave,
+    the ``effect`` a reader is shown (e.g. a ratio of medians), and the ``seeds`` and range ``[low, high]`` it
+    rests on. Views turn it into a sentence; they never decide it."""
+
+    rule: str
+    outcome: str
+    statistic: float = value(NO_SEED)
+    threshold: float = value("a measurement without a threshold")
+    effect: float = value(NO_SEED)
+    seeds: int = value()
+    low: float = value(NO_SEED)
+    high: float = value(NO_SEED)

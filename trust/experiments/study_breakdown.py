@@ -12,17 +12,16 @@ other sizes on depth 16 (the deepest net when 16 is not in the grid).
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from trust.base.errors import TrustError
-from trust.base.schema import Config, Result, param, value
+from trust.base.schema import NO_SEED, Config, Result, Spread, Verdict, param, value
 from trust.core import train
-from trust.experiments.shared import cell
-from trust.experiments.shared.cell import DIVERGED, CellConfig, CellResult
+from trust.experiments.shared import cell, rules
+from trust.experiments.shared.cell import DIVERGED, SHARPNESS_ENDS, CellConfig, CellResult
 from trust.experiments.shared.runner import Experiment, Study, run_study
 
 # The default checkpoints: six of the paper's ten (its iterations 24 and 96 of 240 as fractions of the first
@@ -172,36 +171,232 @@ class SweepPoint:
 
 
 @dataclass(frozen=True, eq=False)
+class NetSummary:
+    """One configuration (optimiser × net) over its seeds: every number its figures and rows show. Medians are
+    over the measured seeds, NaN left out (a dead net's undefined slice); ``seeds`` counts the measured ones."""
+
+    optimizer: str
+    depth: int
+    residual: bool
+    lr: float
+    seeds: int
+    final_train_acc: Spread  # over every seed (a diverged one left out)
+    eta: np.ndarray = value(empty=True)  # (e,)
+    checkpoint_epoch: np.ndarray = value(empty=True)  # (k,)
+    steps_per_epoch: int = 0
+    drt: np.ndarray = value(empty=True)  # (e,) (1+η)^L − 1
+    loss_change: np.ndarray = value(NO_SEED, empty=True)  # (k, e) median ℒ(W+ΔW) − ℒ(W)
+    gradient_first: np.ndarray = value(NO_SEED, empty=True)  # (k, e) median ‖Δg₁‖/‖g₁‖
+    lipschitz_first: np.ndarray = value(f"{NO_SEED}; {SHARPNESS_ENDS}", empty=True)  # (k, e) median λ‖ΔW‖/‖g₁‖
+    probe: Spread | None = None  # (k, p) layer 1 at the probe η (PROBES)
+    c_eff_first: Spread | None = None  # (k,) C_eff of layer 1
+    c_eff_worst: float = 0.0  # max over seeds, checkpoints and layers of C_eff (0: no finite value)
+    lipschitz_ratio_end: np.ndarray = value(NO_SEED, empty=True)  # (e − 1,) median measured/predicted, end, η > 0
+
+
+@dataclass(frozen=True)
+class DepthClaim:
+    """Depth ``deep`` against ``shallow`` after training (``separation``), and ``deep``'s growth from initialisation
+    to the end (``growth``), at η = 0.05 (the nets' ``probe``)."""
+
+    optimizer: str
+    shallow: int
+    deep: int
+    separation: Verdict
+    growth: Verdict
+
+
+@dataclass(frozen=True)
+class PaperComparison:
+    """Our layer-1 range over the checkpoints (of the per-checkpoint medians) beside the paper's, per probe η."""
+
+    label: str  # the paper's net: "L=2", "L=16"
+    depth: int
+    residual: bool
+    ours_low: np.ndarray  # (p,)
+    ours_high: np.ndarray
+    paper_low: np.ndarray
+    paper_high: np.ndarray
+    verdict: Verdict  # same_order of ours_high against paper_high
+
+
+@dataclass(frozen=True)
+class BoundClaims:
+    """DRT with constant 1 (worst C_eff over nets, seeds, checkpoints and layers) and the Lipschitz-smooth model at
+    the end of training (worst median measured/predicted over nets and η > 0), for one optimiser."""
+
+    optimizer: str
+    drt: Verdict
+    lipschitz: Verdict
+
+
+@dataclass(frozen=True)
+class MeasureCheck:
+    """Layer 1's curve on the first n training examples against the reference n (the whole set when checked): the
+    largest relative deviation over the probe η, at initialisation and the end, per size."""
+
+    optimizer: str
+    depth: int
+    seed: int
+    used: int  # the study's n (0: all)
+    reference: int
+    sizes: tuple[int, ...]  # the sizes compared with the reference (0: all), the used one included
+    deviation: np.ndarray  # (sizes,)
+
+
+@dataclass(frozen=True, eq=False)
 class StudyBreakdownResult(Result):
     config: StudyBreakdownConfig  # resolved
     sweep: tuple[SweepPoint, ...]
     cells: tuple[CellResult, ...]
+    nets: tuple[NetSummary, ...] | None = value(derived=True)
+    depth_claims: tuple[DepthClaim, ...] | None = value(derived=True)
+    paper: tuple[PaperComparison, ...] | None = value(derived=True)
+    bounds: tuple[BoundClaims, ...] | None = value(derived=True)
+    measure_check: MeasureCheck | None = value(derived=True)
 
     def select(self, optimizer: str, depth: int, residual: bool = False) -> list[CellResult]:
-        """The measured cells (one per seed) of one configuration."""
+        """The cells (one per seed) of one configuration."""
         return [
             r
             for r in self.cells
             if (r.config.optimizer, r.config.depth, r.config.residual) == (optimizer, depth, residual)
         ]
 
-    def probe(self, optimizer: str, depth: int, residual: bool, eta: float, checkpoint: int) -> np.ndarray:
-        """Layer 1's relative gradient change at the grid point nearest ``eta`` and a checkpoint (0: init, −1:
-        the end), one value per seed (diverged seeds left out)."""
-        got = [r for r in self.select(optimizer, depth, residual) if r.measured]
-        return _finite([r.gradient[checkpoint, r.at_eta(eta), 0] for r in got])
+    def net(self, optimizer: str, depth: int, residual: bool = False) -> NetSummary | None:
+        """The summary of one configuration, or None if the study has no cell of it."""
+        assert self.nets is not None, "derive() first"
+        return next((n for n in self.nets if (n.optimizer, n.depth, n.residual) == (optimizer, depth, residual)), None)
+
+    def derive(self) -> StudyBreakdownResult:
+        nets = tuple(
+            _net_summary(self.select(o, d, r), o, d, r)
+            for o in self.config.optimizers
+            for d, r in self.config.nets
+            if self.select(o, d, r)
+        )
+        done = replace(self, nets=nets)
+        return replace(
+            done,
+            depth_claims=_depth_claims(done),
+            paper=_paper_comparisons(done),
+            bounds=_bound_claims(done),
+            measure_check=_measure_check(done),
+        )
 
 
-def _med(values, axis=None):
-    """The median over seeds, leaving out NaN (a dead net's undefined slice); NaN if nothing is left."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: NaN is the answer
-        return np.nanmedian(np.asarray(values, dtype=float), axis=axis)
+def _net_summary(sel: list[CellResult], optimizer: str, depth: int, residual: bool) -> NetSummary:
+    measured = [r for r in sel if r.measured]
+    common: dict[str, Any] = dict(
+        optimizer=optimizer, depth=depth, residual=residual, lr=sel[0].config.lr, seeds=len(measured)
+    )
+    acc = rules.spread([r.final_train_acc for r in sel])
+    if not measured:
+        return NetSummary(**common, final_train_acc=acc)
+    first = measured[0]
+    probes = [[r.at_eta(e) for e in PROBES] for r in measured]
+    return NetSummary(
+        **common,
+        final_train_acc=acc,
+        eta=first.eta,
+        checkpoint_epoch=np.asarray(first.checkpoint_epoch),
+        steps_per_epoch=int(round(first.step[-1] / first.checkpoint_epoch[-1])),
+        drt=first.drt,
+        loss_change=rules.median([r.loss - r.loss[:, :1] for r in measured], axis=0),
+        gradient_first=rules.median([r.gradient[:, :, 0] for r in measured], axis=0),
+        lipschitz_first=rules.median([r.lipschitz_first for r in measured], axis=0),
+        probe=rules.spread([r.gradient[:, p, 0] for r, p in zip(measured, probes)]),
+        c_eff_first=rules.spread([r.c_eff_first for r in measured]),
+        c_eff_worst=max(float(np.nanmax(r.c_eff_worst, initial=0.0)) for r in measured),
+        lipschitz_ratio_end=rules.median([r.gradient[-1, 1:, 0] / r.lipschitz_first[-1, 1:] for r in measured], axis=0),
+    )
 
 
-def _finite(values) -> np.ndarray:
-    values = np.asarray(values, dtype=float)
-    return values[np.isfinite(values)]
+def probe_values(result: StudyBreakdownResult, optimizer: str, depth: int, eta: float, checkpoint: int):
+    """Layer 1's change at the probe ``eta`` and a checkpoint (0: init, −1: the end), one value per measured seed."""
+    p = PROBES.index(eta)
+    return rules.finite(
+        [r.gradient[checkpoint, r.at_eta(PROBES[p]), 0] for r in result.select(optimizer, depth) if r.measured]
+    )
+
+
+def _depth_claims(result: StudyBreakdownResult) -> tuple[DepthClaim, ...]:
+    """Depth 16 (the paper's) and the deepest net against the shallowest, per optimiser, at η = 0.05."""
+    c, out = result.config, []
+    shallow = min(c.depths)
+    for optimizer in c.optimizers:
+        for deep in sorted({d for d in (16, max(c.depths)) if d in c.depths and d > shallow}):
+            at = {(d, k): probe_values(result, optimizer, d, 0.05, k) for d in (shallow, deep) for k in (0, -1)}
+            if any(v.size == 0 for v in at.values()):
+                continue
+            out.append(
+                DepthClaim(
+                    optimizer,
+                    shallow,
+                    deep,
+                    rules.separation(at[deep, -1], at[shallow, -1]),
+                    rules.growth(at[deep, -1], at[deep, 0]),
+                )
+            )
+    return tuple(out)
+
+
+def _paper_comparisons(result: StudyBreakdownResult) -> tuple[PaperComparison, ...]:
+    out = []
+    for (label, residual), paper in PAPER_RANGES.items():
+        depth = int(label.split("=")[1])
+        net = result.net("fromage", depth, residual)
+        if net is None or not net.seeds:
+            continue
+        assert net.probe is not None
+        curves = [rules.finite(net.probe.median[:, p]) for p in range(len(PROBES))]  # per checkpoint
+        if any(curve.size == 0 for curve in curves):
+            continue
+        low, high = np.array(paper, dtype=float).T
+        ours_high = np.array([curve.max() for curve in curves])
+        verdict = rules.same_order(np.log10(ours_high / high), net.seeds)
+        out.append(
+            PaperComparison(label, depth, residual, np.array([c.min() for c in curves]), ours_high, low, high, verdict)
+        )
+    return tuple(out)
+
+
+def _bound_claims(result: StudyBreakdownResult) -> tuple[BoundClaims, ...]:
+    out = []
+    for optimizer in result.config.optimizers:
+        nets = [n for n in result.nets or () if n.optimizer == optimizer and n.seeds]
+        if not nets:
+            continue
+        seeds = min(n.seeds for n in nets)
+        worst = max(0.0, *(n.c_eff_worst for n in nets))
+        lip = max(0.0, *(float(np.nanmax(n.lipschitz_ratio_end, initial=0.0)) for n in nets))
+        out.append(BoundClaims(optimizer, rules.bound(worst, seeds), rules.bound(lip, seeds)))
+    return tuple(out)
+
+
+def _measure_check(result: StudyBreakdownResult) -> MeasureCheck | None:
+    checked = [r for r in result.cells if r.check_sizes and r.check_gradient.size]
+    if not checked:
+        return None
+    r = checked[0]
+    sizes = (r.config.n_measure, *r.check_sizes)  # the used one first
+    curves = np.concatenate([r.gradient[[0, -1], None, :, 0], r.check_gradient], axis=1)  # (2, n, e)
+    ref = sizes.index(0) if 0 in sizes else 0  # the whole training set when it was checked
+    probes = [r.at_eta(e) for e in PROBES]
+    deviation = {  # largest |relative deviation| from the reference over the probe η, init and end
+        n: max(np.expm1(np.nanmax(np.abs(np.log(curves[k, i, probes] / curves[k, ref, probes])))) for k in (0, 1))
+        for i, n in enumerate(sizes)
+        if i != ref
+    }
+    return MeasureCheck(
+        r.config.optimizer,
+        r.config.depth,
+        r.config.seed,
+        r.config.n_measure,
+        sizes[ref],
+        tuple(deviation),
+        np.array(list(deviation.values()), dtype=float),
+    )
 
 
 def combine(config: StudyBreakdownConfig, done: dict) -> StudyBreakdownResult:
@@ -227,19 +422,13 @@ def combine(config: StudyBreakdownConfig, done: dict) -> StudyBreakdownResult:
                 for x, r in runs.items()
             ]
     measured = tuple(done[n] for n, cc in wanted.items() if cc.slices)
-    return StudyBreakdownResult(c, tuple(sweep), measured)
+    return StudyBreakdownResult(c, tuple(sweep), measured).derive()
 
 
 def run(config: StudyBreakdownConfig) -> StudyBreakdownResult:
     result = run_study(STUDY, config)
     assert isinstance(result, StudyBreakdownResult)
     return result
-
-
-# ------------------------------------------------------------------------------------------------ figures
-
-
-# ------------------------------------------------------------------------------------------------ report
 
 
 def paper_configs(quick: bool, seed: int) -> dict[str, StudyBreakdownConfig]:

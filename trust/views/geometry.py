@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from trust.base.schema import Spread
 from trust.experiments.geometry import (
     CHECKPOINTS,
     DIRECTIONS,
     GEOMETRIES,
-    PREDICTED_EXPONENT,
+    ExponentClaim,
     GeometryCellResult,
     GeometryResult,
+    GeometrySummary,
 )
 from trust.views import plots
 from trust.views.report import Row, count, plus_minus
@@ -22,15 +24,14 @@ def _exponent(r: GeometryResult, o: int, k: int, d: int, g: int) -> str:
     return plus_minus(r.exponent[o, k, d, g], r.exponent_half[o, k, d, g], r.config.seeds, 2)
 
 
-def _mean(values) -> float:
-    """The mean of the finite values; NaN (without a warning) when there are none."""
-    v = np.asarray(values, dtype=float)
-    return float(np.mean(v[np.isfinite(v)])) if np.isfinite(v).any() else float("nan")
+def _band(s: Spread, index: tuple):
+    """Median, low and high of one entry of a stored spread."""
+    return s.median[index], s.low[index], s.high[index]
 
 
-def _median_band(values, axes):
-    """Median and min–max over ``axes`` (NaN-aware)."""
-    return (np.nanmedian(values, axis=axes), np.nanmin(values, axis=axes), np.nanmax(values, axis=axes))
+def _summary(r: GeometryResult) -> GeometrySummary:
+    assert r.summary is not None, "a derived result"
+    return r.summary
 
 
 DIRECTION_COLOURS = dict(zip(DIRECTIONS, ("tab:blue", "tab:orange", "tab:green", "tab:red")))
@@ -39,19 +40,19 @@ DIRECTION_COLOURS = dict(zip(DIRECTIONS, ("tab:blue", "tab:orange", "tab:green",
 def width_figure(r: GeometryResult):
     """Relative function change at the smallest η against width, one panel per geometry, at initialisation (top)
     and at the end of training (bottom): median over optimisers and seeds, band min–max; dotted: slopes ½ and 0."""
-    c, sw = r.config, r.width
+    c, sw, s = r.config, r.width, _summary(r)
     fig, axes = plots.subplots(2, len(GEOMETRIES), figsize=(14, 7.5))
     widths = np.asarray(sw.values, dtype=float)
     for k, tag in enumerate(CHECKPOINTS):
         for g, geometry in enumerate(GEOMETRIES):
             ax = axes[k][g]
             for d, direction in enumerate(DIRECTIONS):
-                med, lo, hi = _median_band(sw.function[:, :, :, k, d, g, 0], (0, 1))
-                p = _mean(r.exponent[:, k, d, g])
+                med, lo, hi = _band(s.width_function, (k, d, g))
+                p = s.exponent_mean[k, d, g]
                 colour = DIRECTION_COLOURS[direction]
                 ax.plot(widths, med, "o-", color=colour, label=f"{direction} (p = {p:.2f})")
                 ax.fill_between(widths, lo, hi, color=colour, alpha=0.15)
-            ref = np.nanmedian(sw.function[:, :, 0, k, :, g, 0])
+            ref = s.width_reference[k, g]
             for slope in (0.5, 0.0):
                 ax.plot(widths, ref * (widths / widths[0]) ** slope, ":", color="grey", lw=1)
             ax.set(xscale="log", yscale="log", xlabel="width n",
@@ -70,26 +71,30 @@ def width_figure(r: GeometryResult):
 def ranks_figure(r: GeometryResult):
     """(a) Stable rank of the weights against width, at initialisation and the end of each optimiser's training,
     beside n/4 (a Gaussian matrix); (b) stable rank of the step along each direction (Frobenius family)."""
-    c, sw = r.config, r.width
+    c, sw, s = r.config, r.width, _summary(r)
     widths = np.asarray(sw.values, dtype=float)
     fig, axes = plots.subplots(1, 2, figsize=(14, 4.8))
     ax_a, ax_b = axes[0]
-    ax_a.plot(widths, np.nanmedian(sw.weight_rank[:, :, :, 0], axis=(0, 1)), "ko-", label="initialisation")
+    ax_a.plot(widths, s.weight_rank_init, "ko-", label="initialisation")
     for o, opt in enumerate(c.optimizers):
         colour = plots.OPTIMIZER_COLOURS[opt]
-        ax_a.plot(widths, np.nanmedian(sw.weight_rank[o, :, :, 1], axis=0), "s--", color=colour, label=f"end of {opt}")
+        ax_a.plot(widths, s.weight_rank_end[o], "s--", color=colour, label=f"end of {opt}")
     ax_a.plot(widths, widths / 4, ":", color="grey", label="n/4 (n × n Gaussian)")
     ax_a.set(title="(a) srank W_l, mean over layers", ylabel="‖W‖_F² / ‖W‖_op²")
     for d, direction in enumerate(DIRECTIONS[:3]):  # the same nets at init for every optimiser: the first's
         colour = DIRECTION_COLOURS[direction]
-        med, lo, hi = _median_band(sw.step_rank[0, :, :, 0, d], 0)
+        med, lo, hi = _band(s.step_rank_init, (d,))
         ax_b.plot(widths, med, "o-", color=colour, label=f"{direction}, init")
         ax_b.fill_between(widths, lo, hi, color=colour, alpha=0.15)
-    step = DIRECTIONS.index("step")
     for o, opt in enumerate(c.optimizers):
         for k, style in ((0, "^:"), (1, "s--")):
-            ranks = np.nanmedian(sw.step_rank[o, :, :, k, step], axis=0)
-            ax_b.plot(widths, ranks, style, color=plots.OPTIMIZER_COLOURS[opt], label=f"{opt}'s step, {CHECKPOINTS[k]}")
+            ax_b.plot(
+                widths,
+                s.own_step_rank[o, k],
+                style,
+                color=plots.OPTIMIZER_COLOURS[opt],
+                label=f"{opt}'s step, {CHECKPOINTS[k]}",
+            )
     ax_b.set(title="(b) srank ΔW_l, mean over layers (median over seeds)", ylabel="srank ΔW")
     for ax in (ax_a, ax_b):
         ax.set(xscale="log", yscale="log", xlabel="width n")
@@ -137,11 +142,13 @@ def ceff_figure(r: GeometryResult):
     """The effective constant of the paper's slice (gradient direction, Frobenius step: C_eff = max_η,l
     measured/bound) with the bound in each geometry's sizes of the same step, against width and depth."""
     fig, axes = plots.subplots(1, 2, figsize=(12, 4.5))
-    for ax, sweep, label in ((axes[0][0], r.width, "width n"), (axes[0][1], r.depth, "depth L")):
+    s = _summary(r)
+    sweeps = ((axes[0][0], r.width, s.c_eff_width, "width n"), (axes[0][1], r.depth, s.c_eff_depth, "depth L"))
+    for ax, sweep, c_eff, label in sweeps:
         v = np.asarray(sweep.values, dtype=float)
         for g, geometry in enumerate(GEOMETRIES[:2]):  # an elementwise size is a max over entries: C_eff ≪ 1
             for k, style in ((0, "o-"), (1, "s--")):
-                med, lo, hi = _median_band(sweep.c_eff[:, :, :, k, g], (0, 1))
+                med, lo, hi = _band(c_eff, (k, g))
                 ax.plot(v, med, style, color=f"C{g}", label=f"sizes in {geometry}, {CHECKPOINTS[k]}")
                 if k == 0:
                     ax.fill_between(v, lo, hi, color=f"C{g}", alpha=0.12)
@@ -166,9 +173,8 @@ def figures(results: dict) -> dict:
     }
 
 
-def _tightest_row(ratio: np.ndarray, where: str) -> Row:
+def _tightest_row(ratio: np.ndarray, tightest: tuple[str, ...], where: str) -> Row:
     """Which geometry's own bound is tightest per direction: the one whose worst case is nearest 1 in log."""
-    tightest = [GEOMETRIES[int(np.nanargmin(np.abs(np.log(ratio[1, d]))))] for d in range(len(DIRECTIONS))]
     cells = "; ".join(
         f"{d}: " + ", ".join(f"{g} {ratio[0, i, j]:.2g}/{ratio[1, i, j]:.2g}" for j, g in enumerate(GEOMETRIES))
         for i, d in enumerate(DIRECTIONS)
@@ -181,15 +187,30 @@ def _tightest_row(ratio: np.ndarray, where: str) -> Row:
     )
 
 
+def _exponent_row(claim: ExponentClaim, c) -> Row:
+    cells = ", ".join(
+        f"{o} {plus_minus(m, h, c.seeds, 2)}" for o, m, h in zip(claim.optimizers, claim.mean, claim.half_width)
+    )
+    return Row(
+        f"Width exponent of the function change per {claim.geometry} step along the gradient, {claim.checkpoint}: "
+        f"predicted {claim.predicted:g} (docs/theory.md §8.5)",
+        "claim",
+        f"p (95 % CI over seeds) at η = {c.eta[0]:g}: {cells}",
+        f"consistent for {sum(claim.inside)} of {len(claim.inside)} optimisers"
+        if any(claim.inside)
+        else f"not consistent: mean p = {claim.mean_of_means:.2f}",
+    )
+
+
 def study_rows(r: GeometryResult) -> list[Row]:
-    c = r.config
+    c, s = r.config, _summary(r)
     where = f"`trust geometry` ({count(len(c.optimizers), 'optimiser')}, {count(c.seeds, 'seed')}, widths " \
             f"{c.widths[0]}–{c.widths[-1]}, depths {c.depths[0]}–{c.depths[-1]}, {c.dataset})"  # fmt: skip
-    out = [_tightest_row(r.ratio_function, where)]
+    out = [_tightest_row(r.ratio_function, s.tightest, where)]
     if c.resnets:
         where = f"`trust geometry` ResNets ({', '.join(c.resnets)}, 8 channels; {', '.join(c.resnet_optimizers)}; "
-        out.append(_tightest_row(r.resnet_function, where + f"{c.resnet_dataset})"))
-    if np.isfinite(r.operator_worst):
+        out.append(_tightest_row(r.resnet_function, s.resnet_tightest, where + f"{c.resnet_dataset})"))
+    if s.operator is not None:
         out.append(
             Row(
                 "Operator-norm bound ‖Δf(x)‖ ≤ ∏‖W_l‖_op‖x‖[∏(1 + b_l) − 1] on bias-free relu MLPs, all 12 families",
@@ -197,48 +218,27 @@ def study_rows(r: GeometryResult) -> list[Row]:
                 f"worst measured/bound {r.operator_worst:.3g} over {r.operator_points} (η, family, checkpoint) "
                 f"points; {r.operator_violations} above 1 + their float32 rounding allowance (largest "
                 f"{r.operator_allowance:.2g})",
-                "holds" if r.operator_violations == 0 else "VIOLATED",
+                s.operator.outcome,
             )
         )
-    for g, geometry in enumerate(GEOMETRIES[:2]):
-        predicted = PREDICTED_EXPONENT[geometry]
-        for k, tag in enumerate(CHECKPOINTS):
-            d = DIRECTIONS.index("gradient")
-            opts = c.optimizers if k else c.optimizers[:1]  # at init every optimiser's cells hold the same nets
-            means, halves = r.exponent[: len(opts), k, d, g], r.exponent_half[: len(opts), k, d, g]
-            names = opts if k else ("any optimiser",)
-            cells = ", ".join(f"{o} {plus_minus(m, h, c.seeds, 2)}" for o, m, h in zip(names, means, halves))
-            inside = [abs(m - predicted) <= (h if np.isfinite(h) else 0.0) for m, h in zip(means, halves)]
-            out.append(
-                Row(
-                    f"Width exponent of the function change per {geometry} step along the gradient, {tag}: "
-                    f"predicted {predicted:g} (docs/theory.md §8.5)",
-                    "claim",
-                    f"p (95 % CI over seeds) at η = {c.eta[0]:g}: {cells}",
-                    f"consistent for {sum(inside)} of {len(inside)} optimisers"
-                    if any(inside) else f"not consistent: mean p = {_mean(means):.2f}",
-                )
-            )  # fmt: skip
-    widest = r.width.c_eff[:, :, -1]  # (o, r, k, s)
-    med = np.nanmedian(widest, axis=(0, 1))  # (k, s)
+    out += [_exponent_row(claim, c) for claim in s.exponents]
+    med = s.c_eff_widest  # (k, s)
     cells = "; ".join(
-        f"{tag}: " + ", ".join(f"{g} {med[k, s]:.3g}" for s, g in enumerate(GEOMETRIES[:2]))
+        f"{tag}: " + ", ".join(f"{g} {med[k, j]:.3g}" for j, g in enumerate(GEOMETRIES[:2]))
         for k, tag in enumerate(CHECKPOINTS)
     )
-    shrink = med[:, 0] / med[:, 1]
-    if np.all(med[:, 1] <= 1.5):
-        explained = "explained: spectral sizes bring C_eff to ≈ 1"
-    elif np.all(shrink >= 2):
-        explained = f"partly: C_eff stays at {np.min(med[:, 1]):.3g}–{np.max(med[:, 1]):.3g} in spectral sizes"
-    else:
-        explained = "not explained by the geometry"
+    explained = {
+        "explained": "explained: spectral sizes bring C_eff to ≈ 1",
+        "partly": f"partly: C_eff stays at {s.explains.low:.3g}–{s.explains.high:.3g} in spectral sizes",
+        "not explained": "not explained by the geometry",
+    }[s.explains.outcome]
     out.append(
         Row(
             f"Does C_eff of the paper's slice shrink towards 1 with the step measured in the spectral geometry "
             f"(width {c.widths[-1]}, depth {c.depth})?",
             "measurement",
             f"median C_eff with the bound in each geometry's sizes — {cells}",
-            ", ".join(f"{tag}: ÷{s:.3g}" for tag, s in zip(CHECKPOINTS, shrink)) + f" — {explained}",
+            ", ".join(f"{tag}: ÷{f / sp:.3g}" for tag, (f, sp) in zip(CHECKPOINTS, med)) + f" — {explained}",
         )
     )
     return out
@@ -287,8 +287,8 @@ def summary(result: GeometryResult) -> str:
         for i, d in enumerate(DIRECTIONS[:3])
     )
     lines.append(f"width exponent at init: {shared}")
+    step = DIRECTIONS.index("step")
     for o, opt in enumerate(c.optimizers):
-        step = DIRECTIONS.index("step")
         cells = ", ".join(
             f"{geometry} {d} {_exponent(result, o, 1, i, g)}"
             for g, geometry in enumerate(GEOMETRIES[:2])

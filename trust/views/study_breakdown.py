@@ -1,28 +1,24 @@
 """Views of ``trust study breakdown``: the CLI summary, Figure 1 per optimiser, the summary across depth and
-training, and the report rows (docs/theory.md §5.1)."""
+training, and the report rows (docs/theory.md §5.1). Every number is read from the study's stored summaries
+(:class:`~trust.experiments.study_breakdown.NetSummary`, its verdicts); nothing here computes a statistic."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from trust.experiments.study_breakdown import (
-    PAPER_RANGES,
-    PROBES,
-    StudyBreakdownResult,
-    SweepPoint,
-    _finite,
-    _med,
-)
+from trust.base.schema import Spread, Verdict
+from trust.experiments.study_breakdown import PROBES, NetSummary, StudyBreakdownResult, SweepPoint
 from trust.views import plots, report
 from trust.views.report import Row, violation_factor
 
+PROBE_005 = PROBES.index(0.05)
 
-def _median(values) -> str:
-    """``median [min, max]`` over seeds, NaN left out."""
-    values = _finite(values)
-    if values.size == 0:
+
+def _spread_text(s: Spread | None, index=()) -> str:
+    """``median [low, high]`` over seeds of one entry of a stored spread; "n/a" where no seed is finite."""
+    if s is None or not s.n[index]:
         return "n/a"
-    return f"{np.median(values):.3g} [{values.min():.3g}, {values.max():.3g}]"
+    return f"{s.median[index]:.3g} [{s.low[index]:.3g}, {s.high[index]:.3g}]"
 
 
 def _checkpoint_colours(n: int):
@@ -30,38 +26,39 @@ def _checkpoint_colours(n: int):
     return [plots.plt.cm.cividis(0.9 - 0.85 * i / max(1, n - 1)) for i in range(n)]
 
 
+def _nets(result: StudyBreakdownResult, optimizer: str) -> list[NetSummary]:
+    return [n for d, r in result.config.nets if (n := result.net(optimizer, d, r)) is not None]
+
+
 def optimizer_figure(result: StudyBreakdownResult, optimizer: str):
     """Paper Figure 1 for one optimiser: per net, the loss change and layer 1's relative gradient change
     against η, one colour per checkpoint (median over seeds), with DRT ``(1+η)^L − 1`` (black dashes),
     ``C_eff·DRT`` at the end of training (grey dash-dots) and the Lipschitz-smooth prediction from the
     sharpness at initialisation and at the end (dotted)."""
-    nets = [(d, r) for d, r in result.config.nets if result.select(optimizer, d, r)]
+    nets = _nets(result, optimizer)
     fig, axes = plots.subplots(len(nets), 2, figsize=(11, 2.9 * len(nets)))
-    for row, (depth, residual) in enumerate(nets):
-        sel = [r for r in result.select(optimizer, depth, residual) if r.measured]
+    for row, net in enumerate(nets):
         ax_loss, ax_g = axes[row]
-        name = f"L={depth}{' residual' if residual else ''}, {optimizer} lr {sel[0].config.lr:g}" if sel else ""
-        if not sel:
-            ax_loss.set_title(f"L={depth}: every seed diverged")
+        if not net.seeds:
+            ax_loss.set_title(f"L={net.depth}: every seed diverged")
             continue
-        first = sel[0]
-        eta = first.eta
-        colours = _checkpoint_colours(len(first.checkpoint_epoch))
-        loss = _med([r.loss - r.loss[:, :1] for r in sel], axis=0)
-        grad = _med([r.gradient[:, :, 0] for r in sel], axis=0)
-        lip = _med([r.lipschitz_first for r in sel], axis=0)
-        for k, epoch in enumerate(first.checkpoint_epoch):
+        assert net.c_eff_first is not None
+        name = f"L={net.depth}{' residual' if net.residual else ''}, {optimizer} lr {net.lr:g}"
+        eta = net.eta
+        colours = _checkpoint_colours(len(net.checkpoint_epoch))
+        grad = net.gradient_first
+        for k, epoch in enumerate(net.checkpoint_epoch):
             tag = plots.epoch_tag(round(float(epoch), 3))
-            ax_loss.plot(eta, loss[k], color=colours[k], label=tag)
+            ax_loss.plot(eta, net.loss_change[k], color=colours[k], label=tag)
             ax_g.plot(eta, plots.positive(grad[k]), color=colours[k])
         for k in (0, -1):
-            ax_g.plot(eta, plots.positive(lip[k]), color=colours[k], ls=":", lw=1.2)
-        ax_g.plot(eta, plots.positive(first.drt), "k--", lw=1.2)
-        c_eff = float(_med([r.c_eff_first[-1] for r in sel]))
-        ax_g.plot(eta, plots.positive(c_eff * first.drt), color="0.45", ls="-.", lw=1.2)
+            ax_g.plot(eta, plots.positive(net.lipschitz_first[k]), color=colours[k], ls=":", lw=1.2)
+        ax_g.plot(eta, plots.positive(net.drt), "k--", lw=1.2)
+        c_eff = float(net.c_eff_first.median[-1])
+        ax_g.plot(eta, plots.positive(c_eff * net.drt), color="0.45", ls="-.", lw=1.2)
         ax_loss.set_yscale("symlog", linthresh=1e-3)
         ax_loss.set(ylabel=f"{name}\nℒ(W+ΔW) − ℒ(W)")
-        low = min(np.nanmin(plots.positive(grad)), first.drt[1])
+        low = min(np.nanmin(plots.positive(grad)), net.drt[1])  # the axis floor: the lowest curve drawn
         ax_g.set(yscale="log", ylabel="‖Δg₁‖/‖g₁‖", ylim=(max(1e-5, low / 2), None))
         for ax in (ax_loss, ax_g):
             ax.grid(alpha=0.3, which="both")
@@ -83,13 +80,21 @@ def optimizer_figure(result: StudyBreakdownResult, optimizer: str):
     return fig
 
 
-def _band(ax, x, values, colour, **kw) -> None:
-    """Median line and the seeds' range as a band (``values``: one array of seeds per x; empty ones skipped)."""
-    values = [_finite(v) for v in values]
-    ok = [i for i, v in enumerate(values) if np.size(v)]
-    xs = [x[i] for i in ok]
-    ax.plot(xs, [np.median(values[i]) for i in ok], color=colour, **kw)
-    ax.fill_between(xs, [np.min(values[i]) for i in ok], [np.max(values[i]) for i in ok], color=colour, alpha=0.2)
+def _band(ax, x, spreads: list[tuple[Spread | None, tuple]], colour, **kw) -> None:
+    """Median line and the seeds' range as a band, from one stored spread entry per x (those without a finite
+    seed skipped)."""
+    ok = [(xi, s, i) for xi, (s, i) in zip(x, spreads) if s is not None and s.n[i]]
+    xs = [xi for xi, _, _ in ok]
+    ax.plot(xs, [s.median[i] for _, s, i in ok], color=colour, **kw)
+    ax.fill_between(xs, [s.low[i] for _, s, i in ok], [s.high[i] for _, s, i in ok], color=colour, alpha=0.2)
+
+
+def _probe(net: NetSummary | None, k: int, p: int) -> tuple[Spread | None, tuple]:
+    return (net.probe if net is not None else None), (k, p)
+
+
+def _c_eff(net: NetSummary | None, k: int) -> tuple[Spread | None, tuple]:
+    return (net.c_eff_first if net is not None else None), (k,)
 
 
 def summary_figure(result: StudyBreakdownResult):
@@ -102,11 +107,11 @@ def summary_figure(result: StudyBreakdownResult):
     fig, axes = plots.subplots(2, cols, figsize=(4.3 * cols, 7.8))
     depths = list(c.depths)
     for col, eta in enumerate((0.01, 0.05)):
-        ax = axes[0, col]
+        ax, p = axes[0, col], PROBES.index(eta)
         for optimizer in c.optimizers:
-            vals = [result.probe(optimizer, d, False, eta, -1) for d in depths]
-            _band(ax, depths, vals, plots.OPTIMIZER_COLOURS[optimizer], marker="o", label=f"{optimizer}, end")
-        init = [result.probe(c.optimizers[0], d, False, eta, 0) for d in depths]
+            ends = [_probe(result.net(optimizer, d), -1, p) for d in depths]
+            _band(ax, depths, ends, plots.OPTIMIZER_COLOURS[optimizer], marker="o", label=f"{optimizer}, end")
+        init = [_probe(result.net(c.optimizers[0], d), 0, p) for d in depths]
         _band(ax, depths, init, "0.5", ls="--", label="initialisation")
         ax.plot(depths, [(1 + eta) ** d - 1 for d in depths], "k:", label="DRT (1+η)^L − 1")
         plots.depth_axis(ax, depths)
@@ -114,8 +119,8 @@ def summary_figure(result: StudyBreakdownResult):
         ax.legend(fontsize=6.5)
     ax = axes[0, 2]
     for optimizer in c.optimizers:
-        c_eff = [np.array([r.c_eff_first[-1] for r in result.select(optimizer, d) if r.measured]) for d in depths]
-        _band(ax, depths, c_eff, plots.OPTIMIZER_COLOURS[optimizer], marker="o", label=optimizer)
+        ends = [_c_eff(result.net(optimizer, d), -1) for d in depths]
+        _band(ax, depths, ends, plots.OPTIMIZER_COLOURS[optimizer], marker="o", label=optimizer)
     ax.axhline(1.0, color="k", lw=0.8)
     plots.depth_axis(ax, depths)
     ax.set(yscale="log", xlabel="depth L", ylabel="C_eff = max_η measured / DRT", title="(c) C_eff of layer 1, end")
@@ -123,13 +128,12 @@ def summary_figure(result: StudyBreakdownResult):
     _measure_check_panel(axes[0, 3], result)
     for col, optimizer in enumerate(c.optimizers):
         ax = axes[1, col]
-        for depth, residual in c.nets:
-            sel = [r for r in result.select(optimizer, depth, residual) if r.measured]
-            if sel:
-                epochs = np.asarray(sel[0].checkpoint_epoch)
-                vals = list(np.array([r.c_eff_first for r in sel]).T)
-                label = f"L={depth}{' residual' if residual else ''}"
-                _band(ax, epochs, vals, plots.depth_colour(depth, residual), marker=".", label=label)
+        for net in _nets(result, optimizer):
+            if net.seeds:
+                epochs = net.checkpoint_epoch
+                label = f"L={net.depth}{' residual' if net.residual else ''}"
+                spreads = [_c_eff(net, k) for k in range(len(epochs))]
+                _band(ax, epochs, spreads, plots.depth_colour(net.depth, net.residual), marker=".", label=label)
         ax.axhline(1.0, color="k", lw=0.8)
         ax.set_xscale("symlog", linthresh=0.1, linscale=0.6)
         ax.set_xticks([0, 0.1, 1, 10], ["0", "0.1", "1", "10"])
@@ -152,7 +156,8 @@ def summary_figure(result: StudyBreakdownResult):
 
 
 def _measure_check_panel(ax, result: StudyBreakdownResult) -> None:
-    """How the checked net's layer-1 curve moves with the measurement batch (solid: end, dashed: init)."""
+    """How the checked net's layer-1 curve moves with the measurement batch (solid: end, dashed: init): the
+    checked cell's own curves."""
     checked = [r for r in result.cells if r.check_sizes]
     if not checked:
         ax.text(0.5, 0.5, "no check run", ha="center", transform=ax.transAxes)
@@ -171,79 +176,78 @@ def _measure_check_panel(ax, result: StudyBreakdownResult) -> None:
     ax.legend(fontsize=7)
 
 
+def separation_text(v: Verdict) -> str:
+    if v.outcome == "separated":
+        return f"yes, ×{v.effect:.3g} (every seed)"
+    return f"not separated (×{v.effect:.3g} in the medians)"
+
+
+def growth_text(v: Verdict) -> str:
+    words = {"grows": "yes", "shrinks": "no, it shrinks", "mixed": "mixed over seeds"}[v.outcome]
+    return f"{words} (end/init ×{v.effect:.3g})"
+
+
 def _depth_rows(result: StudyBreakdownResult) -> list[Row]:
     """Does depth 16 (the paper's) and the deepest net break down faster than depth 2, and faster after training
     than at initialisation? With each net's final training accuracy: a net that did not train did not move."""
     c, rows = result.config, []
-    shallow = min(c.depths)
-    for optimizer in c.optimizers:
-        for deep in sorted({d for d in (16, max(c.depths)) if d in c.depths and d > shallow}):
-            at = {(d, k): result.probe(optimizer, d, False, 0.05, k) for d in (shallow, deep) for k in (0, -1)}
-            if any(v.size == 0 for v in at.values()):
-                continue
-            end_s, end_d, init_d = at[shallow, -1], at[deep, -1], at[deep, 0]
-            ratio = np.median(end_d) / np.median(end_s)
-            acc = {d: _median([r.final_train_acc for r in result.select(optimizer, d)]) for d in (shallow, deep)}
-            rows.append(
-                Row(
-                    f"Paper: depth {deep} breaks down faster than depth {shallow} — {optimizer}, after training",
-                    "claim",
-                    f"layer-1 gradient change at η=0.05, median [range] over {report.count(c.seeds, 'seed')}: "
-                    f"L={shallow}: {_median(end_s)}, L={deep}: {_median(end_d)} (at initialisation "
-                    f"{_median(at[shallow, 0])} and {_median(init_d)}); final training accuracy "
-                    f"L={shallow}: {acc[shallow]}, L={deep}: {acc[deep]}",
-                    f"yes, ×{ratio:.3g} (every seed)"
-                    if end_d.min() > end_s.max()
-                    else f"not separated (×{ratio:.3g} in the medians)",
-                )
+    for claim in result.depth_claims or ():
+        optimizer, shallow, deep = claim.optimizer, claim.shallow, claim.deep
+        s, d = result.net(optimizer, shallow), result.net(optimizer, deep)
+        assert s is not None and d is not None
+        rows.append(
+            Row(
+                f"Paper: depth {deep} breaks down faster than depth {shallow} — {optimizer}, after training",
+                "claim",
+                f"layer-1 gradient change at η=0.05, median [range] over {report.count(c.seeds, 'seed')}: "
+                f"L={shallow}: {_spread_text(s.probe, (-1, PROBE_005))}, "
+                f"L={deep}: {_spread_text(d.probe, (-1, PROBE_005))} (at initialisation "
+                f"{_spread_text(s.probe, (0, PROBE_005))} and {_spread_text(d.probe, (0, PROBE_005))}); final "
+                f"training accuracy L={shallow}: {_spread_text(s.final_train_acc)}, "
+                f"L={deep}: {_spread_text(d.final_train_acc)}",
+                separation_text(claim.separation),
             )
-            grew, shrank = end_d.min() > init_d.max(), end_d.max() < init_d.min()
-            rows.append(
-                Row(
-                    f"Breakdown grows with training at depth {deep} — {optimizer}",
-                    "claim",
-                    f"layer-1 gradient change at η=0.05: initialisation {_median(init_d)}, end {_median(end_d)}",
-                    f"{'yes' if grew else 'no, it shrinks' if shrank else 'mixed over seeds'} "
-                    f"(end/init ×{np.median(end_d) / np.median(init_d):.3g})",
-                )
+        )
+        rows.append(
+            Row(
+                f"Breakdown grows with training at depth {deep} — {optimizer}",
+                "claim",
+                f"layer-1 gradient change at η=0.05: initialisation {_spread_text(d.probe, (0, PROBE_005))}, end "
+                f"{_spread_text(d.probe, (-1, PROBE_005))}",
+                growth_text(claim.growth),
             )
+        )
     return rows
 
 
 def _paper_rows(result: StudyBreakdownResult) -> list[Row]:
     """Our first-layer ranges over the checkpoints beside the paper's published ones (Fromage)."""
-    rows = []
-    for (label, residual), paper in PAPER_RANGES.items():
-        depth = int(label.split("=")[1])
-        sel = [r for r in result.select("fromage", depth, residual) if r.measured]
-        if not sel:
-            continue
-        ours, orders = [], []
-        for eta, (low, high) in zip(PROBES, paper):
-            curve = _finite(_med([r.gradient[:, r.at_eta(eta), 0] for r in sel], axis=0))  # per checkpoint
-            if curve.size == 0:
-                break
-            ours.append(f"η={eta}: {curve.min():.3g}–{curve.max():.3g} (paper {low:g}–{high:.3g})")
-            orders.append(np.log10(curve.max() / high))
-        if len(orders) < len(PROBES):
-            continue
-        worst = max(orders, key=abs)
-        first = sel[0]
-        steps_per_epoch = int(round(first.step[-1] / first.checkpoint_epoch[-1]))
-        acc = _median([r.final_train_acc for r in sel])
+    rows, c = [], result.config
+    for cmp in result.paper or ():
+        net = result.net("fromage", cmp.depth, cmp.residual)
+        assert net is not None
+        ours = [
+            f"η={eta}: {lo:.3g}–{hi:.3g} (paper {plo:g}–{phi:.3g})"
+            for eta, lo, hi, plo, phi in zip(PROBES, cmp.ours_low, cmp.ours_high, cmp.paper_low, cmp.paper_high)
+        ]
         differences = (
-            f"{steps_per_epoch} steps per epoch against the paper's 240 (final training accuracy {acc}), "
-            f"{result.config.n_measure} measurement examples against its 60,000, {len(first.step)} checkpoints "
-            f"against its 10{'' if result.config.width == 784 else f', width {result.config.width} against 784'}"
+            f"{net.steps_per_epoch} steps per epoch against the paper's 240 (final training accuracy "
+            f"{_spread_text(net.final_train_acc)}), {c.n_measure} measurement examples against its 60,000, "
+            f"{len(net.checkpoint_epoch)} checkpoints against its 10"
+            f"{'' if c.width == 784 else f', width {c.width} against 784'}"
         )
-        magnitude = "same order of magnitude" if abs(worst) <= 1 else f"highest value 10^{worst:+.1f} of the paper's"
+        v = cmp.verdict
+        magnitude = (
+            "same order of magnitude"
+            if v.outcome == "same order"
+            else f"highest value 10^{v.effect:+.1f} of the paper's"
+        )
         rows.append(
             Row(
-                f"Our Figure 1 beside the paper's — Fromage {label}{' residual' if residual else ''}, layer 1, "
+                f"Our Figure 1 beside the paper's — Fromage {cmp.label}{' residual' if cmp.residual else ''}, layer 1, "
                 "lowest–highest over the checkpoints",
                 "measurement",
-                "; ".join(ours) + f" (width {result.config.width}, {result.config.dataset}, "
-                f"median of {report.count(len(sel), 'seed')})",
+                "; ".join(ours) + f" (width {c.width}, {c.dataset}, median of {report.count(net.seeds, 'seed')})",
                 f"{magnitude} ({differences})",
             )
         )
@@ -253,73 +257,51 @@ def _paper_rows(result: StudyBreakdownResult) -> list[Row]:
 def _bound_rows(result: StudyBreakdownResult) -> list[Row]:
     """DRT with constant 1 and the Lipschitz-smooth model, as violation factors (assumptions: measured)."""
     c, rows = result.config, []
-    for optimizer in c.optimizers:
-        per_net, worst, lip, lip_worst = [], 0.0, [], 0.0
-        for depth, residual in c.nets:
-            sel = [r for r in result.select(optimizer, depth, residual) if r.measured]
-            if not sel:
-                continue
-            name = f"L={depth}{'r' if residual else ''}"
-            first = _med([r.c_eff_first for r in sel], axis=0)
-            worst = max(worst, max(float(np.nanmax(r.c_eff_worst, initial=0.0)) for r in sel))
-            per_net.append(f"{name}: {first[0]:.3g}→{first[-1]:.3g}")
-            ratio = _med([r.gradient[-1, 1:, 0] / r.lipschitz_first[-1, 1:] for r in sel], axis=0)  # at the end
-            lip_worst = max(lip_worst, float(np.nanmax(ratio, initial=0.0)))
-            lip.append(f"{name}: {ratio[0]:.2g}…{ratio[-1]:.2g}")
-        if not per_net:
-            continue
+    for claims in result.bounds or ():
+        nets = [n for n in _nets(result, claims.optimizer) if n.seeds]
+        per_net, lip = [], []
+        for n in nets:
+            assert n.c_eff_first is not None
+            name = f"L={n.depth}{'r' if n.residual else ''}"
+            per_net.append(f"{name}: {n.c_eff_first.median[0]:.3g}→{n.c_eff_first.median[-1]:.3g}")
+            lip.append(f"{name}: {n.lipschitz_ratio_end[0]:.2g}…{n.lipschitz_ratio_end[-1]:.2g}")
         rows.append(
             Row(
-                f"DRT with constant 1 bounds every layer's gradient change along the slice — {optimizer}",
+                f"DRT with constant 1 bounds every layer's gradient change along the slice — {claims.optimizer}",
                 "assumption",
                 f"C_eff of layer 1, initialisation→end (median over seeds): {', '.join(per_net)}; worst layer, "
-                f"seed and checkpoint: {worst:.3g}",
-                violation_factor(worst),
+                f"seed and checkpoint: {claims.drt.statistic:.3g}",
+                violation_factor(claims.drt.statistic),
             )
         )
         rows.append(
             Row(
-                f"Lipschitz-smooth model, λ = the sharpness at the checkpoint — {optimizer}, end of training",
+                f"Lipschitz-smooth model, λ = the sharpness at the checkpoint — {claims.optimizer}, end of training",
                 "assumption",
                 f"measured/predicted layer-1 gradient change, smallest η>0…η={c.eta_max:g}: {', '.join(lip)}",
-                violation_factor(lip_worst),
+                violation_factor(claims.lipschitz.statistic),
             )
         )
     return rows
 
 
-def _all_last(n: int) -> float:
-    """Sort key for batch sizes: 0 (the whole training set) last."""
-    return n or np.inf
-
-
 def _method_rows(result: StudyBreakdownResult) -> list[Row]:
     """The measurement batch check and the SGD learning-rate sweep."""
     rows = []
-    checked = [r for r in result.cells if r.check_sizes and r.check_gradient.size]
-    if checked:
-        r = checked[0]
-        used = r.config.n_measure or "all"
-        # curves per n (the used one first); reference: the whole training set when it was checked
-        sizes = (r.config.n_measure, *r.check_sizes)
-        curves = np.concatenate([r.gradient[[0, -1], None, :, 0], r.check_gradient], axis=1)  # (2, n, e)
-        ref = sizes.index(0) if 0 in sizes else 0
-        probes = [r.at_eta(e) for e in PROBES]
-        deviation = {  # largest |relative deviation| from the reference over the probe η, init and end
-            n: max(np.expm1(np.nanmax(np.abs(np.log(curves[k, i, probes] / curves[k, ref, probes])))) for k in (0, 1))
-            for i, n in enumerate(sizes)
-            if i != ref
-        }
-        ref_name = "all" if sizes[ref] == 0 else sizes[ref]
+    check = result.measure_check
+    if check is not None:
+        used = check.used or "all"
+        ref_name = "all" if check.reference == 0 else check.reference
+        deviation = dict(zip(check.sizes, check.deviation))
         rows.append(
             Row(
                 f"Measurement batch: layer 1's curve on the first n training examples against n = {ref_name} "
-                f"({r.config.optimizer} L={r.config.depth}, width {result.config.width}, seed {r.config.seed})",
+                f"({check.optimizer} L={check.depth}, width {result.config.width}, seed {check.seed})",
                 "measurement",
                 f"largest relative deviation at η = {', '.join(f'{e:g}' for e in PROBES)}, initialisation and end: "
                 + ", ".join(f"n={n or 'all'}: {deviation[n] * 100:.0f} %" for n in sorted(deviation, key=_all_last)),
-                f"n = {used} used ({deviation[r.config.n_measure] * 100:.0f} % from n = {ref_name})"
-                if r.config.n_measure in deviation
+                f"n = {used} used ({deviation[check.used] * 100:.0f} % from n = {ref_name})"
+                if check.used in deviation
                 else f"n = {used} used",
             )
         )
@@ -342,8 +324,9 @@ def _method_rows(result: StudyBreakdownResult) -> list[Row]:
     return rows
 
 
-def result_rows(result: StudyBreakdownResult) -> list[Row]:
-    return _depth_rows(result) + _paper_rows(result) + _bound_rows(result) + _method_rows(result)
+def _all_last(n: int) -> float:
+    """Sort key for batch sizes: 0 (the whole training set) last."""
+    return n or np.inf
 
 
 def figures(results: dict[str, StudyBreakdownResult]) -> dict:
@@ -369,16 +352,11 @@ def rows(results: dict[str, StudyBreakdownResult]) -> list[Row]:
 def summary(result: StudyBreakdownResult) -> str:
     c = result.config
     lines = [f"study breakdown: {len(result.cells)} measured cells, {len(result.sweep)} sweep runs, width {c.width}"]
-    for optimizer in c.optimizers:
-        for depth, residual in c.nets:
-            sel = result.select(optimizer, depth, residual)
-            if not sel:
-                continue
-            init, end = (result.probe(optimizer, depth, residual, 0.05, k) for k in (0, -1))
-            lines.append(
-                f"{optimizer:>8} lr {sel[0].config.lr:<6g} L={depth:<2}{' res' if residual else '    '} "
-                f"train acc {np.median([r.final_train_acc for r in sel]):.3f}; layer-1 gradient change at "
-                f"η=0.05: init {_median(init)}, end {_median(end)}; C_eff layer 1 (end) "
-                f"{_median([r.c_eff_first[-1] for r in sel if r.measured])}"
-            )
+    for net in result.nets or ():
+        lines.append(
+            f"{net.optimizer:>8} lr {net.lr:<6g} L={net.depth:<2}{' res' if net.residual else '    '} "
+            f"train acc {net.final_train_acc.median:.3f}; layer-1 gradient change at "
+            f"η=0.05: init {_spread_text(net.probe, (0, PROBE_005))}, end {_spread_text(net.probe, (-1, PROBE_005))}; "
+            f"C_eff layer 1 (end) {_spread_text(net.c_eff_first, (-1,))}"
+        )
     return "\n".join(lines)

@@ -1,0 +1,134 @@
+"""How verdicts are decided: every threshold a verdict uses, named once with why that value, and the functions that
+apply a rule to measured numbers and return a :class:`~trust.base.schema.Verdict` (docs/theory.md §9, "How
+verdicts are decided"). Views render verdicts; only these functions decide them."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from trust.base.schema import Spread, Verdict
+
+# A bound "with constant 1" (DRT, the Lipschitz-smooth prediction, Theorem 1) is violated where measured/bound
+# exceeds 1: the assumption's own statement, so no other threshold is defensible.
+BOUND = 1.0
+# "Separated" / "grows": every seed of one side above every seed of the other, i.e. the smallest cross-seed ratio
+# above 1 (a rank rule that needs no distributional assumption; with 3 seeds a side it has a chance of 1/20 under
+# exchangeable seeds).
+ORDERING = 1.0
+# Our number and the paper's "agree in order of magnitude" when |log10(ours/paper)| ≤ 1: the paper's published
+# values are read off log-scale curves that span four to six decades, so a decade is the resolution we can claim.
+SAME_ORDER_DECADES = 1.0
+
+RULES = {
+    "bound": f"measured/bound ≤ {BOUND:g} on every point: holds; else violated ×(worst measured/bound)",
+    "theorem": "zero violations beyond the stated rounding allowance: holds; any: VIOLATED",
+    "separation": f"smallest ratio over pairs of seeds > {ORDERING:g}: separated (every seed); else not separated",
+    "growth": f"smallest end/init ratio over pairs of seeds > {ORDERING:g}: grows; largest < {ORDERING:g}: "
+    "shrinks; else mixed",
+    "same_order": f"|log10(ours/paper)| ≤ {SAME_ORDER_DECADES:g} at every probe η: same order of magnitude",
+    "chosen": "the sweep's learning rate with the lowest final training loss (a measurement, no threshold)",
+    "measured": "a measurement reported as it is (no threshold)",
+}
+
+
+def finite(values) -> np.ndarray:
+    """The finite entries of ``values`` as a flat float array (NaN: a dead or diverged seed)."""
+    values = np.asarray(values, dtype=float).ravel()
+    return values[np.isfinite(values)]
+
+
+def median(values, axis=None):
+    """The median over seeds, NaN left out; NaN where nothing is left."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: NaN is the answer
+        return np.nanmedian(np.asarray(values, dtype=float), axis=axis)
+
+
+def spread(values) -> Spread:
+    """Median and range over seeds (the first axis of ``values``), entry by entry, NaN left out."""
+    values = np.asarray(values, dtype=float)
+    finite_count = np.isfinite(values).sum(axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN entries: NaN is the answer
+        low, high = np.nanmin(values, axis=0), np.nanmax(values, axis=0)
+    return Spread(median(values, axis=0), np.asarray(low), np.asarray(high), np.asarray(finite_count))
+
+
+def _ordering(a, b) -> tuple[float, float, float, int]:
+    """Cross-seed ratios of ``a`` over ``b`` (finite values): smallest, largest, ratio of the medians, and the seeds
+    of the smaller side."""
+    a, b = finite(a), finite(b)
+    if a.size == 0 or b.size == 0:
+        return float("nan"), float("nan"), float("nan"), 0
+    with np.errstate(divide="ignore"):
+        return a.min() / b.max(), a.max() / b.min(), np.median(a) / np.median(b), min(a.size, b.size)
+
+
+def separation(a, b) -> Verdict:
+    """Is ``a`` above ``b`` in every seed (rule "separation")?"""
+    low, high, effect, seeds = _ordering(a, b)
+    outcome = "separated" if low > ORDERING else "not separated"
+    return Verdict("separation", outcome, low, ORDERING, effect, seeds, low, high)
+
+
+def growth(end, init) -> Verdict:
+    """Does the value grow from ``init`` to ``end`` in every seed, shrink in every seed, or neither ("growth")?"""
+    low, high, effect, seeds = _ordering(end, init)
+    outcome = "grows" if low > ORDERING else "shrinks" if high < ORDERING else "mixed"
+    return Verdict("growth", outcome, low, ORDERING, effect, seeds, low, high)
+
+
+def bound(worst: float, seeds: int) -> Verdict:
+    """An assumption's bound with constant 1 from its worst measured/bound ("bound")."""
+    return Verdict("bound", "holds" if worst <= BOUND else "violated", worst, BOUND, worst, seeds, worst, worst)
+
+
+def same_order(log10_orders, seeds: int) -> Verdict:
+    """Our values against the paper's at each probe, as log10(ours/paper) ("same_order"); the effect is the order of
+    the largest disagreement, with its sign."""
+    orders = np.asarray(log10_orders, dtype=float)
+    worst = float(orders[np.argmax(np.abs(orders))])
+    outcome = "same order" if abs(worst) <= SAME_ORDER_DECADES else "differs"
+    return Verdict("same_order", outcome, abs(worst), SAME_ORDER_DECADES, worst, seeds, orders.min(), orders.max())
+
+
+# The spectral geometry "explains" the paper's effective constant when C_eff measured in spectral sizes is at most
+# 1.5 at every checkpoint (the bound then within 50 % of the worst measured change: "≈ 1"), and "partly" explains it
+# when spectral sizes shrink C_eff at least ×2 at every checkpoint (a change of the constant, not of its last digit).
+EXPLAINED_C_EFF = 1.5
+PARTLY_SHRINK = 2.0
+RULES["explains"] = (
+    f"C_eff in spectral sizes ≤ {EXPLAINED_C_EFF:g} at every checkpoint: explained; else shrunk ≥ ×{PARTLY_SHRINK:g} "
+    "at every checkpoint: partly; else not explained"
+)
+RULES["tightest"] = "the geometry whose worst measured/bound is nearest 1 in log (a measurement, no threshold)"
+RULES["interval"] = "the prediction inside the 95 % Student-t interval over seeds: consistent"
+
+
+def explains(frobenius, spectral) -> Verdict:
+    """Does measuring the step in spectral sizes bring C_eff to ≈ 1 ("explains")? Per checkpoint medians."""
+    frobenius, spectral = np.asarray(frobenius, dtype=float), np.asarray(spectral, dtype=float)
+    shrink = frobenius / spectral
+    if np.all(spectral <= EXPLAINED_C_EFF):
+        outcome = "explained"
+    elif np.all(shrink >= PARTLY_SHRINK):
+        outcome = "partly"
+    else:
+        outcome = "not explained"
+    return Verdict(
+        "explains", outcome, float(spectral.max()), EXPLAINED_C_EFF, float(shrink.min()), 0, spectral.min(),
+        spectral.max(),
+    )  # fmt: skip
+
+
+def inside_interval(predicted: float, mean: float, half_width: float) -> bool:
+    """Is ``predicted`` inside ``mean ± half_width`` ("interval")? Without an interval (one seed) only an exact hit."""
+    return abs(mean - predicted) <= (half_width if np.isfinite(half_width) else 0.0)
+
+
+def finite_mean(values) -> float:
+    """The mean of the finite values; NaN (without a warning) when there are none."""
+    v = finite(values)
+    return float(np.mean(v)) if v.size else float("nan")

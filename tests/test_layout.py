@@ -63,3 +63,46 @@ def test_the_floor_rule_can_fail():
     """The checker itself: an import from a higher floor is found."""
     assert floor("trust.views.plots") > floor("trust.experiments.geometry") > floor("trust.experiments.shared.cell")
     assert floor("trust.core.measure") > floor("trust.base.tree")
+
+
+# Reductions a view may not compute: every median, mean, spread, fit or count behind a figure or a row is a stored
+# field of its Result, computed by the experiment's combine (README, Layout).
+STATISTICS = {
+    "median", "nanmedian", "mean", "nanmean", "average", "std", "nanstd", "var", "nanvar", "quantile",
+    "nanquantile", "percentile", "nanpercentile", "polyfit", "lstsq", "mean_ci", "count_nonzero", "sum", "nansum",
+}  # fmt: skip
+VIEWS = sorted((ROOT / "trust" / "views").glob("*.py"))
+
+
+def view_violations(path: Path) -> list[str]:
+    """Statistics computed in a view: calls to a reduction in STATISTICS, and functions imported from the compute
+    side (a view may import records and constants from an experiment, never a function that computes)."""
+    tree = ast.parse(path.read_text())
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            if name in STATISTICS:
+                out.append(f"line {node.lineno}: {name}()")
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(("trust.experiments", "trust.core")):
+            for a in node.names:
+                if not (a.name[0].isupper()):  # records (classes) and CONSTANTS only
+                    out.append(f"line {node.lineno}: imports {a.name} from {node.module}")
+        if isinstance(node, ast.ImportFrom) and node.module in (
+            "trust.experiments",
+            "trust.core",
+            "trust.experiments.shared",
+        ):
+            out += [f"line {node.lineno}: imports the module {a.name}" for a in node.names]
+    return out
+
+
+@pytest.mark.parametrize("path", VIEWS, ids=lambda p: p.name)
+def test_views_compute_no_statistic(path):
+    assert not view_violations(path)
+
+
+def test_the_view_rule_can_fail(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("import numpy as np\nfrom trust.experiments.geometry import width_exponent\nx = np.median([1])\n")
+    assert len(view_violations(bad)) == 2

@@ -17,7 +17,7 @@ Models: MLPs of depth 3 and 16, a residual MLP of depth 16, ResNet-8 and ResNet-
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -138,17 +138,46 @@ class PointAssumptions:
 
 
 @dataclass(frozen=True, eq=False)
+class GroupCurves:
+    """One group at one point, along η: the median over its layers of the measured change and of the Lipschitz
+    prediction, and the two fitted shapes evaluated on the grid."""
+
+    group: str
+    measured: np.ndarray  # (e,) median over the group's layers of ‖Δg_l‖/‖g_l‖
+    drt_fit: np.ndarray  # (e,) (1 + DRT)^c − 1 with the group's fitted c
+    lipschitz_fit: np.ndarray  # (e,) k · median over the layers of λ‖ΔW‖/‖g_l‖
+
+
+@dataclass(frozen=True, eq=False)
 class AssumptionsResult(Result):
     config: AssumptionsConfig
     description: str
     layers: tuple[str, ...]  # the layers (kernels, matrices, scales), flatten order
     eta: np.ndarray
     points: tuple[PointAssumptions, ...]  # initialisation, end of training
+    curves: tuple[tuple[GroupCurves, ...], ...] | None = value(derived=True)  # per point, per group
+    verdict_counts: tuple[dict[str, int], ...] | None = value(derived=True)  # per point: groups per verdict
 
-
-def _range(values) -> str:
-    v = np.asarray(values, dtype=float)
-    return f"{v.min():.3g}…{v.max():.3g}"
+    def derive(self) -> AssumptionsResult:
+        curves, counts = [], []
+        for p in self.points:
+            mine = []
+            for g in p.groups:
+                ix = [self.layers.index(name) for name in g.layers]
+                mine.append(
+                    GroupCurves(
+                        g.group,
+                        np.median(p.relative_gradient[:, ix], axis=1),
+                        np.expm1(g.drt_exponent * np.log1p(p.drt)),
+                        g.lipschitz_factor * np.median(p.lipschitz[:, ix], axis=1),
+                    )
+                )
+            curves.append(tuple(mine))
+            tally: dict[str, int] = {}
+            for g in p.groups:
+                tally[g.verdict] = tally.get(g.verdict, 0) + 1
+            counts.append(tally)
+        return replace(self, curves=tuple(curves), verdict_counts=tuple(counts))
 
 
 def layer_groups(net, names: list[str], layers: list[int]) -> dict[str, list[int]]:
@@ -244,7 +273,7 @@ def run(config: AssumptionsConfig) -> AssumptionsResult:
             at_point(config, trained.net, trained.checkpoints[s], x, y, ds, trained.epoch(s))
             for s in (0, max(trained.checkpoints))
         ),
-    )
+    ).derive()
 
 
 def _paper_name(model: str, norm: str) -> str:

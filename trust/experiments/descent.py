@@ -30,7 +30,7 @@ quoted with the η range it was fitted on, and the ratio at the grid's smallest 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import jax
 import numpy as np
@@ -104,11 +104,41 @@ class DescentPoint:
     lemma2_C_eff: float
 
 
+@dataclass(frozen=True)
+class Lemma2Claim:
+    """Lemma 2's threshold against the measured largest descent η along one step: points where descent provably
+    fails below the threshold and points the grid cannot decide, with and without the measured C_eff put back; and
+    the range of the DRT ratio at the grid's smallest η over C_eff (how far the fitted constant is from there)."""
+
+    step: str
+    points: int
+    fails: int
+    unclear: int
+    fails_c_eff: int
+    unclear_c_eff: int
+    ratio_low: float
+    ratio_high: float
+
+
 @dataclass(frozen=True, eq=False)
 class DescentResult(Result):
     eta: np.ndarray
     rows: tuple[DescentPoint, ...]
     loss_curves: np.ndarray = value(bulk=True)  # (point, η): the loss along the step, one row per entry of rows
+    lemma2: tuple[Lemma2Claim, ...] | None = value(derived=True)  # per step
+
+    def derive(self) -> DescentResult:
+        claims = []
+        for step in STEPS:
+            sel = [r for r in self.rows if r.step == step]
+            if sel:
+                fails, unclear = _against(sel, "lemma2")
+                fails_eff, unclear_eff = _against(sel, "lemma2_C_eff")
+                ratio = [r.drt_ratio_at_eta_min / r.C_eff for r in sel]
+                claims.append(
+                    Lemma2Claim(step, len(sel), fails, unclear, fails_eff, unclear_eff, min(ratio), max(ratio))
+                )
+        return replace(self, lemma2=tuple(claims))
 
     @property
     def lemma1_violations(self) -> int:
@@ -185,7 +215,7 @@ def run(config: DescentConfig) -> DescentResult:
                     point, curve = descent_at(net, params64, x64, y, step, etas, config.c_eff_window)
                 rows.append(DescentPoint(step=step, epoch=float(epoch), **point))
                 curves.append(curve)
-    return DescentResult(eta=etas, rows=tuple(rows), loss_curves=np.array(curves))
+    return DescentResult(eta=etas, rows=tuple(rows), loss_curves=np.array(curves)).derive()
 
 
 def paper_configs(quick: bool, seed: int) -> dict[str, DescentConfig]:

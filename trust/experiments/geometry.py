@@ -400,6 +400,7 @@ class ExponentClaim:
     predicted: float
     optimizers: tuple[str, ...]
     inside: tuple[bool, ...]
+    consistent: int  # optimisers whose interval holds the prediction
     mean: np.ndarray = value(f"{DIVERGED}; {ONE_WIDTH}")
     half_width: np.ndarray = value(f"{estimate.ONE_SAMPLE}; {ONE_WIDTH}")
     mean_of_means: float = value(f"{DIVERGED}; {ONE_WIDTH}")
@@ -451,7 +452,8 @@ def _exponent_claims(r: GeometryResult) -> tuple[ExponentClaim, ...]:
             means, halves = r.exponent[: len(opts), k, d, g], r.exponent_half[: len(opts), k, d, g]
             inside = tuple(rules.inside_interval(predicted, m, h) for m, h in zip(means, halves))
             names = tuple(opts) if k else ("any optimiser",)
-            out.append(ExponentClaim(geometry, tag, predicted, names, inside, means, halves, rules.finite_mean(means)))
+            claim = (geometry, tag, predicted, names, inside, sum(inside))
+            out.append(ExponentClaim(*claim, means, halves, rules.finite_mean(means)))
     return tuple(out)
 
 

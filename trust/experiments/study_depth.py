@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from trust.base.errors import TrustError
-from trust.base.schema import Config, Result, param
-from trust.experiments.shared import cell
+from trust.base.schema import Config, Result, Spread, Verdict, param, value
+from trust.experiments.shared import cell, rules
 from trust.experiments.shared.cell import CellConfig
 from trust.experiments.shared.runner import Experiment, Study, run_study
 
@@ -109,9 +109,36 @@ class DepthPoint:
 
 
 @dataclass(frozen=True, eq=False)
+class OptimizerDepths:
+    """One optimiser across the depth grid: its trainability over seeds, where each seed stops and the verdict."""
+
+    optimizer: str
+    trainability: Spread  # (depths,) best training accuracy over the learning-rate grid, over seeds
+    stops: tuple[int | None, ...]  # per seed: the first depth below the threshold (None: every depth trains)
+    stop: Verdict  # rules.stop_depth
+
+
+@dataclass(frozen=True, eq=False)
 class StudyDepthResult(Result):
     config: StudyDepthConfig  # resolved
     points: tuple[DepthPoint, ...]
+    optimizers: tuple[OptimizerDepths, ...] | None = value(derived=True)
+
+    def derive(self) -> StudyDepthResult:
+        summaries = tuple(
+            OptimizerDepths(
+                o,
+                rules.spread(np.array(self.trainability(o)).T),
+                tuple(self.stop_depths(o)),
+                rules.stop_depth(self.stop_depths(o), self.config.threshold),
+            )
+            for o in self.config.optimizers
+        )
+        return replace(self, optimizers=summaries)
+
+    def of(self, optimizer: str) -> OptimizerDepths:
+        assert self.optimizers is not None, "derive() first"
+        return next(s for s in self.optimizers if s.optimizer == optimizer)
 
     def trainability(self, optimizer: str) -> list[np.ndarray]:
         """Per depth of the grid, the seeds' best training accuracies."""
@@ -130,10 +157,6 @@ class StudyDepthResult(Result):
         return out
 
 
-def _stops(stops: list[int | None]) -> str:
-    return ", ".join("none" if s is None else str(s) for s in stops)
-
-
 def combine(config: StudyDepthConfig, done: dict) -> StudyDepthResult:
     c = config.resolved()
     points = []
@@ -144,7 +167,7 @@ def combine(config: StudyDepthConfig, done: dict) -> StudyDepthResult:
                 runs = [done[_name(optimizer, lr, depth, c.seed + s)] for lr in lrs]
                 accs = tuple(0.0 if r.diverged else r.best_train_acc for r in runs)
                 points.append(DepthPoint(optimizer, depth, c.seed + s, lrs, accs))
-    return StudyDepthResult(c, tuple(points))
+    return StudyDepthResult(c, tuple(points)).derive()
 
 
 def run(config: StudyDepthConfig) -> StudyDepthResult:

@@ -7,29 +7,34 @@ import numpy as np
 
 from trust.experiments.assumptions import (
     AssumptionsResult,
-    PointAssumptions,
-    _range,
 )
 from trust.views import plots
 from trust.views.report import Row
+
+
+def _range(values) -> str:
+    """``min…max`` of a per-layer quantity."""
+    v = np.asarray(values, dtype=float)
+    return f"{v.min():.3g}…{v.max():.3g}"
 
 
 def _curves(ax, result: AssumptionsResult, k: int, legend: bool) -> None:
     """Point ``k``: each group's median relative gradient change over its layers (markers), its DRT-shape fit
     (dashed), its Lipschitz-shape fit (dotted) and the DRT curve with constant 1 (black)."""
     p, eta = result.points[k], result.eta
-    for n, g in enumerate(p.groups):
-        ix, colour = [result.layers.index(name) for name in g.layers], f"C{n}"
+    assert result.curves is not None, "a derived result"
+    for n, (g, curves) in enumerate(zip(p.groups, result.curves[k])):
+        colour = f"C{n}"
         ax.plot(
             eta,
-            np.median(p.relative_gradient[:, ix], axis=1),
+            curves.measured,
             "o",
             ms=3.5,
             color=colour,
             label=f"{g.group}: {g.verdict}",
         )
-        ax.plot(eta, np.expm1(g.drt_exponent * np.log1p(p.drt)), "--", color=colour, lw=1)
-        ax.plot(eta, g.lipschitz_factor * np.median(p.lipschitz[:, ix], axis=1), ":", color=colour, lw=1.3)
+        ax.plot(eta, curves.drt_fit, "--", color=colour, lw=1)
+        ax.plot(eta, curves.lipschitz_fit, ":", color=colour, lw=1.3)
     ax.plot(eta, p.drt, "k-", lw=1, label="DRT, constant 1")
     ax.set(
         xscale="log",
@@ -97,11 +102,10 @@ def figures(results: dict[str, AssumptionsResult]) -> dict:
     return {"assumptions": summary_figure(ordered), "assumptions_curves": curves_figure(ordered)}
 
 
-def _verdicts(point: PointAssumptions) -> str:
-    counts: dict[str, int] = {}
-    for g in point.groups:
-        counts[g.verdict] = counts.get(g.verdict, 0) + 1
-    return ", ".join(f"{v} {n}/{len(point.groups)}" for v, n in counts.items())
+def _verdicts(result: AssumptionsResult, k: int) -> str:
+    assert result.verdict_counts is not None, "a derived result"
+    total = len(result.points[k].groups)
+    return ", ".join(f"{v} {n}/{total}" for v, n in result.verdict_counts[k].items())
 
 
 def rows(results: dict[str, AssumptionsResult]) -> list[Row]:
@@ -125,7 +129,7 @@ def rows(results: dict[str, AssumptionsResult]) -> list[Row]:
                 + "`)",
                 "measurement",
                 " · ".join(parts),
-                f"init: {_verdicts(r.points[0])}; end: {_verdicts(r.points[1])}",
+                f"init: {_verdicts(r, 0)}; end: {_verdicts(r, 1)}",
             )
         )
     return rows

@@ -7,7 +7,6 @@ import numpy as np
 from trust.experiments.descent import (
     STEPS,
     DescentResult,
-    _against,
 )
 from trust.views import plots
 from trust.views.report import Row
@@ -95,28 +94,23 @@ def figure(result: DescentResult):
 def result_rows(result: DescentResult) -> list[Row]:
     """Measured largest descent η against Lemma 2 (an assumption-based prediction) and Lemma 1 (a theorem)."""
     rows = []
-    for step in STEPS:
-        sel = [r for r in result.rows if r.step == step]
-        if not sel:
-            continue
+    for claim in result.lemma2 or ():
+        sel = [r for r in result.rows if r.step == claim.step]
         cells = "; ".join(
             f"L={r.depth} ep {r.epoch:g}: {'>' if r.censored else ''}{r.eta_descent:.3g} vs {r.lemma2:.3g}" for r in sel
         )
-        fails, unclear = _against(sel, "lemma2")
-        fails_eff, unclear_eff = _against(sel, "lemma2_C_eff")
-        ratio = [r.drt_ratio_at_eta_min / r.C_eff for r in sel]
         rows.append(
             Row(
-                f"Lemma 2 predicts descent for η < (1+cos θ)^{{1/L}} − 1 along a {step} step",
+                f"Lemma 2 predicts descent for η < (1+cos θ)^{{1/L}} − 1 along a {claim.step} step",
                 "assumption",
                 f"measured largest descent η vs threshold — {cells}. With the measured C_eff put back: fails at "
-                f"{fails_eff}, undecided by the grid at {unclear_eff} of {len(sel)} points. (C_eff is fitted on "
-                f"η ∈ [0.001, 0.1]; the DRT ratio at the grid's smallest η is ×{min(ratio):.2g} to "
-                f"×{max(ratio):.2g} of it.)",
+                f"{claim.fails_c_eff}, undecided by the grid at {claim.unclear_c_eff} of {claim.points} points. (C_eff "
+                f"is fitted on η ∈ [0.001, 0.1]; the DRT ratio at the grid's smallest η is ×{claim.ratio_low:.2g} to "
+                f"×{claim.ratio_high:.2g} of it.)",
                 "holds"
-                if not fails
-                else f"fails at {fails} of {len(sel)} points"
-                + (f" ({unclear} undecided by the grid)" if unclear else ""),
+                if not claim.fails
+                else f"fails at {claim.fails} of {claim.points} points"
+                + (f" ({claim.unclear} undecided by the grid)" if claim.unclear else ""),
             )
         )
     n = len(result.rows)

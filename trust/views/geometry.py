@@ -196,8 +196,8 @@ def _exponent_row(claim: ExponentClaim, c) -> Row:
         f"predicted {claim.predicted:g} (docs/theory.md §8.5)",
         "claim",
         f"p (95 % CI over seeds) at η = {c.eta[0]:g}: {cells}",
-        f"consistent for {sum(claim.inside)} of {len(claim.inside)} optimisers"
-        if any(claim.inside)
+        f"consistent for {claim.consistent} of {len(claim.inside)} optimisers"
+        if claim.consistent
         else f"not consistent: mean p = {claim.mean_of_means:.2f}",
     )
 

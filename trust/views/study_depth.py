@@ -3,15 +3,16 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from trust.experiments.study_depth import (
     PAPER_STOP,
     StudyDepthResult,
-    _stops,
 )
 from trust.views import plots, report
 from trust.views.report import Row
+
+
+def _stops(stops: tuple[int | None, ...]) -> str:
+    return ", ".join("none" if s is None else str(s) for s in stops)
 
 
 def depth_figure(result: StudyDepthResult):
@@ -20,18 +21,18 @@ def depth_figure(result: StudyDepthResult):
     fig, axes = plots.subplots(1, 1, figsize=(7, 4.5))
     ax = axes[0, 0]
     for optimizer in c.optimizers:
-        vals = result.trainability(optimizer)
+        s = result.of(optimizer).trainability
         ax.plot(
             c.depths,
-            [np.median(v) for v in vals],
+            s.median,
             color=plots.OPTIMIZER_COLOURS[optimizer],
             marker="o",
             label=optimizer,
         )
         ax.fill_between(
             c.depths,
-            [v.min() for v in vals],
-            [v.max() for v in vals],
+            s.low,
+            s.high,
             color=plots.OPTIMIZER_COLOURS[optimizer],
             alpha=0.2,
         )
@@ -54,21 +55,20 @@ def depth_figure(result: StudyDepthResult):
 def depth_rows(result: StudyDepthResult) -> list[Row]:
     c, rows = result.config, []
     for optimizer in c.optimizers:
-        stops = result.stop_depths(optimizer)
-        accs = result.trainability(optimizer)
-        known = [s for s in stops if s is not None]
+        summary = result.of(optimizer)
+        stops, stop = summary.stops, summary.stop
         rows.append(
             Row(
                 f"Depth at which {optimizer} stops training (paper: {PAPER_STOP.get(optimizer, 'not in Figure 3')})",
                 "claim",
                 f"best training accuracy per depth (median of {report.count(c.seeds, 'seed')}): "
-                + ", ".join(f"L={d}: {np.median(a):.3f}" for d, a in zip(c.depths, accs))
+                + ", ".join(f"L={d}: {a:.3f}" for d, a in zip(c.depths, summary.trainability.median))
                 + f"; first depth below {c.threshold:g} per seed: {_stops(stops)}; trained {c.epochs} epochs at "
                 f"batch {c.batch_size} on {c.dataset}, width {c.width} (the paper: 100 epochs at batch 250 on the "
                 "60,000 MNIST images, 24,000 steps, width 784)",
-                f"stops at L={int(np.median(known))}"
-                if len(known) == len(stops)
-                else (f"trains to L={max(c.depths)} in {stops.count(None)} of {len(stops)} seeds"),
+                f"stops at L={int(stop.effect)}"
+                if stop.outcome == "stops"
+                else (f"trains to L={max(c.depths)} in {int(stop.effect)} of {stop.seeds} seeds"),
             )
         )
     return rows
@@ -88,6 +88,7 @@ def summary(result: StudyDepthResult) -> str:
     lines = [f"study depth: width {c.width}, {c.epochs} epochs, {seeds}, threshold {c.threshold}"]
     lines.append(f"{'optimizer':>13} " + " ".join(f"{'L=' + str(d):>7}" for d in c.depths) + "   stops at")
     for optimizer in c.optimizers:
-        accs = " ".join(f"{np.median(a):7.3f}" for a in result.trainability(optimizer))
-        lines.append(f"{optimizer:>13} {accs}   {_stops(result.stop_depths(optimizer))}")
+        summary = result.of(optimizer)
+        accs = " ".join(f"{a:7.3f}" for a in summary.trainability.median)
+        lines.append(f"{optimizer:>13} {accs}   {_stops(summary.stops)}")
     return "\n".join(lines)

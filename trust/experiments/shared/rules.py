@@ -132,3 +132,20 @@ def finite_mean(values) -> float:
     """The mean of the finite values; NaN (without a warning) when there are none."""
     v = finite(values)
     return float(np.mean(v)) if v.size else float("nan")
+
+
+RULES["stop"] = (
+    "every seed has a depth whose best training accuracy falls below the threshold: stops at the median of those "
+    "first depths; else trains to the deepest net in the seeds without one"
+)
+
+
+def stop_depth(stops, threshold: float) -> Verdict:
+    """Where an optimiser stops training ("stop"): per seed, the first depth below ``threshold`` (None: none)."""
+    known = [s for s in stops if s is not None]
+    if len(known) == len(stops):
+        return Verdict("stop", "stops", float(np.median(known)), threshold, float(np.median(known)), len(stops),
+                       min(known), max(known))  # fmt: skip
+    nan = float("nan")
+    trains = len(stops) - len(known)
+    return Verdict("stop", "trains", trains, threshold, trains, len(stops), nan, nan)

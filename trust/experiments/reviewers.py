@@ -22,10 +22,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from trust.base.errors import Diverged
-from trust.base.schema import Config, Result, param, value
-from trust.base.tree import weight_indices
+from trust.base.schema import Config, Result, Spread, Verdict, param, value
 from trust.core import train
+from trust.experiments.shared import curves, rules
+from trust.experiments.shared.curves import RunCurves
 from trust.experiments.shared.runner import Experiment, Study, run_study
 
 QUESTIONS = ("fixed_point", "lars", "clip", "lr_grid", "biases", "low_precision", "lemma2")
@@ -93,61 +93,6 @@ def lr_grid(config: ReviewersConfig, optimizer: str) -> np.ndarray:
     return train.OPTIMIZERS[optimizer].default_lr * np.geomspace(0.01, 10.0, c.lr_points)
 
 
-# ------------------------------------------------------------------------------------------------ one run
-
-
-@dataclass(frozen=True, eq=False)
-class RunCurves(Result):
-    """One training run's curves (epoch 0: initialisation), cut short if it diverged."""
-
-    config: train.TrainConfig
-    steps_per_epoch: int
-    diverged_epoch: int  # 0: trained to the end
-    epoch: np.ndarray
-    train_loss: np.ndarray = value(DIVERGED)
-    train_acc: np.ndarray = value(DIVERGED)
-    test_acc: np.ndarray = value(DIVERGED)
-    clip_fraction: np.ndarray = value(NOT_MADAM + "; " + DIVERGED)
-    grad_norm: np.ndarray = value(DIVERGED)  # full-batch training gradient
-    norm_ratio: np.ndarray = value(DIVERGED)  # (epochs, weight matrices) ‖W_l(t)‖/‖W_l(0)‖
-
-    @property
-    def final_test_error(self) -> float:
-        return float("inf") if self.diverged_epoch else float(1.0 - self.test_acc[-1])
-
-    @property
-    def final_train_acc(self) -> float:
-        return float("nan") if self.diverged_epoch else float(self.train_acc[-1])
-
-
-def run_curves(config: train.TrainConfig) -> RunCurves:
-    """Train ``config`` (recording gradient norms) and keep its curves; a divergence is a result, not an error."""
-    recorded = replace(config, gradient_norms=True)
-    try:
-        trained = train.train(recorded, progress=False)
-    except Diverged as err:
-        nan = np.full(err.epoch + 1, np.nan)
-        return RunCurves(config, 0, err.epoch, np.arange(err.epoch + 1), nan, nan, nan, nan, nan,
-                         np.full((err.epoch + 1, 1), np.nan))  # fmt: skip
-    c = trained.curves
-    norms = np.asarray(c.norms)[:, weight_indices(trained.params)]
-    return RunCurves(
-        config,
-        trained.steps_per_epoch,
-        0,
-        np.asarray(c.epoch),
-        np.asarray(c.train_loss),
-        np.asarray(c.train_acc),
-        np.asarray(c.test_acc),
-        np.asarray(c.clip_fraction),
-        np.asarray(c.grad_norm),
-        norms / norms[0],
-    )
-
-
-RUN = Experiment(train.TrainConfig, RunCurves, run_curves, help="one training run's curves")
-
-
 def _name(c: train.TrainConfig) -> str:
     extra = f"_p{c.p_scale:g}" if c.optimizer.startswith("madam") else ""
     if c.optimizer == "madam_lns":
@@ -189,10 +134,49 @@ def cells(config: ReviewersConfig, done: dict) -> dict[str, train.TrainConfig]:
 
 
 @dataclass(frozen=True, eq=False)
+class Band:
+    """A quantity per epoch over a set of runs (diverged runs left out): its median and range over seeds."""
+
+    epoch: np.ndarray
+    spread: Spread
+
+
+@dataclass(frozen=True, eq=False)
+class LrGrid:
+    """One optimiser's learning-rate grid: per rate the median final test error over the best such median (inf
+    where the median run diverged), the width in decades of the rates within RULES' factor of the best, the best."""
+
+    lrs: np.ndarray
+    default: float  # the optimiser's default rate (the grid spans default/100 … default·10)
+    decades: float
+    relative: np.ndarray = value(DIVERGED)
+    best_error: float = value(DIVERGED)
+
+
+@dataclass(frozen=True, eq=False)
+class Answers:
+    """What the reviewers' figure and rows show, by key ("<question> <selection> <quantity>"): bands per epoch,
+    final values over seeds, each optimiser's learning-rate grid, LARS's orthogonal-step growth per rate, the
+    series drawn against an axis (medians per bits, base or depth; the bias box plot's per-seed accuracies), and
+    one verdict per decided claim (rules)."""
+
+    bands: dict[str, Band]
+    finals: dict[str, Spread]
+    lr_grids: dict[str, LrGrid]
+    growth: dict[str, np.ndarray]
+    series: dict[str, np.ndarray]
+    verdicts: dict[str, Verdict]
+
+
+@dataclass(frozen=True, eq=False)
 class ReviewersResult(Result):
     config: ReviewersConfig  # resolved
     runs: dict[str, RunCurves]  # cell name → curves
     questions: dict[str, tuple[str, ...]]  # question → its cells
+    answers: Answers | None = value(derived=True)
+
+    def derive(self) -> ReviewersResult:
+        return replace(self, answers=_answers(self))
 
     def select(self, question: str, **match) -> list[RunCurves]:
         """The question's runs whose training config has the ``match``ing field values (floats to rounding)."""
@@ -211,7 +195,7 @@ def combine(config: ReviewersConfig, done: dict) -> ReviewersResult:
         config=config.resolved(),
         runs={name: done[name] for names in runs.values() for name in names},
         questions={q: tuple(names) for q, names in runs.items()},
-    )
+    ).derive()
 
 
 def run(config: ReviewersConfig) -> Result:
@@ -256,11 +240,99 @@ def robust_decades(lrs, rel, factor: float = 2.0) -> float:
     return float(good.max() - good.min() + step) if good.size else 0.0
 
 
+def _band(runs: list[RunCurves], y) -> Band | None:
+    finished = [r for r in runs if not r.diverged_epoch]
+    return Band(finished[0].epoch, rules.spread([y(r) for r in finished])) if finished else None
+
+
+def _answers(result: ReviewersResult) -> Answers:
+    c, asked = result.config, result.config.questions
+    bands: dict[str, Band | None] = {}
+    finals: dict[str, Spread] = {}
+    verdicts: dict[str, Verdict] = {}
+    lr_grids, growth, series = {}, {}, {}
+    if "fixed_point" in asked:
+        for opt in ("fromage", "lars", "madam"):
+            bands[f"fixed_point {opt} gradient"] = _band(
+                result.select("fixed_point", optimizer=opt), lambda r: r.grad_norm
+            )
+            runs = [r for r in result.select("fixed_point", optimizer=opt) if not r.diverged_epoch]
+            g = [r.grad_norm[-1] / r.grad_norm.max() for r in runs]
+            dl = [abs(r.train_loss[-1] - r.train_loss[-2]) / r.train_loss[-2] for r in runs]
+            finals[f"fixed_point {opt} gradient"] = rules.spread(g)
+            finals[f"fixed_point {opt} loss_change"] = rules.spread(dl)
+            finals[f"fixed_point {opt} norm"] = rules.spread([r.norm_ratio[-1].mean() for r in runs])
+            verdicts[f"fixed_point {opt}"] = rules.stationary(max(g), max(dl), len(runs))
+        madam = _accuracies(result.select("fixed_point", optimizer="madam"))
+        series["fixed_point madam accuracy"] = np.array([_med(madam)])
+    if "lars" in asked:
+        for lr in (0.01, 0.1):
+            for opt in ("fromage", "lars"):
+                runs = result.select("lars", optimizer=opt, lr=lr)
+                bands[f"lars {opt} {lr:g} norm"] = _band(runs, lambda r: r.norm_ratio.mean(axis=1))
+                finals[f"lars {opt} {lr:g} norm"] = rules.spread(
+                    [r.norm_ratio[-1].mean() for r in runs if not r.diverged_epoch]
+                )
+            lars = result.select("lars", optimizer="lars", lr=lr)
+            growth[f"{lr:g}"] = orthogonal_growth(lars[0]) if lars else np.array([np.nan])
+            f, g = (
+                [r.norm_ratio[-1].mean() for r in result.select("lars", optimizer=o, lr=lr) if not r.diverged_epoch]
+                for o in ("lars", "fromage")
+            )
+            verdicts[f"lars {lr:g}"] = rules.separation(f, g)
+    if "clip" in asked:
+        for p in (1.0, 2.0, 3.0):
+            runs = result.select("clip", p_scale=p)
+            bands[f"clip {p:g} fraction"] = _band(runs, lambda r: 100 * r.clip_fraction)
+            finals[f"clip {p:g} fraction"] = rules.spread([100 * r.clip_fraction[-1] for r in runs])
+            finals[f"clip {p:g} accuracy"] = rules.spread(_accuracies(runs))
+        best = max((1.0, 2.0, 3.0), key=lambda p: _med(_accuracies(result.select("clip", p_scale=p))))
+        at_default = _med([100 * r.clip_fraction[-1] for r in result.select("clip", p_scale=3.0)])
+        verdicts["clip"] = Verdict("best", f"p_scale {best:g}", at_default, float("nan"), best, c.seeds, at_default,
+                                   at_default)  # fmt: skip
+    if "lr_grid" in asked:
+        for opt in LR_GRID_OPTIMIZERS:
+            lrs, rel = relative_errors(result, opt)
+            best = min(_med([r.final_test_error for r in result.select("lr_grid", optimizer=opt, lr=float(lr))])
+                       for lr in lrs)  # fmt: skip
+            lr_grids[opt] = LrGrid(lrs, train.OPTIMIZERS[opt].default_lr, robust_decades(lrs, rel), rel, best)
+        verdicts["lr_grid"] = rules.widest({o: g.decades for o, g in lr_grids.items()},
+                                           {o: g.best_error for o, g in lr_grids.items()}, c.seeds)  # fmt: skip
+    if "biases" in asked:
+        zero, normal = (np.array(_accuracies(result.select("biases", zero_biases=z))) for z in (True, False))
+        series["biases zero"], series["biases normal"] = zero, normal
+        finals["biases zero"], finals["biases normal"] = rules.spread(zero), rules.spread(normal)
+        cost = _med(normal) - _med(zero)
+        verdicts["biases"] = Verdict("measured", "cost", cost, float("nan"), cost, c.seeds, cost, cost)
+    if "low_precision" in asked:
+        by_bits = {b: _accuracies(result.select("low_precision", bits=b, base_lr=LNS_RANGE / 2**b)) for b in c.bits}
+        by_base = {b: _accuracies(result.select("low_precision", bits=8, base_lr=b)) for b in c.base_lrs}
+        finals.update({f"low_precision bits {b}": rules.spread(a) for b, a in by_bits.items()})
+        finals.update({f"low_precision base {b:g}": rules.spread(a) for b, a in by_base.items()})
+        series["low_precision bits"] = np.array([_med(by_bits[b]) for b in c.bits])
+        series["low_precision base"] = np.array([_med(by_base[b]) for b in c.base_lrs])
+        verdicts["low_precision"] = rules.enough_bits({b: _med(a) for b, a in by_bits.items()}, c.seeds)
+    if "lemma2" in asked:
+        series["lemma2 rate"] = np.array([lemma2_rate(d) for d in c.depths])
+        for d in c.depths:
+            lemma, fixed = ([100 * r.final_train_acc for r in result.select("lemma2", depth=d, lr=lr)]
+                            for lr in (lemma2_rate(d), 0.01))  # fmt: skip
+            finals[f"lemma2 {d} lemma"], finals[f"lemma2 {d} fixed"] = rules.spread(lemma), rules.spread(fixed)
+            m_lemma, m_fixed = _med(lemma), _med(fixed)
+            verdicts[f"lemma2 {d}"] = Verdict("better", "lemma2" if m_lemma > m_fixed else "fixed", m_lemma - m_fixed,
+                                              0.0, m_lemma - m_fixed, c.seeds, m_lemma, m_fixed)  # fmt: skip
+            series.setdefault("lemma2 lemma", np.array([]))
+            series["lemma2 lemma"] = np.append(series["lemma2 lemma"], m_lemma)
+            series.setdefault("lemma2 fixed", np.array([]))
+            series["lemma2 fixed"] = np.append(series["lemma2 fixed"], m_fixed)
+    return Answers({k: b for k, b in bands.items() if b is not None}, finals, lr_grids, growth, series, verdicts)
+
+
 def paper_configs(quick: bool, seed: int) -> dict[str, ReviewersConfig]:
     return {"reviewers": ReviewersConfig(quick=quick, seed=seed)}
 
 
-STUDY = Study(RUN, cells, combine)
+STUDY = Study(curves.EXPERIMENT, cells, combine)
 
 EXPERIMENT = Experiment(
     ReviewersConfig,

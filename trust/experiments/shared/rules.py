@@ -149,3 +149,48 @@ def stop_depth(stops, threshold: float) -> Verdict:
     nan = float("nan")
     trains = len(stops) - len(known)
     return Verdict("stop", "trains", trains, threshold, trains, len(stops), nan, nan)
+
+
+# A run is near-stationary at the end when its full-batch gradient norm fell below a tenth of its peak and its
+# training loss moved less than 5 % in the last epoch: an order of magnitude is the least fall that says "the
+# gradient went away", and 5 % the loss change an epoch of a converging run makes at its plateau.
+STATIONARY_GRADIENT = 0.1
+STATIONARY_LOSS = 0.05
+# Learning-rate robustness: the rates within twice each optimiser's best test error, ranked only among
+# optimisers whose best error is at most 10 % (robustness around a poor best is no robustness).
+ROBUST_FACTOR = 2.0
+ROBUST_BEST = 0.1
+# Low precision: the fewest bits whose median accuracy is within 1 point of the most bits tried.
+BITS_POINTS = 1.0
+RULES.update(
+    stationary=f"every seed: ‖∇ℒ‖ end/peak < {STATIONARY_GRADIENT:g} and the last epoch's loss change < "
+    f"{STATIONARY_LOSS:g}: near-stationary",
+    widest=f"the optimiser with the most decades of rates within ×{ROBUST_FACTOR:g} of its best test error, among "
+    f"those whose best error ≤ {ROBUST_BEST:g}",
+    bits=f"the fewest bits whose median accuracy is within {BITS_POINTS:g} point of the most bits tried",
+    best="the setting with the highest median accuracy (a measurement)",
+    better="the setting with the higher median accuracy (a measurement)",
+)
+
+
+def stationary(gradient_worst: float, loss_change_worst: float, seeds: int) -> Verdict:
+    """Is the end of training near-stationary in every seed ("stationary")?"""
+    ok = gradient_worst < STATIONARY_GRADIENT and loss_change_worst < STATIONARY_LOSS
+    return Verdict("stationary", "near-stationary" if ok else "not stationary", gradient_worst, STATIONARY_GRADIENT,
+                   loss_change_worst, seeds, gradient_worst, loss_change_worst)  # fmt: skip
+
+
+def widest(decades: dict[str, float], best_error: dict[str, float], seeds: int) -> Verdict:
+    """The optimiser robust over the widest range of rates among those that reach ROBUST_BEST ("widest")."""
+    good = {o: w for o, w in decades.items() if best_error[o] <= ROBUST_BEST}
+    if not good:
+        return Verdict("widest", "none", float("nan"), ROBUST_BEST, float("nan"), seeds, float("nan"), float("nan"))
+    top = max(good, key=good.__getitem__)
+    return Verdict("widest", top, good[top], ROBUST_BEST, good[top], seeds, min(good.values()), good[top])
+
+
+def enough_bits(accuracy: dict[int, float], seeds: int) -> Verdict:
+    """The fewest bits within BITS_POINTS of the most bits ("bits"); ``accuracy``: median accuracy (%) per bits."""
+    top = accuracy[max(accuracy)]
+    enough = min(b for b, a in accuracy.items() if a >= top - BITS_POINTS)
+    return Verdict("bits", "enough", enough, BITS_POINTS, enough, seeds, accuracy[enough], top)

@@ -11,7 +11,7 @@ perturbation, and, for Theorem-1 nets, the operator-norm bound (a theorem, docs/
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import jax
@@ -19,10 +19,10 @@ import numpy as np
 
 from trust.base import linalg
 from trust.base.errors import TrustError
-from trust.base.schema import Config, Result, param, value
+from trust.base.schema import Config, Result, Verdict, param, value
 from trust.base.tree import leaves
 from trust.core import bounds, data, losses, measure, nets, perturb
-from trust.experiments.shared import points
+from trust.experiments.shared import points, rules
 from trust.experiments.shared.runner import Experiment
 
 ETA0 = "the bound is 0 at η = 0, where the measurement is 0 too"
@@ -110,6 +110,19 @@ class Ratios:
     gradient_total_over_lipschitz: np.ndarray = value(ETA0)
 
 
+@dataclass(frozen=True)
+class BreakdownVerdicts:
+    """The run's verdicts: DRT with constant 1 (worst layer over the grid), the Lipschitz model's linearity at the
+    probe η, the exact homogeneous case (largest relative gap to (1+η)^L − 1: an identity, meaningful for the
+    ``scaled`` direction on Theorem-1 nets) and the operator-norm theorem (Theorem-1 nets)."""
+
+    drt: Verdict
+    worst_all_tensors: float  # the same worst ratio with biases counted as layers
+    linear: Verdict
+    exact: Verdict = value("the gap is undefined where the closed form is 0 (η = 0 only)")
+    operator: Verdict | None = None
+
+
 @dataclass(frozen=True, eq=False)
 class BreakdownResult(Result):
     """Distances along the grid, the bounds, and their ratios; the raw changes are bulk arrays."""
@@ -141,6 +154,24 @@ class BreakdownResult(Result):
     gradient_norm: np.ndarray = value(bulk=True, default=None)
     relative_size: np.ndarray = value(bulk=True, default=None)
     delta_norm: np.ndarray = value(bulk=True, default=None)
+    verdicts: BreakdownVerdicts | None = value(derived=True)
+
+    def derive(self) -> BreakdownResult:
+        r, k = self.ratios, self.probe
+        worst = float(np.nanmax(r.gradient_max_over_drt))
+        exact_gap = float(np.max(np.abs(self.function_max[1:] - self.drt[1:]) / self.drt[1:]))
+        operator = None
+        if self.operator_norm_ratio is not None:
+            ratio = float(np.nanmax(self.operator_norm_ratio))
+            operator = Verdict("theorem", "holds" if ratio <= 1 else "VIOLATED", ratio, 1.0, ratio, 1, ratio, ratio)
+        verdicts = BreakdownVerdicts(
+            drt=rules.bound(worst, 1),
+            worst_all_tensors=float(np.nanmax(r.gradient_max_over_drt_all_tensors)),
+            linear=rules.linear(r.gradient_first_over_lipschitz[k], r.gradient_total_over_lipschitz[k]),
+            exact=rules.identity(exact_gap),
+            operator=operator,
+        )
+        return replace(self, verdicts=verdicts)
 
     @property
     def first(self) -> int:
@@ -203,6 +234,7 @@ def run(config: BreakdownConfig) -> BreakdownResult:
         gradient_total_over_lipschitz=_ratio(dist.gradient_total, lip_total),
     )
     opnorm = _operator_norm_ratio(config, params, u, x, dist) if config.net == "theorem1" else None
+    bulk: dict[str, Any] = {f: np.asarray(getattr(dist, f)) for f in BULK}
     return BreakdownResult(
         net=NetInfo(
             config.net, tuple(net.widths), net.depth, int(sum(p.size for p in leaves(params))), int(x.shape[0])
@@ -226,19 +258,19 @@ def run(config: BreakdownConfig) -> BreakdownResult:
         lipschitz_total=_floats(lip_total),
         ratios=ratios,
         operator_norm_ratio=opnorm,
-        **{
-            f: np.asarray(getattr(dist, f))
-            for f in (
-                "function_change",
-                "output_norm",
-                "batch_change",
-                "gradient_change",
-                "gradient_norm",
-                "relative_size",
-                "delta_norm",
-            )
-        },
-    )
+        **bulk,
+    ).derive()
+
+
+BULK = (
+    "function_change",
+    "output_norm",
+    "batch_change",
+    "gradient_change",
+    "gradient_norm",
+    "relative_size",
+    "delta_norm",
+)
 
 
 def _operator_norm_ratio(config, params, u, x, dist) -> np.ndarray | None:

@@ -194,3 +194,29 @@ def enough_bits(accuracy: dict[int, float], seeds: int) -> Verdict:
     top = accuracy[max(accuracy)]
     enough = min(b for b, a in accuracy.items() if a >= top - BITS_POINTS)
     return Verdict("bits", "enough", enough, BITS_POINTS, enough, seeds, accuracy[enough], top)
+
+
+# The Lipschitz-smooth model's gradient change is "linear in ‖ΔW‖" when measured/linear prediction lies within a
+# factor 2 either way at the probe η, for layer 1 and for all layers together (λ is fitted at the smallest η, so
+# the ratio is 1 there by construction; a factor 2 is far outside the grid's own resolution).
+LINEAR_FACTOR = 2.0
+# An identity holds to floating-point rounding: the exact homogeneous case runs in float64, where a relative gap
+# above 1e-3 can only be a wrong formula, never rounding.
+IDENTITY_GAP = 1e-3
+RULES.update(
+    linear=f"measured/linear prediction within ×{LINEAR_FACTOR:g} either way (layer 1 and all layers): linear",
+    identity=f"largest relative gap to the closed form < {IDENTITY_GAP:g}: holds (an identity, float64)",
+)
+
+
+def linear(first: float, total: float) -> Verdict:
+    """Is the gradient change linear in ‖ΔW‖, as the Lipschitz-smooth model has it ("linear")?"""
+    ratios = (first, total)
+    ok = all(1 / LINEAR_FACTOR <= x <= LINEAR_FACTOR for x in ratios)
+    worst = max(ratios, key=lambda x: abs(np.log(x)) if x > 0 else np.inf)
+    return Verdict("linear", "linear" if ok else "not linear", worst, LINEAR_FACTOR, worst, 1, min(ratios), max(ratios))
+
+
+def identity(gap: float) -> Verdict:
+    """Does a closed form hold to rounding ("identity")? ``gap``: the largest relative gap measured."""
+    return Verdict("identity", "holds" if gap < IDENTITY_GAP else "VIOLATED", gap, IDENTITY_GAP, gap, 1, gap, gap)

@@ -25,15 +25,15 @@ depth is fitted by least squares, ``ln C_eff ≈ a + b·L`` — e^b is the per-l
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import jax
 import numpy as np
 
-from trust.base.schema import Config, Result, param, value
+from trust.base.schema import Config, Result, Verdict, param, value
 from trust.base.tree import leaves
 from trust.core import bounds, estimate, measure, perturb, train
-from trust.experiments.shared import points
+from trust.experiments.shared import points, rules
 from trust.experiments.shared.runner import Experiment
 
 DIRECTIONS = ("gradient", "madam", "random")
@@ -148,6 +148,10 @@ class ConstantsResult(Result):
     eta_max: float
     rows: tuple[PointConstants, ...]
     growth: dict[str, Growth]  # by epoch, formatted with :g
+    drt: tuple[Verdict, ...] | None = value(derived=True)  # per row: DRT with constant 1 from C_eff (rule "bound")
+
+    def derive(self) -> ConstantsResult:
+        return replace(self, drt=tuple(rules.bound(r.C_eff_gradient, 1) for r in self.rows))
 
 
 def _op_over_frobenius(m) -> float:
@@ -283,7 +287,7 @@ def run(config: ConstantsConfig) -> ConstantsResult:
             C_layers=growth(depths, [r.log10_C_layers for r in sel]),
             C_layers_op=growth(depths, [r.log10_C_layers_op for r in sel]),
         )
-    return ConstantsResult(direction=config.perturb, eta_max=config.eta_max, rows=tuple(rows), growth=fits)
+    return ConstantsResult(direction=config.perturb, eta_max=config.eta_max, rows=tuple(rows), growth=fits).derive()
 
 
 def paper_configs(quick: bool, seed: int) -> dict[str, ConstantsConfig]:

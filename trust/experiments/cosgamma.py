@@ -12,15 +12,15 @@ Two parts:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from trust.base.schema import Config, Result, param
+from trust.base.schema import Config, Result, param, value
 from trust.base.tree import weight_indices
 from trust.core import estimate, measure, train
 from trust.core.estimate import MeanCI, mean_ci
-from trust.experiments.shared import points
+from trust.experiments.shared import points, rules
 from trust.experiments.shared.runner import Experiment
 
 LIMITS = {"gaussian": 2 / np.pi, "uniform": 0.75}
@@ -66,6 +66,18 @@ class CosGammaResult(Result):
     limits: dict[str, float]
     paper: float
     training: dict[str, Training]  # by optimiser
+    # the limit inside the 95 % interval at the largest n (by distribution); π/4 inside it at the end (by optimiser)
+    limit_verdicts: dict[str, bool] | None = value(derived=True)
+    paper_verdicts: dict[str, bool] | None = value(derived=True)
+
+    def derive(self) -> CosGammaResult:
+        limit = {k: _inside(self.limits[k], mc[-1].estimate) for k, mc in self.monte_carlo.items()}
+        paper = {o: _inside(self.paper, tr.mean[-1]) for o, tr in self.training.items()}
+        return replace(self, limit_verdicts=limit, paper_verdicts=paper)
+
+
+def _inside(predicted: float, m: MeanCI) -> bool:
+    return rules.inside_interval(predicted, m.mean, m.half_width)
 
 
 def monte_carlo(rng: np.random.Generator, kind: str, n: int, trials: int) -> np.ndarray:
@@ -112,7 +124,7 @@ def run(config: CosGammaConfig) -> CosGammaResult:
         limits=dict(LIMITS),
         paper=PAPER,
         training={opt: through_training(config, opt) for opt in config.optimizers},
-    )
+    ).derive()
 
 
 def paper_configs(quick: bool, seed: int) -> dict[str, CosGammaConfig]:

@@ -36,7 +36,7 @@ import jax
 import numpy as np
 
 from trust.base.errors import TrustError
-from trust.base.schema import Config, Result, param, value
+from trust.base.schema import Config, Result, Verdict, param, value
 from trust.core import bounds, estimate, measure, perturb
 from trust.experiments.shared import points
 from trust.experiments.shared.runner import Experiment
@@ -126,6 +126,7 @@ class DescentResult(Result):
     rows: tuple[DescentPoint, ...]
     loss_curves: np.ndarray = value(bulk=True)  # (point, η): the loss along the step, one row per entry of rows
     lemma2: tuple[Lemma2Claim, ...] | None = value(derived=True)  # per step
+    lemma1: Verdict | None = value(derived=True)  # a theorem: points where the certified η exceeds the measured
 
     def derive(self) -> DescentResult:
         claims = []
@@ -138,7 +139,9 @@ class DescentResult(Result):
                 claims.append(
                     Lemma2Claim(step, len(sel), fails, unclear, fails_eff, unclear_eff, min(ratio), max(ratio))
                 )
-        return replace(self, lemma2=tuple(claims))
+        bad = self.lemma1_violations
+        lemma1 = Verdict("theorem", "holds" if bad == 0 else "VIOLATED", bad, 0, bad, 1, bad, bad)
+        return replace(self, lemma2=tuple(claims), lemma1=lemma1)
 
     @property
     def lemma1_violations(self) -> int:

@@ -21,7 +21,8 @@ compilation would cost more than the computation.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -169,6 +170,10 @@ class Theorem1Result(Result):
     max_a: np.ndarray = value(bulk=True)
     alpha_min: np.ndarray = value(bulk=True)
     kappa: np.ndarray = value(bulk=True)
+    outcomes: dict[str, str] | None = value(derived=True)  # per bound: "holds" or "VIOLATED" (rule "theorem")
+
+    def derive(self) -> Theorem1Result:
+        return replace(self, outcomes={k: "holds" if b.violations == 0 else "VIOLATED" for k, b in self.bounds.items()})
 
     def bound(self, name: str) -> np.ndarray:
         """The bound ``name`` (one of :data:`LABELS`) per input."""
@@ -218,6 +223,7 @@ def run(config: Theorem1Config) -> Theorem1Result:
             violated_cases=int(np.unique(arrays["case"][violated]).size),
             ratio_quantiles=Quantiles(*np.quantile(ratio, [0, 0.05, 0.5, 0.95, 1]).tolist()),
         )
+    per_case: dict[str, Any] = {k: np.asarray(v) for k, v in meta.items()}
     return Theorem1Result(
         n_cases=config.n_cases,
         n_evaluations=int(measured.size),
@@ -229,8 +235,8 @@ def run(config: Theorem1Config) -> Theorem1Result:
         global_=arrays["global"],
         drt=arrays["drt"],
         case=arrays["case"],
-        **{k: np.asarray(v) for k, v in meta.items()},
-    )
+        **per_case,
+    ).derive()
 
 
 EXPERIMENT = Experiment(

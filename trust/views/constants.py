@@ -111,7 +111,8 @@ def figure(result: ConstantsResult):
 def result_rows(result: ConstantsResult) -> list[Row]:
     """C (Theorem-1 formula with measured pieces) and C_eff per depth and epoch, and the C_eff growth."""
     rows = []
-    for r in result.rows:
+    assert result.drt is not None, "a derived result"
+    for r, drt in zip(result.rows, result.drt):
         rows.append(
             Row(
                 f"Exponential constant — relu MLP L={r.depth}, {r.tag} "
@@ -120,7 +121,7 @@ def result_rows(result: ConstantsResult) -> list[Row]:
                 f"C = (κ²β/α)^L: {power10(r.log10_C)}; ∏c_l: {power10(r.log10_C_layers)}; with measured "
                 f"ρ for κ(ΔW): {power10(r.log10_C_layers_op)}. C_eff: function {r.C_eff_function:.3g}, "
                 f"gradient worst layer {r.C_eff_gradient:.3g}, layer 1 {r.C_eff_gradient_first:.3g}",
-                "DRT needs C_eff " + ("≤ 1: holds" if r.C_eff_gradient <= 1 else f"{r.C_eff_gradient:.3g}, not 1"),
+                "DRT needs C_eff " + ("≤ 1: holds" if drt.outcome == "holds" else f"{r.C_eff_gradient:.3g}, not 1"),
             )
         )
     for epoch, fit in result.growth.items():

@@ -119,7 +119,7 @@ def result_rows(result: DescentResult) -> list[Row]:
             "Lemma 1: measured gradient change < cos θ_l on [0, η] ⇒ descent (certified η ≤ measured η)",
             "theorem",
             f"{n - result.lemma1_violations} of {n} points consistent",
-            "holds" if result.lemma1_violations == 0 else "VIOLATED",
+            result.lemma1.outcome if result.lemma1 else "",
         )
     )
     return rows

@@ -66,7 +66,7 @@ def result_rows(result: Theorem1Result) -> list[Row]:
                 f"Theorem 1, {label}, measured α, β = 1, κ — {cases}",
                 "theorem",
                 f"violations {b.violations}; measured/bound median {q.median:.2g}, 95 % {q.q95:.2g}, max {q.max:.2g}",
-                "holds" if b.violations == 0 else "VIOLATED",
+                result.outcomes[name] if result.outcomes else "",
             )
         )
     b = result.bounds["drt"]

@@ -245,14 +245,33 @@ def _local(reader: Callable, name: str) -> Callable:
     return load_local
 
 
-# name → ``load(key, dtype, path)``; only the local ones read ``path``, only the built-ins use ``key``.
-DATASETS: dict[str, Callable] = {
-    "digits": lambda key, dtype, path: digits(key, dtype=dtype),
-    "mnist5k": lambda key, dtype, path: mnist5k(key, dtype=dtype),
-    "synthetic": lambda key, dtype, path: synthetic(key, dtype=dtype),
-    "mnist": _local(mnist, "mnist"),
-    "cifar10": _local(cifar10, "cifar10"),
+class Source(NamedTuple):
+    """A registered data set: ``load(key, dtype, path)`` (only the local ones read ``path``, only the built-ins use
+    ``key``), its number of input features and whether it is read from local files."""
+
+    load: Callable
+    features: int
+    local: bool = False
+
+
+DATASETS: dict[str, Source] = {
+    "digits": Source(lambda key, dtype, path: digits(key, dtype=dtype), 64),
+    "mnist5k": Source(lambda key, dtype, path: mnist5k(key, dtype=dtype), 784),
+    "synthetic": Source(lambda key, dtype, path: synthetic(key, dtype=dtype), 32),
+    "mnist": Source(_local(mnist, "mnist"), 784, local=True),
+    "cifar10": Source(_local(cifar10, "cifar10"), 3072, local=True),
 }
+
+
+def names(max_features: int | None = None) -> tuple[str, ...]:
+    """The registered data sets, those with at most ``max_features`` input features when given (the choices an
+    experiment offers: a per-example slice at initialisation is dense in the features, and the MLP studies
+    take MNIST-sized inputs at most)."""
+    return tuple(n for n, s in DATASETS.items() if max_features is None or s.features <= max_features)
+
+
+SMALL = 64  # the initialisation experiments' data: digits (8×8) and the synthetic teacher task
+MNIST_SIZED = 784  # the MLP studies' data: up to 28×28 inputs (the paper's nets)
 
 
 def check(ds: Dataset, name: str = "the data set") -> Dataset:
@@ -284,4 +303,4 @@ def load(name: str, key: jax.Array, dtype=None, path=None) -> Dataset:
     from ``path``."""
     if name not in DATASETS:
         raise TrustError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
-    return check(DATASETS[name](key, dtype, path), name)
+    return check(DATASETS[name].load(key, dtype, path), name)

@@ -25,7 +25,7 @@ import numpy as np
 from trust.base.errors import TrustError
 from trust.base.schema import Config, Result, param, value
 from trust.base.tree import leaf_names, leaves, weight_indices
-from trust.core import bounds, estimate, train
+from trust.core import bounds, data, estimate, nets, train
 from trust.experiments.shared import points
 from trust.experiments.shared.cell import gradient_slice, loss_and_accuracy
 from trust.experiments.shared.runner import Experiment
@@ -51,11 +51,9 @@ class AssumptionsConfig(Config):
     norm: str = param(
         "none",
         "resnets: normalisation (batch: the slice uses the batch's statistics)",
-        choices=("none", "batch", "layer", "group"),
+        choices=nets.NORMS,
     )
-    dataset: str = param(
-        "digits", "data set (resnets need images)", choices=("digits", "mnist5k", "synthetic", "mnist", "cifar10")
-    )
+    dataset: str = param("digits", "data set (resnets need images)", choices=data.names())
     data_dir: str = param("", "directory of the MNIST IDX / CIFAR-10 files")
     width: int = param(128, "mlp: hidden width", minimum=1)
     # 8, not the training default 16: 16 channels cost 2.6× the time on 2 CPU cores (README, Costs and cuts)

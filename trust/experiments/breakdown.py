@@ -64,7 +64,7 @@ class BreakdownConfig(Config):
     layer: int = param(1, "the weight matrix moved by --perturb single", minimum=1)
     eta_max: float = param(0.099, "largest η of the grid", minimum=0)
     eta_steps: int = param(100, "points of the η grid 0 … eta_max", minimum=2)
-    dataset: str = param("digits", "a built-in data set", choices=("digits", "synthetic"))
+    dataset: str = param("digits", "a built-in data set", choices=data.names(data.SMALL))
     n_examples: int = param(0, "measure on the first n training examples; 0: all", minimum=0)
     loss: str = param("xent", "the loss", choices=losses.LOSSES)
     seed: int = param(0, "random seed")

@@ -32,7 +32,7 @@ import numpy as np
 
 from trust.base.schema import Config, Result, Verdict, param, value
 from trust.base.tree import leaves
-from trust.core import bounds, estimate, measure, perturb, train
+from trust.core import bounds, data, estimate, measure, perturb, train
 from trust.experiments.shared import points, rules
 from trust.experiments.shared.runner import Experiment
 
@@ -60,7 +60,7 @@ class ConstantsConfig(Config):
     optimizer: str = param("fromage", "trains to the --epochs", choices=train.OPTIMIZERS)
     eta_max: float = param(0.099, "largest η of the grid", minimum=0)
     eta_steps: int = param(100, "points of the η grid 0 … eta_max", minimum=2)
-    dataset: str = param("digits", "data set", choices=("digits", "synthetic"))
+    dataset: str = param("digits", "data set", choices=data.names(data.SMALL))
     n_examples: int = param(0, "measure on the first n training examples; 0: all", minimum=0)
     seed: int = param(0, "random seed")
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from trust.base.schema import Config, Result, param, value
 from trust.base.tree import weight_indices
-from trust.core import estimate, measure, train
+from trust.core import data, estimate, measure, train
 from trust.core.estimate import MeanCI, mean_ci
 from trust.experiments.shared import points, rules
 from trust.experiments.shared.runner import Experiment
@@ -38,7 +38,7 @@ class CosGammaConfig(Config):
     width: int = param(128, "hidden width", minimum=1)
     epochs: tuple[float, ...] = param((0.0, 0.5, 1.0, 2.0, 5.0, 10.0), "checkpoints (epochs)", minimum=0)
     seeds: int = param(3, "training runs per optimiser (seeds seed, seed+1, …)", minimum=1)
-    dataset: str = param("digits", "data set", choices=("digits", "synthetic"))
+    dataset: str = param("digits", "data set", choices=data.names(data.SMALL))
     seed: int = param(0, "random seed")
 
 

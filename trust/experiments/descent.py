@@ -37,7 +37,7 @@ import numpy as np
 
 from trust.base.errors import TrustError
 from trust.base.schema import Config, Result, Verdict, param, value
-from trust.core import bounds, estimate, measure, perturb
+from trust.core import bounds, data, estimate, measure, perturb
 from trust.experiments.shared import points
 from trust.experiments.shared.runner import Experiment
 
@@ -60,7 +60,7 @@ class DescentConfig(Config):
     eta_steps: int = param(80, "log-spaced points in [eta_min, eta_max], plus η = 0", minimum=2)
     c_eff_eta_min: float = param(1e-3, "C_eff is fitted on grid η ≥ this …")
     c_eff_eta_max: float = param(0.1, "… and ≤ this (the paper's grid 0.001 … 0.099)")
-    dataset: str = param("digits", "data set", choices=("digits", "synthetic"))
+    dataset: str = param("digits", "data set", choices=data.names(data.SMALL))
     n_examples: int = param(0, "measure on the first n training examples; 0: all", minimum=0)
     seed: int = param(0, "random seed")
 

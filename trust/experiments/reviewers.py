@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from trust.base.schema import Config, Result, Spread, Verdict, param, value
-from trust.core import train
+from trust.core import data, train
 from trust.experiments.shared import curves, rules
 from trust.experiments.shared.curves import RunCurves
 from trust.experiments.shared.runner import Experiment, Study, run_study
@@ -41,7 +41,7 @@ class ReviewersConfig(Config):
 
     quick: bool = param(False, "the preview: width 32, 3 epochs, 1 seed, shorter grids")
     questions: tuple[str, ...] = param(QUESTIONS, "which questions to answer", choices=QUESTIONS)
-    dataset: str = param("digits", "data set", choices=("digits", "mnist5k", "synthetic", "mnist"))
+    dataset: str = param("digits", "data set", choices=data.names(data.MNIST_SIZED))
     data_dir: str = param("", "directory of the MNIST IDX files (--dataset mnist)")
     depth: int = param(8, "L of the MLP (lemma2 takes its own depths)", minimum=1)
     width: int = param(0, "hidden width; 0: 128 (32 with --quick)", minimum=0)

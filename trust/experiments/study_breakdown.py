@@ -19,7 +19,7 @@ import numpy as np
 
 from trust.base.errors import TrustError
 from trust.base.schema import NO_SEED, Config, Result, Spread, Verdict, param, value
-from trust.core import train
+from trust.core import data, train
 from trust.experiments.shared import cell, rules
 from trust.experiments.shared.cell import DIVERGED, SHARPNESS_ENDS, CellConfig, CellResult
 from trust.experiments.shared.runner import Experiment, Study, run_study
@@ -45,7 +45,7 @@ class StudyBreakdownConfig(Config):
     quick: bool = param(
         False, "the laptop-sized study: width 32, depths 2 4 8 16, 3 seeds, 3 checkpoints, 8 η, 250 examples"
     )
-    dataset: str = param("mnist5k", "data set", choices=("mnist5k", "digits", "synthetic", "mnist"))
+    dataset: str = param("mnist5k", "data set", choices=data.names(data.MNIST_SIZED))
     data_dir: str = param("", "directory of the MNIST IDX files (--dataset mnist)")
     width: int = param(0, "hidden width; 0: 256 (32 with --quick); the paper's is 784", minimum=0)
     depths: tuple[int, ...] = param(

@@ -18,6 +18,7 @@ import numpy as np
 
 from trust.base.errors import TrustError
 from trust.base.schema import Config, Result, Spread, Verdict, param, value
+from trust.core import data
 from trust.experiments.shared import cell, rules
 from trust.experiments.shared.cell import CellConfig
 from trust.experiments.shared.runner import Experiment, Study, run_study
@@ -41,7 +42,7 @@ class StudyDepthConfig(Config):
     """The grid of the trainability study; zeros and empty tuples take the full or ``--quick`` defaults."""
 
     quick: bool = param(False, "the laptop-sized study: width 32, depths 2 8 32, 3 epochs")
-    dataset: str = param("mnist5k", "data set", choices=("mnist5k", "digits", "synthetic", "mnist"))
+    dataset: str = param("mnist5k", "data set", choices=data.names(data.MNIST_SIZED))
     data_dir: str = param("", "directory of the MNIST IDX files (--dataset mnist)")
     width: int = param(0, "hidden width; 0: 128 (32 with --quick)", minimum=0)
     depths: tuple[int, ...] = param(

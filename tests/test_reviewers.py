@@ -7,6 +7,7 @@ import pytest
 from trust.base.schema import same
 from trust.core.train import TrainConfig, train
 from trust.experiments import reviewers
+from trust.experiments.shared import curves
 from trust.front import cli
 
 TINY = dict(depth=3, width=8, epochs=2, batch_size=128)
@@ -41,11 +42,11 @@ def test_madam_never_moves_a_zero_bias_and_sgd_does():
 
 
 def test_a_diverged_run_is_a_result_with_its_reason():
-    run = reviewers.run_curves(TrainConfig(optimizer="sgd", learning_rate=1e30, **TINY))
+    run = curves.run_curves(TrainConfig(optimizer="sgd", learning_rate=1e30, **TINY))
     assert run.diverged_epoch == 1 and run.final_test_error == np.inf
     stored = run.to_json()
     assert "train_loss" in stored["undefined"] and "diverged" in stored["undefined"]["train_loss"]
-    assert same(reviewers.RunCurves.from_json(stored, run.arrays()), run)
+    assert same(curves.RunCurves.from_json(stored, run.arrays()), run)
 
 
 def test_cli_reviewers_small_study(tmp_path, capsys):

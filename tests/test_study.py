@@ -12,13 +12,22 @@ from trust import views
 from trust.base import parallel
 from trust.base.errors import TrustError
 from trust.base.schema import Config, Result, param, same
+from trust.core import train
 from trust.experiments import study_breakdown, study_depth
 from trust.experiments.shared import cell, runner
 from trust.experiments.shared.runner import Experiment, Study, run_study
 from trust.front import cli
 from trust.views import plots
 
-TINY_CELL = dict(dataset="digits", depth=3, width=8, epochs=1, batch_size=100, checkpoints=(0.0, 0.5, 1.0))
+TINY_CELL = dict(dataset="digits", depth=3, width=8, epochs=1, batch_size=100)
+
+
+def tiny_cell(optimizer: str, lr: float, slices: bool = True, **measure) -> cell.CellConfig:
+    checkpoints = (0.0, 0.5, 1.0) if slices else ()
+    training = train.TrainConfig(optimizer=optimizer, learning_rate=lr, checkpoints=checkpoints, **TINY_CELL)
+    return cell.CellConfig(training=training, slices=slices, **measure)
+
+
 ETA = (0.0, 0.01, 0.05)
 TINY_STUDY = dict(
     dataset="digits",
@@ -38,7 +47,7 @@ TINY_STUDY = dict(
 
 
 def test_cell_measures_every_checkpoint_against_closed_forms():
-    r = cell.run(cell.CellConfig(optimizer="fromage", eta=ETA, n_measure=200, **TINY_CELL))
+    r = cell.run(tiny_cell("fromage", 0.01, eta=ETA, n_measure=200))
     k, e, layers = len(r.step), len(ETA), 3
     assert r.step.tolist() == [0, 6, 13]  # 1348 // 100 = 13 steps per epoch; 0.5 epoch rounds to step 6
     assert r.gradient.shape == (k, e, layers) and r.loss.shape == r.function.shape == (k, e)
@@ -60,10 +69,10 @@ def test_cell_measures_every_checkpoint_against_closed_forms():
 
 
 def test_a_cell_without_slices_and_a_diverged_cell():
-    plain = cell.run(cell.CellConfig(optimizer="sgd", lr=0.1, slices=False, **TINY_CELL))
+    plain = cell.run(tiny_cell("sgd", 0.1, slices=False))
     assert not plain.measured and plain.epoch.tolist() == [0, 1] and not plain.diverged
     assert plain.best_train_acc == max(plain.train_acc_curve)
-    gone = cell.run(cell.CellConfig(optimizer="sgd", lr=1e30, slices=False, **TINY_CELL))
+    gone = cell.run(tiny_cell("sgd", 1e30, slices=False))
     assert gone.diverged and gone.final_train_loss == float("inf")
     assert "train_loss_curve" in gone.to_json()["undefined"]
 
@@ -78,7 +87,7 @@ def test_study_breakdown_sweeps_measures_and_reuses_cells(tmp_path):
         sweep = [p for p in result.sweep if p.depth == depth]
         best = min(sweep, key=lambda p: p.final_train_loss)
         assert [p.chosen for p in sweep].count(True) == 1 and best.chosen
-        assert {r.config.lr for r in result.select("sgd", depth)} == {best.lr}
+        assert {r.config.training.lr for r in result.select("sgd", depth)} == {best.lr}
     assert len(result.select("fromage", 3)) == 2
     checked = [r for r in result.cells if r.check_sizes]
     assert len(checked) == 1 and checked[0].check_gradient.shape == (2, 2, len(config.resolved().eta))
@@ -127,7 +136,7 @@ def check_summaries_against_cells(result):
         assert (claim.separation.outcome == "separated") == bool(deep.min() > shallow.max())
         assert claim.separation.effect == pytest.approx(np.median(deep) / np.median(shallow), rel=1e-12)
     for bound in result.bounds:
-        worst = max(np.max(r.c_eff_worst) for r in result.cells if r.config.optimizer == bound.optimizer)
+        worst = max(np.max(r.c_eff_worst) for r in result.cells if r.config.training.optimizer == bound.optimizer)
         assert bound.drt.statistic == worst
         assert bound.drt.outcome == ("holds" if worst <= 1 else "violated")
 
@@ -183,7 +192,7 @@ def test_cli_study_breakdown_json_and_errors(capsys):
     ]
     assert cli.main([*args, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert [c["config"]["optimizer"] for c in out["cells"]] == ["fromage", "sgd"]
+    assert [c["config"]["training"]["optimizer"] for c in out["cells"]] == ["fromage", "sgd"]
     assert out["config"]["depths"] == [2] and out["sweep"][0]["chosen"] is True
     assert cli.main([*args, "--checkpoints", "5"]) == 2
     assert "checkpoints must lie in [0, epochs=1]" in capsys.readouterr().err
@@ -241,3 +250,19 @@ def test_a_process_of_a_job_computes_its_share_of_each_round_and_reads_the_rest(
     assert computed == ["c1", "c3"] and read == ["c0", "c2", "c4", "last"]  # round 2 has one cell: process 0's
     assert barriers == ["Toy round 1", "Toy round 2"]
     assert result.y == ["c0", "c1", "c2", "c3", "c4", "last"]
+
+
+def test_a_cell_stored_flat_by_trust_0_3_is_read_into_the_nested_layout():
+    """trust 0.3 wrote a cell's training fields beside its measurement ones; such a config.json is the same run."""
+    flat = dict(optimizer="sgd", lr=0.1, model="mlp", depth=3, width=8, residual=False, norm="none", channels=16,
+                dataset="digits", data_dir="", epochs=1, batch_size=100, lr_decay=0.9, checkpoints=(0.0, 0.5, 1.0),
+                eta=list(ETA), n_measure=200, sharpness_tol=1e-3, measure_check=[], slices=True, seed=4)  # fmt: skip
+    nested = cell.CellConfig.from_dict(flat)
+    assert nested.training == train.TrainConfig(
+        optimizer="sgd", learning_rate=0.1, depth=3, width=8, dataset="digits", epochs=1, batch_size=100,
+        lr_decay=0.9, checkpoints=(0.0, 0.5, 1.0), seed=4,
+    )  # fmt: skip
+    assert (nested.eta, nested.n_measure, nested.slices) == (ETA, 200, True)
+    sweep = cell.CellConfig.from_dict({**flat, "slices": False})  # 0.3 dropped a sweep's checkpoints when training
+    assert sweep.training.checkpoints == ()
+    assert runner.canonical(cell.CellConfig, flat) == nested.to_dict()

@@ -100,19 +100,31 @@ class Config:
 
     @classmethod
     def from_dict(cls, d: dict):
-        """Build from a dict (CLI arguments or a stored ``config.json``); other keys are ignored and JSON lists
-        become tuples, so ``from_dict(c.to_dict()) == c``."""
+        """Build from a dict (CLI arguments or a stored ``config.json``, in the current layout or an older one:
+        :meth:`upgrade`); other keys are ignored, JSON lists become tuples and a nested config (a field typed
+        as a :class:`Config`) is built from its own dict, so ``from_dict(c.to_dict()) == c``."""
+        d = cls.upgrade(d)
         hints = _hints(cls)
-        return cls(
-            **{
-                f.name: tuple(d[f.name]) if _is_tuple_field(hints[f.name]) else d[f.name]
-                for f in fields(cls)
-                if f.name in d
-            }
-        )
+        return cls(**{f.name: _config_value(hints[f.name], d[f.name]) for f in fields(cls) if f.name in d})
+
+    @classmethod
+    def upgrade(cls, d: dict) -> dict:
+        """A stored config of an older layout in the current one (a subclass whose fields moved overrides it;
+        a dict already in the current layout comes back unchanged)."""
+        return d
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def _is_config(hint) -> bool:
+    return isinstance(hint, type) and issubclass(hint, Config)
+
+
+def _config_value(hint, item):
+    if _is_config(hint):
+        return item if isinstance(item, hint) else hint.from_dict(item)
+    return tuple(item) if _is_tuple_field(hint) else item
 
 
 def _check_field(f, item, in_tuple: bool) -> None:
@@ -185,6 +197,8 @@ def _decode(hint, obj):
         if obj is None and type(None) in args:
             return None
         return _decode(next(a for a in args if a is not type(None)), obj)
+    if _is_config(hint):
+        return hint.from_dict(obj)
     if dataclasses.is_dataclass(hint):
         return _decode_record(hint, obj, {})
     if hint is np.ndarray:

@@ -20,7 +20,7 @@ import math
 import os
 import platform
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -233,15 +233,15 @@ def read_run(run_dir) -> tuple[dict, dict, dict]:
     return config, results, arrays
 
 
-def finished_run(run_dir, config: dict, defaults: dict | None = None):
+def finished_run(run_dir, config: dict, canonical: Callable[[dict], dict] = dict):
     """The stored ``(config, results, arrays)`` if ``run_dir`` already holds a finished run of exactly
     ``config`` (a rerun skips it); ``None`` if there is no finished run; an error if it holds another config.
-    A field of ``defaults`` that the stored config lacks (added to the code after the run) counts as its default:
-    a new field's default keeps the old behaviour, so the run is still a run of ``config`` when both agree."""
+    ``canonical`` brings the stored config into the current layout first (an older layout upgraded, the default
+    of a field added since filled in: a new field's default keeps the old behaviour)."""
     run_dir = _run_dir(run_dir)
     if not (run_dir / RESULTS).exists():
         return None
-    stored = {**jsonable(defaults or {}), **read_config(run_dir)}
+    stored = jsonable(canonical(read_config(run_dir)))
     if stored != jsonable(config):
         differ = sorted(k for k in stored.keys() | jsonable(config).keys() if stored.get(k) != jsonable(config).get(k))
         raise TrustError(

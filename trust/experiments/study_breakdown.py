@@ -111,19 +111,20 @@ class StudyBreakdownConfig(Config):
         return [(d, False) for d in self.depths] + ([(self.residual_depth, True)] if self.residual_depth else [])
 
 
-def _cell(config: StudyBreakdownConfig, optimizer: str, lr: float, depth: int, residual: bool, seed: int, **kw):
+def _cell(
+    config: StudyBreakdownConfig, optimizer: str, lr: float, depth: int, residual: bool, seed: int, slices=True, **kw
+):
+    measure = dict(eta=config.eta, n_measure=config.n_measure, sharpness_tol=config.sharpness_tol, **kw)
     return cell.for_study(
         config,
+        slices=slices,
+        checkpoints=tuple(sorted(set(config.checkpoints) | {0.0, float(config.epochs)})),
+        measure=measure,
         optimizer=optimizer,
         lr=lr,
         depth=depth,
         residual=residual,
-        checkpoints=tuple(sorted(set(config.checkpoints) | {0.0, float(config.epochs)})),
-        eta=config.eta,
-        n_measure=config.n_measure,
-        sharpness_tol=config.sharpness_tol,
         seed=seed,
-        **kw,
     )
 
 
@@ -260,7 +261,8 @@ class StudyBreakdownResult(Result):
         return [
             r
             for r in self.cells
-            if (r.config.optimizer, r.config.depth, r.config.residual) == (optimizer, depth, residual)
+            if (r.config.training.optimizer, r.config.training.depth, r.config.training.residual)
+            == (optimizer, depth, residual)
         ]
 
     def net(self, optimizer: str, depth: int, residual: bool = False) -> NetSummary | None:
@@ -288,7 +290,7 @@ class StudyBreakdownResult(Result):
 def _net_summary(sel: list[CellResult], optimizer: str, depth: int, residual: bool) -> NetSummary:
     measured = [r for r in sel if r.measured]
     common: dict[str, Any] = dict(
-        optimizer=optimizer, depth=depth, residual=residual, lr=sel[0].config.lr, seeds=len(measured)
+        optimizer=optimizer, depth=depth, residual=residual, lr=sel[0].config.training.lr, seeds=len(measured)
     )
     acc = rules.spread([r.final_train_acc for r in sel])
     if not measured:
@@ -389,9 +391,9 @@ def _measure_check(result: StudyBreakdownResult) -> MeasureCheck | None:
         if i != ref
     }
     return MeasureCheck(
-        r.config.optimizer,
-        r.config.depth,
-        r.config.seed,
+        r.config.training.optimizer,
+        r.config.training.depth,
+        r.config.training.seed,
         r.config.n_measure,
         sizes[ref],
         tuple(deviation),

@@ -81,7 +81,7 @@ def cells(config: StudyDepthConfig, done: dict) -> dict[str, CellConfig]:
     c = config.resolved()
     return {
         _name(optimizer, lr, depth, c.seed + s): cell.for_study(
-            c, optimizer=optimizer, lr=lr, depth=depth, slices=False, seed=c.seed + s
+            c, slices=False, optimizer=optimizer, lr=lr, depth=depth, seed=c.seed + s
         )
         for optimizer in c.optimizers
         for depth in c.depths

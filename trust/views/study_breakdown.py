@@ -163,7 +163,7 @@ def _measure_check_panel(ax, result: StudyBreakdownResult) -> None:
         ax.text(0.5, 0.5, "no check run", ha="center", transform=ax.transAxes)
         return
     r = checked[0]
-    ax.set_title(f"(d) measurement batch: {r.config.optimizer} L={r.config.depth}")
+    ax.set_title(f"(d) measurement batch: {r.config.training.optimizer} L={r.config.training.depth}")
     assert r.check_gradient.size
     colours = _checkpoint_colours(len(r.check_sizes))
     for i, n in enumerate(r.check_sizes):

@@ -20,10 +20,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from trust.base.errors import Diverged
+from trust.base.errors import Diverged, TrustError
 from trust.base.schema import Config, Result, param, value
 from trust.base.tree import leaf_norms, weight_indices
-from trust.core import bounds, data, estimate, measure, nets, perturb, train
+from trust.core import bounds, estimate, measure, perturb, train
 from trust.core.losses import cross_entropy
 from trust.experiments.shared import points
 from trust.experiments.shared.runner import Experiment
@@ -33,28 +33,22 @@ DEAD = "NaN at a checkpoint where some tensor's gradient is zero (a dead relu ne
 SHARPNESS_ENDS = "the sharpness (Lanczos, the costliest measurement) is taken at initialisation and the end only"
 
 
+# The defaults of a cell's training (the paper's Figure-1 nets: Fromage at 0.01, ×0.9 per epoch, batch 250)
+CELL_TRAINING = train.TrainConfig(
+    learning_rate=0.01, depth=16, width=784, dataset="mnist5k", epochs=10, batch_size=250, checkpoints=(0.0,)
+)
+# trust 0.3 stored a cell's training flat beside its measurement, with these names and defaults (Config.upgrade)
+FLAT_0_3 = dict(optimizer="fromage", lr=0.01, model="mlp", depth=16, width=784, residual=False, norm="none",
+                channels=16, dataset="mnist5k", data_dir="", epochs=10, batch_size=250, lr_decay=0.9,
+                checkpoints=(0.0,), seed=0)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class CellConfig(Config):
-    """One trained configuration and seed, and how its slices are measured."""
+    """One trained configuration and seed (``train``, whose checkpoints are where the slices are measured), and how
+    its slices are measured."""
 
-    optimizer: str = param("fromage", "the optimiser", choices=train.OPTIMIZERS)
-    lr: float = param(0.01, "learning rate (decayed by lr_decay per epoch)", minimum=0)
-    model: str = param(
-        "mlp", "the network: an MLP (depth, width, residual) or a ResNet (norm, channels)", choices=train.MODELS
-    )
-    depth: int = param(16, "mlp: L, the number of weight matrices", minimum=1)
-    width: int = param(784, "mlp: hidden width", minimum=1)
-    residual: bool = param(False, "mlp: residual hidden layers h + relu(Wh + b)")
-    norm: str = param("none", "resnet: normalisation", choices=nets.NORMS)
-    channels: int = param(16, "resnet: channels of the first stage", minimum=4)
-    dataset: str = param("mnist5k", "data set", choices=data.DATASETS)
-    data_dir: str = param("", "directory of the MNIST IDX / CIFAR-10 files")
-    epochs: int = param(10, "training epochs", minimum=1)
-    batch_size: int = param(250, "minibatch size", minimum=1)
-    lr_decay: float = param(0.9, "learning-rate factor per epoch", maximum=1)
-    checkpoints: tuple[float, ...] = param(
-        (0.0,), "epochs (fractions allowed) at which the slice is measured", increasing=True
-    )
+    training: train.TrainConfig = param(CELL_TRAINING, "the training run; its checkpoints: where the slice is measured")
     eta: tuple[float, ...] = param((0.0, 0.01, 0.05), "the η grid of the slice", minimum=0, increasing=True)
     n_measure: int = param(500, "measurement batch: the first n training examples (0: all)", minimum=0)
     sharpness_tol: float = param(1e-3, "relative tolerance of the Lanczos sharpness", minimum=1e-12)
@@ -62,33 +56,33 @@ class CellConfig(Config):
         (), "other measurement batch sizes for layer 1's curve at initialisation and the end (0: all)", minimum=0
     )
     slices: bool = param(True, "measure the slices (False: train only, e.g. a learning-rate sweep)")
-    seed: int = param(0, "random seed")
 
-    def train_config(self) -> train.TrainConfig:
-        return train.TrainConfig(
-            optimizer=self.optimizer,
-            learning_rate=self.lr,
-            model=self.model,
-            depth=self.depth,
-            width=self.width,
-            residual=self.residual,
-            norm=self.norm,
-            channels=self.channels,
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            lr_decay=self.lr_decay,
-            dataset=self.dataset,
-            data_dir=self.data_dir,
-            checkpoints=self.checkpoints if self.slices else (),
-            seed=self.seed,
-        )
+    def validate(self):
+        if not self.slices and self.training.checkpoints:
+            raise TrustError("a cell without slices keeps no checkpoints (training.checkpoints must be empty)")
+
+    @classmethod
+    def upgrade(cls, d: dict) -> dict:
+        """trust 0.3's flat layout: the training fields beside the measurement ones (``lr`` for the rate)."""
+        if "training" in d:
+            return d
+        flat = {**FLAT_0_3, **{k: d[k] for k in FLAT_0_3 if k in d}}
+        slices = d.get("slices", True)
+        training = {**flat, "learning_rate": flat.pop("lr"), "checkpoints": flat["checkpoints"] if slices else ()}
+        return {"training": training, **{k: v for k, v in d.items() if k not in FLAT_0_3}}
 
 
-def for_study(study: Config, **fields) -> CellConfig:
+def for_study(study: Config, *, slices: bool = True, checkpoints=(0.0,), measure: dict | None = None, **training):
     """A cell of ``study``: the training settings every cell of a study shares (its data set, width, epochs,
-    minibatch and rate decay), and the cell's own ``fields``."""
-    shared = ("dataset", "data_dir", "width", "epochs", "batch_size", "lr_decay")
-    return CellConfig(**{name: getattr(study, name) for name in shared}, **fields)
+    minibatch and rate decay), the cell's own ``training`` fields (``lr`` for the rate), its checkpoints (none
+    without slices) and its ``measure``ment fields."""
+    shared = {
+        name: getattr(study, name) for name in ("dataset", "data_dir", "width", "epochs", "batch_size", "lr_decay")
+    }
+    run = train.TrainConfig(
+        **shared, learning_rate=training.pop("lr"), checkpoints=checkpoints if slices else (), **training
+    )
+    return CellConfig(training=run, slices=slices, **(measure or {}))
 
 
 @dataclass(frozen=True, eq=False)
@@ -186,7 +180,7 @@ def _slice(config: CellConfig, net, params, x, y, with_sharpness: bool) -> dict:
     first = weights[0]
     drt = bounds.drt_bound(dist.weight_relative_size)
     lam = (
-        estimate.sharpness(net.apply, params, x, y, tol=config.sharpness_tol, seed=config.seed)
+        estimate.sharpness(net.apply, params, x, y, tol=config.sharpness_tol, seed=config.training.seed)
         if with_sharpness
         else float("nan")
     )
@@ -205,7 +199,7 @@ def _slice(config: CellConfig, net, params, x, y, with_sharpness: bool) -> dict:
 
 def run(config: CellConfig) -> CellResult:
     """Train the cell's configuration and measure the slice at each checkpoint."""
-    tc = config.train_config()
+    tc = config.training
     ds = train.load_data(tc)
     try:
         trained = train.train(tc, ds, progress=False)

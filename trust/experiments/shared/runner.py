@@ -66,9 +66,20 @@ class Experiment(NamedTuple):
 
 
 def finished(run_dir, config: Config):
-    """:func:`finished_run` for a :class:`Config`: a field the stored config lacks counts as its default."""
-    defaults = {f.name: f.default for f in dataclasses.fields(config)}
-    return finished_run(run_dir, config.to_dict(), defaults)
+    """:func:`finished_run` for a :class:`Config`: the stored config is read into the current layout
+    (:meth:`Config.upgrade`, defaults for fields added since) before it is compared."""
+    return finished_run(run_dir, config.to_dict(), lambda stored: canonical(type(config), stored))
+
+
+def canonical(cls: type[Config], stored: dict) -> dict:
+    """``stored`` as a config of ``cls`` would write it today; keys ``cls`` no longer has are kept (they differ)."""
+    upgraded = cls.upgrade(stored)
+    names = {f.name for f in dataclasses.fields(cls)}
+    try:
+        current = cls.from_dict(upgraded).to_dict()
+    except TrustError:  # not a valid config today: compared as stored, it differs
+        return upgraded
+    return {**current, **{k: v for k, v in upgraded.items() if k not in names}}
 
 
 def run_or_reuse(run_dir, config: Config, experiment: Experiment) -> tuple[Result, bool]:

@@ -2,6 +2,7 @@
 the ratios and the width exponent."""
 
 import json
+from dataclasses import replace
 
 import jax
 import jax.numpy as jnp
@@ -12,7 +13,7 @@ from trust.base import linalg, schema
 from trust.base.errors import TrustError
 from trust.core import bounds, measure, perturb, train
 from trust.experiments import geometry
-from trust.experiments.shared import cell, points, runner
+from trust.experiments.shared import cell, geometry_cell, points, runner
 from trust.front import cli
 from trust.views import geometry as geometry_views
 from trust.views import plots
@@ -29,7 +30,7 @@ def study():
         epochs=1, eta=(0.01, 0.1), n_measure=60, batch_size=100,
     )  # fmt: skip
     done = {}
-    result = runner.run_study(geometry.STUDY, config, lambda name, c: done.setdefault(name, geometry.run(c)))
+    result = runner.run_study(geometry.STUDY, config, lambda name, c: done.setdefault(name, geometry_cell.run(c)))
     return done, result
 
 
@@ -76,8 +77,8 @@ def test_gradient_frobenius_family_is_the_papers_slice(study):
     done, _ = study
     r = done["fromage_w8_L2_s0"]
     c = r.config
-    ds = train.load_data(c.train_config())
-    net, params = train.initial_params(c.train_config(), ds)
+    ds = train.load_data(c.training)
+    net, params = train.initial_params(c.training, ds)
     x, y = points.measurement_batch(ds, c.n_measure)
     dist = cell.gradient_slice(net, params, x, y, np.asarray(c.eta))
     np.testing.assert_allclose(r.function[0, 0, 0], dist.function_frob, rtol=1e-5)  # float32: same program
@@ -90,7 +91,7 @@ def test_step_direction_is_the_optimisers_first_step(study):
     done, _ = study
     r = done["fromage_w16_L2_s1"]
     c = r.config
-    trained = train.train(c.train_config((0, 1)), progress=False)
+    trained = train.train(replace(c.training, checkpoint_steps=(0, 1)), progress=False)
     step = jax.tree_util.tree_map(jnp.subtract, trained.checkpoints[1], trained.checkpoints[0])
     np.testing.assert_allclose(r.step_rank[0, 3, 0], linalg.stable_ranks(step), rtol=1e-4)
 
@@ -160,7 +161,7 @@ def test_geometry_measure_refuses_a_dead_point(key):
     ds = train.load_data(train.TrainConfig())
     x, y = ds.x_train[:20], ds.y_train[:20]
     step = jax.tree_util.tree_map(jnp.ones_like, params)
-    assert geometry._measure(net, params, step, x, y, np.array([0.1]), key) is None
+    assert geometry_cell._measure(net, params, step, x, y, np.array([0.1]), key) is None
     with pytest.raises(TrustError):
         measure.relative_distances(net.apply, params, x, y, perturb.gaussian(key, params), [0.1])
 
@@ -173,10 +174,31 @@ def test_a_resnet_cell_in_every_geometry():
         dataset="digits", widths=(8,), depth=2, depths=(2,), width=8, optimizers=("fromage",), seeds=1, epochs=1,
         eta=(0.01,), n_measure=60, batch_size=100, resnets=("resnet8_batch",), resnet_optimizers=("fromage",),
     )  # fmt: skip
-    result = geometry.run_geometry(config)
+    result = geometry.run(config)
     assert np.all(np.isfinite(result.resnet_function)) and result.resnet_function.shape == (2, 4, 3)
     c = next(c for n, c in geometry.cells(config, {}).items() if "resnet" in n)
-    r = geometry.run(c)
+    r = geometry_cell.run(c)
     for g in range(3):
         np.testing.assert_allclose(r.sizes[:, :, g, g], 1.0, rtol=1e-5)  # float32 norms
     assert np.isnan(r.operator_ratio).all() and "operator_ratio" in r.to_json()["undefined"]
+
+
+def test_a_geometry_cell_stored_flat_by_trust_0_3_is_the_same_run():
+    """trust 0.3 wrote the cell's training fields flat (``lr`` for the rate, a ResNet's biases implied)."""
+    flat = dict(optimizer="adam", lr=0.0, model="resnet8", depth=4, width=128, bias=False, norm="batch", channels=8,
+                dataset="digits", data_dir="", epochs=1, batch_size=100, lr_decay=0.9, eta=[0.01], n_measure=60,
+                seed=2)  # fmt: skip
+    c = geometry_cell.GeometryCellConfig.from_dict(flat)
+    assert (c.training.optimizer, c.training.model, c.training.norm, c.training.seed) == ("adam", "resnet8", "batch", 2)
+    assert c.training.bias and not c.theorem_applies  # 0.3 trained a ResNet with its biases
+    assert runner.canonical(geometry_cell.GeometryCellConfig, flat) == c.to_dict()
+
+
+def test_run_geometry_is_a_deprecated_alias():
+    config = geometry.GeometryConfig(
+        quick=True, dataset="digits", widths=(8,), depth=2, depths=(2,), width=8, optimizers=("fromage",), seeds=1,
+        epochs=1, eta=(0.01,), n_measure=20, batch_size=100,
+    )  # fmt: skip
+    with pytest.warns(DeprecationWarning, match="geometry.run"):
+        old = geometry.run_geometry(config)
+    assert schema.same(old, geometry.run(config))

@@ -1,239 +1,40 @@
 """``trust geometry``: which per-layer geometry makes relative trust tight — Frobenius, spectral or elementwise —
 and how the answer moves with width and depth (docs/theory.md §8).
 
-A study of cells (net × optimiser × seed). Each cell trains a relu MLP (bias-free by default, the setting of the
-operator-norm theorem) and, at initialisation and at the last step of training, on a fixed measurement batch,
-moves every layer by a relative step η in each of the three geometries along four raw directions: the negative
-gradient, its polar factor (the orthogonalised gradient), a Gaussian draw, and the optimiser's own step taken
-from that point. For each of the 12 families it measures the relative function change and every layer's
-relative gradient change, the step's size in all three geometries, and the stable ranks of the weights and of
-the step. The study combines the cells into the measured/bound ratios of each family against its own bound, the
-operator-norm theorem's worst ratio, the width exponent of the function change and the effective constant
-measured in each geometry.
-"""
+A study of cells (net × optimiser × seed, :mod:`trust.experiments.shared.geometry_cell`: 12 families of steps
+at initialisation and the end of training). ``combine`` turns them into each family's measured/bound ratios
+against its own bound, the operator-norm theorem's worst ratio, the width exponent of the function change with
+its interval over seeds, the effective constant measured in each geometry and the summaries the views draw."""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
 from typing import Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from trust.base import linalg, tree
-from trust.base.errors import Diverged, TrustError
+from trust.base.errors import TrustError
 from trust.base.schema import Config, Result, Spread, Verdict, param, value
-from trust.base.tree import leaf_norms, leaves, weight_indices
-from trust.core import bounds, data, estimate, measure, nets, perturb, train
-from trust.experiments.shared import points, rules
+from trust.core import data, estimate, nets, train
+from trust.experiments.shared import geometry_cell, rules
+from trust.experiments.shared.geometry_cell import (
+    BIASED,
+    DEAD,
+    DIRECTIONS,
+    DIVERGED,
+    GEOMETRIES,
+    ZERO_BOUND,
+    GeometryCellConfig,
+    GeometryCellResult,
+)
 from trust.experiments.shared.runner import Experiment, Study, run_study
 
-DIRECTIONS = ("gradient", "orthogonalised", "random", "step")
-GEOMETRIES = tuple(perturb.GEOMETRIES)  # frobenius, spectral, elementwise
 CHECKPOINTS = ("init", "end")
 PREDICTED_EXPONENT = {"frobenius": 0.5, "spectral": 0.0}  # for the low-stable-rank directions (§8.5)
 
-DIVERGED = "training diverged (a non-finite loss): nothing was measured"
 NO_RESNETS = "no ResNet cells in this study"
 ONE_WIDTH = "fewer than two widths: no width exponent"
-DEAD = "some layer's gradient (or the optimiser's step) is zero at this checkpoint: the family is undefined there"
-OPERATOR_TOL = 1e-6  # relative tolerance of the operator norms (power iteration above 256; else an exact SVD)
-ZERO_BOUND = "infinite at η = 0, where the bound and the measured change are both zero"
-BIASED = "the operator-norm theorem is for bias-free MLPs (docs/theory.md §2.3); this net has biases or is a ResNet"
-
-
-@dataclass(frozen=True)
-class GeometryCellConfig(Config):
-    """One trained MLP and seed, and how its 12 families are measured."""
-
-    optimizer: str = param("fromage", "the optimiser", choices=train.OPTIMIZERS)
-    lr: float = param(0.0, "learning rate; 0: the optimiser's default", minimum=0)
-    model: str = param("mlp", "the network: an MLP (depth, width, bias) or a ResNet (norm, channels)",
-                       choices=train.MODELS)  # fmt: skip
-    depth: int = param(4, "mlp: L, the number of weight matrices", minimum=1)
-    width: int = param(128, "mlp: hidden width", minimum=1)
-    bias: bool = param(False, "mlp: layers carry biases (off: the operator-norm bound is a theorem)")
-    norm: str = param("none", "resnet: normalisation", choices=nets.NORMS)
-    channels: int = param(8, "resnet: channels of the first stage", minimum=4)
-    dataset: str = param("mnist5k", "data set", choices=data.DATASETS)
-    data_dir: str = param("", "directory of the MNIST IDX / CIFAR-10 files")
-    epochs: int = param(2, "training epochs", minimum=1)
-    batch_size: int = param(250, "minibatch size", minimum=1)
-    lr_decay: float = param(0.9, "learning-rate factor per epoch", maximum=1)
-    eta: tuple[float, ...] = param(
-        (0.01, 0.03, 0.1, 0.3), "the η grid (relative step in each geometry)", minimum=0, increasing=True
-    )
-    n_measure: int = param(500, "measurement batch: the first n training examples (0: all)", minimum=0)
-    seed: int = param(0, "random seed")
-
-    def validate(self):
-        if not self.eta or min(self.eta) <= 0:
-            raise TrustError("eta must be a non-empty grid of positive steps")
-
-    @property
-    def theorem_applies(self) -> bool:
-        """Whether the operator-norm bound is a theorem here: a bias-free relu MLP (docs/theory.md §2.3)."""
-        return self.model == "mlp" and not self.bias
-
-    def train_config(self, checkpoint_steps: tuple[int, ...] = ()) -> train.TrainConfig:
-        return train.TrainConfig(
-            optimizer=self.optimizer,
-            learning_rate=self.lr,
-            model=self.model,
-            depth=self.depth,
-            width=self.width,
-            bias=self.bias or self.model != "mlp",  # a ResNet has its head's bias and its norms' shifts
-            norm=self.norm,
-            channels=self.channels,
-            dataset=self.dataset,
-            data_dir=self.data_dir,
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            lr_decay=self.lr_decay,
-            checkpoints=(),
-            checkpoint_steps=checkpoint_steps,
-            seed=self.seed,
-        )
-
-
-@dataclass(frozen=True, eq=False)
-class GeometryCellResult(Result):
-    """A trained cell. Axes: checkpoint ``k`` (init, end), direction ``d`` (:data:`DIRECTIONS`), geometry ``g``
-    (:data:`GEOMETRIES`), η ``e``, layer ``l``; ``s`` the three size measures (a, b, e) in geometry order."""
-
-    config: GeometryCellConfig
-    diverged_epoch: int = 0  # 0: trained to the end
-    train_acc: float = value(DIVERGED, default=float("nan"))
-    eta: np.ndarray = value(empty=True)  # (e,)
-    function: np.ndarray = value(DEAD, empty=True)  # (k, d, g, e) ‖ΔF‖_F/‖F‖_F on the batch
-    function_max: np.ndarray = value(DEAD, empty=True)  # (k, d, g, e) max over examples of ‖Δf(x)‖/‖f(x)‖
-    operator_ratio: np.ndarray = value(f"{DEAD}; {BIASED}", empty=True)  # (k, d, g, e) max_x ‖Δf(x)‖/bound(x)
-    operator_allowance: np.ndarray = value(
-        f"{DEAD}; {BIASED}; {ZERO_BOUND}", empty=True
-    )  # (k, d, g, e) rounding allowance
-    gradient: np.ndarray = value(DEAD, bulk=True, empty=True)  # (k, d, g, e, l) ‖Δg_l‖/‖g_l‖
-    sizes: np.ndarray = value(DEAD, bulk=True, empty=True)  # (k, d, g, s, l) the direction's a, b, e (η = 1)
-    step_rank: np.ndarray = value(DEAD, bulk=True, empty=True)  # (k, d, g, l) stable rank of ΔW_l
-    weight_rank: np.ndarray = value(DIVERGED, empty=True)  # (k, l) stable rank of W_l
-
-    @property
-    def measured(self) -> bool:
-        return self.function.size > 0
-
-    def bound(self, size_geometry: int | None = None) -> np.ndarray:
-        """``∏(1 + η·s_l) − 1`` over the layers, ``(k, d, g, e)``: each family's own bound (its own geometry's
-        sizes), or every family's bound in the sizes of one geometry (``size_geometry``, an index)."""
-        eta = self.eta[None, None, None, :, None]
-        own = np.stack([self.sizes[:, :, g, g] for g in range(len(GEOMETRIES))], axis=2)  # (k, d, g, l)
-        s = own if size_geometry is None else self.sizes[:, :, :, size_geometry]
-        return bounds.drt_bound(eta * s[:, :, :, None, :])
-
-
-def _measure(net, params, step, x, y, eta, key) -> dict[str, np.ndarray] | None:
-    """The 12 families at one point; ``None`` where a layer's gradient or the step is zero (undefined)."""
-    grads = measure.full_batch_gradient(net.apply, params, x, y)
-    if not (np.all(leaf_norms(grads) > 0) and np.all(leaf_norms(step) > 0)):
-        return None
-    raws = {
-        "gradient": jax.tree_util.tree_map(jnp.negative, grads),
-        "orthogonalised": perturb.orthogonalised(grads),
-        "random": perturb.gaussian(key, params),
-        "step": step,
-    }
-    layers = weight_indices(params)
-    op_params = linalg.operator_norms(params, OPERATOR_TOL)  # once per point: every spectral size divides by them
-    w_op = op_params[layers]
-    w_srank = linalg.stable_ranks(params, operator=op_params)[layers]
-    fan_in = [int(np.shape(leaves(params)[i])[-1]) for i in layers]  # MLP weights are (fan_out, fan_in)
-    dtype = np.asarray(leaves(params)[0]).dtype
-    x_norm = np.linalg.norm(np.asarray(x, dtype=float), axis=-1)
-    names = ("function", "function_max", "operator_ratio", "operator_allowance", "gradient", "sizes", "rank")
-    out: dict[str, list] = {k: [] for k in names}
-    for d in DIRECTIONS:
-        for name in out:
-            out[name].append([])
-        for geometry in GEOMETRIES:
-            u = perturb.GEOMETRIES[geometry].step(params, raws[d])
-            dist = measure.relative_distances(net.apply, params, x, y, u, eta)
-            op_u = linalg.operator_norms(u, OPERATOR_TOL)  # the spectral size and the stable rank share it
-            sizes = np.stack(
-                [tree.relative_size(u, params), tree.size_ratio(op_u, op_params), perturb.elementwise_size(u, params)]
-            )[:, layers]  # in GEOMETRIES order: perturb.GEOMETRIES' sizes, with the operator norms computed once
-            absolute = bounds.operator_norm_bound(w_op, np.outer(eta, sizes[1] * w_op))[:, None] * x_norm[None, :]
-            values = {
-                "function": dist.function_frob,
-                "function_max": dist.function_max,
-                "operator_ratio": np.max(dist.function_change / absolute, axis=1),
-                "operator_allowance": bounds.operator_rounding_allowance(
-                    fan_in, w_srank, np.outer(eta, sizes[0]), np.outer(eta, sizes[1]), dtype, OPERATOR_TOL
-                ),
-                "gradient": dist.gradient[:, layers],
-                "sizes": sizes,
-                "rank": linalg.stable_ranks(u, operator=op_u)[layers],
-            }
-            for name, v in values.items():
-                out[name][-1].append(v)
-    return {k: np.asarray(v, dtype=float) for k, v in out.items()}
-
-
-def run(config: GeometryCellConfig) -> GeometryCellResult:
-    """Train the cell, then measure the 12 families at initialisation and at the last step."""
-    ds = train.load_data(config.train_config())
-    last = config.epochs * (ds.x_train.shape[0] // config.batch_size)
-    pairs = ((0, 1), (last - 1, last))  # (the point measured at, the step after it)
-    try:
-        trained = train.train(config.train_config(tuple(sorted({s for p in pairs for s in p}))), ds, progress=False)
-    except Diverged as err:
-        return GeometryCellResult(config=config, diverged_epoch=err.epoch)
-    x, y = points.measurement_batch(ds, config.n_measure)
-    eta = np.asarray(config.eta, dtype=float)
-    per_point: list[dict[str, np.ndarray] | None] = []
-    ranks = []
-    for k, (s, s_next) in enumerate(pairs):
-        params = trained.checkpoints[s]
-        step = jax.tree_util.tree_map(jnp.subtract, trained.checkpoints[s_next], params)
-        key = jax.random.fold_in(jax.random.key(config.seed), k)
-        per_point.append(_measure(trained.net, params, step, x, y, eta, key))
-        ranks.append(linalg.stable_ranks(params)[weight_indices(params)])
-    layers, families = len(weight_indices(trained.params)), (len(DIRECTIONS), len(GEOMETRIES))
-    shapes = {
-        "function": families + (eta.size,),
-        "function_max": families + (eta.size,),
-        "operator_ratio": families + (eta.size,),
-        "operator_allowance": families + (eta.size,),
-        "gradient": families + (eta.size, layers),
-        "sizes": families + (len(GEOMETRIES), layers),
-        "rank": families + (layers,),
-    }
-
-    def stack(name):
-        return np.stack([p[name] if p is not None else np.full(shapes[name], np.nan) for p in per_point])
-
-    operator_ratio, operator_allowance = stack("operator_ratio"), stack("operator_allowance")
-    if not config.theorem_applies:
-        operator_ratio = operator_allowance = np.full_like(operator_ratio, np.nan)
-    return GeometryCellResult(
-        config=config,
-        train_acc=float(trained.curves.train_acc[-1]),
-        eta=eta,
-        function=stack("function"),
-        function_max=stack("function_max"),
-        operator_ratio=operator_ratio,
-        operator_allowance=operator_allowance,
-        gradient=stack("gradient"),
-        sizes=stack("sizes"),
-        step_rank=stack("rank"),
-        weight_rank=np.asarray(ranks, dtype=float),
-    )
-
-
-CELL = Experiment(
-    GeometryCellConfig, GeometryCellResult, run, help="one geometry cell: train, then 12 families at init and end"
-)
-
-
-# ------------------------------------------------------------------------------------------------ the study
 
 
 RESNETS = tuple(f"{m}{'' if n == 'none' else '_' + n}" for m in ("resnet8", "resnet16") for n in nets.NORMS)
@@ -302,22 +103,19 @@ def _name(optimizer: str, width: int, depth: int, seed: int) -> str:
     return f"{optimizer}_w{width}_L{depth}_s{seed}"
 
 
+def _training(c: GeometryConfig, **fields) -> train.TrainConfig:
+    """A cell's training run: the study's shared settings and the cell's own ``fields``."""
+    return replace(geometry_cell.CELL_TRAINING, data_dir=c.data_dir, epochs=c.epochs, batch_size=c.batch_size, **fields)
+
+
 def _grid(c: GeometryConfig) -> dict[str, GeometryCellConfig]:
     """The MLP cells of both sweeps by name (their shared cells once)."""
     nets_ = [(w, c.depth) for w in c.widths] + [(c.width, depth) for depth in c.depths]
     return {
         _name(optimizer, width, depth, s): GeometryCellConfig(
-            optimizer=optimizer,
-            depth=depth,
-            width=width,
-            bias=c.bias,
-            dataset=c.dataset,
-            data_dir=c.data_dir,
-            epochs=c.epochs,
-            batch_size=c.batch_size,
+            _training(c, seed=s, optimizer=optimizer, depth=depth, width=width, bias=c.bias, dataset=c.dataset),
             eta=c.eta,
             n_measure=c.n_measure,
-            seed=s,
         )
         for optimizer in c.optimizers
         for s in range(c.seed, c.seed + c.seeds)
@@ -331,11 +129,9 @@ def _resnet_grid(c: GeometryConfig) -> dict[str, GeometryCellConfig]:
         for s in range(c.seed, c.seed + c.seeds):
             for resnet in c.resnets:
                 model, _, norm = resnet.partition("_")
-                grid[f"{optimizer}_{resnet}_s{s}"] = GeometryCellConfig(
-                    optimizer=optimizer, model=model, norm=norm or "none", dataset=c.resnet_dataset,
-                    data_dir=c.data_dir, epochs=c.epochs, batch_size=c.batch_size, eta=c.eta,
-                    n_measure=c.n_measure, seed=s,
-                )  # fmt: skip
+                training = _training(c, seed=s, optimizer=optimizer, model=model, norm=norm or "none",
+                                     dataset=c.resnet_dataset, bias=True)  # fmt: skip
+                grid[f"{optimizer}_{resnet}_s{s}"] = GeometryCellConfig(training, eta=c.eta, n_measure=c.n_measure)
     return grid
 
 
@@ -527,7 +323,7 @@ def _ratios(measured: list[GeometryCellResult], first: str) -> tuple[np.ndarray,
     ratio_function, ratio_gradient = np.full((2, n_d, n_g), np.nan), np.full((2, n_d, n_g), np.nan)
 
     def points(r: GeometryCellResult, d: int) -> slice:
-        shared = DIRECTIONS[d] != "step" and r.config.optimizer != first
+        shared = DIRECTIONS[d] != "step" and r.config.training.optimizer != first
         return slice(1, None) if shared else slice(None)
 
     for d in range(n_d):
@@ -585,12 +381,19 @@ def combine(config: GeometryConfig, done: dict) -> GeometryResult:
     ).derive()
 
 
-def run_geometry(config: GeometryConfig) -> Result:
+def run(config: GeometryConfig) -> Result:
     """The whole study in memory (the CLI and ``paper_figs.py`` store and reuse it cell by cell instead)."""
     return run_study(STUDY, config)
 
 
-STUDY = Study(CELL, cells, combine)
+def run_geometry(config: GeometryConfig) -> Result:
+    """Deprecated name of :func:`run` (trust 0.3, where ``geometry.run`` was one cell; that is now
+    :func:`trust.experiments.shared.geometry_cell.run`)."""
+    warnings.warn("geometry.run_geometry is geometry.run since trust 0.4", DeprecationWarning, stacklevel=2)
+    return run(config)
+
+
+STUDY = Study(geometry_cell.EXPERIMENT, cells, combine)
 
 
 # ------------------------------------------------------------------------------------------------ figures
@@ -611,7 +414,7 @@ def paper_configs(quick: bool, seed: int) -> dict[str, GeometryConfig]:
 EXPERIMENT = Experiment(
     GeometryConfig,
     GeometryResult,
-    run_geometry,
+    run,
     paper_configs,
     help="Frobenius, spectral and elementwise steps: bounds, stable ranks, width exponent, C_eff explained",
     study=STUDY,

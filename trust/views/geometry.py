@@ -11,7 +11,6 @@ from trust.experiments.geometry import (
     DIRECTIONS,
     GEOMETRIES,
     ExponentClaim,
-    GeometryCellResult,
     GeometryResult,
     GeometrySummary,
 )
@@ -246,19 +245,6 @@ def study_rows(r: GeometryResult) -> list[Row]:
 
 def rows(results: dict) -> list[Row]:
     return study_rows(results["geometry"])
-
-
-def cell_summary(result: GeometryCellResult) -> str:
-    c = result.config
-    net = f"width {c.width} L={c.depth}" if c.model == "mlp" else f"{c.model} norm {c.norm} channels {c.channels}"
-    head = f"{c.optimizer} {net} seed {c.seed}"
-    if result.diverged_epoch:
-        return f"{head}: diverged in epoch {result.diverged_epoch}"
-    e = 0
-    cells = ", ".join(f"{geo} {result.function[0, 0, g, e]:.3g}" for g, geo in enumerate(GEOMETRIES) if result.measured)
-    return (
-        f"{head}: train acc {result.train_acc:.4f}; gradient-direction function change at η={result.eta[e]:g}: {cells}"
-    )
 
 
 def summary(result: GeometryResult) -> str:

@@ -1,0 +1,208 @@
+"""One cell of ``trust geometry`` (docs/theory.md §8): train a relu MLP or a ResNet with one seed, then, at
+initialisation and at the last step of training, on a fixed measurement batch, move every layer by a relative step
+η in each of the three geometries (Frobenius, spectral, elementwise) along four raw directions — the negative
+gradient, its polar factor, a Gaussian draw and the optimiser's own step from that point — and measure, for each
+of the 12 families, the relative function change, every layer's relative gradient change, the step's size in all
+three geometries, the operator-norm theorem's ratio (bias-free MLPs) and the stable ranks of weights and steps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from trust.base import linalg, tree
+from trust.base.errors import Diverged, TrustError
+from trust.base.schema import Config, Result, param, value
+from trust.base.tree import leaf_norms, leaves, weight_indices
+from trust.core import bounds, measure, perturb, train
+from trust.experiments.shared import points
+from trust.experiments.shared.runner import Experiment
+
+DIRECTIONS = ("gradient", "orthogonalised", "random", "step")
+GEOMETRIES = tuple(perturb.GEOMETRIES)  # frobenius, spectral, elementwise
+DIVERGED = "training diverged (a non-finite loss): nothing was measured"
+DEAD = "some layer's gradient (or the optimiser's step) is zero at this checkpoint: the family is undefined there"
+OPERATOR_TOL = 1e-6  # relative tolerance of the operator norms (power iteration above 256; else an exact SVD)
+ZERO_BOUND = "infinite at η = 0, where the bound and the measured change are both zero"
+BIASED = "the operator-norm theorem is for bias-free MLPs (docs/theory.md §2.3); this net has biases or is a ResNet"
+
+# A geometry cell's training by default: a bias-free width-128 MLP of depth 4, 2 epochs of Fromage on MNIST-5k
+CELL_TRAINING = train.TrainConfig(
+    depth=4, width=128, bias=False, channels=8, dataset="mnist5k", epochs=2, batch_size=250, checkpoints=()
+)
+# trust 0.3 stored the training flat beside the measurement, with these names and defaults (Config.upgrade)
+FLAT_0_3 = dict(optimizer="fromage", lr=0.0, model="mlp", depth=4, width=128, bias=False, norm="none", channels=8,
+                dataset="mnist5k", data_dir="", epochs=2, batch_size=250, lr_decay=0.9, seed=0)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class GeometryCellConfig(Config):
+    """One trained net and seed (``training``; its checkpoints are chosen by the cell: the first and last steps),
+    and how its 12 families are measured."""
+
+    training: train.TrainConfig = param(CELL_TRAINING, "the training run (an MLP, bias-free by default, or a ResNet)")
+    eta: tuple[float, ...] = param(
+        (0.01, 0.03, 0.1, 0.3), "the η grid (relative step in each geometry)", minimum=0, increasing=True
+    )
+    n_measure: int = param(500, "measurement batch: the first n training examples (0: all)", minimum=0)
+
+    def validate(self):
+        if not self.eta or min(self.eta) <= 0:
+            raise TrustError("eta must be a non-empty grid of positive steps")
+        if self.training.checkpoints or self.training.checkpoint_steps:
+            raise TrustError("a geometry cell chooses its own checkpoints (the first and last steps)")
+
+    @classmethod
+    def upgrade(cls, d: dict) -> dict:
+        """trust 0.3's flat layout; its training gave a ResNet biases (its head's, its norms' shifts)."""
+        if "training" in d:
+            return d
+        flat = {**FLAT_0_3, **{k: d[k] for k in FLAT_0_3 if k in d}}
+        training = {**flat, "learning_rate": flat.pop("lr"), "checkpoints": ()}
+        training["bias"] = bool(flat["bias"]) or flat["model"] != "mlp"
+        return {"training": training, **{k: v for k, v in d.items() if k not in FLAT_0_3}}
+
+    @property
+    def theorem_applies(self) -> bool:
+        """Whether the operator-norm bound is a theorem here: a bias-free relu MLP (docs/theory.md §2.3)."""
+        return self.training.model == "mlp" and not self.training.bias
+
+
+@dataclass(frozen=True, eq=False)
+class GeometryCellResult(Result):
+    """A trained cell. Axes: checkpoint ``k`` (init, end), direction ``d`` (:data:`DIRECTIONS`), geometry ``g``
+    (:data:`GEOMETRIES`), η ``e``, layer ``l``; ``s`` the three size measures (a, b, e) in geometry order."""
+
+    config: GeometryCellConfig
+    diverged_epoch: int = 0  # 0: trained to the end
+    train_acc: float = value(DIVERGED, default=float("nan"))
+    eta: np.ndarray = value(empty=True)  # (e,)
+    function: np.ndarray = value(DEAD, empty=True)  # (k, d, g, e) ‖ΔF‖_F/‖F‖_F on the batch
+    function_max: np.ndarray = value(DEAD, empty=True)  # (k, d, g, e) max over examples of ‖Δf(x)‖/‖f(x)‖
+    operator_ratio: np.ndarray = value(f"{DEAD}; {BIASED}", empty=True)  # (k, d, g, e) max_x ‖Δf(x)‖/bound(x)
+    operator_allowance: np.ndarray = value(
+        f"{DEAD}; {BIASED}; {ZERO_BOUND}", empty=True
+    )  # (k, d, g, e) rounding allowance
+    gradient: np.ndarray = value(DEAD, bulk=True, empty=True)  # (k, d, g, e, l) ‖Δg_l‖/‖g_l‖
+    sizes: np.ndarray = value(DEAD, bulk=True, empty=True)  # (k, d, g, s, l) the direction's a, b, e (η = 1)
+    step_rank: np.ndarray = value(DEAD, bulk=True, empty=True)  # (k, d, g, l) stable rank of ΔW_l
+    weight_rank: np.ndarray = value(DIVERGED, empty=True)  # (k, l) stable rank of W_l
+
+    @property
+    def measured(self) -> bool:
+        return self.function.size > 0
+
+    def bound(self, size_geometry: int | None = None) -> np.ndarray:
+        """``∏(1 + η·s_l) − 1`` over the layers, ``(k, d, g, e)``: each family's own bound (its own geometry's
+        sizes), or every family's bound in the sizes of one geometry (``size_geometry``, an index)."""
+        eta = self.eta[None, None, None, :, None]
+        own = np.stack([self.sizes[:, :, g, g] for g in range(len(GEOMETRIES))], axis=2)  # (k, d, g, l)
+        s = own if size_geometry is None else self.sizes[:, :, :, size_geometry]
+        return bounds.drt_bound(eta * s[:, :, :, None, :])
+
+
+def _measure(net, params, step, x, y, eta, key) -> dict[str, np.ndarray] | None:
+    """The 12 families at one point; ``None`` where a layer's gradient or the step is zero (undefined)."""
+    grads = measure.full_batch_gradient(net.apply, params, x, y)
+    if not (np.all(leaf_norms(grads) > 0) and np.all(leaf_norms(step) > 0)):
+        return None
+    raws = {
+        "gradient": jax.tree_util.tree_map(jnp.negative, grads),
+        "orthogonalised": perturb.orthogonalised(grads),
+        "random": perturb.gaussian(key, params),
+        "step": step,
+    }
+    layers = weight_indices(params)
+    op_params = linalg.operator_norms(params, OPERATOR_TOL)  # once per point: every spectral size divides by them
+    w_op = op_params[layers]
+    w_srank = linalg.stable_ranks(params, operator=op_params)[layers]
+    fan_in = [int(np.shape(leaves(params)[i])[-1]) for i in layers]  # MLP weights are (fan_out, fan_in)
+    dtype = np.asarray(leaves(params)[0]).dtype
+    x_norm = np.linalg.norm(np.asarray(x, dtype=float), axis=-1)
+    names = ("function", "function_max", "operator_ratio", "operator_allowance", "gradient", "sizes", "rank")
+    out: dict[str, list] = {k: [] for k in names}
+    for d in DIRECTIONS:
+        for name in out:
+            out[name].append([])
+        for geometry in GEOMETRIES:
+            u = perturb.GEOMETRIES[geometry].step(params, raws[d])
+            dist = measure.relative_distances(net.apply, params, x, y, u, eta)
+            op_u = linalg.operator_norms(u, OPERATOR_TOL)  # the spectral size and the stable rank share it
+            sizes = np.stack(
+                [tree.relative_size(u, params), tree.size_ratio(op_u, op_params), perturb.elementwise_size(u, params)]
+            )[:, layers]  # in GEOMETRIES order: perturb.GEOMETRIES' sizes, with the operator norms computed once
+            absolute = bounds.operator_norm_bound(w_op, np.outer(eta, sizes[1] * w_op))[:, None] * x_norm[None, :]
+            values = {
+                "function": dist.function_frob,
+                "function_max": dist.function_max,
+                "operator_ratio": np.max(dist.function_change / absolute, axis=1),
+                "operator_allowance": bounds.operator_rounding_allowance(
+                    fan_in, w_srank, np.outer(eta, sizes[0]), np.outer(eta, sizes[1]), dtype, OPERATOR_TOL
+                ),
+                "gradient": dist.gradient[:, layers],
+                "sizes": sizes,
+                "rank": linalg.stable_ranks(u, operator=op_u)[layers],
+            }
+            for name, v in values.items():
+                out[name][-1].append(v)
+    return {k: np.asarray(v, dtype=float) for k, v in out.items()}
+
+
+def run(config: GeometryCellConfig) -> GeometryCellResult:
+    """Train the cell, then measure the 12 families at initialisation and at the last step."""
+    ds = train.load_data(config.training)
+    last = config.training.epochs * (ds.x_train.shape[0] // config.training.batch_size)
+    pairs = ((0, 1), (last - 1, last))  # (the point measured at, the step after it)
+    kept = replace(config.training, checkpoint_steps=tuple(sorted({s for p in pairs for s in p})))
+    try:
+        trained = train.train(kept, ds, progress=False)
+    except Diverged as err:
+        return GeometryCellResult(config=config, diverged_epoch=err.epoch)
+    x, y = points.measurement_batch(ds, config.n_measure)
+    eta = np.asarray(config.eta, dtype=float)
+    per_point: list[dict[str, np.ndarray] | None] = []
+    ranks = []
+    for k, (s, s_next) in enumerate(pairs):
+        params = trained.checkpoints[s]
+        step = jax.tree_util.tree_map(jnp.subtract, trained.checkpoints[s_next], params)
+        key = jax.random.fold_in(jax.random.key(config.training.seed), k)
+        per_point.append(_measure(trained.net, params, step, x, y, eta, key))
+        ranks.append(linalg.stable_ranks(params)[weight_indices(params)])
+    layers, families = len(weight_indices(trained.params)), (len(DIRECTIONS), len(GEOMETRIES))
+    shapes = {
+        "function": families + (eta.size,),
+        "function_max": families + (eta.size,),
+        "operator_ratio": families + (eta.size,),
+        "operator_allowance": families + (eta.size,),
+        "gradient": families + (eta.size, layers),
+        "sizes": families + (len(GEOMETRIES), layers),
+        "rank": families + (layers,),
+    }
+
+    def stack(name):
+        return np.stack([p[name] if p is not None else np.full(shapes[name], np.nan) for p in per_point])
+
+    operator_ratio, operator_allowance = stack("operator_ratio"), stack("operator_allowance")
+    if not config.theorem_applies:
+        operator_ratio = operator_allowance = np.full_like(operator_ratio, np.nan)
+    return GeometryCellResult(
+        config=config,
+        train_acc=float(trained.curves.train_acc[-1]),
+        eta=eta,
+        function=stack("function"),
+        function_max=stack("function_max"),
+        operator_ratio=operator_ratio,
+        operator_allowance=operator_allowance,
+        gradient=stack("gradient"),
+        sizes=stack("sizes"),
+        step_rank=stack("rank"),
+        weight_rank=np.asarray(ranks, dtype=float),
+    )
+
+
+EXPERIMENT = Experiment(
+    GeometryCellConfig, GeometryCellResult, run, help="one geometry cell: train, then 12 families at init and end"
+)

@@ -195,3 +195,25 @@ def test_report_wording():
     assert report.power10(2.04) == "10^2.0" and report.power10(float("inf")) == "∞"
     text = report.markdown([report.Row("c", "claim", "m", "v")], "# h")
     assert text.splitlines()[-1] == "| c | claim | m | v |"
+
+
+def test_load_gives_back_the_typed_result_of_any_run_directory(tmp_path, capsys):
+    """trust.load reads a run directory into its Result type from the type results.json names; a run written by
+    trust 0.3 (no format, no type, no digest) is recognised by its config's fields."""
+    import trust
+    from trust.base.schema import FORMAT, same
+    from trust.experiments.breakdown import BreakdownResult
+
+    assert cli.main([*SMALL, "--out", str(tmp_path / "run")]) == 0
+    capsys.readouterr()
+    stored = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert stored["format"] == FORMAT
+    assert stored["result"] == "trust.experiments.breakdown.BreakdownResult"
+    result = trust.load(tmp_path / "run")
+    assert isinstance(result, BreakdownResult)
+    old = {k: v for k, v in stored.items() if k not in ("format", "result", "verdicts", store.DIGEST)}
+    (tmp_path / "run" / "results.json").write_text(json.dumps(old))
+    assert same(trust.load(tmp_path / "run"), result)  # the derived verdicts computed again on load
+    (tmp_path / "run" / "results.json").write_text(json.dumps({**old, "result": "os.system"}))  # never imported
+    with pytest.raises(TrustError, match="no result of a known experiment"):
+        trust.load(tmp_path / "run")

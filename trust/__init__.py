@@ -24,6 +24,7 @@ __all__ = [
     "__version__",
     "drt_bound",
     "lipschitz_prediction",
+    "load",
     "operator_norm_bound",
     "relative_distances",
     "relative_size",
@@ -32,6 +33,13 @@ __all__ = [
 
 
 _moved.install()
+
+
+def load(run_dir):
+    """The typed Result stored in a run directory (:func:`trust.experiments.load`)."""
+    from trust.experiments import load as load_run
+
+    return load_run(run_dir)
 
 
 def __getattr__(name: str):

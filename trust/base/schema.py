@@ -25,6 +25,9 @@ from trust.base.errors import TrustError
 
 _MISSING = dataclasses.MISSING
 NO_SEED = "no seed gave a finite value here (every seed dead, diverged or not measured)"
+# results.json's layout: 2 (trust 0.4) records the format and the result's type and holds the derived fields; a
+# result without "format" is of layout 1 (trust ≤ 0.3), whose derived fields are computed when it is read.
+FORMAT = 2
 
 
 def param(
@@ -235,10 +238,11 @@ class Result:
     nothing else; figures, report rows and summaries are views of them (:mod:`trust.views`)."""
 
     def to_json(self) -> dict:
-        """JSON-ready fields (bulk arrays left out), and ``"undefined"``: why each non-finite value is so."""
+        """JSON-ready fields (bulk arrays left out), ``"undefined"``: why each non-finite value is so, and the
+        layout (``"format"``) and ``"result"`` type (:func:`type_name`) a reader needs to rebuild it."""
         reasons: dict[str, str] = {}
         out = _encode(self, "", reasons, None)
-        return {**out, "undefined": reasons}
+        return {**out, "undefined": reasons, "format": FORMAT, "result": type_name(type(self))}
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The bulk arrays, by field name (what ``arrays.npz`` holds)."""
@@ -263,6 +267,11 @@ class Result:
         """This result with its ``derived`` fields computed from the others (a subclass with derived fields
         overrides it; its ``combine`` returns ``derive()`` of the measured fields)."""
         return self
+
+
+def type_name(cls: type) -> str:
+    """``module.Class``: how results.json names the type of its result."""
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def same(a: Result, b: Result) -> bool:

@@ -123,3 +123,25 @@ def test_a_cluster_at_the_top_falls_back_to_the_exact_svd():
     assert top.iterations == 0 and top.sigma == pytest.approx(1.0, rel=1e-12)
     with pytest.raises(TrustError, match="NaN or Inf"):
         linalg.top_singular(np.full((300, 300), np.inf))
+
+
+def test_the_polar_factor_is_one_rule_in_numpy_and_in_the_optimiser():
+    """linalg.polar (NumPy, float64) and orthogonalised SGD's step (JAX, traced) give the same factor: sign(s) for
+    a normalisation gain diag(s); g/‖g‖ for a bias row; U_r V_rᵀ for a matrix, whose float32 rounding noise below
+    max(shape)·ε₃₂·σ_max is dropped (a rank-1 outer product keeps rank 1)."""
+    import jax.numpy as jnp
+
+    from trust.core import optim
+
+    rng = np.random.default_rng(3)
+    rank1 = np.outer(rng.normal(size=6), rng.normal(size=4)).astype(np.float32)
+    params = {"1": {"w": jnp.asarray(rank1), "b": jnp.asarray([3.0, -4.0], jnp.float32)},
+              "2": {"scale": jnp.asarray([2.0, -0.5, 1e-3], jnp.float32)}}  # fmt: skip
+    step, _ = optim.scale_by_polar().update(params, optim.scale_by_polar().init(params))
+    np.testing.assert_array_equal(np.asarray(step["2"]["scale"]), [1.0, -1.0, 1.0])  # diag(s): sign s
+    np.testing.assert_allclose(np.asarray(step["1"]["b"]), [0.6, -0.8], rtol=1e-6)  # a row: g/‖g‖
+    u = rank1 / np.linalg.norm(rank1)  # the polar factor of a rank-1 matrix is its normalised self
+    np.testing.assert_allclose(np.asarray(step["1"]["w"]), u, atol=1e-6)  # float32
+    np.testing.assert_allclose(linalg.polar(rank1), u, atol=1e-6)  # the float32 noise directions are dropped
+    assert np.linalg.matrix_rank(linalg.polar(rank1), tol=1e-3) == 1
+    np.testing.assert_array_equal(linalg.polar(np.asarray(params["2"]["scale"]), diagonal=True), [1.0, -1.0, 1.0])

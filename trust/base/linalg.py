@@ -97,17 +97,25 @@ def stable_rank(t, diagonal: bool = False, tol: float = 1e-6, op: float | None =
     return frobenius**2 / op**2 if op > 0 else float("nan")
 
 
+def rank_cutoff(shape, dtype) -> float:
+    """``max(shape)·ε``: singular values at or below this fraction of ``σ_max`` are rounding noise of a tensor held
+    in ``dtype`` (NumPy's rank rule, with the ε of the precision the tensor was computed in, not of the SVD's)."""
+    return max(shape) * float(np.finfo(dtype if np.issubdtype(dtype, np.floating) else np.float64).eps)
+
+
 def polar(t, diagonal: bool = False) -> np.ndarray:
     """The orthogonal polar factor ``U_r V_rᵀ`` of ``T = U Σ Vᵀ`` over the numerically nonzero singular values
-    (``σ > max(shape)·ε·σ_max``, NumPy's rank rule), in ``t``'s shape: the nearest semi-orthogonal matrix on
-    ``T``'s range, the steepest-descent direction in the operator norm (docs/theory.md §8). ``sign(t)`` when
-    ``diagonal``; ``t/‖t‖`` for a bias row; zeros for a zero tensor."""
-    a = np.asarray(t, dtype=float)
+    (``σ > rank_cutoff·σ_max``), in ``t``'s shape: the nearest semi-orthogonal matrix on ``T``'s range, the
+    steepest-descent direction in the operator norm (docs/theory.md §8). A diagonal layer ``diag(s)`` has the
+    polar factor ``diag(sign s)`` (``diagonal``); a bias row ``t/‖t‖``; a zero tensor zeros."""
+    a = np.asarray(t)
+    cutoff = rank_cutoff(as_matrix(a).shape, a.dtype)
+    a = a.astype(float)
     if diagonal:
-        return np.sign(a)
+        return np.sign(a) * (np.abs(a) > cutoff * np.max(np.abs(a), initial=0.0))
     m = as_matrix(a)
     u, s, vt = np.linalg.svd(m, full_matrices=False)
-    keep = s > max(m.shape) * np.finfo(float).eps * (s[0] if s.size else 0.0)
+    keep = s > cutoff * (s[0] if s.size else 0.0)
     return (u[:, keep] @ vt[keep]).reshape(a.shape)
 
 

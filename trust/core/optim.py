@@ -24,6 +24,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from trust.base import linalg
+
 sgd = optax.sgd
 adam = optax.adam
 
@@ -400,6 +402,18 @@ def madam_lns_update(levels: int = 4096, base_lr: float = 0.001, p_scale: float 
     return optax.GradientTransformation(init_fn, update_fn)
 
 
+# The authors' low-precision dynamic range, as a log: 4096 levels (12 bits) at base precision 0.001 give
+# e^{0.001·4095} ≈ 60 between the largest and the smallest magnitude (docs/theory.md §6.9).
+AUTHORS_LOG_RANGE = 0.001 * (4096 - 1)
+
+
+def lns_base(bits: int, log_range: float = AUTHORS_LOG_RANGE) -> float:
+    """The base precision that holds the dynamic range ``e^{log_range}`` at ``bits`` bits: ``log_range/(2^B − 1)``.
+    ``B`` counts the exponent's levels, ``levels = 2^B`` (the sign is a bit of its own), as the Madam paper counts
+    its 12-bit budget (docs/theory.md §6.9)."""
+    return log_range / (2**bits - 1)
+
+
 def madam_lns(
     levels: int = 4096,
     base_lr: float = 0.001,
@@ -447,12 +461,16 @@ def madam_lns(
     )
 
 
-def _polar(g):
-    """``U_r V_rᵀ`` of a tensor as a ``(−1, c_out)`` matrix (a vector as one row: ``g/‖g‖``), over the singular
-    values above NumPy's rank threshold ``max(shape)·ε·σ_max``; zero for a zero tensor. Traceable."""
+def _polar(g, diagonal: bool):
+    """The polar factor of :func:`trust.base.linalg.polar`, traceable: ``U_r V_rᵀ`` of a tensor as a
+    ``(−1, c_out)`` matrix (a bias as one row: ``g/‖g‖``) over the singular values above ``rank_cutoff·σ_max``;
+    ``sign(g)`` for a diagonal layer ``diag(g)`` (a normalisation gain); zero for a zero tensor."""
     m = g.reshape(1, -1) if g.ndim < 2 else g.reshape(-1, g.shape[-1])
+    cutoff = linalg.rank_cutoff(m.shape, m.dtype)
+    if diagonal:
+        return jnp.sign(g) * (jnp.abs(g) > cutoff * jnp.max(jnp.abs(g)))
     u, s, vt = jnp.linalg.svd(m, full_matrices=False)
-    keep = s > max(m.shape) * jnp.finfo(m.dtype).eps * s[0]
+    keep = s > cutoff * s[0]
     return ((u * keep[None, :]) @ vt).reshape(g.shape)
 
 
@@ -472,7 +490,9 @@ def scale_by_polar() -> optax.GradientTransformation:
 
     def update_fn(updates, state, params=None):
         del params
-        return jax.tree_util.tree_map(_polar, updates), state
+        flat, structure = jax.tree_util.tree_flatten(updates)
+        polars = [_polar(g, d) for g, d in zip(flat, linalg.diagonal_flags(updates))]
+        return jax.tree_util.tree_unflatten(structure, polars), state
 
     return optax.GradientTransformation(lambda params: optax.EmptyState(), update_fn)
 

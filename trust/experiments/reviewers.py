@@ -10,7 +10,8 @@
   test error relative to each one's best, and the width (in decades) of the rates within twice the best.
 * **biases** (§6.8): Madam with biases from N(0, 0.01²) against biases at exactly 0, which it never moves.
 * **low_precision** (§6.9): low-precision Madam's accuracy against the bits B at a fixed dynamic range
-  (``2^B·base_lr`` = 4.096, so ``lr_factor`` scales as ``1/base_lr``), and against the base precision at 8 bits.
+  (``(2^B − 1)·base_lr`` = 4.095, :func:`trust.core.optim.lns_base`, so ``lr_factor`` scales as ``1/base_lr``),
+  and against the base precision at 8 bits.
 * **lemma2** (§6.5): Fromage at Lemma 2's rate for each depth, ``η_L = 2^{1/L} − 1``, against the fixed 0.01.
 
 Every run is a cell of a study (stored and reused on its own); a run that diverges is kept as diverged.
@@ -23,14 +24,14 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from trust.base.schema import Config, Result, Spread, Verdict, param, value
-from trust.core import data, train
+from trust.core import data, optim, train
 from trust.experiments.shared import curves, rules
 from trust.experiments.shared.curves import RunCurves
 from trust.experiments.shared.runner import Experiment, Study, run_study
 
 QUESTIONS = ("fixed_point", "lars", "clip", "lr_grid", "biases", "low_precision", "lemma2")
 LR_GRID_OPTIMIZERS = ("madam", "fromage", "sgd", "adam")
-LNS_RANGE = 4.096  # 2^B·base_lr: the authors' 12 bits at base 0.001 (e^4.1 ≈ 60 between the smallest and σ*)
+LNS_RANGE = optim.AUTHORS_LOG_RANGE  # (2^B − 1)·base_lr held at the authors' 4.095 (e^4.095 ≈ 60)
 DIVERGED = "training diverged (a non-finite loss) before this epoch"
 NOT_MADAM = "NaN: the fraction at Madam's clip exists for madam and madam_lns only"
 
@@ -115,7 +116,7 @@ def _runs(config: ReviewersConfig) -> dict[str, dict[str, train.TrainConfig]]:
             c.base(s, optimizer=o, learning_rate=float(lr)) for o in LR_GRID_OPTIMIZERS for lr in lr_grid(c, o)
         ]
         out["biases"] += [c.base(s, optimizer="madam"), c.base(s, optimizer="madam", zero_biases=True)]
-        lns = [(b, LNS_RANGE / 2**b) for b in c.bits] + [(8, base) for base in c.base_lrs]
+        lns = [(b, optim.lns_base(b)) for b in c.bits] + [(8, base) for base in c.base_lrs]
         out["low_precision"] += [
             c.base(s, optimizer="madam_lns", bits=b, base_lr=base, learning_rate=10.0 * 0.001 / base)
             for b, base in dict.fromkeys(lns)
@@ -163,9 +164,9 @@ class Answers:
     bands: dict[str, Band]
     finals: dict[str, Spread]
     lr_grids: dict[str, LrGrid]
-    growth: dict[str, np.ndarray]
-    series: dict[str, np.ndarray]
     verdicts: dict[str, Verdict]
+    growth: dict[str, np.ndarray] = value(f"{DIVERGED}; NaN: no LARS run at this rate")
+    series: dict[str, np.ndarray] = value(f"{DIVERGED} (a median over no finite run)")
 
 
 @dataclass(frozen=True, eq=False)
@@ -305,7 +306,7 @@ def _answers(result: ReviewersResult) -> Answers:
         cost = _med(normal) - _med(zero)
         verdicts["biases"] = Verdict("measured", "cost", cost, float("nan"), cost, c.seeds, cost, cost)
     if "low_precision" in asked:
-        by_bits = {b: _accuracies(result.select("low_precision", bits=b, base_lr=LNS_RANGE / 2**b)) for b in c.bits}
+        by_bits = {b: _accuracies(result.select("low_precision", bits=b, base_lr=optim.lns_base(b))) for b in c.bits}
         by_base = {b: _accuracies(result.select("low_precision", bits=8, base_lr=b)) for b in c.base_lrs}
         finals.update({f"low_precision bits {b}": rules.spread(a) for b, a in by_bits.items()})
         finals.update({f"low_precision base {b:g}": rules.spread(a) for b, a in by_base.items()})
@@ -325,7 +326,7 @@ def _answers(result: ReviewersResult) -> Answers:
             series["lemma2 lemma"] = np.append(series["lemma2 lemma"], m_lemma)
             series.setdefault("lemma2 fixed", np.array([]))
             series["lemma2 fixed"] = np.append(series["lemma2 fixed"], m_fixed)
-    return Answers({k: b for k, b in bands.items() if b is not None}, finals, lr_grids, growth, series, verdicts)
+    return Answers({k: b for k, b in bands.items() if b is not None}, finals, lr_grids, verdicts, growth, series)
 
 
 def paper_configs(quick: bool, seed: int) -> dict[str, ReviewersConfig]:

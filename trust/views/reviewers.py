@@ -81,7 +81,7 @@ def _lr_panel(ax, result: ReviewersResult) -> None:
 def _bits_panel(ax, result: ReviewersResult) -> None:
     c, series = result.config, _answers(result).series
     ax.plot(c.bits, series["low_precision bits"], "o-", color=COLOURS["madam_lns"],
-            label=f"madam_lns, 2^B·base = {LNS_RANGE}")  # fmt: skip
+            label=f"madam_lns, (2^B − 1)·base = {LNS_RANGE:.4g}")  # fmt: skip
     if "fixed_point madam accuracy" in series and np.isfinite(series["fixed_point madam accuracy"][0]):
         ax.axhline(series["fixed_point madam accuracy"][0], color=COLOURS["madam"], ls=":", label="madam in float32")
     ax.set(xlabel="bits B", ylabel="final test accuracy (%)", title="§6.9 accuracy against bits")
@@ -207,9 +207,8 @@ def _low_precision(result: ReviewersResult) -> tuple[str, str, str]:
     text += " · at 8 bits: " + "; ".join(
         f"base {b:g} {_spread(a.finals[f'low_precision base {b:g}'], '.1f')} %" for b in c.base_lrs
     )
-    claim = (
-        f"Reviewer §6.9: low-precision Madam, test accuracy against bits (2^B·base = {LNS_RANGE}) and base precision"
-    )
+    held = f"(2^B − 1)·base = {LNS_RANGE:.4g}"
+    claim = f"Reviewer §6.9: low-precision Madam, test accuracy against bits ({held}) and base precision"
     return claim, text, f"within 1 point of {max(c.bits)} bits from {int(a.verdicts['low_precision'].effect)} bits"
 
 

@@ -49,6 +49,9 @@ def median(values, axis=None):
 def spread(values) -> Spread:
     """Median and range over seeds (the first axis of ``values``), entry by entry, NaN left out."""
     values = np.asarray(values, dtype=float)
+    if values.shape[0] == 0:  # no seed at all
+        nan = np.full(values.shape[1:], np.nan)
+        return Spread(nan, nan, nan, np.zeros(values.shape[1:], dtype=int))
     finite_count = np.isfinite(values).sum(axis=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN entries: NaN is the answer
@@ -192,7 +195,11 @@ def widest(decades: dict[str, float], best_error: dict[str, float], seeds: int) 
 def enough_bits(accuracy: dict[int, float], seeds: int) -> Verdict:
     """The fewest bits within BITS_POINTS of the most bits ("bits"); ``accuracy``: median accuracy (%) per bits."""
     top = accuracy[max(accuracy)]
-    enough = min(b for b, a in accuracy.items() if a >= top - BITS_POINTS)
+    within = [b for b, a in accuracy.items() if a >= top - BITS_POINTS]
+    if not within:  # no finite accuracy at the most bits
+        nan = float("nan")
+        return Verdict("bits", "none", nan, BITS_POINTS, nan, seeds, nan, top)
+    enough = min(within)
     return Verdict("bits", "enough", enough, BITS_POINTS, enough, seeds, accuracy[enough], top)
 
 

@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from trust.base import parallel
 from trust.base.errors import TrustError
-from trust.base.schema import Config, Result
+from trust.base.schema import Config, Result, same
 from trust.base.store import finished_run, locked, write_run
 
 
@@ -86,7 +86,9 @@ def run_or_reuse(run_dir, config: Config, experiment: Experiment) -> tuple[Resul
     """The result of ``experiment`` for ``config``: read back from ``run_dir`` if it already holds a finished run
     of exactly this config, else computed (and, with a ``run_dir``, written there). Also says whether it was
     reused. A directory holding another config is refused. A study stores each cell under ``run_dir/cells/``
-    as it finishes, and a rerun reuses the finished cells. In a job of many processes (:mod:`trust.base.parallel`)
+    as it finishes, and a rerun reuses the finished cells and combines them again (cheap), so a stored study
+    result never outlives a change in which cells the study asks for; it is rewritten only if the combination
+    differs from it. In a job of many processes (:mod:`trust.base.parallel`)
     they share a study's cells; anything else process 0 computes and the others read."""
     if run_dir is None:
         if experiment.study is not None and parallel.count() > 1:
@@ -100,9 +102,11 @@ def run_or_reuse(run_dir, config: Config, experiment: Experiment) -> tuple[Resul
 def _run_or_reuse_alone(run_dir: Path, config: Config, experiment: Experiment) -> tuple[Result, bool]:
     with locked(run_dir):
         stored = _reuse(run_dir, config, experiment)
-        if stored is not None:
+        if stored is not None and experiment.study is None:
             return stored, True
         result = _compute(run_dir, config, experiment)
+        if stored is not None and same(stored, result):
+            return stored, True
         write_run(run_dir, config.to_dict(), result.to_json(), result.arrays())
     return result, False
 
@@ -137,10 +141,12 @@ def _run_or_reuse_together(run_dir: Path, config: Config, experiment: Experiment
     cells are split among them; process 0 writes the run while the others wait, then they read it."""
     stored = _reuse(run_dir, config, experiment)
     parallel.barrier(f"checked {run_dir}")
-    if stored is not None:
+    if stored is not None and experiment.study is None:
         return stored, True
     if experiment.study is not None or parallel.is_lead():
         result = _compute(run_dir, config, experiment)
+    if stored is not None and same(stored, result):  # a study every process combined again
+        return stored, True
     if parallel.is_lead():
         with locked(run_dir):
             write_run(run_dir, config.to_dict(), result.to_json(), result.arrays())

@@ -1,12 +1,12 @@
 """Final train and test accuracy of every optimiser at its default learning rate, over seeds.
 
-    python -m trust.experiments.optimisers [--seeds 3] [--epochs 20] [--out figures]
+    python scripts/optimisers.py [--seeds 3] [--epochs 20] [--out figures]
 
 Depth-8, width-128 relu MLP on digits (batch 8, learning rate ×0.9 per epoch), each optimiser at its
 default (``trust.core.train.DEFAULT_LR``), plus low-precision Madam at 12, 8 and 6 bits. Fewer bits at the
 authors' base precision 0.001 would shrink the dynamic range to e^{0.001·255} ≈ 1.3 (8 bits); here the
-range is held at e^{4.095} ≈ 60 — ``base_lr = 4.095/(levels−1)`` — and ``lr_factor = 0.01/base_lr``
-keeps the multiplicative step of Madam's η = 0.01, so only the resolution changes. Writes
+range is held at e^{4.095} ≈ 60 — ``base_lr = 4.095/(levels−1)`` (:func:`trust.core.optim.lns_base`) — and
+``lr_factor = 0.01/base_lr`` keeps the multiplicative step of Madam's η = 0.01, so only the resolution changes. Writes
 ``<out>/optimisers.md`` and ``<out>/optimisers.json``.
 """
 
@@ -20,6 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from trust.base import store
+from trust.core import optim
 from trust.core.train import OPTIMIZERS, TrainConfig, train
 
 
@@ -27,7 +28,7 @@ def configs(epochs: int) -> dict[str, dict[str, Any]]:
     rows: dict[str, dict[str, Any]] = {name: {"optimizer": name} for name in OPTIMIZERS}
     rows["madam_lns"]["bits"] = 12
     for bits in (8, 6):
-        base_lr = 4.095 / (2**bits - 1)
+        base_lr = optim.lns_base(bits)
         rows[f"madam_lns {bits}-bit"] = {
             "optimizer": "madam_lns",
             "bits": bits,

@@ -36,7 +36,8 @@ from trust.core import bounds, data, estimate, measure, perturb, train
 from trust.experiments.shared import points, rules
 from trust.experiments.shared.runner import Experiment
 
-DIRECTIONS = ("gradient", "madam", "random")
+# the directions of perturb.DIRECTIONS whose constants are measured (the others fix a layer or the step size)
+MEASURED_DIRECTIONS = tuple(d for d in perturb.DIRECTIONS if d not in ("scaled", "single"))
 
 
 SINGULAR = "infinite where a gradient slice ΔW_l is numerically singular (κ(ΔW_l) = ∞) or α = 0"
@@ -55,7 +56,7 @@ class ConstantsConfig(Config):
         increasing=True,
     )
     width: int = param(128, "hidden width", minimum=1)
-    perturb: str = param("gradient", "the direction U", choices=DIRECTIONS)
+    perturb: str = param("gradient", "the direction U", choices=MEASURED_DIRECTIONS)
     epochs: tuple[float, ...] = param((0.0,), "measure after these training epochs (0: initialisation)", minimum=0)
     optimizer: str = param("fromage", "trains to the --epochs", choices=train.OPTIMIZERS)
     eta_max: float = param(0.099, "largest η of the grid", minimum=0)

@@ -21,9 +21,9 @@ from trust.experiments.shared import geometry_cell, rules
 from trust.experiments.shared.geometry_cell import (
     BIASED,
     DEAD,
-    DIRECTIONS,
     DIVERGED,
     GEOMETRIES,
+    RAW_DIRECTIONS,
     ZERO_BOUND,
     GeometryCellConfig,
     GeometryCellResult,
@@ -235,12 +235,12 @@ def _tightest(ratio: np.ndarray) -> tuple[str, ...]:
     """Per direction, the geometry whose worst measured/bound is nearest 1 in log (rules "tightest")."""
     if not np.isfinite(ratio[1]).any():
         return ()
-    return tuple(GEOMETRIES[int(np.nanargmin(np.abs(np.log(ratio[1, d]))))] for d in range(len(DIRECTIONS)))
+    return tuple(GEOMETRIES[int(np.nanargmin(np.abs(np.log(ratio[1, d]))))] for d in range(len(RAW_DIRECTIONS)))
 
 
 def _exponent_claims(r: GeometryResult) -> tuple[ExponentClaim, ...]:
     c, out = r.config, []
-    d = DIRECTIONS.index("gradient")
+    d = RAW_DIRECTIONS.index("gradient")
     for g, geometry in enumerate(GEOMETRIES[:2]):
         predicted = PREDICTED_EXPONENT[geometry]
         for k, tag in enumerate(CHECKPOINTS):
@@ -259,7 +259,7 @@ def _summary(r: GeometryResult) -> GeometrySummary:
     widest = rules.median(sw.c_eff[:, :, -1].reshape(-1, *sw.c_eff.shape[3:]), axis=0)  # (k, s)
     smallest = sw.function[:, :, 0, :, :, :, 0]  # (o, r, k, d, g): the smallest width and η
     k_g = smallest.shape[2], smallest.shape[4]
-    own_step = sw.step_rank[:, :, :, :, DIRECTIONS.index("step")]  # (o, r, v, k)
+    own_step = sw.step_rank[:, :, :, :, RAW_DIRECTIONS.index("step")]  # (o, r, v, k)
     operator = None
     if np.isfinite(r.operator_worst):
         outcome = "holds" if r.operator_violations == 0 else "VIOLATED"
@@ -291,7 +291,7 @@ def _sweep(c: GeometryConfig, done: dict, values: tuple[int, ...], width_of, dep
         for opt in c.optimizers
     ]
     shape = (len(c.optimizers), c.seeds, len(values))
-    n_k, n_d, n_g, n_e = len(CHECKPOINTS), len(DIRECTIONS), len(GEOMETRIES), len(c.eta)
+    n_k, n_d, n_g, n_e = len(CHECKPOINTS), len(RAW_DIRECTIONS), len(GEOMETRIES), len(c.eta)
     out: dict[str, Any] = {
         "train_acc": np.full(shape, np.nan),
         "function": np.full(shape + (n_k, n_d, n_g, n_e), np.nan),
@@ -319,17 +319,17 @@ def _ratios(measured: list[GeometryCellResult], first: str) -> tuple[np.ndarray,
     """Median and worst, ``(2, d, g)``, of each family's function change (worst example) and of every layer's
     gradient change over its own bound, over η, checkpoints and cells. At initialisation every optimiser's cell
     holds the same net, so only the ``first`` optimiser's cells count there, except for each one's own step."""
-    n_d, n_g = len(DIRECTIONS), len(GEOMETRIES)
+    n_d, n_g = len(RAW_DIRECTIONS), len(GEOMETRIES)
     ratio_function, ratio_gradient = np.full((2, n_d, n_g), np.nan), np.full((2, n_d, n_g), np.nan)
 
-    def points(r: GeometryCellResult, d: int) -> slice:
-        shared = DIRECTIONS[d] != "step" and r.config.training.optimizer != first
+    def counted(r: GeometryCellResult, d: int) -> slice:
+        shared = RAW_DIRECTIONS[d] != "step" and r.config.training.optimizer != first
         return slice(1, None) if shared else slice(None)
 
     for d in range(n_d):
         for g in range(n_g):
-            f = [(r.function_max / r.bound())[points(r, d), d, g].ravel() for r in measured]
-            gr = [(r.gradient / r.bound()[..., None])[points(r, d), d, g].ravel() for r in measured]
+            f = [(r.function_max / r.bound())[counted(r, d), d, g].ravel() for r in measured]
+            gr = [(r.gradient / r.bound()[..., None])[counted(r, d), d, g].ravel() for r in measured]
             for target, values in ((ratio_function, f), (ratio_gradient, gr)):
                 v = np.concatenate(values) if values else np.array([np.nan])
                 v = v[np.isfinite(v)]
@@ -343,7 +343,7 @@ def combine(config: GeometryConfig, done: dict) -> GeometryResult:
     width = _sweep(c, done, c.widths, lambda w: w, lambda w: c.depth)
     depth = _sweep(c, done, c.depths, lambda d: c.width, lambda d: d)
     measured = [done[name] for name in _grid(c) if done[name].measured]
-    n_d, n_g = len(DIRECTIONS), len(GEOMETRIES)
+    n_d, n_g = len(RAW_DIRECTIONS), len(GEOMETRIES)
     ratio_function, ratio_gradient = _ratios(measured, c.optimizers[0])
     resnets = [done[name] for name in _resnet_grid(c) if done[name].measured]
     resnet_function, resnet_gradient = _ratios(resnets, c.resnet_optimizers[0])

@@ -206,12 +206,6 @@ def run(config: ReviewersConfig) -> Result:
 # ------------------------------------------------------------------------------------------------ views
 
 
-def _med(values) -> float:
-    v = np.asarray(values, dtype=float)
-    v = v[np.isfinite(v)]
-    return float(np.median(v)) if v.size else float("nan")
-
-
 def orthogonal_growth(run: RunCurves) -> np.ndarray:
     """``∏_t √(1+η_t²)`` per epoch for ``run``'s schedule (η decayed by ``lr_decay`` per epoch): the norm growth
     of steps orthogonal to W without Fromage's ``1/√(1+η²)`` factor (docs/theory.md §4.1)."""
@@ -265,7 +259,7 @@ def _answers(result: ReviewersResult) -> Answers:
             finals[f"fixed_point {opt} norm"] = rules.spread([r.norm_ratio[-1].mean() for r in runs])
             verdicts[f"fixed_point {opt}"] = rules.stationary(max(g), max(dl), len(runs))
         madam = _accuracies(result.select("fixed_point", optimizer="madam"))
-        series["fixed_point madam accuracy"] = np.array([_med(madam)])
+        series["fixed_point madam accuracy"] = np.array([rules.finite_median(madam)])
     if "lars" in asked:
         for lr in (0.01, 0.1):
             for opt in ("fromage", "lars"):
@@ -287,15 +281,15 @@ def _answers(result: ReviewersResult) -> Answers:
             bands[f"clip {p:g} fraction"] = _band(runs, lambda r: 100 * r.clip_fraction)
             finals[f"clip {p:g} fraction"] = rules.spread([100 * r.clip_fraction[-1] for r in runs])
             finals[f"clip {p:g} accuracy"] = rules.spread(_accuracies(runs))
-        best = max((1.0, 2.0, 3.0), key=lambda p: _med(_accuracies(result.select("clip", p_scale=p))))
-        at_default = _med([100 * r.clip_fraction[-1] for r in result.select("clip", p_scale=3.0)])
+        best = max((1.0, 2.0, 3.0), key=lambda p: rules.finite_median(_accuracies(result.select("clip", p_scale=p))))
+        at_default = rules.finite_median([100 * r.clip_fraction[-1] for r in result.select("clip", p_scale=3.0)])
         verdicts["clip"] = Verdict("best", f"p_scale {best:g}", at_default, float("nan"), best, c.seeds, at_default,
                                    at_default)  # fmt: skip
     if "lr_grid" in asked:
         for opt in LR_GRID_OPTIMIZERS:
             lrs, rel = relative_errors(result, opt)
-            best = min(_med([r.final_test_error for r in result.select("lr_grid", optimizer=opt, lr=float(lr))])
-                       for lr in lrs)  # fmt: skip
+            runs = [result.select("lr_grid", optimizer=opt, lr=float(lr)) for lr in lrs]
+            best = min(rules.finite_median([r.final_test_error for r in at]) for at in runs)
             lr_grids[opt] = LrGrid(lrs, train.OPTIMIZERS[opt].default_lr, robust_decades(lrs, rel), rel, best)
         verdicts["lr_grid"] = rules.widest({o: g.decades for o, g in lr_grids.items()},
                                            {o: g.best_error for o, g in lr_grids.items()}, c.seeds)  # fmt: skip
@@ -303,23 +297,23 @@ def _answers(result: ReviewersResult) -> Answers:
         zero, normal = (np.array(_accuracies(result.select("biases", zero_biases=z))) for z in (True, False))
         series["biases zero"], series["biases normal"] = zero, normal
         finals["biases zero"], finals["biases normal"] = rules.spread(zero), rules.spread(normal)
-        cost = _med(normal) - _med(zero)
+        cost = rules.finite_median(normal) - rules.finite_median(zero)
         verdicts["biases"] = Verdict("measured", "cost", cost, float("nan"), cost, c.seeds, cost, cost)
     if "low_precision" in asked:
         by_bits = {b: _accuracies(result.select("low_precision", bits=b, base_lr=optim.lns_base(b))) for b in c.bits}
         by_base = {b: _accuracies(result.select("low_precision", bits=8, base_lr=b)) for b in c.base_lrs}
         finals.update({f"low_precision bits {b}": rules.spread(a) for b, a in by_bits.items()})
         finals.update({f"low_precision base {b:g}": rules.spread(a) for b, a in by_base.items()})
-        series["low_precision bits"] = np.array([_med(by_bits[b]) for b in c.bits])
-        series["low_precision base"] = np.array([_med(by_base[b]) for b in c.base_lrs])
-        verdicts["low_precision"] = rules.enough_bits({b: _med(a) for b, a in by_bits.items()}, c.seeds)
+        series["low_precision bits"] = np.array([rules.finite_median(by_bits[b]) for b in c.bits])
+        series["low_precision base"] = np.array([rules.finite_median(by_base[b]) for b in c.base_lrs])
+        verdicts["low_precision"] = rules.enough_bits({b: rules.finite_median(a) for b, a in by_bits.items()}, c.seeds)
     if "lemma2" in asked:
         series["lemma2 rate"] = np.array([lemma2_rate(d) for d in c.depths])
         for d in c.depths:
             lemma, fixed = ([100 * r.final_train_acc for r in result.select("lemma2", depth=d, lr=lr)]
                             for lr in (lemma2_rate(d), 0.01))  # fmt: skip
             finals[f"lemma2 {d} lemma"], finals[f"lemma2 {d} fixed"] = rules.spread(lemma), rules.spread(fixed)
-            m_lemma, m_fixed = _med(lemma), _med(fixed)
+            m_lemma, m_fixed = rules.finite_median(lemma), rules.finite_median(fixed)
             verdicts[f"lemma2 {d}"] = Verdict("better", "lemma2" if m_lemma > m_fixed else "fixed", m_lemma - m_fixed,
                                               0.0, m_lemma - m_fixed, c.seeds, m_lemma, m_fixed)  # fmt: skip
             series.setdefault("lemma2 lemma", np.array([]))

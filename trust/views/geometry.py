@@ -8,8 +8,8 @@ import numpy as np
 from trust.base.schema import Spread
 from trust.experiments.geometry import (
     CHECKPOINTS,
-    DIRECTIONS,
     GEOMETRIES,
+    RAW_DIRECTIONS,
     ExponentClaim,
     GeometryResult,
     GeometrySummary,
@@ -33,7 +33,7 @@ def _summary(r: GeometryResult) -> GeometrySummary:
     return r.summary
 
 
-DIRECTION_COLOURS = dict(zip(DIRECTIONS, ("tab:blue", "tab:orange", "tab:green", "tab:red")))
+DIRECTION_COLOURS = dict(zip(RAW_DIRECTIONS, ("tab:blue", "tab:orange", "tab:green", "tab:red")))
 
 
 def width_figure(r: GeometryResult):
@@ -45,7 +45,7 @@ def width_figure(r: GeometryResult):
     for k, tag in enumerate(CHECKPOINTS):
         for g, geometry in enumerate(GEOMETRIES):
             ax = axes[k][g]
-            for d, direction in enumerate(DIRECTIONS):
+            for d, direction in enumerate(RAW_DIRECTIONS):
                 med, lo, hi = _band(s.width_function, (k, d, g))
                 p = s.exponent_mean[k, d, g]
                 colour = DIRECTION_COLOURS[direction]
@@ -80,7 +80,7 @@ def ranks_figure(r: GeometryResult):
         ax_a.plot(widths, s.weight_rank_end[o], "s--", color=colour, label=f"end of {opt}")
     ax_a.plot(widths, widths / 4, ":", color="grey", label="n/4 (n × n Gaussian)")
     ax_a.set(title="(a) srank W_l, mean over layers", ylabel="‖W‖_F² / ‖W‖_op²")
-    for d, direction in enumerate(DIRECTIONS[:3]):  # the same nets at init for every optimiser: the first's
+    for d, direction in enumerate(RAW_DIRECTIONS[:3]):  # the same nets at init for every optimiser: the first's
         colour = DIRECTION_COLOURS[direction]
         med, lo, hi = _band(s.step_rank_init, (d,))
         ax_b.plot(widths, med, "o-", color=colour, label=f"{direction}, init")
@@ -112,7 +112,7 @@ def ratios_figure(r: GeometryResult):
     if r.config.resnets:
         groups.append(("ResNets", r.resnet_function, r.resnet_gradient))
     fig, axes = plots.subplots(len(groups), 2, figsize=(13, 5.2 * len(groups)))
-    x = np.arange(len(DIRECTIONS))
+    x = np.arange(len(RAW_DIRECTIONS))
     width = 0.26
     colours = ("tab:purple", "tab:cyan", "tab:olive")
     panels = [(axes[i][j], ratio, what, name) for i, (name, *ratios) in enumerate(groups)
@@ -123,7 +123,7 @@ def ratios_figure(r: GeometryResult):
             ax.bar(pos, ratio[0, :, g], width, color=colours[g], alpha=0.7, label=f"{geometry}: median")
             ax.plot(pos, ratio[1, :, g], "v", color=colours[g], markeredgecolor="k", label=f"{geometry}: worst")
         ax.axhline(1.0, color="k", lw=1)
-        ax.set_xticks(x, DIRECTIONS)
+        ax.set_xticks(x, RAW_DIRECTIONS)
         ax.set(yscale="log", ylabel="measured / own bound", xlabel="direction",
                title=f"{name}: {what} change / own bound ∏(1 + η s_l) − 1")  # fmt: skip
         ax.grid(alpha=0.3, axis="y", which="both")
@@ -176,13 +176,13 @@ def _tightest_row(ratio: np.ndarray, tightest: tuple[str, ...], where: str) -> R
     """Which geometry's own bound is tightest per direction: the one whose worst case is nearest 1 in log."""
     cells = "; ".join(
         f"{d}: " + ", ".join(f"{g} {ratio[0, i, j]:.2g}/{ratio[1, i, j]:.2g}" for j, g in enumerate(GEOMETRIES))
-        for i, d in enumerate(DIRECTIONS)
+        for i, d in enumerate(RAW_DIRECTIONS)
     )
     return Row(
         f"Which geometry's relative bound ∏(1 + η s_l) − 1 is tightest on the function — {where}",
         "assumption",
         f"measured/bound, median/worst: {cells}",
-        "tightest worst case — " + ", ".join(f"{d}: {t}" for d, t in zip(DIRECTIONS, tightest)),
+        "tightest worst case — " + ", ".join(f"{d}: {t}" for d, t in zip(RAW_DIRECTIONS, tightest)),
     )
 
 
@@ -254,7 +254,7 @@ def summary(result: GeometryResult) -> str:
     for g, geometry in enumerate(GEOMETRIES):
         cells = ", ".join(
             f"{d} {result.ratio_function[0, i, g]:.3g}/{result.ratio_function[1, i, g]:.3g}"
-            for i, d in enumerate(DIRECTIONS)
+            for i, d in enumerate(RAW_DIRECTIONS)
         )
         lines.append(f"{geometry}: function change / own bound, median/worst: {cells}")
     if c.resnets:
@@ -270,15 +270,15 @@ def summary(result: GeometryResult) -> str:
     shared = ", ".join(
         f"{geometry} {d} {_exponent(result, 0, 0, i, g)}"
         for g, geometry in enumerate(GEOMETRIES[:2])
-        for i, d in enumerate(DIRECTIONS[:3])
+        for i, d in enumerate(RAW_DIRECTIONS[:3])
     )
     lines.append(f"width exponent at init: {shared}")
-    step = DIRECTIONS.index("step")
+    step = RAW_DIRECTIONS.index("step")
     for o, opt in enumerate(c.optimizers):
         cells = ", ".join(
             f"{geometry} {d} {_exponent(result, o, 1, i, g)}"
             for g, geometry in enumerate(GEOMETRIES[:2])
-            for i, d in enumerate(DIRECTIONS)
+            for i, d in enumerate(RAW_DIRECTIONS)
         )
         own = ", ".join(f"{geometry} {_exponent(result, o, 0, step, g)}" for g, geometry in enumerate(GEOMETRIES[:2]))
         lines.append(f"width exponent, {opt}: own first step {own}; at the end {cells}")

@@ -21,7 +21,7 @@ from trust.core import bounds, measure, perturb, train
 from trust.experiments.shared import points
 from trust.experiments.shared.runner import Experiment
 
-DIRECTIONS = ("gradient", "orthogonalised", "random", "step")
+RAW_DIRECTIONS = ("gradient", "orthogonalised", "random", "step")  # each stepped in every geometry
 GEOMETRIES = tuple(perturb.GEOMETRIES)  # frobenius, spectral, elementwise
 DIVERGED = "training diverged (a non-finite loss): nothing was measured"
 DEAD = "some layer's gradient (or the optimiser's step) is zero at this checkpoint: the family is undefined there"
@@ -73,7 +73,7 @@ class GeometryCellConfig(Config):
 
 @dataclass(frozen=True, eq=False)
 class GeometryCellResult(Result):
-    """A trained cell. Axes: checkpoint ``k`` (init, end), direction ``d`` (:data:`DIRECTIONS`), geometry ``g``
+    """A trained cell. Axes: checkpoint ``k`` (init, end), direction ``d`` (:data:`RAW_DIRECTIONS`), geometry ``g``
     (:data:`GEOMETRIES`), η ``e``, layer ``l``; ``s`` the three size measures (a, b, e) in geometry order."""
 
     config: GeometryCellConfig
@@ -124,7 +124,7 @@ def _measure(net, params, step, x, y, eta, key) -> dict[str, np.ndarray] | None:
     x_norm = np.linalg.norm(np.asarray(x, dtype=float), axis=-1)
     names = ("function", "function_max", "operator_ratio", "operator_allowance", "gradient", "sizes", "rank")
     out: dict[str, list] = {k: [] for k in names}
-    for d in DIRECTIONS:
+    for d in RAW_DIRECTIONS:
         for name in out:
             out[name].append([])
         for geometry in GEOMETRIES:
@@ -171,7 +171,7 @@ def run(config: GeometryCellConfig) -> GeometryCellResult:
         key = jax.random.fold_in(jax.random.key(config.training.seed), k)
         per_point.append(_measure(trained.net, params, step, x, y, eta, key))
         ranks.append(linalg.stable_ranks(params)[weight_indices(params)])
-    layers, families = len(weight_indices(trained.params)), (len(DIRECTIONS), len(GEOMETRIES))
+    layers, families = len(weight_indices(trained.params)), (len(RAW_DIRECTIONS), len(GEOMETRIES))
     shapes = {
         "function": families + (eta.size,),
         "function_max": families + (eta.size,),

@@ -39,6 +39,12 @@ def finite(values) -> np.ndarray:
     return values[np.isfinite(values)]
 
 
+def finite_median(values) -> float:
+    """The median of the finite values (a diverged run's ±inf and NaN left out); NaN when there are none."""
+    v = finite(values)
+    return float(np.median(v)) if v.size else float("nan")
+
+
 def median(values, axis=None):
     """The median over seeds, NaN left out; NaN where nothing is left."""
     with warnings.catch_warnings():

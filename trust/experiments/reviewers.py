@@ -288,8 +288,8 @@ def _answers(result: ReviewersResult) -> Answers:
     if "lr_grid" in asked:
         for opt in LR_GRID_OPTIMIZERS:
             lrs, rel = relative_errors(result, opt)
-            runs = [result.select("lr_grid", optimizer=opt, lr=float(lr)) for lr in lrs]
-            best = min(rules.finite_median([r.final_test_error for r in at]) for at in runs)
+            at_rate = [result.select("lr_grid", optimizer=opt, lr=float(lr)) for lr in lrs]
+            best = min(rules.finite_median([r.final_test_error for r in at]) for at in at_rate)
             lr_grids[opt] = LrGrid(lrs, train.OPTIMIZERS[opt].default_lr, robust_decades(lrs, rel), rel, best)
         verdicts["lr_grid"] = rules.widest({o: g.decades for o, g in lr_grids.items()},
                                            {o: g.best_error for o, g in lr_grids.items()}, c.seeds)  # fmt: skip

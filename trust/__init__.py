@@ -10,7 +10,7 @@ from importlib import metadata as _metadata
 try:
     __version__ = _metadata.version("deep-relative-trust")
 except _metadata.PackageNotFoundError:  # a source tree that was never installed
-    __version__ = "0.3.0+unknown"
+    __version__ = "0.4.0+unknown"
 
 from trust import _moved
 from trust.base.errors import TrustError

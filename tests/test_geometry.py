@@ -11,7 +11,7 @@ import pytest
 
 from trust.base import linalg, schema
 from trust.base.errors import TrustError
-from trust.core import bounds, measure, perturb, train
+from trust.core import measure, perturb, train
 from trust.experiments import geometry
 from trust.experiments.shared import cell, geometry_cell, points, runner
 from trust.front import cli
@@ -96,18 +96,44 @@ def test_step_direction_is_the_optimisers_first_step(study):
     np.testing.assert_allclose(r.step_rank[0, 3, 0], linalg.stable_ranks(step), rtol=1e-4)
 
 
+def own_bound_by_hand(r, k: int, d: int, g: int) -> np.ndarray:
+    """∏_l (1 + η·s_l) − 1 over η, each layer's size s_l in the family's own geometry (docs/theory.md §8), as a plain
+    NumPy product — not the cell's bound() nor bounds.drt_bound."""
+    return np.prod(1.0 + np.outer(r.eta, r.sizes[k, d, g, g]), axis=1) - 1.0
+
+
 def test_combined_ratios_and_exponent(study):
     done, result = study
-    measured = np.concatenate([(r.function_max / r.bound())[:, 0, 1].ravel() for r in done.values()])
-    assert result.ratio_function[0, 0, 1] == pytest.approx(np.median(measured))
-    assert result.ratio_function[1, 0, 1] == pytest.approx(np.max(measured))
-    per_seed = [geometry.width_exponent((8, 16), result.width.function[0, s, :, 0, 0, 0, 0]) for s in range(2)]
-    assert result.exponent[0, 0, 0, 0] == pytest.approx(np.mean(per_seed), rel=1e-12)
-    assert np.isfinite(result.exponent_half[0, 0, 0, 0])  # two seeds: a Student-t interval
+    # measured/bound of the (gradient, spectral) family, every η and checkpoint and cell; at initialisation only
+    # the first optimiser's cells count (here there is one optimiser, so all)
+    measured = np.concatenate(
+        [r.function_max[k, 0, 1] / own_bound_by_hand(r, k, 0, 1) for r in done.values() for k in (0, 1)]
+    )
+    assert result.ratio_function[0, 0, 1] == pytest.approx(np.median(measured), rel=1e-12)
+    assert result.ratio_function[1, 0, 1] == pytest.approx(np.max(measured), rel=1e-12)
+    # the width exponent: per seed the least-squares slope of log change against log width (NumPy's lstsq on the
+    # design [log n, 1], not trust's width_exponent), then the mean over seeds
+    design = np.stack([np.log([8.0, 16.0]), np.ones(2)], axis=1)
+    per_seed = [
+        np.linalg.lstsq(design, np.log(result.width.function[0, s, :, 0, 0, 0, 0]), rcond=None)[0][0] for s in range(2)
+    ]
+    assert result.exponent[0, 0, 0, 0] == pytest.approx(np.mean(per_seed), rel=1e-9)
+    # two seeds: a Student-t interval, t_{0.975, 1}·s/√2 = 12.706·|p₁ − p₀|/2
+    assert result.exponent_half[0, 0, 0, 0] == pytest.approx(12.7062047 * abs(per_seed[1] - per_seed[0]) / 2, rel=1e-6)
     rt = geometry.GeometryResult.from_json(result.to_json(), result.arrays())
     assert schema.same(result, rt)
-    assert len(geometry_views.rows({"geometry": result})) == 1 + 1 + 4 + 1
-    for fig in geometry_views.figures({"geometry": result}).values():
+    rows = geometry_views.rows({"geometry": result})
+    assert [r.kind for r in rows] == ["assumption", "theorem", *["claim"] * 4, "measurement"]
+    exponent_rows = [r for r in rows if r.claim.startswith("Width exponent")]
+    for row, claim in zip(exponent_rows, result.summary.exponents):
+        assert row.verdict.startswith("consistent") == (claim.consistent > 0)
+    figures = geometry_views.figures({"geometry": result})
+    assert sorted(figures) == ["geometry_ceff", "geometry_ranks", "geometry_ratios", "geometry_width"]
+    width = figures["geometry_width"]
+    for ax in width.axes:
+        assert ax.get_xlabel() == "width n" and ax.get_ylabel().startswith("‖ΔF‖/‖F‖")
+        assert len(ax.get_legend().get_texts()) == len(geometry_cell.RAW_DIRECTIONS)  # one line per direction
+    for fig in figures.values():
         plots.plt.close(fig)
 
 
@@ -122,9 +148,11 @@ def test_bounds_of_a_cell_are_each_geometrys_product(study):
     r = done["fromage_w8_L3_s0"]
     own = r.bound()
     for g in range(3):
-        expected = bounds.drt_bound(r.eta[:, None] * r.sizes[1, 2, g, g][None, :])
-        np.testing.assert_allclose(own[1, 2, g], expected, rtol=1e-12)
-    np.testing.assert_allclose(r.bound(1)[0, 0, 0], bounds.drt_bound(r.eta[:, None] * r.sizes[0, 0, 0, 1]), rtol=1e-12)
+        np.testing.assert_allclose(own[1, 2, g], own_bound_by_hand(r, 1, 2, g), rtol=1e-12)
+    by_hand = (
+        np.prod(1.0 + np.outer(r.eta, r.sizes[0, 0, 0, 1]), axis=1) - 1.0
+    )  # family (gradient, Frobenius), spectral sizes
+    np.testing.assert_allclose(r.bound(1)[0, 0, 0], by_hand, rtol=1e-12)
 
 
 def test_cli_geometry_json_and_bad_values(capsys):

@@ -23,9 +23,11 @@ def test_layer_groups_of_an_mlp_and_a_resnet():
     groups = assumptions.layer_groups(net, names, layers)
     assert sorted(groups) == ["head", "norm scales", "stage 1", "stage 2", "stage 3", "stem"]
     named = {g: [names[layers[i]] for i in ix] for g, ix in groups.items()}
-    assert named["stem"] == ["1.w"] and named["head"] == ["9.w"]
+    assert named["stem"] == ["1.w"]
+    assert named["head"] == ["9.w"]
     assert named["stage 2"] == ["4.conv1.w", "4.conv2.w", "4.proj.w", "5.conv1.w", "5.conv2.w"]
-    assert len(named["norm scales"]) == 2 * 7 + 1 and all(n.endswith(".scale") for n in named["norm scales"])
+    assert len(named["norm scales"]) == 2 * 7 + 1
+    assert all(n.endswith(".scale") for n in named["norm scales"])
 
 
 def test_cli_assumptions_mlp3_json(capsys):
@@ -33,7 +35,8 @@ def test_cli_assumptions_mlp3_json(capsys):
     assert cli.main(args + ["--n-measure", "60", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert [g["group"] for g in out["points"][1]["groups"]] == ["first", "hidden", "last"]
-    assert out["layers"] == ["1.w", "2.w", "3.w"] and len(out["eta"]) == 4
+    assert out["layers"] == ["1.w", "2.w", "3.w"]
+    assert len(out["eta"]) == 4
     assert cli.main(["assumptions", "--model", "mlp3", "--norm", "batch"]) == 2
     assert "norm applies to the resnets" in capsys.readouterr().err
 

@@ -37,13 +37,15 @@ def test_done_when_command_prints_distances_and_bounds():
     )
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
-    assert result["config"]["depth"] == 16 and len(result["eta"]) == 100
+    assert result["config"]["depth"] == 16
+    assert len(result["eta"]) == 100
     eta = np.array(result["eta"])
     drt = np.array(result["drt"])
     np.testing.assert_allclose(drt, (1 + eta) ** 16 - 1, rtol=1e-5)  # a_l = η on each of 16 layers (float32)
     assert set(result["names"]) == {f"{l}.{t}" for l in range(1, 17) for t in "wb"}
     assert np.array(result["gradient"]).shape == (100, 32)
-    assert result["function_frob"][0] == 0.0 and result["function_frob"][-1] > 0
+    assert result["function_frob"][0] == 0.0
+    assert result["function_frob"][-1] > 0
     # the ratios are undefined at η = 0 only, and the JSON says so
     assert result["ratios"]["gradient_first_over_drt"][0] == "nan"
     assert np.all(np.isfinite(np.array(result["ratios"]["gradient_first_over_drt"][1:], dtype=float)))
@@ -63,12 +65,15 @@ def test_json_and_run_directory(tmp_path, capsys):
     assert cli.main(SMALL + ["--json", "--out", str(out), "--seed", "3"]) == 0
     printed = json.loads(capsys.readouterr().out)
     config, results, arrays = store.read_run(out)
-    assert config["seed"] == 3 and config["depth"] == 3
+    assert config["seed"] == 3
+    assert config["depth"] == 3
     recorded = json.loads((out / "config.json").read_text())
-    assert recorded["seed"] == 3 and recorded["versions"]["jax"]
+    assert recorded["seed"] == 3
+    assert recorded["versions"]["jax"]
     assert results == {k: v for k, v in printed.items() if k != "config"}
     assert arrays["gradient_change"].shape == (5, 6)
-    assert (out / "breakdown.png").exists() and (out / "breakdown.pdf").exists()
+    assert (out / "breakdown.png").exists()
+    assert (out / "breakdown.pdf").exists()
 
     # a rerun of the same config reuses the finished run; another config in the same place is refused
     assert cli.main(SMALL + ["--out", str(out), "--seed", "3"]) == 0
@@ -120,7 +125,9 @@ def test_corrupt_run_directory_is_a_clear_error(tmp_path, capsys, corruption):
         store.read_run(out)
     assert cli.main(SMALL + ["--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("trust: error:") and "corrupt" in err and err.count("\n") == 1
+    assert err.startswith("trust: error:")
+    assert "corrupt" in err
+    assert err.count("\n") == 1
 
 
 @pytest.mark.parametrize(
@@ -141,7 +148,9 @@ def test_corrupt_run_directory_is_a_clear_error(tmp_path, capsys, corruption):
 def test_bad_cli_values_exit_2_with_one_line(capsys, args, message):
     assert cli.main(args) == 2
     err = capsys.readouterr().err
-    assert err.startswith("trust: error:") and message in err and err.count("\n") == 1
+    assert err.startswith("trust: error:")
+    assert message in err
+    assert err.count("\n") == 1
 
 
 def test_user_error_has_no_traceback_in_a_real_process(tmp_path):
@@ -153,7 +162,8 @@ def test_user_error_has_no_traceback_in_a_real_process(tmp_path):
         timeout=120,
     )
     assert proc.returncode == 2
-    assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.count("\n") == 1
 
 
 def test_atomic_write_leaves_nothing_half_written(tmp_path):
@@ -189,10 +199,12 @@ def test_two_runs_give_byte_identical_files(tmp_path, capsys):
 def test_report_wording():
     # the words a row or title is built from: numbers in their grammatical number, verdicts, intervals, powers
     assert [report.count(n, "seed") for n in (1, 2, 0)] == ["1 seed", "2 seeds", "0 seeds"]
-    assert report.violation_factor(1.0) == "holds" and report.violation_factor(2.5) == "violated ×2.5"
+    assert report.violation_factor(1.0) == "holds"
+    assert report.violation_factor(2.5) == "violated ×2.5"
     assert report.plus_minus(0.5, 0.125, 3) == "0.500 ± 0.125"
     assert report.plus_minus(0.5, float("nan"), 1) == "0.500 (n = 1: no interval)"
-    assert report.power10(2.04) == "10^2.0" and report.power10(float("inf")) == "∞"
+    assert report.power10(2.04) == "10^2.0"
+    assert report.power10(float("inf")) == "∞"
     text = report.markdown([report.Row("c", "claim", "m", "v")], "# h")
     assert text.splitlines()[-1] == "| c | claim | m | v |"
 

@@ -30,14 +30,16 @@ def test_constants_invariants(const_run):
     for r in rows:
         lay = r.layers
         assert len(lay.name) == r.depth == len(lay.alpha) == len(lay.kappa_w)
-        assert np.all(lay.alpha <= lay.beta + 1e-12) and np.all(lay.beta <= 1 + 1e-12)  # relu: β ≤ 1
+        assert np.all(lay.alpha <= lay.beta + 1e-12)
+        assert np.all(lay.beta <= 1 + 1e-12)  # relu: β ≤ 1
         assert np.all(lay.kappa_w >= 1)
         # ρ_l ≤ κ(U_l) wherever κ(U_l) is finite: ‖U‖_op ≤ ‖U‖_F ≤ … (docs/theory.md §2.2, the conversion)
         finite = np.isfinite(lay.kappa_dw)
         assert np.all(lay.op_over_frobenius[finite] <= lay.kappa_dw[finite] * (1 + 1e-9))
         # The fixed-gradient direction is −g/‖g‖ per tensor: cos θ = 1 (float64 in the tests: 1e-12).
         np.testing.assert_allclose(lay.cos_theta, 1.0, atol=1e-12)
-        assert min(lay.cos_gamma) > 0 and max(lay.cos_gamma) <= 1
+        assert min(lay.cos_gamma) > 0
+        assert max(lay.cos_gamma) <= 1
         # Lemma 2 with C = 1 for cos θ = 1 is the closed form 2^{1/L} − 1 (docs/theory.md §3.2).
         assert r.thresholds.lemma2 == pytest.approx(2 ** (1 / r.depth) - 1, rel=1e-12)
         # The corrected threshold η* is defined by C_eff·[(1 + η*)^L − 1] = cos θ: plug it back in.
@@ -109,13 +111,15 @@ def test_descent_invariants():
     result = descent.run(config)
     etas = config.etas
     assert result.lemma1_violations == 0  # Lemma 1 is a theorem
-    assert len(result.rows) == 4 and result.loss_curves.shape == (4, etas.size)
+    assert len(result.rows) == 4
+    assert result.loss_curves.shape == (4, etas.size)
     for r, loss in zip(result.rows, result.loss_curves):
         assert r.eta_lemma1 <= r.eta_descent
         k = int(np.searchsorted(etas, r.eta_descent))
         assert np.all(loss[1 : k + 1] < loss[0])  # descent on the whole prefix …
         if not r.censored:
-            assert loss[k + 1] >= loss[0] and etas[k + 1] == r.eta_fail  # … and not at the next grid point
+            assert loss[k + 1] >= loss[0]
+            assert etas[k + 1] == r.eta_fail  # … and not at the next grid point
         if r.step == "fromage":
             assert r.cos_theta_min == pytest.approx(1.0, abs=1e-12)
         else:  # Madam's direction: cos θ_l = cos γ_l < 1 (docs/theory.md §3.4)
@@ -138,7 +142,8 @@ def test_cosgamma_through_training_shapes():
     )
     result = cosgamma.run(config)
     cos = result.training["madam"].cos_gamma
-    assert cos.shape == (2, 2, 2) and np.all((cos > 0) & (cos <= 1))
+    assert cos.shape == (2, 2, 2)
+    assert np.all((cos > 0) & (cos <= 1))
     assert result.training["madam"].mean[0].mean == pytest.approx(cos[:, 0].mean())
 
 
@@ -173,8 +178,10 @@ def test_constants_cli_json_has_every_quantity(tmp_path):
         assert key in row
     # every non-finite number in the JSON is a string, and its field says why it is undefined
     for path, reason in printed["undefined"].items():
-        assert path.startswith("rows[") and reason
-    assert (tmp_path / "c" / "constants.png").exists() and (tmp_path / "c" / "results.json").exists()
+        assert path.startswith("rows[")
+        assert reason
+    assert (tmp_path / "c" / "constants.png").exists()
+    assert (tmp_path / "c" / "results.json").exists()
 
 
 @pytest.mark.parametrize(
@@ -191,4 +198,6 @@ def test_constants_cli_json_has_every_quantity(tmp_path):
 def test_bad_values_give_one_line_errors(argv, message, capsys):
     assert cli.main(argv) == 2
     err = capsys.readouterr().err.strip()
-    assert "\n" not in err and message in err and err.startswith("trust: error:")
+    assert "\n" not in err
+    assert message in err
+    assert err.startswith("trust: error:")

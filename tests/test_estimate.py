@@ -25,7 +25,8 @@ def test_transmission_matches_closed_form_for_leaky_relu(key):
         np.testing.assert_allclose(
             [got["alpha"][l], got["beta"][l], got["mean"][l]], [ratio.min(), ratio.max(), ratio.mean()], rtol=1e-12
         )
-    assert np.all(got["alpha"] >= s) and np.all(got["beta"] <= 1 + 1e-15)  # α ≥ s, β = 1 for leaky relu
+    assert np.all(got["alpha"] >= s)
+    assert np.all(got["beta"] <= 1 + 1e-15)  # α ≥ s, β = 1 for leaky relu
     ident = estimate.transmission(nets.theorem1_mlp((6, 8, 5), "identity"), params[:2], x)
     np.testing.assert_allclose(ident["alpha"], 1.0, rtol=1e-15)  # ‖z‖/‖z‖ rounds to exactly 1 or 1 ± ε
     np.testing.assert_allclose(ident["beta"], 1.0, rtol=1e-15)
@@ -159,7 +160,8 @@ def test_sharpness_is_the_same_for_the_same_seed(key):
     x, y = jax.random.normal(key, (30, 5)), jnp.arange(30) % 3
     first, again = (estimate.sharpness(net.apply, params, x, y, tol=1e-2, seed=1) for _ in range(2))
     other = estimate.sharpness(net.apply, params, x, y, tol=1e-2, seed=2)
-    assert first == again and other == pytest.approx(first, rel=2e-2)
+    assert first == again
+    assert other == pytest.approx(first, rel=2e-2)
 
 
 def test_sharpness_rejects_parameters_that_are_not_finite(key):
@@ -179,13 +181,15 @@ def test_drt_shape_recovers_an_exact_exponent():
     r = np.stack([(1 + ETA) ** (1.7 * 12) - 1] * 3, axis=1)
     fit = estimate.fit_drt_shape(r, drt)
     assert fit.parameter == pytest.approx(1.7, rel=1e-12)
-    assert fit.rms_log < 1e-10 and fit.r2 == pytest.approx(1.0, abs=1e-12)
+    assert fit.rms_log < 1e-10
+    assert fit.r2 == pytest.approx(1.0, abs=1e-12)
 
 
 def test_lipschitz_shape_recovers_an_exact_factor_and_matches_lstsq():
     pred = np.outer(ETA, [2.0, 5.0])  # λ‖ΔW‖/‖g_l‖ for two layers
     fit = estimate.fit_lipschitz_shape(0.3 * pred, pred)
-    assert fit.parameter == pytest.approx(0.3, rel=1e-12) and fit.rms_log < 1e-12
+    assert fit.parameter == pytest.approx(0.3, rel=1e-12)
+    assert fit.rms_log < 1e-12
     # noisy data: the factor is the least-squares slope through the origin (independently: numpy's lstsq)
     noisy = 0.3 * pred * np.exp(np.random.default_rng(0).normal(0, 0.2, pred.shape))
     k = np.linalg.lstsq(pred.reshape(-1, 1), noisy.ravel(), rcond=None)[0][0]
@@ -238,7 +242,8 @@ def test_shape_fits_leave_out_points_without_a_positive_bound():
     with_zero = estimate.fit_drt_shape(np.append(r, 0.5), np.append(drt, 0.0))
     with_inf = estimate.fit_drt_shape(np.append(r, 0.5), np.append(drt, np.inf))
     alone = estimate.fit_drt_shape(r, drt)
-    assert with_zero == alone and with_inf == alone
+    assert with_zero == alone
+    assert with_inf == alone
     pred = 2 * ETA
     assert estimate.fit_lipschitz_shape(np.append(r, 0.5), np.append(pred, 0.0)) == estimate.fit_lipschitz_shape(
         r, pred
@@ -258,7 +263,8 @@ def test_shape_fit_r2_against_an_independent_regression():
     assert fit.r2 == pytest.approx(1 - np.sum((y - c * x) ** 2) / np.sum((y - y.mean()) ** 2), rel=1e-12)
     assert 0.5 < fit.r2 < 1.0  # the noise is real: not a perfect fit
     flat = estimate.fit_lipschitz_shape(np.full(4, 0.3), np.full(4, 0.1))
-    assert flat.parameter == pytest.approx(3.0) and np.isnan(flat.r2)
+    assert flat.parameter == pytest.approx(3.0)
+    assert np.isnan(flat.r2)
     # both fit: at tiny cLη the two curves coincide, (1+η)^{cL} − 1 ≈ cLη
     tiny = ETA * 1e-3
     r = (1 + tiny) ** 16 - 1
@@ -285,17 +291,24 @@ def test_transmission_on_a_resnet_sees_every_phi():
     t = estimate.transmission(net, params, x)
     assert t["alpha"].shape == (2 * sum(net.blocks) + 1,)  # two φ per block and one before the pooling
     # leaky relu with slope s: s ≤ ‖φ(z)‖/‖z‖ ≤ 1 for every input (a theorem of the activation)
-    assert np.all(t["alpha"] >= 0.1 - 1e-7) and np.all(t["beta"] <= 1 + 1e-7)
-    assert np.all(t["alpha"] <= t["mean"]) and np.all(t["mean"] <= t["beta"])
+    assert np.all(t["alpha"] >= 0.1 - 1e-7)
+    assert np.all(t["beta"] <= 1 + 1e-7)
+    assert np.all(t["alpha"] <= t["mean"])
+    assert np.all(t["mean"] <= t["beta"])
 
 
 def test_mean_ci_closed_form():
     ci = estimate.mean_ci([1.0, 2.0, 3.0, 4.0])
     # mean 2.5, s = √(5/3), sem = s/2, t_{0.975, 3} = 3.182446305284263 (tables), float64 ~1e-15
-    assert ci.mean == 2.5 and ci.n == 4 and ci.sem == pytest.approx(np.sqrt(5 / 3) / 2, rel=1e-12)
+    assert ci.mean == 2.5
+    assert ci.n == 4
+    assert ci.sem == pytest.approx(np.sqrt(5 / 3) / 2, rel=1e-12)
     assert ci.half_width == pytest.approx(3.182446305284263 * np.sqrt(5 / 3) / 2, rel=1e-9)
     assert estimate.mean_ci([1.0, 2.0, 3.0, 4.0], level=0.9).half_width == pytest.approx(
         2.353363434801823 * np.sqrt(5 / 3) / 2, rel=1e-9
     )  # t_{0.95, 3}
     one = estimate.mean_ci([0.5])
-    assert one.mean == 0.5 and one.n == 1 and np.isnan(one.half_width) and np.isnan(one.sem)  # no interval
+    assert one.mean == 0.5
+    assert one.n == 1
+    assert np.isnan(one.half_width)
+    assert np.isnan(one.sem)  # no interval

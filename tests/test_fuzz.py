@@ -80,10 +80,12 @@ def odd_paths(tmp_path_factory):
 def _clean_exit(capsys, argv) -> int:
     status = cli.main(argv)
     _, err = capsys.readouterr()
-    assert "Traceback" not in err and "internal error" not in err, (argv, err)
+    assert "Traceback" not in err, (argv, err)
+    assert "internal error" not in err, (argv, err)
     assert status in (0, 2), (argv, status, err)
     if status == 2:
-        assert err.startswith("trust: error:") and err.count("\n") == 1, (argv, err)
+        assert err.startswith("trust: error:"), (argv, err)
+        assert err.count("\n") == 1, (argv, err)
     return status
 
 
@@ -148,7 +150,8 @@ def _finite_or_error(call):
     try:
         value = call()
     except TrustError as err:
-        assert str(err) and "\n" not in str(err)
+        assert str(err)
+        assert "\n" not in str(err)
         return None
     for leaf in tree.leaves(value):
         assert np.all(np.isfinite(np.asarray(leaf, dtype=float))), value
@@ -174,7 +177,8 @@ def test_perturbations_are_finite_or_a_clear_error(params, grads, sizes):
             np.testing.assert_allclose(size[finite], sizes, rtol=rtol, atol=0)
         _finite_or_error(lambda: perturb.orthogonalised(grads))
     a = tree.relative_size(grads, params)  # inf where a weight is zero or the ratio overflows, never NaN
-    assert np.all(a >= 0) and np.all((a < np.inf) | (tree.leaf_norms(params) < tree.leaf_norms(grads)))
+    assert np.all(a >= 0)
+    assert np.all((a < np.inf) | (tree.leaf_norms(params) < tree.leaf_norms(grads)))
 
 
 @settings(max_examples=16, deadline=None, derandomize=True)
@@ -199,9 +203,11 @@ def test_distances_are_finite_or_a_clear_error(scale, x_scale, dtype, eta, seed)
             u = perturb.along_gradient(params, grads)
             d = measure.relative_distances(net.apply, params, x, y, u, np.asarray(eta))
         except TrustError as err:
-            assert str(err) and "\n" not in str(err)
+            assert str(err)
+            assert "\n" not in str(err)
             return
         for name in ("loss", "function_change", "batch_change", "gradient_change", "relative_size", "delta_norm"):
             assert np.all(np.isfinite(getattr(d, name))), name
-        assert np.all(np.isfinite(d.gradient)) and np.all(np.isfinite(d.function_frob))
+        assert np.all(np.isfinite(d.gradient))
+        assert np.all(np.isfinite(d.function_frob))
         assert math.isfinite(d.loss0)

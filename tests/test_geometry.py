@@ -38,8 +38,10 @@ def test_cells_and_sweeps(study):
     done, result = study
     assert sorted(done) == ["fromage_w16_L2_s0", "fromage_w16_L2_s1", "fromage_w8_L2_s0", "fromage_w8_L2_s1",
                             "fromage_w8_L3_s0", "fromage_w8_L3_s1"]  # fmt: skip
-    assert result.width.function.shape == (1, 2, 2, 2, 4, 3, 2) and result.depth.c_eff.shape == (1, 2, 2, 2, 3)
-    assert result.diverged == 0 and np.all(result.width.train_acc > 0.1)
+    assert result.width.function.shape == (1, 2, 2, 2, 4, 3, 2)
+    assert result.depth.c_eff.shape == (1, 2, 2, 2, 3)
+    assert result.diverged == 0
+    assert np.all(result.width.train_acc > 0.1)
     # the depth sweep's depth-2 cell is the width sweep's width-8 cell
     np.testing.assert_array_equal(result.depth.function[:, :, 0], result.width.function[:, :, 0])
 
@@ -64,9 +66,11 @@ def test_the_operator_norm_theorem_holds_on_every_family(study):
     done, result = study
     ratios = np.concatenate([r.operator_ratio.ravel() for r in done.values()])
     allowance = np.concatenate([r.operator_allowance.ravel() for r in done.values()])
-    assert ratios.size == 6 * 2 * 12 * 2 and np.all(np.isfinite(ratios))
+    assert ratios.size == 6 * 2 * 12 * 2
+    assert np.all(np.isfinite(ratios))
     assert np.all((allowance > 0) & (allowance < 1))  # positive, and small enough to leave the check meaningful
-    assert np.all(ratios <= 1 + allowance) and result.operator_violations == 0
+    assert np.all(ratios <= 1 + allowance)
+    assert result.operator_violations == 0
     assert result.operator_worst == pytest.approx(np.max(ratios))
     assert result.operator_allowance == pytest.approx(np.max(allowance))
 
@@ -131,7 +135,8 @@ def test_combined_ratios_and_exponent(study):
     assert sorted(figures) == ["geometry_ceff", "geometry_ranks", "geometry_ratios", "geometry_width"]
     width = figures["geometry_width"]
     for ax in width.axes:
-        assert ax.get_xlabel() == "width n" and ax.get_ylabel().startswith("‖ΔF‖/‖F‖")
+        assert ax.get_xlabel() == "width n"
+        assert ax.get_ylabel().startswith("‖ΔF‖/‖F‖")
         assert len(ax.get_legend().get_texts()) == len(geometry_cell.RAW_DIRECTIONS)  # one line per direction
     for fig in figures.values():
         plots.plt.close(fig)
@@ -175,8 +180,10 @@ def test_cli_geometry_json_and_bad_values(capsys):
     args += ["--batch-size", "100"]
     assert cli.main([*args, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert np.asarray(out["ratio_function"]).shape == (2, 4, 3) and np.asarray(out["exponent"]).shape == (1, 2, 4, 3)
-    assert out["exponent_half"][0][0][0][0] == "nan" and "exponent_half" in out["undefined"]  # one seed
+    assert np.asarray(out["ratio_function"]).shape == (2, 4, 3)
+    assert np.asarray(out["exponent"]).shape == (1, 2, 4, 3)
+    assert out["exponent_half"][0][0][0][0] == "nan"
+    assert "exponent_half" in out["undefined"]  # one seed
     assert cli.main([*args[:-2], "--eta", "0"]) == 2
     assert "eta entries must be > 0" in capsys.readouterr().err
 
@@ -203,12 +210,14 @@ def test_a_resnet_cell_in_every_geometry():
         eta=(0.01,), n_measure=60, batch_size=100, resnets=("resnet8_batch",), resnet_optimizers=("fromage",),
     )  # fmt: skip
     result = geometry.run(config)
-    assert np.all(np.isfinite(result.resnet_function)) and result.resnet_function.shape == (2, 4, 3)
+    assert np.all(np.isfinite(result.resnet_function))
+    assert result.resnet_function.shape == (2, 4, 3)
     c = next(c for n, c in geometry.cells(config, {}).items() if "resnet" in n)
     r = geometry_cell.run(c)
     for g in range(3):
         np.testing.assert_allclose(r.sizes[:, :, g, g], 1.0, rtol=1e-5)  # float32 norms
-    assert np.isnan(r.operator_ratio).all() and "operator_ratio" in r.to_json()["undefined"]
+    assert np.isnan(r.operator_ratio).all()
+    assert "operator_ratio" in r.to_json()["undefined"]
 
 
 def test_a_geometry_cell_stored_flat_by_trust_0_3_is_the_same_run():
@@ -218,7 +227,8 @@ def test_a_geometry_cell_stored_flat_by_trust_0_3_is_the_same_run():
                 seed=2)  # fmt: skip
     c = geometry_cell.GeometryCellConfig.from_dict(flat)
     assert (c.training.optimizer, c.training.model, c.training.norm, c.training.seed) == ("adam", "resnet8", "batch", 2)
-    assert c.training.bias and not c.theorem_applies  # 0.3 trained a ResNet with its biases
+    assert c.training.bias
+    assert not c.theorem_applies  # 0.3 trained a ResNet with its biases
     assert runner.canonical(geometry_cell.GeometryCellConfig, flat) == c.to_dict()
 
 

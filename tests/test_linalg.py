@@ -33,7 +33,8 @@ def test_power_iteration_matches_numpy_svd(shape):
     m = rng.standard_normal(shape)
     exact = np.linalg.svd(m, compute_uv=False)[0]
     top = linalg.top_singular(m, tol=1e-6)
-    assert top.iterations > 0 and top.sigma <= exact * (1 + 1e-12)  # a Rayleigh quotient: never above σ_max
+    assert top.iterations > 0
+    assert top.sigma <= exact * (1 + 1e-12)  # a Rayleigh quotient: never above σ_max
     assert top.sigma == pytest.approx(exact, rel=1e-6)
     np.testing.assert_allclose(m @ top.v, top.sigma * top.u, rtol=0, atol=1e-9 * top.sigma)  # M v = σ u exactly
     assert linalg.operator_norm(m) == top.sigma
@@ -44,7 +45,8 @@ def test_power_iteration_stops_at_its_tolerance_and_says_when_it_cannot():
     m = _with_spectrum(rng, (50, 40), np.array([1.0, 0.99, 0.5]))  # gap 1 %: slow convergence
     loose, tight = linalg.power_iteration(m, tol=1e-2), linalg.power_iteration(m, tol=1e-8)
     assert loose.iterations < tight.iterations
-    assert abs(loose.sigma - 1.0) <= 1e-2 and abs(tight.sigma - 1.0) <= 1e-8
+    assert abs(loose.sigma - 1.0) <= 1e-2
+    assert abs(tight.sigma - 1.0) <= 1e-8
     with pytest.raises(TrustError, match="did not reach relative residual"):
         linalg.power_iteration(m, tol=1e-12, max_iter=5)
     with pytest.raises(TrustError, match="NaN or Inf"):
@@ -120,7 +122,8 @@ def test_a_cluster_at_the_top_falls_back_to_the_exact_svd():
     with pytest.raises(TrustError, match="did not reach"):
         linalg.power_iteration(m, tol=1e-8, max_iter=linalg.FALLBACK_AFTER)
     top = linalg.top_singular(m, tol=1e-8)
-    assert top.iterations == 0 and top.sigma == pytest.approx(1.0, rel=1e-12)
+    assert top.iterations == 0
+    assert top.sigma == pytest.approx(1.0, rel=1e-12)
     with pytest.raises(TrustError, match="NaN or Inf"):
         linalg.top_singular(np.full((300, 300), np.inf))
 

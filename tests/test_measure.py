@@ -93,7 +93,9 @@ def test_exactly_zero_at_eta_zero_where_xla_rounds_the_two_bodies_apart():
     params = net.init(jax.random.key(1))
     u = perturb.along_gradient(params, measure.full_batch_gradient(net.apply, params, x, y))
     d = measure.relative_distances(net.apply, params, x, y, u, np.linspace(0.0, 0.3, 6))
-    assert np.all(d.gradient_change[0] == 0) and np.all(d.function_change[0] == 0) and d.loss[0] == d.loss0
+    assert np.all(d.gradient_change[0] == 0)
+    assert np.all(d.function_change[0] == 0)
+    assert d.loss[0] == d.loss0
     assert np.all(d.gradient_change[1:] > 0)
 
 
@@ -111,7 +113,8 @@ def test_grid_equals_per_eta_loop(key, batch_size):
         np.testing.assert_allclose(grid.gradient_change[k], one.gradient_change[0], rtol=1e-10, atol=1e-14)
     # the record's bookkeeping: its grid, the tensors' names and layer flags, the total over all tensors
     np.testing.assert_array_equal(grid.etas, ETAS)
-    assert grid.names == tuple(tree.leaf_names(params)) and grid.is_weight == tuple(tree.layer_flags(params))
+    assert grid.names == tuple(tree.leaf_names(params))
+    assert grid.is_weight == tuple(tree.layer_flags(params))
     total = np.sqrt(np.sum(grid.gradient_change**2, axis=1)) / np.linalg.norm(grid.gradient_norm)
     np.testing.assert_allclose(grid.gradient_total, total, rtol=1e-12)  # ‖Δ∇ℒ‖₂ over the flattened tensors
 
@@ -195,7 +198,8 @@ BAD_INPUTS = {
 def test_bad_input_is_a_clear_error(key, problem):
     net = nets.experiment_mlp(9, 8, 3, 5)
     params, _, x, y = _setup(key, net)
-    assert int(y.min()) == 0 and int(y.max()) == 4  # the messages' label ranges below
+    assert int(y.min()) == 0
+    assert int(y.max()) == 4  # the messages' label ranges below
     case = dict(params=params, x=x, y=y, u=perturb.gaussian(key, params), etas=ETAS, loss="xent")
     edit, match = BAD_INPUTS[problem]
     edit(case)
@@ -241,7 +245,8 @@ def test_shared_first_layer_equals_the_plain_grid(net):
     )
     for a, b in zip(jax.tree_util.tree_leaves(plain), jax.tree_util.tree_leaves(shared)):
         np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-14)
-    assert np.all(shared[1]["gradient_change"][0] == 0) and np.all(shared[1]["function_change"][0] == 0)
+    assert np.all(shared[1]["gradient_change"][0] == 0)
+    assert np.all(shared[1]["function_change"][0] == 0)
 
 
 @pytest.mark.parametrize("net", NETS[:2], ids=["relu-bias", "tanh-residual"])

@@ -12,7 +12,8 @@ from trust.core import data, nets
 def test_theorem1_and_experiment_forms(key):
     t1 = nets.theorem1_mlp((3, 4, 4, 2), "leaky_relu", slope=0.1)
     params = t1.init(key)
-    assert [set(p) for p in params] == [{"w"}] * 3 and t1.depth == 3
+    assert [set(p) for p in params] == [{"w"}] * 3
+    assert t1.depth == 3
     x = jax.random.normal(key, (5, 3))
 
     def phi(z):
@@ -35,7 +36,8 @@ def test_theorem1_and_experiment_forms(key):
 def test_inits_have_the_documented_scale(key):
     torch_net = nets.experiment_mlp(400, 300, 2, 10)
     w, b = torch_net.init(key)[0]["w"], torch_net.init(key)[0]["b"]
-    assert float(jnp.max(jnp.abs(w))) <= 400**-0.5 and float(jnp.max(jnp.abs(b))) <= 400**-0.5
+    assert float(jnp.max(jnp.abs(w))) <= 400**-0.5
+    assert float(jnp.max(jnp.abs(b))) <= 400**-0.5
     # U(±c) has variance c²/3: 120 000 draws give the std to ~0.3 %, so 2 % is a safe margin
     assert float(jnp.std(w)) == pytest.approx(400**-0.5 / 3**0.5, rel=0.02)
     gauss = nets.experiment_mlp(400, 300, 2, 10, init_scheme="gaussian").init(key)[0]
@@ -56,7 +58,9 @@ def test_bad_specs_are_clear_errors():
 
 def test_digits_is_standardised_and_deterministic(key):
     ds = data.digits(key)
-    assert ds.x_train.shape == (1348, 64) and ds.x_test.shape == (449, 64) and ds.n_classes == 10
+    assert ds.x_train.shape == (1348, 64)
+    assert ds.x_test.shape == (449, 64)
+    assert ds.n_classes == 10
     # training features have mean 0 and std 1 (constant pixels stay at 0)
     np.testing.assert_allclose(np.asarray(ds.x_train.mean(0)), 0, atol=1e-12)
     std = np.asarray(ds.x_train.std(0))
@@ -68,7 +72,8 @@ def test_digits_is_standardised_and_deterministic(key):
 
 def test_synthetic_teacher_labels(key):
     ds = data.synthetic(key, n=400, d=8, n_classes=4)
-    assert ds.x_train.shape == (300, 8) and ds.x_test.shape == (100, 8)
+    assert ds.x_train.shape == (300, 8)
+    assert ds.x_test.shape == (100, 8)
     counts = np.bincount(np.asarray(ds.y_train), minlength=4)
     assert counts.min() > 0  # centred teacher logits: no class is empty
     np.testing.assert_array_equal(ds.y_train, data.synthetic(key, n=400, d=8, n_classes=4).y_train)
@@ -91,7 +96,8 @@ def test_mnist_reads_real_idx_files(tmp_path, compress):
         _write_idx(tmp_path / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)), 2051, compress)
         _write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte", np.arange(n) % 10, 2049, compress)
     ds = data.load("mnist", jax.random.key(0), path=tmp_path)
-    assert ds.x_train.shape == (20, 784) and ds.x_test.shape == (7, 784)
+    assert ds.x_train.shape == (20, 784)
+    assert ds.x_test.shape == (7, 784)
     np.testing.assert_array_equal(ds.y_test, np.arange(7))
     # pixel 0 → −0.1307/0.3081 and 255 → (1 − 0.1307)/0.3081, the paper's normalisation; float64 round-off only
     images = rng.integers(0, 256, (1, 28, 28))  # the generator's next draw is not these, so re-read one file
@@ -102,14 +108,19 @@ def test_mnist_reads_real_idx_files(tmp_path, compress):
 
 def test_mnist5k_is_the_real_file(key):
     pixels, labels = data.read_mnist5k()
-    assert pixels.shape == (5000, 784) and pixels.dtype == np.uint8
+    assert pixels.shape == (5000, 784)
+    assert pixels.dtype == np.uint8
     np.testing.assert_array_equal(np.bincount(labels), [500] * 10)  # the file holds 500 images of each digit
-    assert pixels.min() == 0 and pixels.max() == 255
+    assert pixels.min() == 0
+    assert pixels.max() == 255
     assert 0.10 < pixels.mean() / 255 < 0.16  # MNIST's mean ink is 0.1307 of full scale (the normaliser's mean)
     ds = data.mnist5k(key)
-    assert ds.x_train.shape == (4000, 784) and ds.x_test.shape == (1000, 784) and ds.n_classes == 10
+    assert ds.x_train.shape == (4000, 784)
+    assert ds.x_test.shape == (1000, 784)
+    assert ds.n_classes == 10
     lo, hi = -0.1307 / 0.3081, (1 - 0.1307) / 0.3081
-    assert float(ds.x_train.min()) == pytest.approx(lo) and float(ds.x_train.max()) == pytest.approx(hi)
+    assert float(ds.x_train.min()) == pytest.approx(lo)
+    assert float(ds.x_train.max()) == pytest.approx(hi)
     # the split is a permutation of the file: every image lands in exactly one split, classes stay balanced
     ink = (np.asarray(ds.x_train, float) * 0.3081 + 0.1307) * 255  # back to pixel values
     ink_test = (np.asarray(ds.x_test, float) * 0.3081 + 0.1307) * 255
@@ -141,7 +152,8 @@ def test_cifar10_reads_real_binary_batches(tmp_path):
         records = np.concatenate([np.full((3, 1), i % 10), rng.integers(0, 256, (3, 3072))], axis=1)
         (root / name).write_bytes(records.astype(np.uint8).tobytes())
     ds = data.load("cifar10", jax.random.key(0), path=tmp_path)
-    assert ds.x_train.shape == (15, 3072) and ds.x_test.shape == (3, 3072)
+    assert ds.x_train.shape == (15, 3072)
+    assert ds.x_test.shape == (3, 3072)
     np.testing.assert_array_equal(ds.y_test, [5, 5, 5])
     assert ds.image == (32, 32, 3)
     per_channel = np.asarray(ds.x_train).reshape(15, 32, 32, 3)  # HWC rows: the ResNet's layout

@@ -161,7 +161,9 @@ def test_madam_lns_weights_stay_on_the_grid(key):
         lns = state[-1]  # chain(scale_by_madam, scale_by_learning_rate, madam_lns_update)
         for k in p:
             n = np.asarray(lns.exponent[k])
-            assert n.dtype == np.int32 and n.min() >= 0 and n.max() < levels
+            assert n.dtype == np.int32
+            assert n.min() >= 0
+            assert n.max() < levels
             expected = np.sign(np.asarray(p[k])) * float(lns.sigma_max[k]) * np.exp(-base_lr * n)
             np.testing.assert_allclose(p[k], expected, rtol=1e-14)  # one rounding of p + (w − p)
 
@@ -351,7 +353,8 @@ def test_defaults_are_the_authors():
     drawn = optim.lns_init(jax.random.key(SEED), {"w": jnp.ones((512, 512))})
     n = -np.log(np.asarray(drawn["w"]) / 3.0) / 0.001
     np.testing.assert_allclose(n, np.round(n), atol=1e-6)  # on the grid (float64: ~1e-9 rounding in n)
-    assert np.round(n).min() == 0 and np.round(n).max() == 4095
+    assert np.round(n).min() == 0
+    assert np.round(n).max() == 4095
 
 
 def test_clip_to_init_norm_only_acts_above_the_bound():
@@ -439,7 +442,8 @@ def test_lns_exponents_stay_on_the_grid_at_both_ends():
     for _ in range(20):  # g > 0 on a negative weight and g < 0 on positive ones: |w| grows
         u, state = opt.update({"w": jnp.array([-1.0, 1.0, -1.0], jnp.float32)}, state, p)
         p = optax.apply_updates(p, u)
-        assert p["w"].dtype == jnp.float32 and u["w"].dtype == jnp.float32
+        assert p["w"].dtype == jnp.float32
+        assert u["w"].dtype == jnp.float32
     np.testing.assert_array_equal(optax.tree.get(state, "exponent")["w"], [0, 0, 0])
     np.testing.assert_allclose(np.abs(p["w"]), sigma, rtol=1e-6)  # float32 rounding of σ*·e^0
     for _ in range(20):

@@ -51,7 +51,8 @@ def test_slice_measurements_and_optimisers_run_on_an_unseen_model(key):
     np.testing.assert_allclose(tree.relative_size(u, params), 1.0, rtol=1e-12)
     d = measure.relative_distances(apply, params, x, y, u, np.array([0.0, 0.01, 0.1]))
     np.testing.assert_array_equal(d.gradient[0], 0.0)
-    assert np.all(np.isfinite(d.gradient)) and np.all(d.function_frob[1:] > 0)
+    assert np.all(np.isfinite(d.gradient))
+    assert np.all(d.function_frob[1:] > 0)
     for opt in (optim.fromage(0.01), optim.madam(0.01), optax.adam(1e-3)):
         updates, _ = opt.update(grads, opt.init(params), params)
         new = optax.apply_updates(params, updates)

@@ -20,9 +20,12 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.parametrize("check", proofs_checks.CHECKS, ids=lambda c: c.__module__.rsplit(".", 1)[-1])
 def test_check_holds_and_rejects_its_control(check):
     result = check()
-    assert result.verdict in proofs_checks.VERDICTS and result.verdict != "FAILED", result.details
+    assert result.verdict in proofs_checks.VERDICTS, result.details
+    assert result.verdict != "FAILED", result.details
     assert result.control.rejected, result.control.evidence
-    assert result.statement and result.details and result.control.statement
+    assert result.statement
+    assert result.details
+    assert result.control.statement
 
 
 def test_gradient_version_is_reported_as_not_closing():
@@ -77,4 +80,5 @@ def test_result_vocabulary_is_enforced():
 def test_markdown_table_escapes_pipes():
     r = proofs_checks.Result("n", "|x| ≤ 1", "symbolic proof", "proved", "d", proofs_checks.Control("c", True, "e"))
     table = proofs_checks.markdown_table([r])
-    assert "\\|x\\|" in table and len(table.strip().splitlines()) == 3
+    assert "\\|x\\|" in table
+    assert len(table.strip().splitlines()) == 3

@@ -83,7 +83,8 @@ DATA_CASES = {  # damage → what the one line must say
 def _one_line_error(capsys, argv, message: str) -> str:
     assert cli.main(argv) == 2, argv
     err = capsys.readouterr().err
-    assert err.startswith("trust: error:") and err.count("\n") == 1, err
+    assert err.startswith("trust: error:"), err
+    assert err.count("\n") == 1, err
     assert message in err, err
     assert "Traceback" not in err
     return err.strip()
@@ -199,7 +200,8 @@ def test_internal_errors_say_they_are_bugs(capsys, monkeypatch):
     err = capsys.readouterr().err
     assert "Traceback" in err  # the report needs it
     assert err.strip().splitlines()[-1].startswith("trust: internal error: ZeroDivisionError: the code's fault")
-    assert "bug in trust" in err and "report it" in err
+    assert "bug in trust" in err
+    assert "report it" in err
 
 
 def test_every_subcommand_has_help_and_a_dry_run(capsys):
@@ -292,7 +294,8 @@ def test_two_processes_on_one_run_directory(tmp_path):
     second = _trust(*STUDY, "--out", str(out))
     _, err = second.communicate(timeout=120)
     assert second.returncode == 2
-    assert "in use by another trust process" in err and err.count("\n") == 1
+    assert "in use by another trust process" in err
+    assert err.count("\n") == 1
     assert _finish(first) == 0
     _readable(out)
 

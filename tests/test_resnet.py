@@ -49,14 +49,16 @@ def test_resnet_shapes_and_layers(key, depth, image, norm):
     x = _images(jax.random.fold_in(key, 1), 3, image)
     apply = jax.jit(net.apply)  # one compile per shape instead of one per eager op
     out = apply(params, x.reshape(3, -1))  # flat input, as the data sets give it
-    assert out.shape == (3, 10) and bool(jnp.all(jnp.isfinite(out)))
+    assert out.shape == (3, 10)
+    assert bool(jnp.all(jnp.isfinite(out)))
     np.testing.assert_array_equal(out, apply(params, x))  # the same images in NHWC
     names = [tree.leaf_names(params)[i] for i in tree.weight_indices(params)]
     kernels = [n for n in names if n.endswith(".w")]
     main_path = [n for n in kernels if not n.endswith("proj.w")]
     assert len(main_path) == net.depth == depth  # stem, two kernels per block and the head
     assert sum(n.endswith("proj.w") for n in names) == 2  # one projection where each later stage begins
-    assert kernels[0] == "1.w" and kernels[-1] == f"{len(params)}.w"  # flatten order follows the forward pass
+    assert kernels[0] == "1.w"
+    assert kernels[-1] == f"{len(params)}.w"  # flatten order follows the forward pass
     # the normalisation scales are layers too (diag(s)), the shifts and the head's bias are not
     scales = [n for n in names if n.endswith(".scale")]
     assert len(scales) == (0 if norm == "none" else 2 * sum(net.blocks) + 1)

@@ -43,9 +43,11 @@ def test_madam_never_moves_a_zero_bias_and_sgd_does():
 
 def test_a_diverged_run_is_a_result_with_its_reason():
     run = curves.run_curves(TrainConfig(optimizer="sgd", learning_rate=1e30, **TINY))
-    assert run.diverged_epoch == 1 and run.final_test_error == np.inf
+    assert run.diverged_epoch == 1
+    assert run.final_test_error == np.inf
     stored = run.to_json()
-    assert "train_loss" in stored["undefined"] and "diverged" in stored["undefined"]["train_loss"]
+    assert "train_loss" in stored["undefined"]
+    assert "diverged" in stored["undefined"]["train_loss"]
     assert same(curves.RunCurves.from_json(stored, run.arrays()), run)
 
 
@@ -53,7 +55,8 @@ def test_cli_reviewers_small_study(tmp_path, capsys):
     args = ["reviewers", "--questions", "clip", "biases", "--quick", "--width", "8", "--epochs", "1"]
     assert cli.main(args + ["--out", str(tmp_path / "r")]) == 0
     out = capsys.readouterr().out
-    assert "Madam's clip σ*" in out and "zero-initialised biases" in out
+    assert "Madam's clip σ*" in out
+    assert "zero-initialised biases" in out
     cells = sorted(p.name for p in (tmp_path / "r" / "cells").iterdir())
     # p_scale 1, 2, 3 and the zero-bias run; p_scale 3 with N(0, 0.01²) biases is shared by both questions
     assert cells == ["madam_lr0.01_L8_p1_s0", "madam_lr0.01_L8_p2_s0", "madam_lr0.01_L8_p3_s0",

@@ -72,11 +72,13 @@ def _python(code: str, env: dict, cwd=None) -> str:
 
 def test_the_grid_on_two_devices_equals_one_device():
     two = json.loads(_python(GRID, TWO_DEVICES))
-    assert two["devices"] == 2 and jax.local_device_count() == 1  # this process: one device, float64 (conftest)
+    assert two["devices"] == 2
+    assert jax.local_device_count() == 1  # this process: one device, float64 (conftest)
     here: dict = {}
     exec(GRID, here)  # the same functions, in this one-device process
     for name, (net, x, y) in here["cases"]().items():
-        assert two[name + " strategy"]["devices"] == 2 and measure.grid_strategy(6, net.apply).devices == 1
+        assert two[name + " strategy"]["devices"] == 2
+        assert measure.grid_strategy(6, net.apply).devices == 1
         assert two[name + " strategy"]["share_first_layer"] == (name == "mlp")
         # Within one process the per-device program is the same body on the same inputs: bit for bit.
         assert two[name + " one device"] == two[name + " two devices"], name
@@ -153,12 +155,15 @@ def test_bad_distributed_flags_are_one_line(flags, message):
         capture_output=True,
         text=True,
     )
-    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
 
 
 def test_the_lead_process_alone_is_process_zero():
     from trust.base import parallel
 
-    assert parallel.count() == 1 and parallel.is_lead()
+    assert parallel.count() == 1
+    assert parallel.is_lead()
     assert parallel.share(["a", "b", "c"]) == ["a", "b", "c"]
     parallel.barrier("alone")  # a no-op for one process

@@ -50,7 +50,8 @@ def test_cell_measures_every_checkpoint_against_closed_forms():
     r = cell.run(tiny_cell("fromage", 0.01, eta=ETA, n_measure=200))
     k, e, layers = len(r.step), len(ETA), 3
     assert r.step.tolist() == [0, 6, 13]  # 1348 // 100 = 13 steps per epoch; 0.5 epoch rounds to step 6
-    assert r.gradient.shape == (k, e, layers) and r.loss.shape == r.function.shape == (k, e)
+    assert r.gradient.shape == (k, e, layers)
+    assert r.loss.shape == r.function.shape == (k, e)
     eta = np.asarray(ETA)
     # every weight matrix has a nonzero norm, so a_l = η exactly and DRT is (1+η)^L − 1 (float64 round-off only)
     np.testing.assert_allclose(r.drt, (1 + eta) ** layers - 1, rtol=1e-12, atol=1e-15)
@@ -60,20 +61,28 @@ def test_cell_measures_every_checkpoint_against_closed_forms():
     # the Lipschitz prediction λ‖ΔW‖/‖g₁‖ is linear in η (‖ΔW‖ = η‖U‖) and vanishes at η = 0; the sharpness is
     # measured at initialisation and the end only (NaN between, with its reason)
     ends = r.lipschitz_first[[0, -1]]
-    assert np.all(ends[:, 0] == 0) and np.isnan(r.lipschitz_first[1]).all() and np.isnan(r.sharpness[1])
+    assert np.all(ends[:, 0] == 0)
+    assert np.isnan(r.lipschitz_first[1]).all()
+    assert np.isnan(r.sharpness[1])
     np.testing.assert_allclose(ends[:, 2] / ends[:, 1], 5.0, rtol=1e-12)
-    assert np.all(r.sharpness[[0, -1]] > 0) and np.all(r.gradient[:, 0, :] == 0) and np.all(r.gradient[:, 1:, :] > 0)
+    assert np.all(r.sharpness[[0, -1]] > 0)
+    assert np.all(r.gradient[:, 0, :] == 0)
+    assert np.all(r.gradient[:, 1:, :] > 0)
     assert "sharpness" in r.to_json()["undefined"]
-    assert r.checkpoint_epoch.tolist() == [0.0, 6 / 13, 1.0] and 0 < r.train_acc[-1] <= 1
+    assert r.checkpoint_epoch.tolist() == [0.0, 6 / 13, 1.0]
+    assert 0 < r.train_acc[-1] <= 1
     assert same(r, cell.CellResult.from_json(json.loads(json.dumps(r.to_json())), r.arrays()))
 
 
 def test_a_cell_without_slices_and_a_diverged_cell():
     plain = cell.run(tiny_cell("sgd", 0.1, slices=False))
-    assert not plain.measured and plain.epoch.tolist() == [0, 1] and not plain.diverged
+    assert not plain.measured
+    assert plain.epoch.tolist() == [0, 1]
+    assert not plain.diverged
     assert plain.best_train_acc == max(plain.train_acc_curve)
     gone = cell.run(tiny_cell("sgd", 1e30, slices=False))
-    assert gone.diverged and gone.final_train_loss == float("inf")
+    assert gone.diverged
+    assert gone.final_train_loss == float("inf")
     assert "train_loss_curve" in gone.to_json()["undefined"]
 
 
@@ -82,15 +91,18 @@ def test_study_breakdown_sweeps_measures_and_reuses_cells(tmp_path):
     result, reused = runner.run_or_reuse(tmp_path, config, study_breakdown.EXPERIMENT)
     assert not reused
     # 3 optimisers × 2 depths × 2 seeds measured; the sweep: SGD × 2 depths × 2 rates (first seed only)
-    assert len(result.cells) == 12 and len(result.sweep) == 4
+    assert len(result.cells) == 12
+    assert len(result.sweep) == 4
     for depth in (2, 3):
         sweep = [p for p in result.sweep if p.depth == depth]
         best = min(sweep, key=lambda p: p.final_train_loss)
-        assert [p.chosen for p in sweep].count(True) == 1 and best.chosen
+        assert [p.chosen for p in sweep].count(True) == 1
+        assert best.chosen
         assert {r.config.training.lr for r in result.select("sgd", depth)} == {best.lr}
     assert len(result.select("fromage", 3)) == 2
     checked = [r for r in result.cells if r.check_sizes]
-    assert len(checked) == 1 and checked[0].check_gradient.shape == (2, 2, len(config.resolved().eta))
+    assert len(checked) == 1
+    assert checked[0].check_gradient.shape == (2, 2, len(config.resolved().eta))
     cells_dir = tmp_path / "cells"
     assert len(list(cells_dir.iterdir())) == 12 + 4
     # a study that stopped: its result and one cell gone; the rerun computes that cell only and gets the same result
@@ -99,7 +111,8 @@ def test_study_breakdown_sweeps_measures_and_reuses_cells(tmp_path):
     mtimes = {p.name: (p / "results.json").stat().st_mtime_ns for p in cells_dir.iterdir() if p != victim}
     (victim / "results.json").unlink()
     again, reused = runner.run_or_reuse(tmp_path, config, study_breakdown.EXPERIMENT)
-    assert not reused and same(result, again)
+    assert not reused
+    assert same(result, again)
     assert all((cells_dir / n / "results.json").stat().st_mtime_ns == t for n, t in mtimes.items())
     assert runner.run_or_reuse(tmp_path, config, study_breakdown.EXPERIMENT)[1]  # now the whole study is reused
     check_summaries_against_cells(result)
@@ -161,7 +174,8 @@ def test_study_depth_finds_where_each_optimiser_stops():
     result = study_depth.run(config)
     assert len(result.points) == 2 * 2 * 2
     for p in result.points:
-        assert p.lrs == study_depth.LR_GRIDS[p.optimizer] and p.trainability == max(p.best_train_acc)
+        assert p.lrs == study_depth.LR_GRIDS[p.optimizer]
+        assert p.trainability == max(p.best_train_acc)
     for optimizer in ("sgd", "fromage"):
         stops = result.stop_depths(optimizer)
         acc = {(p.seed, p.depth): p.trainability for p in result.points if p.optimizer == optimizer}
@@ -193,7 +207,8 @@ def test_cli_study_breakdown_json_and_errors(capsys):
     assert cli.main([*args, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert [c["config"]["training"]["optimizer"] for c in out["cells"]] == ["fromage", "sgd"]
-    assert out["config"]["depths"] == [2] and out["sweep"][0]["chosen"] is True
+    assert out["config"]["depths"] == [2]
+    assert out["sweep"][0]["chosen"] is True
     assert cli.main([*args, "--checkpoints", "5"]) == 2
     assert "checkpoints must lie in [0, epochs=1]" in capsys.readouterr().err
     assert cli.main(["study", "depth", "--optimizers", "rmsprop"]) == 2
@@ -247,7 +262,8 @@ def test_a_process_of_a_job_computes_its_share_of_each_round_and_reads_the_rest(
         lambda name, c: computed.append(name) or TOY_CELL.run(c),
         lambda name, c: read.append(name) or TOY_CELL.run(c),
     )
-    assert computed == ["c1", "c3"] and read == ["c0", "c2", "c4", "last"]  # round 2 has one cell: process 0's
+    assert computed == ["c1", "c3"]
+    assert read == ["c0", "c2", "c4", "last"]  # round 2 has one cell: process 0's
     assert barriers == ["Toy round 1", "Toy round 2"]
     assert result.y == ["c0", "c1", "c2", "c3", "c4", "last"]
 

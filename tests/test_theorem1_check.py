@@ -17,7 +17,9 @@ def checked():
 
 
 def test_theorem1_has_zero_violations_on_600_random_square_leaky_relu_nets(checked):
-    assert checked.n_cases == 600 and checked.n_evaluations == 4800 and checked.measured.shape == (4800,)
+    assert checked.n_cases == 600
+    assert checked.n_evaluations == 4800
+    assert checked.measured.shape == (4800,)
     for name in theorem1.BOUNDS:  # a theorem: every sampled case, every input
         assert checked.bounds[name].violations == 0, name
         assert np.all(checked.measured <= checked.bound(name) * (1 + theorem1.RTOL)), name
@@ -70,7 +72,8 @@ def test_negative_controls_are_rejected():
         without_alpha += np.sum(
             out["measured"] > theorem1.recursion_bound(np.ones_like(out["alpha"]), out["kappa_w"], out["op_ratio"])
         )
-    assert without_kappa > 0 and without_alpha > 0
+    assert without_kappa > 0
+    assert without_alpha > 0
 
 
 def test_exact_homogeneous_case_through_the_same_code():

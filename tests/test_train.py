@@ -24,7 +24,8 @@ def test_checkpoints_curves_and_reproducibility():
     for k in ("train_loss", "test_acc", "norms"):  # same seed, same numbers
         assert getattr(a.curves, k) == getattr(b.curves, k)
     np.testing.assert_array_equal(a.params[0]["w"], b.params[0]["w"])
-    assert a.compiles <= 1 and b.compiles == 0  # compiled at most once, then reused by the second run
+    assert a.compiles <= 1
+    assert b.compiles == 0  # compiled at most once, then reused by the second run
     assert a.curves.train_loss[-1] < a.curves.train_loss[0]
     assert np.isnan(a.curves.clip_fraction).all()  # not a Madam run
 
@@ -51,7 +52,8 @@ def test_bad_config():
 def test_run_packs_checkpoints_as_arrays():
     config = TrainConfig(optimizer="adam", checkpoints=(0.0, 1.0), **TINY)
     result = run(config)
-    assert [c.step for c in result.checkpoints] == [0, 21, 42] and result.compiles <= 1
+    assert [c.step for c in result.checkpoints] == [0, 21, 42]
+    assert result.compiles <= 1
     trained = train(config, progress=False)
     assert trained.compiles == 0
     for k, params in enumerate(trained.checkpoints.values()):  # every tensor of every checkpoint, exactly
@@ -59,7 +61,8 @@ def test_run_packs_checkpoints_as_arrays():
         assert list(got) == ["1.b", "1.w", "2.b", "2.w", "3.b", "3.w"]
         np.testing.assert_array_equal(got["2.w"], params[1]["w"])
     back = TrainResult.from_json(result.to_json(), result.arrays())
-    assert same(result, back) and "curves.clip_fraction" in result.to_json()["undefined"]
+    assert same(result, back)
+    assert "curves.clip_fraction" in result.to_json()["undefined"]
 
 
 def test_cli_train_json(capsys):
@@ -79,7 +82,8 @@ def test_cli_train_json(capsys):
     ]
     assert cli.main(args) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["config"]["optimizer"] == "lars" and 0 <= out["curves"]["test_acc"][-1] <= 1
+    assert out["config"]["optimizer"] == "lars"
+    assert 0 <= out["curves"]["test_acc"][-1] <= 1
     assert cli.main(["train", "--optimizer", "lars", "--lr-decay", "1.5"]) == 2
     assert "lr_decay" in capsys.readouterr().err
 
@@ -90,7 +94,9 @@ def test_resnet_with_batchnorm_trains_and_evaluates_with_running_statistics():
     config = TrainConfig(model="resnet8", norm="batch", channels=4, dataset="digits", epochs=1, batch_size=128)
     out = train(config, progress=False)
     net = out.net
-    assert net.depth == 8 and net.norm == "batch" and out.compiles <= 1
+    assert net.depth == 8
+    assert net.norm == "batch"
+    assert out.compiles <= 1
     # at initialisation the running statistics are (0, 1) and every scale 1, shift 0: evaluation mode is the
     # net without normalisation, so its curve starts where the unnormalised ResNet's does (same init key)
     plain = train(TrainConfig(**{**config.to_dict(), "norm": "none", "epochs": 1}), progress=False)

@@ -130,29 +130,6 @@ def test_corrupt_run_directory_is_a_clear_error(tmp_path, capsys, corruption):
     assert err.count("\n") == 1
 
 
-@pytest.mark.parametrize(
-    "args, message",
-    [
-        (["breakdown", "--depth", "0"], "depth must be ≥ 1, got 0"),
-        (["breakdown", "--eta-max", "inf"], "eta_max must be finite"),
-        (["breakdown", "--eta-max", "nan"], "eta_max must be finite"),
-        (["breakdown", "--perturb", "sideways"], "unknown perturb 'sideways'"),
-        (["breakdown", "--net", "residual", "--depth", "2"], "residual MLP needs depth"),
-        (["breakdown", "--depth", "3", "--layer", "5"], "layer must lie in 1..3"),
-        (["breakdown", "--n-examples", "-4"], "n_examples must be ≥ 0"),
-        (["breakdown", "--depth", "two"], "invalid int value"),
-        (["train", "--optimizer", "rmsprop"], "unknown optimizer"),
-        (["frobnicate"], "invalid choice"),
-    ],
-)
-def test_bad_cli_values_exit_2_with_one_line(capsys, args, message):
-    assert cli.main(args) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("trust: error:")
-    assert message in err
-    assert err.count("\n") == 1
-
-
 def test_user_error_has_no_traceback_in_a_real_process(tmp_path):
     (tmp_path / "notadir").write_text("x")
     proc = subprocess.run(

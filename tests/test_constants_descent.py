@@ -12,7 +12,6 @@ import pytest
 
 from trust.experiments import constants, cosgamma, descent
 from trust.experiments.shared import points
-from trust.front import cli
 
 SMALL = dict(width=16, n_examples=120)
 
@@ -182,22 +181,3 @@ def test_constants_cli_json_has_every_quantity(tmp_path):
         assert reason
     assert (tmp_path / "c" / "constants.png").exists()
     assert (tmp_path / "c" / "results.json").exists()
-
-
-@pytest.mark.parametrize(
-    "argv, message",
-    [
-        (["descent", "--eta-min", "2", "--eta-max", "1"], "eta_min"),
-        (["constants", "--perturb", "sideways"], "unknown perturb 'sideways'"),
-        (["cosgamma", "--trials", "0"], "trials must be ≥ 2"),
-        (["theorem1", "--slopes", "1.5"], "slopes"),
-        (["constants", "--depth"], "expected at least one argument"),
-        (["descent", "--steps", "sgd"], "unknown steps 'sgd'"),
-    ],
-)
-def test_bad_values_give_one_line_errors(argv, message, capsys):
-    assert cli.main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert "\n" not in err
-    assert message in err
-    assert err.startswith("trust: error:")

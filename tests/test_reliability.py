@@ -106,7 +106,7 @@ def test_sound_local_data_passes_the_dry_run(tmp_path, capsys):
     assert "60 training and 10 test examples" in capsys.readouterr().out
 
 
-BAD_VALUES = [  # (argv, what the message must say): the list, value by value
+BAD_VALUES = [  # (argv, what the message must say): every bad command-line value, one table for every subcommand
     (["geometry", "--eta", "nan"], "eta entries must be finite"),
     (["geometry", "--eta", "inf"], "eta entries must be finite"),
     (["geometry", "--eta", "-0.1"], "eta entries must be ≥ 0"),
@@ -126,12 +126,31 @@ BAD_VALUES = [  # (argv, what the message must say): the issue's list, value by 
     (["breakdown", "--depth", "1e3"], "invalid int value"),
     (["study", "nowhere"], "invalid choice"),
     (["breakdown", "--no-such-flag"], "unrecognized arguments"),
+    (["breakdown", "--eta-max", "inf"], "eta_max must be finite"),
+    (["breakdown", "--eta-max", "nan"], "eta_max must be finite"),
+    (["breakdown", "--net", "residual", "--depth", "2"], "residual MLP needs depth"),
+    (["breakdown", "--depth", "3", "--layer", "5"], "layer must lie in 1..3"),
+    (["breakdown", "--n-examples", "-4"], "n_examples must be ≥ 0"),
+    (["breakdown", "--depth", "two"], "invalid int value"),
+    (["frobnicate"], "invalid choice"),
+    (["descent", "--eta-min", "2", "--eta-max", "1"], "eta_min"),
+    (["descent", "--steps", "sgd"], "unknown steps 'sgd'"),
+    (["constants", "--perturb", "sideways"], "unknown perturb 'sideways'"),
+    (["constants", "--depth"], "expected at least one argument"),
+    (["cosgamma", "--trials", "0"], "trials must be ≥ 2"),
+    (["theorem1", "--slopes", "1.5"], "slopes"),
+    (["study", "breakdown", "--epochs", "1", "--checkpoints", "0", "5"], "checkpoints must lie in [0, epochs=1]"),
+    (["study", "depth", "--optimizers", "rmsprop"], "unknown optimizers"),
+    (["geometry", "--eta", "0"], "eta entries must be > 0"),
+    (["assumptions", "--model", "mlp3", "--norm", "batch"], "norm applies to the resnets"),
+    (["train", "--optimizer", "lars", "--lr-decay", "1.5"], "lr_decay"),
 ]
 
 
 @pytest.mark.parametrize("argv, message", BAD_VALUES, ids=[" ".join(a) for a, _ in BAD_VALUES])
 def test_bad_values_are_one_line_errors(capsys, argv, message):
-    _one_line_error(capsys, [*argv, "--dry-run"] if argv[-1] != "--no-such-flag" else argv, message)
+    refused_by_argparse = argv[-1] in ("--no-such-flag", "--depth") or argv == ["frobnicate"]
+    _one_line_error(capsys, argv if refused_by_argparse else [*argv, "--dry-run"], message)
 
 
 def test_unwritable_out_is_refused_before_any_work(tmp_path, capsys):

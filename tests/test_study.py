@@ -124,7 +124,33 @@ def test_study_breakdown_sweeps_measures_and_reuses_cells(tmp_path):
         row = next(r for r in rows if r.claim.startswith("DRT with constant 1") and r.claim.endswith(bound.optimizer))
         assert row.verdict == ("holds" if bound.drt.statistic <= 1 else f"violated ×{bound.drt.statistic:.3g}")
     assert any(r.claim.startswith("Learning-rate sweep") for r in rows)
-    for fig in views.VIEWS["study breakdown"].figures({"study_breakdown": result}).values():
+    check_study_breakdown_figures(result, views.VIEWS["study breakdown"].figures({"study_breakdown": result}))
+
+
+def check_study_breakdown_figures(result, figures):
+    """What the figures show: the summary's depth panels with one median line and one seed band per optimiser, the
+    initialisation and DRT (1+η)^L − 1 drawn with its values; per optimiser, a row per net whose gradient panel
+    carries one curve per checkpoint, the two Lipschitz predictions, DRT and C_eff·DRT."""
+    c = result.config
+    assert sorted(figures) == sorted(["study_breakdown", *(f"study_breakdown_{o}" for o in c.optimizers)])
+    panel_a = figures["study_breakdown"].axes[0]
+    assert panel_a.get_xlabel() == "depth L"
+    assert panel_a.get_ylabel() == "‖Δg₁‖/‖g₁‖"
+    labels = [text.get_text() for text in panel_a.get_legend().get_texts()]
+    assert labels == [*(f"{o}, end" for o in c.optimizers), "initialisation", "DRT (1+η)^L − 1"]
+    assert len(panel_a.collections) == len(c.optimizers) + 1  # a seed band per optimiser and the initialisation's
+    drt = next(line for line in panel_a.get_lines() if line.get_label() == "DRT (1+η)^L − 1")
+    np.testing.assert_allclose(drt.get_ydata(), [(1 + 0.01) ** d - 1 for d in c.depths], rtol=1e-12)
+    fromage = figures["study_breakdown_fromage"]
+    gradient_panels = fromage.axes[1::2]
+    assert len(gradient_panels) == len(c.nets)
+    for ax, net in zip(gradient_panels, [result.net("fromage", d, r) for d, r in c.nets]):
+        assert ax.get_yscale() == "log"
+        k = len(net.checkpoint_epoch)
+        assert len(ax.get_lines()) >= k + 2 + 2  # checkpoints, Lipschitz at init and end, DRT, C_eff·DRT
+        drawn_drt = next(line for line in ax.get_lines() if line.get_linestyle() == "--")
+        np.testing.assert_allclose(drawn_drt.get_ydata()[1:], net.drt[1:], rtol=1e-12)
+    for fig in figures.values():
         plots.plt.close(fig)
 
 
@@ -185,8 +211,17 @@ def test_study_depth_finds_where_each_optimiser_stops():
     view = views.VIEWS["study depth"]
     assert len(view.rows({"study_depth": result})) == 2
     assert "study depth" in view.summary(result)
-    for fig in view.figures({"study_depth": result}).values():
-        plots.plt.close(fig)
+    figure = view.figures({"study_depth": result})["study_depth"]
+    ax = figure.axes[0]
+    assert ax.get_xlabel() == "depth L"
+    assert ax.get_ylabel().startswith("best training accuracy")
+    medians = {line.get_label(): line.get_ydata() for line in ax.get_lines() if line.get_label() in config.optimizers}
+    for optimizer in ("sgd", "fromage"):  # one median line per optimiser, from the points by hand
+        by_depth = [np.median([p.trainability for p in result.points if (p.optimizer, p.depth) == (optimizer, d)])
+                    for d in (2, 3)]  # fmt: skip
+        np.testing.assert_allclose(medians[optimizer], by_depth, rtol=1e-12)
+    assert any(line.get_label() == f"threshold {config.threshold:g}" for line in ax.get_lines())
+    plots.plt.close(figure)
 
 
 def test_cli_study_breakdown_json_and_errors(capsys):

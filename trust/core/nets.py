@@ -96,8 +96,8 @@ class MLP:
         return _init(self, key, dtype)
 
     def _draw(self, key, dtype) -> list[dict]:
-        # One draw for the whole net, sliced per layer: each random op costs ~0.3 s of XLA compile on
-        # a small CPU, so per-tensor draws made start-up dominate short runs.
+        # One draw for the whole net, sliced per layer: every random op is compiled on its own, so per-tensor
+        # draws made start-up dominate short runs.
         shapes = [(fan_out, fan_in + 1) for fan_in, fan_out in zip(self.widths[:-1], self.widths[1:])]
         sizes = [o * i for o, i in shapes]
         sample = jax.random.uniform if self.init_scheme == "torch" else jax.random.normal

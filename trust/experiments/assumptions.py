@@ -56,7 +56,7 @@ class AssumptionsConfig(Config):
     dataset: str = param("digits", "data set (resnets need images)", choices=data.names())
     data_dir: str = param("", "directory of the MNIST IDX / CIFAR-10 files")
     width: int = param(128, "mlp: hidden width", minimum=1)
-    # 8, not the training default 16: 16 channels cost 2.6× the time on 2 CPU cores (README, Costs and cuts)
+    # 8, not the training default 16: the cost of 16 channels is in the README, Costs and cuts
     channels: int = param(8, "resnet: channels of the first stage", minimum=4)
     optimizer: str = param("fromage", "the optimiser that trains to near a minimum", choices=train.OPTIMIZERS)
     lr: float = param(0.0, "learning rate; 0: the optimiser's default", minimum=0)
@@ -282,7 +282,7 @@ def paper_configs(quick: bool, seed: int) -> dict[str, AssumptionsConfig]:
     """Every model of the reviewers' question, on the digits (8×8 images): MLPs 3, 16, residual 16; ResNet-8
     and ResNet-16 without and with BatchNorm. Quick: MLP-3 and the residual MLP-16."""
     grid = [(m, "none") for m in MODELS] + [("resnet8", "batch"), ("resnet16", "batch")]
-    if quick:  # a ResNet's programs take ~40 s to compile on 2 CPU cores: MLPs only in the preview
+    if quick:  # a ResNet's programs are the costliest compiles (README, Costs and cuts): MLPs only in the preview
         grid = [("mlp3", "none"), ("residual_mlp16", "none")]
     size: dict[str, Any] = dict(width=32, epochs=3, eta_steps=8, n_measure=250) if quick else {}
     return {_paper_name(m, norm): AssumptionsConfig(model=m, norm=norm, seed=seed, **size) for m, norm in grid}

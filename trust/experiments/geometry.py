@@ -403,7 +403,7 @@ STUDY = Study(geometry_cell.EXPERIMENT, cells, combine)
 
 
 def paper_configs(quick: bool, seed: int) -> dict[str, GeometryConfig]:
-    """Full: the defaults (135 cells, 16 min on 2 cores; a width-1024 cell takes 27 s). The quick preview: widths
+    """Full: the defaults (135 MLP cells; their cost is in the README, Costs and cuts). The quick preview: widths
     32–128, depths 2 and 4 at width 32, Fromage and orthogonalised SGD, one η (16 cells)."""
     if quick:
         preview: dict[str, Any] = dict(widths=(32, 64, 128), depths=(2, 4), width=32, eta=(0.01,))

@@ -436,7 +436,7 @@ def run(config: StudyBreakdownConfig) -> StudyBreakdownResult:
 def paper_configs(quick: bool, seed: int) -> dict[str, StudyBreakdownConfig]:
     """Across depths (width 32 quick, 256 full) with Fromage, SGD and Adam; in full mode also the paper's own
     Figure-1 nets at its width 784 — depth 2, 16 and residual 16 under Fromage — for the published numbers,
-    without the measurement-batch check (at width 784 its whole-set slices cost 3 of the hour's minutes; the
+    without the measurement-batch check (at width 784 its whole-set slices are the costliest part; the
     width-256 study keeps it)."""
     # the quick preview: depths 2 and 16, one seed, SGD at its default rate (no sweep) — its time goes to the
     # other experiments' previews

@@ -32,7 +32,9 @@ def proof_checks_section() -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smaller nets and grids (the preview; its cost is in the README)")
+    parser.add_argument(
+        "--quick", action="store_true", help="smaller nets and grids (the preview; its cost is in the README)"
+    )
     parser.add_argument("--out", default="figures", help="where figures, REPORT.md and runs/ go")
     parser.add_argument("--seed", type=int, default=0)
     parallel.add_arguments(parser)

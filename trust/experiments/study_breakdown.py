@@ -20,22 +20,15 @@ import numpy as np
 from trust.base.errors import TrustError
 from trust.base.schema import NO_SEED, Config, Result, Spread, Verdict, param, value
 from trust.core import data, train
-from trust.experiments.shared import cell, rules
-from trust.experiments.shared.cell import DIVERGED, SHARPNESS_ENDS, CellConfig, CellResult
+from trust.experiments.shared import cell, paper, rules
+from trust.experiments.shared.cell import DIVERGED, SHARPNESS_ENDS, CellConfig, CellResult, MeasureCheck
+from trust.experiments.shared.paper import PROBES, PaperComparison
 from trust.experiments.shared.runner import Experiment, Study, run_study
 
 # The default checkpoints: six of the paper's ten (its iterations 24 and 96 of 240 as fractions of the first
 # epoch, the start of epochs 1 and 3, and the end), cut by cost (docs/theory.md §5.1).
 CHECKPOINTS = (0.0, 0.1, 0.4, 1.0, 3.0, 10.0)
 QUICK_CHECKPOINTS = (0.0, 1.0, 10.0)
-PROBES = (0.01, 0.05, 0.099)  # the η of the paper's published numbers
-# The paper's range (lowest–highest over its checkpoints) of the first layer's relative gradient change at each
-# probe η, from its Figure-1 notebooks (docs/theory.md §5): net → ((low, high) at 0.01, 0.05, 0.099).
-PAPER_RANGES = {
-    ("L=2", False): ((0.2, 3.9), (0.8, 127.0), (1.05, 326.0)),
-    ("L=16", False): ((1.3, 10.0), (8.0, 3.1e3), (144.0, 3.2e5)),
-    ("L=16", True): ((1.25, 6.2), (4.6, 1.1e3), (31.0, 7.7e3)),
-}
 
 
 @dataclass(frozen=True)
@@ -208,20 +201,6 @@ class DepthClaim:
 
 
 @dataclass(frozen=True)
-class PaperComparison:
-    """Our layer-1 range over the checkpoints (of the per-checkpoint medians) beside the paper's, per probe η."""
-
-    label: str  # the paper's net: "L=2", "L=16"
-    depth: int
-    residual: bool
-    ours_low: np.ndarray  # (p,)
-    ours_high: np.ndarray
-    paper_low: np.ndarray
-    paper_high: np.ndarray
-    verdict: Verdict  # same_order of ours_high against paper_high
-
-
-@dataclass(frozen=True)
 class BoundClaims:
     """DRT with constant 1 (worst C_eff over nets, seeds, checkpoints and layers) and the Lipschitz-smooth model at
     the end of training (worst median measured/predicted over nets and η > 0), for one optimiser."""
@@ -229,20 +208,6 @@ class BoundClaims:
     optimizer: str
     drt: Verdict
     lipschitz: Verdict
-
-
-@dataclass(frozen=True)
-class MeasureCheck:
-    """Layer 1's curve on the first n training examples against the reference n (the whole set when checked): the
-    largest relative deviation over the probe η, at initialisation and the end, per size."""
-
-    optimizer: str
-    depth: int
-    seed: int
-    used: int  # the study's n (0: all)
-    reference: int
-    sizes: tuple[int, ...]  # the sizes compared with the reference (0: all), the used one included
-    deviation: np.ndarray  # (sizes,)
 
 
 @dataclass(frozen=True, eq=False)
@@ -281,9 +246,9 @@ class StudyBreakdownResult(Result):
         return replace(
             done,
             depth_claims=_depth_claims(done),
-            paper=_paper_comparisons(done),
+            paper=paper.comparisons(lambda depth, residual: done.net("fromage", depth, residual)),
             bounds=_bound_claims(done),
-            measure_check=_measure_check(done),
+            measure_check=cell.measure_check(self.cells, PROBES),
         )
 
 
@@ -343,26 +308,6 @@ def _depth_claims(result: StudyBreakdownResult) -> tuple[DepthClaim, ...]:
     return tuple(out)
 
 
-def _paper_comparisons(result: StudyBreakdownResult) -> tuple[PaperComparison, ...]:
-    out = []
-    for (label, residual), paper in PAPER_RANGES.items():
-        depth = int(label.split("=")[1])
-        net = result.net("fromage", depth, residual)
-        if net is None or not net.seeds:
-            continue
-        assert net.probe is not None
-        curves = [rules.finite(net.probe.median[:, p]) for p in range(len(PROBES))]  # per checkpoint
-        if any(curve.size == 0 for curve in curves):
-            continue
-        low, high = np.array(paper, dtype=float).T
-        ours_high = np.array([curve.max() for curve in curves])
-        verdict = rules.same_order(np.log10(ours_high / high), net.seeds)
-        out.append(
-            PaperComparison(label, depth, residual, np.array([c.min() for c in curves]), ours_high, low, high, verdict)
-        )
-    return tuple(out)
-
-
 def _bound_claims(result: StudyBreakdownResult) -> tuple[BoundClaims, ...]:
     out = []
     for optimizer in result.config.optimizers:
@@ -374,31 +319,6 @@ def _bound_claims(result: StudyBreakdownResult) -> tuple[BoundClaims, ...]:
         lip = max(0.0, *(float(np.nanmax(n.lipschitz_ratio_end, initial=0.0)) for n in nets))
         out.append(BoundClaims(optimizer, rules.bound(worst, seeds), rules.bound(lip, seeds)))
     return tuple(out)
-
-
-def _measure_check(result: StudyBreakdownResult) -> MeasureCheck | None:
-    checked = [r for r in result.cells if r.check_sizes and r.check_gradient.size]
-    if not checked:
-        return None
-    r = checked[0]
-    sizes = (r.config.n_measure, *r.check_sizes)  # the used one first
-    curves = np.concatenate([r.gradient[[0, -1], None, :, 0], r.check_gradient], axis=1)  # (2, n, e)
-    ref = sizes.index(0) if 0 in sizes else 0  # the whole training set when it was checked
-    probes = [r.at_eta(e) for e in PROBES]
-    deviation = {  # largest |relative deviation| from the reference over the probe η, init and end
-        n: max(np.expm1(np.nanmax(np.abs(np.log(curves[k, i, probes] / curves[k, ref, probes])))) for k in (0, 1))
-        for i, n in enumerate(sizes)
-        if i != ref
-    }
-    return MeasureCheck(
-        r.config.training.optimizer,
-        r.config.training.depth,
-        r.config.training.seed,
-        r.config.n_measure,
-        sizes[ref],
-        tuple(deviation),
-        np.array(list(deviation.values()), dtype=float),
-    )
 
 
 def combine(config: StudyBreakdownConfig, done: dict) -> StudyBreakdownResult:

@@ -258,3 +258,44 @@ def run(config: CellConfig) -> CellResult:
 
 
 EXPERIMENT = Experiment(CellConfig, CellResult, run, help="one study cell: train, then measure slices at checkpoints")
+
+
+@dataclass(frozen=True)
+class MeasureCheck:
+    """Layer 1's curve on the first n training examples against the reference n (the whole set when checked): the
+    largest relative deviation over the probe η, at initialisation and the end, per size."""
+
+    optimizer: str
+    depth: int
+    seed: int
+    used: int  # the study's n (0: all)
+    reference: int
+    sizes: tuple[int, ...]  # the sizes compared with the reference (0: all), the used one included
+    deviation: np.ndarray  # (sizes,)
+
+
+def measure_check(cells, probes: tuple[float, ...]) -> MeasureCheck | None:
+    """The first checked cell's curves on the other measurement batches against the reference: the largest
+    relative deviation over the ``probes`` η, at initialisation and the end, per size; None without a check."""
+    checked = [r for r in cells if r.check_sizes and r.check_gradient.size]
+    if not checked:
+        return None
+    r = checked[0]
+    sizes = (r.config.n_measure, *r.check_sizes)  # the used one first
+    curves = np.concatenate([r.gradient[[0, -1], None, :, 0], r.check_gradient], axis=1)  # (2, n, e)
+    ref = sizes.index(0) if 0 in sizes else 0  # the whole training set when it was checked
+    at = [r.at_eta(e) for e in probes]
+    deviation = {  # largest |relative deviation| from the reference over the probe η, init and end
+        n: max(np.expm1(np.nanmax(np.abs(np.log(curves[k, i, at] / curves[k, ref, at])))) for k in (0, 1))
+        for i, n in enumerate(sizes)
+        if i != ref
+    }
+    return MeasureCheck(
+        r.config.training.optimizer,
+        r.config.training.depth,
+        r.config.training.seed,
+        r.config.n_measure,
+        sizes[ref],
+        tuple(deviation),
+        np.array(list(deviation.values()), dtype=float),
+    )

@@ -238,3 +238,35 @@ def test_run_geometry_is_a_deprecated_alias():
     with pytest.warns(DeprecationWarning, match="geometry.run"):
         old = geometry.run_geometry(config)
     assert schema.same(old, geometry.run(config))
+
+
+def _at(obj, path: str):
+    """The value at a JSON path like ``width.function`` or ``cells[2].gradient``."""
+    for part in path.replace("[", ".[").split("."):
+        obj = obj[int(part[1:-1])] if part.startswith("[") else obj[part]
+    return obj
+
+
+def test_the_json_is_read_through_its_labels_only(study):
+    """A reader of ``trust geometry --json`` finds which axis is which, and the values along it, in "axes"."""
+    done, result = study
+    out = json.loads(json.dumps(result.to_json()))
+    label = out["axes"]["ratio_function"]
+    coords = label["coords"]
+    index = tuple(coords[d].index(v) for d, v in zip(label["dims"], ("worst", "gradient", "spectral")))
+    assert np.asarray(out["ratio_function"], dtype=float)[index] == result.ratio_function[1, 0, 1]
+    width = out["axes"]["width.function"]
+    assert width["coords"]["value"] == [8, 16]
+    assert width["coords"]["seed"] == [0, 1]
+    for path, lab in out["axes"].items():  # every labelled array has one named axis per dimension
+        shape = np.shape(np.asarray(_at(out, path), dtype=object))
+        assert len(shape) == len(lab["dims"]), path
+        for k, d in enumerate(lab["dims"]):
+            if d in lab["coords"]:
+                assert shape[k] == len(lab["coords"][d]), (path, d)
+    cell = done["fromage_w8_L2_s0"]
+    bulk = json.loads(str(cell.arrays()["__axes__"]))
+    assert bulk["gradient"]["dims"] == ["checkpoint", "direction", "geometry", "eta", "layer"]
+    assert np.shape(cell.gradient)[:4] == tuple(
+        len(bulk["gradient"]["coords"][d]) for d in bulk["gradient"]["dims"][:4]
+    )

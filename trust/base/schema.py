@@ -13,6 +13,7 @@ non-finite number anywhere else is a bug, reported as one.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import types
 import typing
@@ -57,13 +58,19 @@ def param(
 
 
 def value(
-    undefined: str | None = None, bulk: bool = False, default=_MISSING, empty: bool = False, derived: bool = False
+    undefined: str | None = None,
+    bulk: bool = False,
+    default=_MISSING,
+    empty: bool = False,
+    derived: bool = False,
+    axes: tuple[str, ...] | None = None,
 ):
     """A :class:`Result` field that may hold NaN/inf — ``undefined`` says when and why — or a ``bulk`` array
     kept out of the JSON (stored in ``arrays.npz``); ``empty``: an array field that defaults to an empty array
     (a measurement not taken); ``derived``: computed from the other fields by the experiment's ``combine``
-    (:meth:`Result.derive`), and computed again when a stored result predates it."""
-    metadata = {"undefined": undefined, "bulk": bulk, "derived": derived}
+    (:meth:`Result.derive`), and computed again when a stored result predates it; ``axes``: the names of an
+    array's axes, whose coordinates the record's (or its result's) ``coordinates()`` gives."""
+    metadata = {"undefined": undefined, "bulk": bulk, "derived": derived, "axes": axes}
     if empty:
         return field(default_factory=lambda: np.empty(0), metadata=metadata)
     if derived:
@@ -242,11 +249,19 @@ class Result:
         layout (``"format"``) and ``"result"`` type (:func:`type_name`) a reader needs to rebuild it."""
         reasons: dict[str, str] = {}
         out = _encode(self, "", reasons, None)
-        return {**out, "undefined": reasons, "format": FORMAT, "result": type_name(type(self))}
+        labels = {k: v for k, v in axes_of(self).items() if not v["bulk"]}
+        return {**out, "undefined": reasons, "axes": labels, "format": FORMAT, "result": type_name(type(self))}
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """The bulk arrays, by field name (what ``arrays.npz`` holds)."""
-        return {f.name: np.asarray(getattr(self, f.name)) for f in fields(self) if f.metadata.get("bulk")}
+        """The bulk arrays, by field name (what ``arrays.npz`` holds), and ``__axes__``: their axes' names and
+        coordinates as a JSON string (:func:`axes_of`), when they declare them."""
+        bulk = {f.name: np.asarray(getattr(self, f.name)) for f in fields(self) if f.metadata.get("bulk")}
+        labels = {k: v for k, v in axes_of(self).items() if v["bulk"]}
+        return {**bulk, AXES: np.asarray(json.dumps(labels, allow_nan=False))} if labels else bulk
+
+    def coordinates(self) -> dict[str, list]:
+        """The coordinates of the axes its arrays declare (``value(axes=…)``), by axis name."""
+        return {}
 
     @classmethod
     def from_json(cls, obj: dict, arrays: dict | None = None):
@@ -267,6 +282,41 @@ class Result:
         """This result with its ``derived`` fields computed from the others (a subclass with derived fields
         overrides it; its ``combine`` returns ``derive()`` of the measured fields)."""
         return self
+
+
+AXES = "__axes__"  # the arrays.npz entry that labels the bulk arrays
+
+
+def _coordinate(x):
+    return (
+        [_coordinate(v) for v in x]
+        if isinstance(x, (list, tuple, np.ndarray))
+        else (x.item() if hasattr(x, "item") else x)
+    )
+
+
+def axes_of(record, path: str = "", coords: dict | None = None) -> dict[str, dict]:
+    """Every labelled array of ``record`` and of the records inside it, by its path in the JSON: ``dims`` (the axis
+    names, slowest first), ``coords`` (the values along each axis that has them: a record's own ``coordinates()``
+    over its result's) and whether it is ``bulk`` (in arrays.npz)."""
+    coords = {**(coords or {}), **(record.coordinates() if hasattr(record, "coordinates") else {})}
+    out: dict[str, dict] = {}
+    for f in fields(record):
+        value_ = getattr(record, f.name)
+        name = f"{path}.{f.name}".lstrip(".")
+        dims = f.metadata.get("axes")
+        if dims is not None:
+            out[name] = {"dims": list(dims), "coords": {d: _coordinate(coords[d]) for d in dims if d in coords},
+                         "bulk": bool(f.metadata.get("bulk"))}  # fmt: skip
+        elif dataclasses.is_dataclass(value_) and not isinstance(value_, type):
+            out.update(axes_of(value_, name, coords))
+        elif isinstance(value_, (tuple, list, dict)):
+            items = value_.items() if isinstance(value_, dict) else enumerate(value_)
+            for key, item in items:
+                if dataclasses.is_dataclass(item) and not isinstance(item, type):
+                    where = f"{name}.{key}" if isinstance(value_, dict) else f"{name}[{key}]"
+                    out.update(axes_of(item, where, coords))
+    return out
 
 
 def type_name(cls: type) -> str:

@@ -134,17 +134,17 @@ class BreakdownResult(Result):
     loss: np.ndarray
     loss0: float
     n_zero_output: int
-    function_max: np.ndarray = value("every example's base output is 0")
-    function_mean: np.ndarray = value("every example's base output is 0")
-    function_frob: np.ndarray = value()
-    gradient: np.ndarray = value()  # (η, tensor) relative gradient distance
-    gradient_total: np.ndarray = value()
-    drt: np.ndarray = value()  # ∏(1 + a_l) − 1 over the weight matrices
-    drt_all_tensors: np.ndarray = value()  # … with every moved tensor (biases too) counted as a layer
+    function_max: np.ndarray = value("every example's base output is 0", axes=("eta",))
+    function_mean: np.ndarray = value("every example's base output is 0", axes=("eta",))
+    function_frob: np.ndarray = value(axes=("eta",))
+    gradient: np.ndarray = value(axes=("eta", "tensor"))  # (η, tensor) relative gradient distance
+    gradient_total: np.ndarray = value(axes=("eta",))
+    drt: np.ndarray = value(axes=("eta",))  # ∏(1 + a_l) − 1 over the weight matrices
+    drt_all_tensors: np.ndarray = value(axes=("eta",))  # … with every moved tensor (biases too) counted as a layer
     lambda_first: float = value()  # Lipschitz λ fitted at the smallest perturbation
     lambda_total: float = value()
-    lipschitz_first: np.ndarray = value()  # predicted relative gradient distance of layer 1
-    lipschitz_total: np.ndarray = value()
+    lipschitz_first: np.ndarray = value(axes=("eta",))  # predicted relative gradient distance of layer 1
+    lipschitz_total: np.ndarray = value(axes=("eta",))
     ratios: Ratios = value()
     operator_norm_ratio: np.ndarray | None = value(ETA0, default=None)  # theorem1 nets: max_x measured/bound
     function_change: np.ndarray = value(bulk=True, default=None)
@@ -182,6 +182,9 @@ class BreakdownResult(Result):
     def probe(self) -> int:
         """The grid point nearest η = 0.05 (the last one if the grid stops short of it)."""
         return int(np.argmin(np.abs(self.eta - 0.05))) if self.eta[-1] >= 0.05 else len(self.eta) - 1
+
+    def coordinates(self) -> dict[str, list]:
+        return {"eta": list(self.eta), "tensor": list(self.names)}
 
 
 def _ratio(measured, bound):

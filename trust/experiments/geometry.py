@@ -154,11 +154,22 @@ class Sweep:
     ``v``, checkpoint ``k``, direction ``d``, geometry ``g``, η ``e``; ``s`` the geometry a bound's sizes are in."""
 
     values: tuple[int, ...]
-    train_acc: np.ndarray = value(DIVERGED)  # (o, r, v)
-    function: np.ndarray = value(f"{DIVERGED}; {DEAD}")  # (o, r, v, k, d, g, e)
-    c_eff: np.ndarray = value(f"{DIVERGED}; {DEAD}")  # (o, r, v, k, s): the gradient slice's C_eff in s's sizes
-    weight_rank: np.ndarray = value(DIVERGED)  # (o, r, v, k) mean over layers of srank W_l
-    step_rank: np.ndarray = value(f"{DIVERGED}; {DEAD}")  # (o, r, v, k, d) mean over layers of srank ΔW_l
+    train_acc: np.ndarray = value(DIVERGED, axes=("optimizer", "seed", "value"))  # (o, r, v)
+    function: np.ndarray = value(
+        f"{DIVERGED}; {DEAD}", axes=("optimizer", "seed", "value", "checkpoint", "direction", "geometry", "eta")
+    )  # (o, r, v, k, d, g, e)
+    c_eff: np.ndarray = value(
+        f"{DIVERGED}; {DEAD}", axes=("optimizer", "seed", "value", "checkpoint", "size")
+    )  # (o, r, v, k, s): the gradient slice's C_eff in s's sizes
+    weight_rank: np.ndarray = value(
+        DIVERGED, axes=("optimizer", "seed", "value", "checkpoint")
+    )  # (o, r, v, k) mean over layers of srank W_l
+    step_rank: np.ndarray = value(
+        f"{DIVERGED}; {DEAD}", axes=("optimizer", "seed", "value", "checkpoint", "direction")
+    )  # (o, r, v, k, d) mean over layers of srank ΔW_l
+
+    def coordinates(self) -> dict[str, list]:
+        return {"value": list(self.values)}
 
 
 @dataclass(frozen=True, eq=False)
@@ -166,12 +177,24 @@ class GeometryResult(Result):
     config: GeometryConfig
     width: Sweep
     depth: Sweep
-    ratio_function: np.ndarray  # (2, d, g): median and worst over η, checkpoints, cells of function_max/bound
-    ratio_gradient: np.ndarray  # (2, d, g): median and worst over η, layers, checkpoints, cells
-    exponent: np.ndarray = value(f"{DIVERGED}; {ONE_WIDTH}")  # (o, k, d, g) width exponent at the smallest η, mean
-    exponent_half: np.ndarray = value(f"{estimate.ONE_SAMPLE}; {ONE_WIDTH}")  # (o, k, d, g) its 95 % half-width
-    resnet_function: np.ndarray = value(NO_RESNETS)  # (2, d, g) as ratio_function, over the ResNet cells
-    resnet_gradient: np.ndarray = value(NO_RESNETS)  # (2, d, g) as ratio_gradient, over the ResNet cells
+    ratio_function: np.ndarray = value(
+        axes=("statistic", "direction", "geometry")
+    )  # (2, d, g): median and worst over η, checkpoints, cells of function_max/bound
+    ratio_gradient: np.ndarray = value(
+        axes=("statistic", "direction", "geometry")
+    )  # (2, d, g): median and worst over η, layers, checkpoints, cells
+    exponent: np.ndarray = value(
+        f"{DIVERGED}; {ONE_WIDTH}", axes=("optimizer", "checkpoint", "direction", "geometry")
+    )  # (o, k, d, g) width exponent at the smallest η, mean
+    exponent_half: np.ndarray = value(
+        f"{estimate.ONE_SAMPLE}; {ONE_WIDTH}", axes=("optimizer", "checkpoint", "direction", "geometry")
+    )  # (o, k, d, g) its 95 % half-width
+    resnet_function: np.ndarray = value(
+        NO_RESNETS, axes=("statistic", "direction", "geometry")
+    )  # (2, d, g) as ratio_function, over the ResNet cells
+    resnet_gradient: np.ndarray = value(
+        NO_RESNETS, axes=("statistic", "direction", "geometry")
+    )  # (2, d, g) as ratio_gradient, over the ResNet cells
     operator_worst: float = value(BIASED)  # the operator-norm theorem's worst measured/bound over everything
     operator_allowance: float = value(
         f"{BIASED}; {ZERO_BOUND}"
@@ -183,6 +206,12 @@ class GeometryResult(Result):
 
     def derive(self) -> GeometryResult:
         return replace(self, summary=_summary(self))
+
+    def coordinates(self) -> dict[str, list]:
+        c = self.config
+        return {"optimizer": list(c.optimizers), "seed": list(range(c.seed, c.seed + c.seeds)),
+                "checkpoint": list(CHECKPOINTS), "direction": list(RAW_DIRECTIONS), "geometry": list(GEOMETRIES),
+                "size": list(GEOMETRIES), "eta": list(c.eta), "statistic": ["median", "worst"]}  # fmt: skip
 
 
 @dataclass(frozen=True, eq=False)

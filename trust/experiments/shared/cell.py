@@ -92,25 +92,33 @@ class CellResult(Result):
 
     config: CellConfig
     diverged_epoch: int  # 0: trained to the end
-    epoch: np.ndarray  # (epochs + 1,) the curve: 0 … epochs (shorter if it diverged)
-    train_loss_curve: np.ndarray = value(DIVERGED)
-    train_acc_curve: np.ndarray = value(DIVERGED)
-    test_acc_curve: np.ndarray = value(DIVERGED)
-    step: np.ndarray = value(empty=True)  # (k,) optimiser step of each checkpoint
-    checkpoint_epoch: np.ndarray = value(empty=True)  # (k,)
-    train_loss: np.ndarray = value(empty=True)  # (k,) full training set
-    train_acc: np.ndarray = value(empty=True)
-    eta: np.ndarray = value(empty=True)  # (e,)
-    loss: np.ndarray = value(DEAD, empty=True)  # (k, e) on the measurement batch
-    function: np.ndarray = value(DEAD, empty=True)  # (k, e) ‖ΔF‖_F/‖F‖_F
-    gradient: np.ndarray = value(DEAD, empty=True)  # (k, e, l) ‖Δg_l‖/‖g_l‖, every weight matrix
-    drt: np.ndarray = value(empty=True)  # (e,) ∏(1 + a_l) − 1
-    sharpness: np.ndarray = value(SHARPNESS_ENDS + "; " + DEAD, empty=True)  # (k,) λ = max |eig ∇²ℒ|
-    lipschitz_first: np.ndarray = value(SHARPNESS_ENDS + "; " + DEAD, empty=True)  # (k, e) λ‖ΔW‖/‖g_1‖
-    c_eff_first: np.ndarray = value(DEAD, empty=True)  # (k,) max_η gradient_1/DRT
-    c_eff_worst: np.ndarray = value(DEAD, empty=True)  # (k,) max_{η,l} gradient_l/DRT
+    epoch: np.ndarray = value(axes=("epoch",))  # (epochs + 1,) the curve: 0 … epochs (shorter if it diverged)
+    train_loss_curve: np.ndarray = value(DIVERGED, axes=("epoch",))
+    train_acc_curve: np.ndarray = value(DIVERGED, axes=("epoch",))
+    test_acc_curve: np.ndarray = value(DIVERGED, axes=("epoch",))
+    step: np.ndarray = value(empty=True, axes=("checkpoint",))  # (k,) optimiser step of each checkpoint
+    checkpoint_epoch: np.ndarray = value(empty=True, axes=("checkpoint",))  # (k,)
+    train_loss: np.ndarray = value(empty=True, axes=("checkpoint",))  # (k,) full training set
+    train_acc: np.ndarray = value(empty=True, axes=("checkpoint",))
+    eta: np.ndarray = value(empty=True, axes=("eta",))  # (e,)
+    loss: np.ndarray = value(DEAD, empty=True, axes=("checkpoint", "eta"))  # (k, e) on the measurement batch
+    function: np.ndarray = value(DEAD, empty=True, axes=("checkpoint", "eta"))  # (k, e) ‖ΔF‖_F/‖F‖_F
+    gradient: np.ndarray = value(
+        DEAD, empty=True, axes=("checkpoint", "eta", "layer")
+    )  # (k, e, l) ‖Δg_l‖/‖g_l‖, every weight matrix
+    drt: np.ndarray = value(empty=True, axes=("eta",))  # (e,) ∏(1 + a_l) − 1
+    sharpness: np.ndarray = value(
+        SHARPNESS_ENDS + "; " + DEAD, empty=True, axes=("checkpoint",)
+    )  # (k,) λ = max |eig ∇²ℒ|
+    lipschitz_first: np.ndarray = value(
+        SHARPNESS_ENDS + "; " + DEAD, empty=True, axes=("checkpoint", "eta")
+    )  # (k, e) λ‖ΔW‖/‖g_1‖
+    c_eff_first: np.ndarray = value(DEAD, empty=True, axes=("checkpoint",))  # (k,) max_η gradient_1/DRT
+    c_eff_worst: np.ndarray = value(DEAD, empty=True, axes=("checkpoint",))  # (k,) max_{η,l} gradient_l/DRT
     check_sizes: tuple[int, ...] = ()  # measurement batch sizes of the check (0: all)
-    check_gradient: np.ndarray = value(DEAD, empty=True)  # (2, sizes, e): layer 1 at init and end, per size
+    check_gradient: np.ndarray = value(
+        DEAD, empty=True, axes=("point", "batch", "eta")
+    )  # (2, sizes, e): layer 1 at init and end, per size
 
     @property
     def measured(self) -> bool:
@@ -139,6 +147,11 @@ class CellResult(Result):
         """Index of the grid point nearest ``target``."""
         assert self.measured, "a cell without slices"
         return int(np.argmin(np.abs(self.eta - target)))
+
+    def coordinates(self) -> dict[str, list]:
+        """Checkpoints by their epoch, η by value, the check's points and batch sizes (0: the whole set)."""
+        return {"checkpoint": list(self.checkpoint_epoch), "eta": list(self.eta), "epoch": list(self.epoch),
+                "point": ["init", "end"], "batch": list(self.check_sizes)}  # fmt: skip
 
 
 @partial(jax.jit, static_argnums=0)

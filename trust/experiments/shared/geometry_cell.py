@@ -79,17 +79,29 @@ class GeometryCellResult(Result):
     config: GeometryCellConfig
     diverged_epoch: int = 0  # 0: trained to the end
     train_acc: float = value(DIVERGED, default=float("nan"))
-    eta: np.ndarray = value(empty=True)  # (e,)
-    function: np.ndarray = value(DEAD, empty=True)  # (k, d, g, e) ‖ΔF‖_F/‖F‖_F on the batch
-    function_max: np.ndarray = value(DEAD, empty=True)  # (k, d, g, e) max over examples of ‖Δf(x)‖/‖f(x)‖
-    operator_ratio: np.ndarray = value(f"{DEAD}; {BIASED}", empty=True)  # (k, d, g, e) max_x ‖Δf(x)‖/bound(x)
+    eta: np.ndarray = value(empty=True, axes=("eta",))  # (e,)
+    function: np.ndarray = value(
+        DEAD, empty=True, axes=("checkpoint", "direction", "geometry", "eta")
+    )  # (k, d, g, e) ‖ΔF‖_F/‖F‖_F on the batch
+    function_max: np.ndarray = value(
+        DEAD, empty=True, axes=("checkpoint", "direction", "geometry", "eta")
+    )  # (k, d, g, e) max over examples of ‖Δf(x)‖/‖f(x)‖
+    operator_ratio: np.ndarray = value(
+        f"{DEAD}; {BIASED}", empty=True, axes=("checkpoint", "direction", "geometry", "eta")
+    )  # (k, d, g, e) max_x ‖Δf(x)‖/bound(x)
     operator_allowance: np.ndarray = value(
-        f"{DEAD}; {BIASED}; {ZERO_BOUND}", empty=True
+        f"{DEAD}; {BIASED}; {ZERO_BOUND}", empty=True, axes=("checkpoint", "direction", "geometry", "eta")
     )  # (k, d, g, e) rounding allowance
-    gradient: np.ndarray = value(DEAD, bulk=True, empty=True)  # (k, d, g, e, l) ‖Δg_l‖/‖g_l‖
-    sizes: np.ndarray = value(DEAD, bulk=True, empty=True)  # (k, d, g, s, l) the direction's a, b, e (η = 1)
-    step_rank: np.ndarray = value(DEAD, bulk=True, empty=True)  # (k, d, g, l) stable rank of ΔW_l
-    weight_rank: np.ndarray = value(DIVERGED, empty=True)  # (k, l) stable rank of W_l
+    gradient: np.ndarray = value(
+        DEAD, bulk=True, empty=True, axes=("checkpoint", "direction", "geometry", "eta", "layer")
+    )  # (k, d, g, e, l) ‖Δg_l‖/‖g_l‖
+    sizes: np.ndarray = value(
+        DEAD, bulk=True, empty=True, axes=("checkpoint", "direction", "geometry", "size", "layer")
+    )  # (k, d, g, s, l) the direction's a, b, e (η = 1)
+    step_rank: np.ndarray = value(
+        DEAD, bulk=True, empty=True, axes=("checkpoint", "direction", "geometry", "layer")
+    )  # (k, d, g, l) stable rank of ΔW_l
+    weight_rank: np.ndarray = value(DIVERGED, empty=True, axes=("checkpoint", "layer"))  # (k, l) stable rank of W_l
 
     @property
     def measured(self) -> bool:
@@ -102,6 +114,10 @@ class GeometryCellResult(Result):
         own = np.stack([self.sizes[:, :, g, g] for g in range(len(GEOMETRIES))], axis=2)  # (k, d, g, l)
         s = own if size_geometry is None else self.sizes[:, :, :, size_geometry]
         return bounds.drt_bound(eta * s[:, :, :, None, :])
+
+    def coordinates(self) -> dict[str, list]:
+        return {"checkpoint": ["init", "end"], "direction": list(RAW_DIRECTIONS), "geometry": list(GEOMETRIES),
+                "size": list(GEOMETRIES), "eta": list(self.eta)}  # fmt: skip
 
 
 def _measure(net, params, step, x, y, eta, key) -> dict[str, np.ndarray] | None:

@@ -15,9 +15,15 @@ from typing import Any
 import numpy as np
 
 from trust.base.errors import TrustError
-from trust.base.schema import Config, Result, Spread, Verdict, param, value
+from trust.base.schema import Config, Result, param, value
 from trust.core import data, estimate, nets, train
-from trust.experiments.shared import geometry_cell, rules
+from trust.experiments import geometry_summary
+from trust.experiments.geometry_summary import (
+    CHECKPOINTS,
+    ONE_WIDTH,
+    GeometrySummary,
+)
+from trust.experiments.shared import geometry_cell
 from trust.experiments.shared.geometry_cell import (
     BIASED,
     DEAD,
@@ -30,11 +36,7 @@ from trust.experiments.shared.geometry_cell import (
 )
 from trust.experiments.shared.runner import Experiment, Study, run_study
 
-CHECKPOINTS = ("init", "end")
-PREDICTED_EXPONENT = {"frobenius": 0.5, "spectral": 0.0}  # for the low-stable-rank directions (§8.5)
-
 NO_RESNETS = "no ResNet cells in this study"
-ONE_WIDTH = "fewer than two widths: no width exponent"
 
 
 RESNETS = tuple(f"{m}{'' if n == 'none' else '_' + n}" for m in ("resnet8", "resnet16") for n in nets.NORMS)
@@ -205,112 +207,13 @@ class GeometryResult(Result):
     summary: GeometrySummary | None = value(derived=True)
 
     def derive(self) -> GeometryResult:
-        return replace(self, summary=_summary(self))
+        return replace(self, summary=geometry_summary.summary(self))
 
     def coordinates(self) -> dict[str, list]:
         c = self.config
         return {"optimizer": list(c.optimizers), "seed": list(range(c.seed, c.seed + c.seeds)),
                 "checkpoint": list(CHECKPOINTS), "direction": list(RAW_DIRECTIONS), "geometry": list(GEOMETRIES),
                 "size": list(GEOMETRIES), "eta": list(c.eta), "statistic": ["median", "worst"]}  # fmt: skip
-
-
-@dataclass(frozen=True, eq=False)
-class ExponentClaim:
-    """The width exponent of the function change per step along the gradient, in one geometry at one checkpoint,
-    against its prediction (docs/theory.md §8.5): per optimiser (at initialisation one entry: every optimiser's
-    cells hold the same nets), whether the prediction is inside its interval over seeds."""
-
-    geometry: str
-    checkpoint: str
-    predicted: float
-    optimizers: tuple[str, ...]
-    inside: tuple[bool, ...]
-    consistent: int  # optimisers whose interval holds the prediction
-    mean: np.ndarray = value(f"{DIVERGED}; {ONE_WIDTH}")
-    half_width: np.ndarray = value(f"{estimate.ONE_SAMPLE}; {ONE_WIDTH}")
-    mean_of_means: float = value(f"{DIVERGED}; {ONE_WIDTH}")
-
-
-@dataclass(frozen=True, eq=False)
-class GeometrySummary:
-    """Every number the geometry figures and rows show, over optimisers (o) and seeds, NaN left out. Axes as in
-    :class:`Sweep`: checkpoint k, direction d, geometry g, swept value v, size geometry s."""
-
-    width_function: Spread  # (k, d, g, v) the function change at the smallest η, over optimisers × seeds
-    step_rank_init: Spread  # (d, v) the first optimiser's nets at init, over seeds (not "step")
-    c_eff_width: Spread  # (k, s, v) over optimisers × seeds
-    c_eff_depth: Spread  # (k, s, v)
-    tightest: tuple[str, ...]  # per direction: the geometry whose worst ratio is nearest 1 (MLPs)
-    resnet_tightest: tuple[str, ...]
-    operator: Verdict | None  # the operator-norm theorem (None: no bias-free MLP measured)
-    exponents: tuple[ExponentClaim, ...]
-    explains: Verdict  # does the spectral geometry bring C_eff to ≈ 1 (rules.explains)
-    exponent_mean: np.ndarray = value(f"{DIVERGED}; {ONE_WIDTH}")  # (k, d, g) mean over optimisers of p
-    weight_rank_init: np.ndarray = value(DIVERGED)  # (v,) median over optimisers × seeds
-    weight_rank_end: np.ndarray = value(DIVERGED)  # (o, v) median over seeds
-    own_step_rank: np.ndarray = value(f"{DIVERGED}; {DEAD}")  # (o, k, v) each optimiser's step, median over seeds
-    c_eff_widest: np.ndarray = value(f"{DIVERGED}; {DEAD}")  # (k, s) median at the widest net
-    # (k, g) the median over optimisers, seeds and directions at the smallest width (the figure's reference slopes)
-    width_reference: np.ndarray = value(f"{DIVERGED}; {DEAD}")
-
-
-def _over_cells(values: np.ndarray, axes: int = 2) -> Spread:
-    """A spread over the first ``axes`` axes (optimisers × seeds) taken together."""
-    values = np.asarray(values, dtype=float)
-    return rules.spread(values.reshape(-1, *values.shape[axes:]))
-
-
-def _tightest(ratio: np.ndarray) -> tuple[str, ...]:
-    """Per direction, the geometry whose worst measured/bound is nearest 1 in log (rules "tightest")."""
-    if not np.isfinite(ratio[1]).any():
-        return ()
-    return tuple(GEOMETRIES[int(np.nanargmin(np.abs(np.log(ratio[1, d]))))] for d in range(len(RAW_DIRECTIONS)))
-
-
-def _exponent_claims(r: GeometryResult) -> tuple[ExponentClaim, ...]:
-    c, out = r.config, []
-    d = RAW_DIRECTIONS.index("gradient")
-    for g, geometry in enumerate(GEOMETRIES[:2]):
-        predicted = PREDICTED_EXPONENT[geometry]
-        for k, tag in enumerate(CHECKPOINTS):
-            opts = c.optimizers if k else c.optimizers[:1]  # at init every optimiser's cells hold the same nets
-            means, halves = r.exponent[: len(opts), k, d, g], r.exponent_half[: len(opts), k, d, g]
-            inside = tuple(rules.inside_interval(predicted, m, h) for m, h in zip(means, halves))
-            names = tuple(opts) if k else ("any optimiser",)
-            claim = (geometry, tag, predicted, names, inside, sum(inside))
-            out.append(ExponentClaim(*claim, means, halves, rules.finite_mean(means)))
-    return tuple(out)
-
-
-def _summary(r: GeometryResult) -> GeometrySummary:
-    sw, n_s = r.width, len(GEOMETRIES[:2])
-    function = np.moveaxis(sw.function[..., 0], 2, -1)  # (o, r, k, d, g, v) at the smallest η
-    widest = rules.median(sw.c_eff[:, :, -1].reshape(-1, *sw.c_eff.shape[3:]), axis=0)  # (k, s)
-    smallest = sw.function[:, :, 0, :, :, :, 0]  # (o, r, k, d, g): the smallest width and η
-    k_g = smallest.shape[2], smallest.shape[4]
-    own_step = sw.step_rank[:, :, :, :, RAW_DIRECTIONS.index("step")]  # (o, r, v, k)
-    operator = None
-    if np.isfinite(r.operator_worst):
-        outcome = "holds" if r.operator_violations == 0 else "VIOLATED"
-        operator = Verdict("theorem", outcome, r.operator_violations, 0, r.operator_worst, r.config.seeds,
-                           r.operator_worst, r.operator_worst)  # fmt: skip
-    return GeometrySummary(
-        width_function=_over_cells(function),
-        width_reference=rules.median(np.moveaxis(smallest, 3, 2).reshape(-1, k_g[0], k_g[1]), axis=0),
-        exponent_mean=np.apply_along_axis(rules.finite_mean, 0, r.exponent),  # (k, d, g)
-        weight_rank_init=rules.median(sw.weight_rank[:, :, :, 0].reshape(-1, len(sw.values)), axis=0),
-        weight_rank_end=rules.median(np.moveaxis(sw.weight_rank[:, :, :, 1], 1, 0), axis=0),
-        step_rank_init=rules.spread(np.moveaxis(sw.step_rank[0, :, :, 0, :3], 2, 1)),
-        own_step_rank=rules.median(np.moveaxis(own_step, (1, 3), (0, 2)), axis=0),
-        c_eff_width=_over_cells(np.moveaxis(sw.c_eff[..., :n_s], 2, -1)),
-        c_eff_depth=_over_cells(np.moveaxis(r.depth.c_eff[..., :n_s], 2, -1)),
-        c_eff_widest=widest[:, :n_s],
-        tightest=_tightest(r.ratio_function),
-        resnet_tightest=_tightest(r.resnet_function) if r.config.resnets else (),
-        operator=operator,
-        exponents=_exponent_claims(r),
-        explains=rules.explains(widest[:, 0], widest[:, 1]),
-    )
 
 
 def _sweep(c: GeometryConfig, done: dict, values: tuple[int, ...], width_of, depth_of) -> Sweep:

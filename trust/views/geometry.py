@@ -6,14 +6,9 @@ from __future__ import annotations
 import numpy as np
 
 from trust.base.schema import Spread
-from trust.experiments.geometry import (
-    CHECKPOINTS,
-    GEOMETRIES,
-    RAW_DIRECTIONS,
-    ExponentClaim,
-    GeometryResult,
-    GeometrySummary,
-)
+from trust.experiments.geometry import GeometryResult
+from trust.experiments.geometry_summary import CHECKPOINTS, ExponentClaim, GeometrySummary
+from trust.experiments.shared.geometry_cell import GEOMETRIES, RAW_DIRECTIONS
 from trust.views import plots
 from trust.views.report import Row, count, plus_minus
 

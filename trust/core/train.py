@@ -126,6 +126,18 @@ class TrainConfig(Config):
         return self.learning_rate or OPTIMIZERS[self.optimizer].default_lr
 
 
+def nest_flat_0_3(d: dict, flat_defaults: dict, **training) -> dict:
+    """A study cell's config as trust 0.3 stored it — its training fields flat beside the others, ``lr`` for the
+    rate, ``flat_defaults`` for those it lacks — in the nested layout ``{"training": {…}, …}``; ``training``
+    overrides fields of the nested run (what 0.3 derived when it built it). Unchanged if already nested."""
+    if "training" in d:
+        return d
+    flat = {**flat_defaults, **{k: d[k] for k in flat_defaults if k in d}}
+    nested = {k: v for k, v in flat.items() if k != "lr"} | {"learning_rate": flat["lr"]}
+    nested.update({k: v(flat) if callable(v) else v for k, v in training.items()})
+    return {"training": nested, **{k: v for k, v in d.items() if k not in flat_defaults}}
+
+
 def learning_rate_at(step, lr, lr_decay, steps_per_epoch: int):
     """``lr·lr_decay^⌊step/steps_per_epoch⌋``: the rate decayed once per epoch — the formula of
     ``optax.exponential_decay(lr, steps_per_epoch, lr_decay, staircase=True)``, here with ``lr`` and

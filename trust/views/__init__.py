@@ -5,32 +5,13 @@ with ``summary(result) -> str`` (the CLI's words), ``figures(results) -> {stem: 
 [Row]`` over a set of named runs: the runs ``paper_configs`` names for ``paper_figs.py``, or ``{stem: result}``
 for one run of the command line. ``plots`` and ``report`` are the shared drawing and table helpers."""
 
+import importlib
 from types import ModuleType
 
-from trust.views import (
-    assumptions,
-    breakdown,
-    constants,
-    cosgamma,
-    descent,
-    geometry,
-    reviewers,
-    study_breakdown,
-    study_depth,
-    theorem1,
-    training,
-)
+from trust.experiments import REGISTRY
 
+# each registered experiment's view module carries the experiment module's name (trust/views/<name>.py)
 VIEWS: dict[str, ModuleType] = {
-    "breakdown": breakdown,
-    "train": training,
-    "theorem1": theorem1,
-    "constants": constants,
-    "descent": descent,
-    "cosgamma": cosgamma,
-    "study breakdown": study_breakdown,
-    "study depth": study_depth,
-    "assumptions": assumptions,
-    "reviewers": reviewers,
-    "geometry": geometry,
+    name: importlib.import_module(f"trust.views.{experiment.run.__module__.rsplit('.', 1)[1]}")
+    for name, experiment in REGISTRY.items()
 }

@@ -64,12 +64,8 @@ class CellConfig(Config):
     @classmethod
     def upgrade(cls, d: dict) -> dict:
         """trust 0.3's flat layout: the training fields beside the measurement ones (``lr`` for the rate)."""
-        if "training" in d:
-            return d
-        flat = {**FLAT_0_3, **{k: d[k] for k in FLAT_0_3 if k in d}}
-        slices = d.get("slices", True)
-        training = {**flat, "learning_rate": flat.pop("lr"), "checkpoints": flat["checkpoints"] if slices else ()}
-        return {"training": training, **{k: v for k, v in d.items() if k not in FLAT_0_3}}
+        slices = d.get("slices", True)  # 0.3 trained a sweep cell without its checkpoints
+        return train.nest_flat_0_3(d, FLAT_0_3, checkpoints=lambda flat: flat["checkpoints"] if slices else ())
 
 
 def for_study(study: Config, *, slices: bool = True, checkpoints=(0.0,), measure: dict | None = None, **training):

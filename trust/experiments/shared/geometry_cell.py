@@ -58,12 +58,9 @@ class GeometryCellConfig(Config):
     @classmethod
     def upgrade(cls, d: dict) -> dict:
         """trust 0.3's flat layout; its training gave a ResNet biases (its head's, its norms' shifts)."""
-        if "training" in d:
-            return d
-        flat = {**FLAT_0_3, **{k: d[k] for k in FLAT_0_3 if k in d}}
-        training = {**flat, "learning_rate": flat.pop("lr"), "checkpoints": ()}
-        training["bias"] = bool(flat["bias"]) or flat["model"] != "mlp"
-        return {"training": training, **{k: v for k, v in d.items() if k not in FLAT_0_3}}
+        return train.nest_flat_0_3(
+            d, FLAT_0_3, checkpoints=(), bias=lambda flat: bool(flat["bias"]) or flat["model"] != "mlp"
+        )
 
     @property
     def theorem_applies(self) -> bool:

@@ -5,6 +5,7 @@ import json
 
 import jax
 import pytest
+from labels import check_labels
 
 from trust.base import tree
 from trust.core import nets
@@ -37,6 +38,10 @@ def test_cli_assumptions_mlp3_json(capsys):
     assert [g["group"] for g in out["points"][1]["groups"]] == ["first", "hidden", "last"]
     assert out["layers"] == ["1.w", "2.w", "3.w"]
     assert len(out["eta"]) == 4
+    relative = out["axes"]["points[1].relative_gradient"]  # read through the labels: which axis is the layer
+    assert relative["dims"] == ["eta", "layer"]
+    assert relative["coords"]["layer"] == ["1.w", "2.w", "3.w"]
+    assert check_labels(out) >= 2 * 8
 
 
 @pytest.mark.slow  # ~40 s of XLA compiles for ResNet-16 on 2 CPU cores; the "done when" command

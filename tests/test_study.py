@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import jax
 import numpy as np
 import pytest
+from labels import check_labels
 
 from trust import views
 from trust.base import parallel
@@ -116,6 +117,10 @@ def test_study_breakdown_sweeps_measures_and_reuses_cells(tmp_path):
     assert all((cells_dir / n / "results.json").stat().st_mtime_ns == t for n, t in mtimes.items())
     assert runner.run_or_reuse(tmp_path, config, study_breakdown.EXPERIMENT)[1]  # now the whole study is reused
     check_summaries_against_cells(result)
+    out = json.loads(json.dumps(result.to_json()))
+    assert out["axes"]["cells[0].gradient"]["dims"] == ["checkpoint", "eta", "layer"]
+    assert out["axes"]["nets[0].probe.median"]["coords"]["probe"] == [0.01, 0.05, 0.099]
+    assert check_labels(out) >= 12 * 18
     rows = views.VIEWS["study breakdown"].rows({"study_breakdown": result})
     for claim in result.depth_claims:  # each claim's verdict is the one its row shows
         row = next(r for r in rows if r.claim.startswith(f"Paper: depth {claim.deep} ") and claim.optimizer in r.claim)

@@ -306,8 +306,12 @@ def axes_of(record, path: str = "", coords: dict | None = None) -> dict[str, dic
         name = f"{path}.{f.name}".lstrip(".")
         dims = f.metadata.get("axes")
         if dims is not None:
-            out[name] = {"dims": list(dims), "coords": {d: _coordinate(coords[d]) for d in dims if d in coords},
-                         "bulk": bool(f.metadata.get("bulk"))}  # fmt: skip
+            label = {"dims": list(dims), "coords": {d: _coordinate(coords[d]) for d in dims if d in coords},
+                     "bulk": bool(f.metadata.get("bulk"))}  # fmt: skip
+            if dataclasses.is_dataclass(value_) and not isinstance(value_, type):  # a Spread: each of its arrays
+                out.update({f"{name}.{g.name}": label for g in fields(value_)})
+            else:
+                out[name] = label
         elif dataclasses.is_dataclass(value_) and not isinstance(value_, type):
             out.update(axes_of(value_, name, coords))
         elif isinstance(value_, (tuple, list, dict)):

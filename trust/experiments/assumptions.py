@@ -124,14 +124,14 @@ class PointAssumptions:
     train_acc: float
     gradient_norm: float  # ‖g‖ over every tensor, on the measurement batch
     sharpness: float  # λ, the largest |eigenvalue| of the loss Hessian on the measurement batch
-    alpha: np.ndarray  # (φ sites,) min over examples of ‖φ(z)‖/‖z‖
-    beta: np.ndarray  # (φ sites,) max over examples
-    conditioning: np.ndarray = value(SINGULAR)  # (l,) κ of every layer
-    relative_gradient: np.ndarray = value()  # (e, l) ‖Δg_l‖/‖g_l‖
-    drt: np.ndarray = value()  # (e,) ∏(1 + a_l) − 1 over the layers
-    lipschitz: np.ndarray = value()  # (e, l) λ‖ΔW‖/‖g_l‖
-    drt_exponent: np.ndarray = value()  # (l,) c per layer
-    lipschitz_factor: np.ndarray = value()  # (l,) k per layer
+    alpha: np.ndarray = value(axes=("site",))  # (φ sites,) min over examples of ‖φ(z)‖/‖z‖
+    beta: np.ndarray = value(axes=("site",))  # (φ sites,) max over examples
+    conditioning: np.ndarray = value(SINGULAR, axes=("layer",))  # (l,) κ of every layer
+    relative_gradient: np.ndarray = value(axes=("eta", "layer"))  # (e, l) ‖Δg_l‖/‖g_l‖
+    drt: np.ndarray = value(axes=("eta",))  # (e,) ∏(1 + a_l) − 1 over the layers
+    lipschitz: np.ndarray = value(axes=("eta", "layer"))  # (e, l) λ‖ΔW‖/‖g_l‖
+    drt_exponent: np.ndarray = value(axes=("layer",))  # (l,) c per layer
+    lipschitz_factor: np.ndarray = value(axes=("layer",))  # (l,) k per layer
     groups: tuple[GroupFit, ...] = ()
 
 
@@ -141,9 +141,9 @@ class GroupCurves:
     prediction, and the two fitted shapes evaluated on the grid."""
 
     group: str
-    measured: np.ndarray  # (e,) median over the group's layers of ‖Δg_l‖/‖g_l‖
-    drt_fit: np.ndarray  # (e,) (1 + DRT)^c − 1 with the group's fitted c
-    lipschitz_fit: np.ndarray  # (e,) k · median over the layers of λ‖ΔW‖/‖g_l‖
+    measured: np.ndarray = value(axes=("eta",))  # (e,) median over the group's layers of ‖Δg_l‖/‖g_l‖
+    drt_fit: np.ndarray = value(axes=("eta",))  # (e,) (1 + DRT)^c − 1 with the group's fitted c
+    lipschitz_fit: np.ndarray = value(axes=("eta",))  # (e,) k · median over the layers of λ‖ΔW‖/‖g_l‖
 
 
 @dataclass(frozen=True, eq=False)
@@ -176,6 +176,9 @@ class AssumptionsResult(Result):
                 tally[g.verdict] = tally.get(g.verdict, 0) + 1
             counts.append(tally)
         return replace(self, curves=tuple(curves), verdict_counts=tuple(counts))
+
+    def coordinates(self) -> dict[str, list]:
+        return {"eta": list(self.eta), "layer": list(self.layers)}
 
 
 def layer_groups(net, names: list[str], layers: list[int]) -> dict[str, list[int]]:

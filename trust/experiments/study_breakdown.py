@@ -175,17 +175,20 @@ class NetSummary:
     lr: float
     seeds: int
     final_train_acc: Spread  # over every seed (a diverged one left out)
-    eta: np.ndarray = value(empty=True)  # (e,)
-    checkpoint_epoch: np.ndarray = value(empty=True)  # (k,)
+    eta: np.ndarray = value(empty=True, axes=("eta",))
+    checkpoint_epoch: np.ndarray = value(empty=True, axes=("checkpoint",))
     steps_per_epoch: int = 0
-    drt: np.ndarray = value(empty=True)  # (e,) (1+η)^L − 1
-    loss_change: np.ndarray = value(NO_SEED, empty=True)  # (k, e) median ℒ(W+ΔW) − ℒ(W)
-    gradient_first: np.ndarray = value(NO_SEED, empty=True)  # (k, e) median ‖Δg₁‖/‖g₁‖
-    lipschitz_first: np.ndarray = value(f"{NO_SEED}; {SHARPNESS_ENDS}", empty=True)  # (k, e) median λ‖ΔW‖/‖g₁‖
-    probe: Spread | None = None  # (k, p) layer 1 at the probe η (PROBES)
-    c_eff_first: Spread | None = None  # (k,) C_eff of layer 1
+    drt: np.ndarray = value(empty=True, axes=("eta",))  # (1+η)^L − 1
+    loss_change: np.ndarray = value(NO_SEED, empty=True, axes=("checkpoint", "eta"))  # median ℒ(W+ΔW) − ℒ(W)
+    gradient_first: np.ndarray = value(NO_SEED, empty=True, axes=("checkpoint", "eta"))  # median ‖Δg₁‖/‖g₁‖
+    lipschitz_first: np.ndarray = value(f"{NO_SEED}; {SHARPNESS_ENDS}", empty=True, axes=("checkpoint", "eta"))
+    probe: Spread | None = value(default=None, axes=("checkpoint", "probe"))  # layer 1 at the probe η
+    c_eff_first: Spread | None = value(default=None, axes=("checkpoint",))  # C_eff of layer 1
     c_eff_worst: float = 0.0  # max over seeds, checkpoints and layers of C_eff (0: no finite value)
     lipschitz_ratio_end: np.ndarray = value(NO_SEED, empty=True)  # (e − 1,) median measured/predicted, end, η > 0
+
+    def coordinates(self) -> dict[str, list]:
+        return {"checkpoint": list(self.checkpoint_epoch), "eta": list(self.eta), "probe": list(PROBES)}
 
 
 @dataclass(frozen=True)

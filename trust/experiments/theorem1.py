@@ -157,19 +157,19 @@ class Theorem1Result(Result):
     bounds: dict[str, BoundCheck]  # by name in LABELS
     theorem_violations: int
     # per input (bulk): the measurement, each bound, and the case it belongs to …
-    measured: np.ndarray = value(bulk=True)
-    recursion: np.ndarray = value(bulk=True)
-    per_layer: np.ndarray = value(bulk=True)
-    global_: np.ndarray = value(bulk=True)
-    drt: np.ndarray = value(bulk=True)
-    case: np.ndarray = value(bulk=True)
+    measured: np.ndarray = value(bulk=True, axes=("input",))
+    recursion: np.ndarray = value(bulk=True, axes=("input",))
+    per_layer: np.ndarray = value(bulk=True, axes=("input",))
+    global_: np.ndarray = value(bulk=True, axes=("input",))
+    drt: np.ndarray = value(bulk=True, axes=("input",))
+    case: np.ndarray = value(bulk=True, axes=("input",))
     # … and per case
-    width: np.ndarray = value(bulk=True)
-    depth: np.ndarray = value(bulk=True)
-    slope: np.ndarray = value(bulk=True)
-    max_a: np.ndarray = value(bulk=True)
-    alpha_min: np.ndarray = value(bulk=True)
-    kappa: np.ndarray = value(bulk=True)
+    width: np.ndarray = value(bulk=True, axes=("case",))
+    depth: np.ndarray = value(bulk=True, axes=("case",))
+    slope: np.ndarray = value(bulk=True, axes=("case",))
+    max_a: np.ndarray = value(bulk=True, axes=("case",))
+    alpha_min: np.ndarray = value(bulk=True, axes=("case",))
+    kappa: np.ndarray = value(bulk=True, axes=("case",))
     outcomes: dict[str, str] | None = value(derived=True)  # per bound: "holds" or "VIOLATED" (rule "theorem")
 
     def derive(self) -> Theorem1Result:

@@ -24,13 +24,13 @@ class RunCurves(Result):
     config: train.TrainConfig
     steps_per_epoch: int
     diverged_epoch: int  # 0: trained to the end
-    epoch: np.ndarray
-    train_loss: np.ndarray = value(DIVERGED)
-    train_acc: np.ndarray = value(DIVERGED)
-    test_acc: np.ndarray = value(DIVERGED)
-    clip_fraction: np.ndarray = value(NOT_MADAM + "; " + DIVERGED)
-    grad_norm: np.ndarray = value(DIVERGED)  # full-batch training gradient
-    norm_ratio: np.ndarray = value(DIVERGED)  # (epochs, weight matrices) ‖W_l(t)‖/‖W_l(0)‖
+    epoch: np.ndarray = value(axes=("epoch",))
+    train_loss: np.ndarray = value(DIVERGED, axes=("epoch",))
+    train_acc: np.ndarray = value(DIVERGED, axes=("epoch",))
+    test_acc: np.ndarray = value(DIVERGED, axes=("epoch",))
+    clip_fraction: np.ndarray = value(NOT_MADAM + "; " + DIVERGED, axes=("epoch",))
+    grad_norm: np.ndarray = value(DIVERGED, axes=("epoch",))  # full-batch training gradient
+    norm_ratio: np.ndarray = value(DIVERGED, axes=("epoch", "layer"))  # (epochs, weight matrices) ‖W_l(t)‖/‖W_l(0)‖
 
     @property
     def final_test_error(self) -> float:
@@ -39,6 +39,9 @@ class RunCurves(Result):
     @property
     def final_train_acc(self) -> float:
         return float("nan") if self.diverged_epoch else float(self.train_acc[-1])
+
+    def coordinates(self) -> dict[str, list]:
+        return {"epoch": list(self.epoch)}
 
 
 def run_curves(config: train.TrainConfig) -> RunCurves:

@@ -231,14 +231,11 @@ def test_a_geometry_cell_stored_flat_by_trust_0_3_is_the_same_run():
     assert runner.canonical(geometry_cell.GeometryCellConfig, flat) == c.to_dict()
 
 
-def test_run_geometry_is_a_deprecated_alias():
-    config = geometry.GeometryConfig(
-        quick=True, dataset="digits", widths=(8,), depth=2, depths=(2,), width=8, optimizers=("fromage",), seeds=1,
-        epochs=1, eta=(0.01,), n_measure=20, batch_size=100,
-    )  # fmt: skip
+def test_run_geometry_is_a_deprecated_alias(monkeypatch):
+    """trust 0.3's name for the study warns and runs the study (geometry.run; the cell is geometry_cell.run)."""
+    monkeypatch.setattr(geometry, "run", lambda config: ("the study", config))
     with pytest.warns(DeprecationWarning, match="geometry.run"):
-        old = geometry.run_geometry(config)
-    assert schema.same(old, geometry.run(config))
+        assert geometry.run_geometry("config") == ("the study", "config")
 
 
 def test_the_json_is_read_through_its_labels_only(study):

@@ -111,6 +111,7 @@ def _files(root: Path) -> dict[str, bytes]:
     }
 
 
+@pytest.mark.slow  # ~30 s: two jax.distributed processes on localhost (the process share is unit-tested below)
 def test_two_processes_share_a_study_and_write_what_one_process_writes(tmp_path):
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
     trust = [sys.executable, "-m", "trust.front.cli"]

@@ -95,3 +95,29 @@ def test_config_rejects_conditions_outside_the_theorem():
         theorem1.Theorem1Config(slopes=(0.0,))  # relu: α = 0, the bound is vacuous
     with pytest.raises(TrustError, match="width"):
         theorem1.Theorem1Config(min_width=5, max_width=4)
+
+
+def test_the_views_show_what_the_run_decided(checked):
+    """The figure draws one histogram of log10(measured/bound) per form with its median and violations in the
+    legend and the line at 0 (ratio 1); each row's verdict is the run's stored outcome, worded."""
+    from trust.views import VIEWS, plots
+
+    view = VIEWS["theorem1"]
+    figure = view.figures({"theorem1": checked})["theorem1"]
+    ax = figure.axes[0]
+    assert ax.get_xlabel().startswith("log10(measured")
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert len(legend) == len(theorem1.LABELS)  # one histogram per form and the DRT assumption
+    for text, name in zip(legend, theorem1.LABELS):
+        assert f"violations {checked.bounds[name].violations}" in text
+    assert any(list(line.get_xdata()) == [0.0, 0.0] for line in ax.get_lines())  # ratio 1
+    plots.plt.close(figure)
+    rows = view.rows({"theorem1": checked})
+    theorem_rows = [r for r in rows if r.kind == "theorem"]
+    assert [r.verdict for r in theorem_rows] == [checked.outcomes[name] for name in theorem1.BOUNDS]
+    assert rows[-1].kind == "assumption"
+    assert rows[-1].verdict == (
+        "holds"
+        if checked.bounds["drt"].ratio_quantiles.max <= 1
+        else f"violated ×{checked.bounds['drt'].ratio_quantiles.max:.3g}"
+    )

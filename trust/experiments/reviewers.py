@@ -26,14 +26,12 @@ import numpy as np
 from trust.base.schema import Config, Result, Spread, Verdict, param, value
 from trust.core import data, optim, train
 from trust.experiments.shared import curves, rules
-from trust.experiments.shared.curves import RunCurves
+from trust.experiments.shared.curves import DIVERGED, RunCurves
 from trust.experiments.shared.runner import Experiment, Study, run_study
 
 QUESTIONS = ("fixed_point", "lars", "clip", "lr_grid", "biases", "low_precision", "lemma2")
 LR_GRID_OPTIMIZERS = ("madam", "fromage", "sgd", "adam")
 LNS_RANGE = optim.AUTHORS_LOG_RANGE  # (2^B − 1)·base_lr held at the authors' 4.095 (e^4.095 ≈ 60)
-DIVERGED = "training diverged (a non-finite loss) before this epoch"
-NOT_MADAM = "NaN: the fraction at Madam's clip exists for madam and madam_lns only"
 
 
 @dataclass(frozen=True)
@@ -262,19 +260,15 @@ def _answers(result: ReviewersResult) -> Answers:
         series["fixed_point madam accuracy"] = np.array([rules.finite_median(madam)])
     if "lars" in asked:
         for lr in (0.01, 0.1):
+            norm_end = {}  # each optimiser's ‖W‖ end/init per finished seed
             for opt in ("fromage", "lars"):
                 runs = result.select("lars", optimizer=opt, lr=lr)
                 bands[f"lars {opt} {lr:g} norm"] = _band(runs, lambda r: r.norm_ratio.mean(axis=1))
-                finals[f"lars {opt} {lr:g} norm"] = rules.spread(
-                    [r.norm_ratio[-1].mean() for r in runs if not r.diverged_epoch]
-                )
+                norm_end[opt] = [r.norm_ratio[-1].mean() for r in runs if not r.diverged_epoch]
+                finals[f"lars {opt} {lr:g} norm"] = rules.spread(norm_end[opt])
             lars = result.select("lars", optimizer="lars", lr=lr)
             growth[f"{lr:g}"] = orthogonal_growth(lars[0]) if lars else np.array([np.nan])
-            f, g = (
-                [r.norm_ratio[-1].mean() for r in result.select("lars", optimizer=o, lr=lr) if not r.diverged_epoch]
-                for o in ("lars", "fromage")
-            )
-            verdicts[f"lars {lr:g}"] = rules.separation(f, g)
+            verdicts[f"lars {lr:g}"] = rules.separation(norm_end["lars"], norm_end["fromage"])
     if "clip" in asked:
         for p in (1.0, 2.0, 3.0):
             runs = result.select("clip", p_scale=p)

@@ -21,6 +21,17 @@ def count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
+def spread(s, index: tuple = (), fmt: str = ".3g", bare_single: bool = False) -> str:
+    """``median [low, high]`` over seeds of one entry of a stored :class:`~trust.base.schema.Spread` ("n/a" where
+    no seed is finite, or no spread); ``bare_single``: only the median when one seed gave it."""
+    if s is None or not s.n[index]:
+        return "n/a"
+    median, low, high = s.median[index], s.low[index], s.high[index]
+    if bare_single and s.n[index] == 1 and low == high:
+        return f"{median:{fmt}}"
+    return f"{median:{fmt}} [{low:{fmt}}, {high:{fmt}}]"
+
+
 def violation_factor(x: float) -> str:
     """The verdict of an assumption from its worst measured / bound."""
     return "holds" if x <= 1 else f"violated ×{x:.3g}"

@@ -21,12 +21,8 @@ def _answers(result: ReviewersResult) -> Answers:
 
 
 def _spread(s: Spread, fmt: str = ".3g") -> str:
-    """``median [min, max]`` over seeds (only the median when there is one value)."""
-    if s.median.size == 0 or (not np.isfinite(s.median) and not s.n):
-        return "n/a"
-    if s.n == 1 and s.low == s.high:
-        return f"{s.median:{fmt}}"
-    return f"{s.median:{fmt}} [{s.low:{fmt}}, {s.high:{fmt}}]"
+    """``median [min, max]`` over seeds, only the median when one seed gave it."""
+    return report.spread(s, fmt=fmt, bare_single=True)
 
 
 def _seeds(result: ReviewersResult) -> str:

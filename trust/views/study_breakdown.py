@@ -14,13 +14,6 @@ from trust.views.report import Row, violation_factor
 PROBE_005 = PROBES.index(0.05)
 
 
-def _spread_text(s: Spread | None, index=()) -> str:
-    """``median [low, high]`` over seeds of one entry of a stored spread; "n/a" where no seed is finite."""
-    if s is None or not s.n[index]:
-        return "n/a"
-    return f"{s.median[index]:.3g} [{s.low[index]:.3g}, {s.high[index]:.3g}]"
-
-
 def _checkpoint_colours(n: int):
     """One colour per checkpoint, early (light) to late (dark) along cividis (colour-blind safe)."""
     return [plots.plt.cm.cividis(0.9 - 0.85 * i / max(1, n - 1)) for i in range(n)]
@@ -200,11 +193,11 @@ def _depth_rows(result: StudyBreakdownResult) -> list[Row]:
                 f"Paper: depth {deep} breaks down faster than depth {shallow} — {optimizer}, after training",
                 "claim",
                 f"layer-1 gradient change at η=0.05, median [range] over {report.count(c.seeds, 'seed')}: "
-                f"L={shallow}: {_spread_text(s.probe, (-1, PROBE_005))}, "
-                f"L={deep}: {_spread_text(d.probe, (-1, PROBE_005))} (at initialisation "
-                f"{_spread_text(s.probe, (0, PROBE_005))} and {_spread_text(d.probe, (0, PROBE_005))}); final "
-                f"training accuracy L={shallow}: {_spread_text(s.final_train_acc)}, "
-                f"L={deep}: {_spread_text(d.final_train_acc)}",
+                f"L={shallow}: {report.spread(s.probe, (-1, PROBE_005))}, "
+                f"L={deep}: {report.spread(d.probe, (-1, PROBE_005))} (at initialisation "
+                f"{report.spread(s.probe, (0, PROBE_005))} and {report.spread(d.probe, (0, PROBE_005))}); final "
+                f"training accuracy L={shallow}: {report.spread(s.final_train_acc)}, "
+                f"L={deep}: {report.spread(d.final_train_acc)}",
                 separation_text(claim.separation),
             )
         )
@@ -212,8 +205,8 @@ def _depth_rows(result: StudyBreakdownResult) -> list[Row]:
             Row(
                 f"Breakdown grows with training at depth {deep} — {optimizer}",
                 "claim",
-                f"layer-1 gradient change at η=0.05: initialisation {_spread_text(d.probe, (0, PROBE_005))}, end "
-                f"{_spread_text(d.probe, (-1, PROBE_005))}",
+                f"layer-1 gradient change at η=0.05: initialisation {report.spread(d.probe, (0, PROBE_005))}, end "
+                f"{report.spread(d.probe, (-1, PROBE_005))}",
                 growth_text(claim.growth),
             )
         )
@@ -232,7 +225,7 @@ def _paper_rows(result: StudyBreakdownResult) -> list[Row]:
         ]
         differences = (
             f"{net.steps_per_epoch} steps per epoch against the paper's 240 (final training accuracy "
-            f"{_spread_text(net.final_train_acc)}), {c.n_measure} measurement examples against its 60,000, "
+            f"{report.spread(net.final_train_acc)}), {c.n_measure} measurement examples against its 60,000, "
             f"{len(net.checkpoint_epoch)} checkpoints against its 10"
             f"{'' if c.width == 784 else f', width {c.width} against 784'}"
         )
@@ -356,7 +349,8 @@ def summary(result: StudyBreakdownResult) -> str:
         lines.append(
             f"{net.optimizer:>8} lr {net.lr:<6g} L={net.depth:<2}{' res' if net.residual else '    '} "
             f"train acc {net.final_train_acc.median:.3f}; layer-1 gradient change at "
-            f"η=0.05: init {_spread_text(net.probe, (0, PROBE_005))}, end {_spread_text(net.probe, (-1, PROBE_005))}; "
-            f"C_eff layer 1 (end) {_spread_text(net.c_eff_first, (-1,))}"
+            f"η=0.05: init {report.spread(net.probe, (0, PROBE_005))}, "
+            f"end {report.spread(net.probe, (-1, PROBE_005))}; "
+            f"C_eff layer 1 (end) {report.spread(net.c_eff_first, (-1,))}"
         )
     return "\n".join(lines)

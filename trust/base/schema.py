@@ -296,7 +296,8 @@ def _coordinate(x):
 
 
 def axes_of(record, path: str = "", coords: dict | None = None) -> dict[str, dict]:
-    """Every labelled array of ``record`` and of the records inside it, by its path in the JSON: ``dims`` (the axis
+    """Every labelled array of ``record`` and of the records inside it, by its path in the JSON (fields joined by
+    ``.``, list items as ``[2]``, dict entries as ``["key"]``, the key a JSON string): ``dims`` (the axis
     names, slowest first), ``coords`` (the values along each axis that has them: a record's own ``coordinates()``
     over its result's) and whether it is ``bulk`` (in arrays.npz)."""
     coords = {**(coords or {}), **(record.coordinates() if hasattr(record, "coordinates") else {})}
@@ -312,14 +313,21 @@ def axes_of(record, path: str = "", coords: dict | None = None) -> dict[str, dic
                 out.update({f"{name}.{g.name}": label for g in fields(value_)})
             else:
                 out[name] = label
-        elif dataclasses.is_dataclass(value_) and not isinstance(value_, type):
-            out.update(axes_of(value_, name, coords))
-        elif isinstance(value_, (tuple, list, dict)):
-            items = value_.items() if isinstance(value_, dict) else enumerate(value_)
-            for key, item in items:
-                if dataclasses.is_dataclass(item) and not isinstance(item, type):
-                    where = f"{name}.{key}" if isinstance(value_, dict) else f"{name}[{key}]"
-                    out.update(axes_of(item, where, coords))
+        else:
+            out.update(_records_inside(value_, name, coords))
+    return out
+
+
+def _records_inside(value_, path: str, coords: dict) -> dict[str, dict]:
+    """:func:`axes_of` of every record in ``value_``: itself, or inside its tuples, lists and dicts at any depth."""
+    if dataclasses.is_dataclass(value_) and not isinstance(value_, type):
+        return axes_of(value_, path, coords)
+    out: dict[str, dict] = {}
+    if isinstance(value_, (tuple, list, dict)):
+        items = value_.items() if isinstance(value_, dict) else enumerate(value_)
+        for key, item in items:
+            where = f"{path}[{json.dumps(key, ensure_ascii=False)}]" if isinstance(value_, dict) else f"{path}[{key}]"
+            out.update(_records_inside(item, where, coords))
     return out
 
 
@@ -335,7 +343,7 @@ def same(a: Result, b: Result) -> bool:
         type(a) is type(b)
         and a.to_json() == b.to_json()
         and arrays_a.keys() == arrays_b.keys()
-        and all(np.array_equal(arrays_a[k], arrays_b[k], equal_nan=True) for k in arrays_a)
+        and all(np.array_equal(arrays_a[k], arrays_b[k], equal_nan=arrays_a[k].dtype.kind in "fc") for k in arrays_a)
     )
 
 

@@ -151,8 +151,8 @@ class AssumptionsResult(Result):
     config: AssumptionsConfig
     description: str
     layers: tuple[str, ...]  # the layers (kernels, matrices, scales), flatten order
-    eta: np.ndarray
-    points: tuple[PointAssumptions, ...]  # initialisation, end of training
+    eta: np.ndarray = value(axes=("eta",))
+    points: tuple[PointAssumptions, ...] = value()  # initialisation, end of training
     curves: tuple[tuple[GroupCurves, ...], ...] | None = value(derived=True)  # per point, per group
     verdict_counts: tuple[dict[str, int], ...] | None = value(derived=True)  # per point: groups per verdict
 

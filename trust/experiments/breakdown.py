@@ -130,10 +130,10 @@ class BreakdownResult(Result):
     net: NetInfo
     names: tuple[str, ...]  # every tensor, flatten order
     weight_names: tuple[str, ...]
-    eta: np.ndarray
-    loss: np.ndarray
-    loss0: float
-    n_zero_output: int
+    eta: np.ndarray = value(axes=("eta",))
+    loss: np.ndarray = value(axes=("eta",))  # the loss along the path
+    loss0: float = value()
+    n_zero_output: int = value()
     function_max: np.ndarray = value("every example's base output is 0", axes=("eta",))
     function_mean: np.ndarray = value("every example's base output is 0", axes=("eta",))
     function_frob: np.ndarray = value(axes=("eta",))
@@ -147,13 +147,14 @@ class BreakdownResult(Result):
     lipschitz_total: np.ndarray = value(axes=("eta",))
     ratios: Ratios = value()
     operator_norm_ratio: np.ndarray | None = value(ETA0, default=None)  # theorem1 nets: max_x measured/bound
-    function_change: np.ndarray = value(bulk=True, default=None)
-    output_norm: np.ndarray = value(bulk=True, default=None)
-    batch_change: np.ndarray = value(bulk=True, default=None)
-    gradient_change: np.ndarray = value(bulk=True, default=None)
-    gradient_norm: np.ndarray = value(bulk=True, default=None)
-    relative_size: np.ndarray = value(bulk=True, default=None)
-    delta_norm: np.ndarray = value(bulk=True, default=None)
+    # the raw changes (trust.core.measure.Distances): examples in the measurement batch's order
+    function_change: np.ndarray = value(bulk=True, default=None, axes=("eta", "example"))
+    output_norm: np.ndarray = value(bulk=True, default=None, axes=("example",))
+    batch_change: np.ndarray = value(bulk=True, default=None, axes=("eta",))
+    gradient_change: np.ndarray = value(bulk=True, default=None, axes=("eta", "tensor"))
+    gradient_norm: np.ndarray = value(bulk=True, default=None, axes=("tensor",))
+    relative_size: np.ndarray = value(bulk=True, default=None, axes=("eta", "tensor"))
+    delta_norm: np.ndarray = value(bulk=True, default=None, axes=("eta",))
     verdicts: BreakdownVerdicts | None = value(derived=True)
 
     def derive(self) -> BreakdownResult:

@@ -69,22 +69,28 @@ class ConstantsConfig(Config):
         points.check_eta_max(self.eta_max)
 
 
+LAYER = ("layer",)  # every weight matrix, named in LayerConstants.name
+
+
 @dataclass(frozen=True)
 class LayerConstants:
     """Per weight matrix l (module docstring)."""
 
     name: tuple[str, ...]
-    alpha: np.ndarray
-    beta: np.ndarray
-    mean_transmission: np.ndarray
-    kappa_w: np.ndarray = value(SINGULAR)
-    kappa_dw: np.ndarray = value(SINGULAR)
-    op_over_frobenius: np.ndarray = value()  # ρ_l
-    c: np.ndarray = value(SINGULAR)
-    c_op: np.ndarray = value(SINGULAR)
-    cos_theta: np.ndarray = value("NaN where a tensor does not move")
-    cos_gamma: np.ndarray = value()
-    c_eff_gradient: np.ndarray = value()
+    alpha: np.ndarray = value(axes=LAYER)
+    beta: np.ndarray = value(axes=LAYER)
+    mean_transmission: np.ndarray = value(axes=LAYER)
+    kappa_w: np.ndarray = value(SINGULAR, axes=LAYER)
+    kappa_dw: np.ndarray = value(SINGULAR, axes=LAYER)
+    op_over_frobenius: np.ndarray = value(axes=LAYER)  # ρ_l
+    c: np.ndarray = value(SINGULAR, axes=LAYER)
+    c_op: np.ndarray = value(SINGULAR, axes=LAYER)
+    cos_theta: np.ndarray = value("NaN where a tensor does not move", axes=LAYER)
+    cos_gamma: np.ndarray = value(axes=LAYER)
+    c_eff_gradient: np.ndarray = value(axes=LAYER)
+
+    def coordinates(self) -> dict[str, list]:
+        return {"layer": list(self.name)}
 
 
 @dataclass(frozen=True)

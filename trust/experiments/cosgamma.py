@@ -52,12 +52,18 @@ class MonteCarloPoint:
 class Training:
     """cos γ_l through training with one optimiser."""
 
-    epochs: tuple[float, ...]
-    cos_gamma: np.ndarray  # (seeds, checkpoints, layers)
-    mean: tuple[MeanCI, ...]  # per checkpoint: the mean over layers, CI across seeds
-    layer_min: np.ndarray
-    layer_max: np.ndarray
-    per_layer_mean: np.ndarray  # (checkpoints, layers), mean over seeds
+    epochs: tuple[float, ...] = value(axes=("checkpoint",))
+    cos_gamma: np.ndarray = value(axes=("seed", "checkpoint", "layer"))
+    mean: tuple[MeanCI, ...] = value()  # per checkpoint: the mean over layers, CI across seeds
+    layer_min: np.ndarray = value(axes=("checkpoint",))  # min over seeds and layers
+    layer_max: np.ndarray = value(axes=("checkpoint",))
+    per_layer_mean: np.ndarray = value(axes=("checkpoint", "layer"))  # mean over seeds
+    seeds: tuple[int, ...] = value(default=(), axes=("seed",))  # the training seeds (empty before 0.4)
+
+    def coordinates(self) -> dict[str, list]:
+        """Checkpoints in epochs, seeds, and the weight matrices numbered from 1 (input side)."""
+        seeds = list(self.seeds) if self.seeds else list(range(self.cos_gamma.shape[0]))
+        return {"checkpoint": list(self.epochs), "seed": seeds, "layer": list(range(1, self.cos_gamma.shape[2] + 1))}
 
 
 @dataclass(frozen=True, eq=False)
@@ -110,6 +116,7 @@ def through_training(config: CosGammaConfig, optimizer: str) -> Training:
         layer_min=cos.min(axis=(0, 2)),
         layer_max=cos.max(axis=(0, 2)),
         per_layer_mean=cos.mean(axis=0),
+        seeds=tuple(config.seed + s for s in range(config.seeds)),
     )
 
 

@@ -97,11 +97,14 @@ class DescentPoint:
     eta_lemma1: float
     lemma1_holds: bool
     cos_theta_min: float
-    cos_theta: np.ndarray
-    C_eff: float
-    drt_ratio_at_eta_min: float
-    lemma2: float
-    lemma2_C_eff: float
+    cos_theta: np.ndarray = value(axes=("layer",))  # per weight matrix, numbered from 1 (input side)
+    C_eff: float = value()
+    drt_ratio_at_eta_min: float = value()
+    lemma2: float = value()
+    lemma2_C_eff: float = value()
+
+    def coordinates(self) -> dict[str, list]:
+        return {"layer": list(range(1, len(self.cos_theta) + 1))}
 
 
 @dataclass(frozen=True)
@@ -122,9 +125,9 @@ class Lemma2Claim:
 
 @dataclass(frozen=True, eq=False)
 class DescentResult(Result):
-    eta: np.ndarray
-    rows: tuple[DescentPoint, ...]
-    loss_curves: np.ndarray = value(bulk=True)  # (point, η): the loss along the step, one row per entry of rows
+    eta: np.ndarray = value(axes=("eta",))
+    rows: tuple[DescentPoint, ...] = value()
+    loss_curves: np.ndarray = value(bulk=True, axes=("point", "eta"))  # the loss along each row's step
     lemma2: tuple[Lemma2Claim, ...] | None = value(derived=True)  # per step
     lemma1: Verdict | None = value(derived=True)  # a theorem: points where the certified η exceeds the measured
 
@@ -142,6 +145,10 @@ class DescentResult(Result):
         bad = self.lemma1_violations
         lemma1 = Verdict("theorem", "holds" if bad == 0 else "VIOLATED", bad, 0, bad, 1, bad, bad)
         return replace(self, lemma2=tuple(claims), lemma1=lemma1)
+
+    def coordinates(self) -> dict[str, list]:
+        """η, and each row's point: its step, depth and epoch."""
+        return {"eta": list(self.eta), "point": [f"{r.step} L={r.depth} epoch {r.epoch:g}" for r in self.rows]}
 
     @property
     def lemma1_violations(self) -> int:

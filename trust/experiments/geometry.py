@@ -155,7 +155,7 @@ class Sweep:
     """One sweep (over ``values`` of the width or the depth). Axes: optimiser ``o``, seed ``r``, the swept value
     ``v``, checkpoint ``k``, direction ``d``, geometry ``g``, η ``e``; ``s`` the geometry a bound's sizes are in."""
 
-    values: tuple[int, ...]
+    values: tuple[int, ...] = value(axes=("value",))
     train_acc: np.ndarray = value(DIVERGED, axes=("optimizer", "seed", "value"))  # (o, r, v)
     function: np.ndarray = value(
         f"{DIVERGED}; {DEAD}", axes=("optimizer", "seed", "value", "checkpoint", "direction", "geometry", "eta")
@@ -213,7 +213,8 @@ class GeometryResult(Result):
         c = self.config
         return {"optimizer": list(c.optimizers), "seed": list(range(c.seed, c.seed + c.seeds)),
                 "checkpoint": list(CHECKPOINTS), "direction": list(RAW_DIRECTIONS), "geometry": list(GEOMETRIES),
-                "size": list(GEOMETRIES), "eta": list(c.eta), "statistic": ["median", "worst"]}  # fmt: skip
+                "size": list(GEOMETRIES), "eta": list(c.eta), "statistic": ["median", "worst"],
+                "width": list(self.width.values), "depth": list(self.depth.values)}  # fmt: skip
 
 
 def _sweep(c: GeometryConfig, done: dict, values: tuple[int, ...], width_of, depth_of) -> Sweep:

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 CHECKPOINTS = ("init", "end")
 PREDICTED_EXPONENT = {"frobenius": 0.5, "spectral": 0.0}  # for the low-stable-rank directions (§8.5)
 ONE_WIDTH = "fewer than two widths: no width exponent"
+N_FIXED = 3  # RAW_DIRECTIONS[:3]: the directions that do not depend on the optimiser (its own step is last)
+N_SIZES = 2  # GEOMETRIES[:2]: the geometries (Frobenius, spectral) whose sizes a bound is taken in
 
 
 @dataclass(frozen=True, eq=False)
@@ -35,9 +37,12 @@ class ExponentClaim:
     optimizers: tuple[str, ...]
     inside: tuple[bool, ...]
     consistent: int  # optimisers whose interval holds the prediction
-    mean: np.ndarray = value(f"{DIVERGED}; {ONE_WIDTH}")
-    half_width: np.ndarray = value(f"{estimate.ONE_SAMPLE}; {ONE_WIDTH}")
+    mean: np.ndarray = value(f"{DIVERGED}; {ONE_WIDTH}", axes=("optimizer",))
+    half_width: np.ndarray = value(f"{estimate.ONE_SAMPLE}; {ONE_WIDTH}", axes=("optimizer",))
     mean_of_means: float = value(f"{DIVERGED}; {ONE_WIDTH}")
+
+    def coordinates(self) -> dict[str, list]:
+        return {"optimizer": list(self.optimizers)}
 
 
 @dataclass(frozen=True, eq=False)
@@ -45,22 +50,30 @@ class GeometrySummary:
     """Every number the geometry figures and rows show, over optimisers (o) and seeds, NaN left out. Axes as in
     :class:`Sweep`: checkpoint k, direction d, geometry g, swept value v, size geometry s."""
 
-    width_function: Spread  # (k, d, g, v) the function change at the smallest η, over optimisers × seeds
-    step_rank_init: Spread  # (d, v) the first optimiser's nets at init, over seeds (not "step")
-    c_eff_width: Spread  # (k, s, v) over optimisers × seeds
-    c_eff_depth: Spread  # (k, s, v)
     tightest: tuple[str, ...]  # per direction: the geometry whose worst ratio is nearest 1 (MLPs)
     resnet_tightest: tuple[str, ...]
-    operator: Verdict | None  # the operator-norm theorem (None: no bias-free MLP measured)
-    exponents: tuple[ExponentClaim, ...]
-    explains: Verdict  # does the spectral geometry bring C_eff to ≈ 1 (rules.explains)
-    exponent_mean: np.ndarray = value(f"{DIVERGED}; {ONE_WIDTH}")  # (k, d, g) mean over optimisers of p
-    weight_rank_init: np.ndarray = value(DIVERGED)  # (v,) median over optimisers × seeds
-    weight_rank_end: np.ndarray = value(DIVERGED)  # (o, v) median over seeds
-    own_step_rank: np.ndarray = value(f"{DIVERGED}; {DEAD}")  # (o, k, v) each optimiser's step, median over seeds
-    c_eff_widest: np.ndarray = value(f"{DIVERGED}; {DEAD}")  # (k, s) median at the widest net
-    # (k, g) the median over optimisers, seeds and directions at the smallest width (the figure's reference slopes)
-    width_reference: np.ndarray = value(f"{DIVERGED}; {DEAD}")
+    # the function change at the smallest η, over optimisers × seeds
+    width_function: Spread = value(axes=("checkpoint", "direction", "geometry", "width"))
+    # the first optimiser's nets at init, over seeds (the fixed directions: not "step")
+    step_rank_init: Spread = value(axes=("fixed_direction", "width"))
+    c_eff_width: Spread = value(axes=("checkpoint", "bound_size", "width"))  # over optimisers × seeds
+    c_eff_depth: Spread = value(axes=("checkpoint", "bound_size", "depth"))
+    operator: Verdict | None = value()  # the operator-norm theorem (None: no bias-free MLP measured)
+    exponents: tuple[ExponentClaim, ...] = value()
+    explains: Verdict = value()  # does the spectral geometry bring C_eff to ≈ 1 (rules.explains)
+    # mean over optimisers of the width exponent p
+    exponent_mean: np.ndarray = value(f"{DIVERGED}; {ONE_WIDTH}", axes=("checkpoint", "direction", "geometry"))
+    weight_rank_init: np.ndarray = value(DIVERGED, axes=("width",))  # median over optimisers × seeds
+    weight_rank_end: np.ndarray = value(DIVERGED, axes=("optimizer", "width"))  # median over seeds
+    # each optimiser's own step, median over seeds
+    own_step_rank: np.ndarray = value(f"{DIVERGED}; {DEAD}", axes=("optimizer", "checkpoint", "width"))
+    c_eff_widest: np.ndarray = value(f"{DIVERGED}; {DEAD}", axes=("checkpoint", "bound_size"))  # the widest net
+    # the median over optimisers, seeds and directions at the smallest width (the figure's reference slopes)
+    width_reference: np.ndarray = value(f"{DIVERGED}; {DEAD}", axes=("checkpoint", "geometry"))
+
+    def coordinates(self) -> dict[str, list]:
+        """The summary's own axes: the fixed directions and the geometries a bound's sizes are taken in."""
+        return {"fixed_direction": list(RAW_DIRECTIONS[:N_FIXED]), "bound_size": list(GEOMETRIES[:N_SIZES])}
 
 
 def _over_cells(values: np.ndarray, axes: int = 2) -> Spread:
@@ -93,7 +106,7 @@ def _exponent_claims(r: GeometryResult) -> tuple[ExponentClaim, ...]:
 
 def summary(r: GeometryResult) -> GeometrySummary:
     """Everything the geometry views show, from the combined study (:class:`GeometrySummary`)."""
-    sw, n_s = r.width, len(GEOMETRIES[:2])
+    sw, n_s = r.width, N_SIZES
     function = np.moveaxis(sw.function[..., 0], 2, -1)  # (o, r, k, d, g, v) at the smallest η
     widest = rules.median(sw.c_eff[:, :, -1].reshape(-1, *sw.c_eff.shape[3:]), axis=0)  # (k, s)
     smallest = sw.function[:, :, 0, :, :, :, 0]  # (o, r, k, d, g): the smallest width and η
@@ -110,7 +123,7 @@ def summary(r: GeometryResult) -> GeometrySummary:
         exponent_mean=np.apply_along_axis(rules.finite_mean, 0, r.exponent),  # (k, d, g)
         weight_rank_init=rules.median(sw.weight_rank[:, :, :, 0].reshape(-1, len(sw.values)), axis=0),
         weight_rank_end=rules.median(np.moveaxis(sw.weight_rank[:, :, :, 1], 1, 0), axis=0),
-        step_rank_init=rules.spread(np.moveaxis(sw.step_rank[0, :, :, 0, :3], 2, 1)),
+        step_rank_init=rules.spread(np.moveaxis(sw.step_rank[0, :, :, 0, :N_FIXED], 2, 1)),
         own_step_rank=rules.median(np.moveaxis(own_step, (1, 3), (0, 2)), axis=0),
         c_eff_width=_over_cells(np.moveaxis(sw.c_eff[..., :n_s], 2, -1)),
         c_eff_depth=_over_cells(np.moveaxis(r.depth.c_eff[..., :n_s], 2, -1)),

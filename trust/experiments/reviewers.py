@@ -136,8 +136,23 @@ def cells(config: ReviewersConfig, done: dict) -> dict[str, train.TrainConfig]:
 class Band:
     """A quantity per epoch over a set of runs (diverged runs left out): its median and range over seeds."""
 
-    epoch: np.ndarray
-    spread: Spread
+    epoch: np.ndarray = value(axes=("epoch",))
+    spread: Spread = value(axes=("epoch",))
+
+    def coordinates(self) -> dict[str, list]:
+        return {"epoch": list(self.epoch)}
+
+
+@dataclass(frozen=True, eq=False)
+class Series:
+    """A line a panel draws: ``y`` against ``x``, the values of ``axis`` (bits, a base, a depth, a seed, an epoch)."""
+
+    axis: str
+    x: np.ndarray = value(axes=("x",))
+    y: np.ndarray = value(f"{DIVERGED} (a median over no finite run)", axes=("x",))
+
+    def coordinates(self) -> dict[str, list]:
+        return {"x": list(self.x)}
 
 
 @dataclass(frozen=True, eq=False)
@@ -145,11 +160,14 @@ class LrGrid:
     """One optimiser's learning-rate grid: per rate the median final test error over the best such median (inf
     where the median run diverged), the width in decades of the rates within RULES' factor of the best, the best."""
 
-    lrs: np.ndarray
-    default: float  # the optimiser's default rate (the grid spans default/100 … default·10)
-    decades: float
-    relative: np.ndarray = value(DIVERGED)
+    lrs: np.ndarray = value(axes=("lr",))
+    default: float = value()  # the optimiser's default rate (the grid spans default/100 … default·10)
+    decades: float = value()
+    relative: np.ndarray = value(DIVERGED, axes=("lr",))
     best_error: float = value(DIVERGED)
+
+    def coordinates(self) -> dict[str, list]:
+        return {"lr": list(self.lrs)}
 
 
 @dataclass(frozen=True, eq=False)
@@ -163,8 +181,8 @@ class Answers:
     finals: dict[str, Spread]
     lr_grids: dict[str, LrGrid]
     verdicts: dict[str, Verdict]
-    growth: dict[str, np.ndarray] = value(f"{DIVERGED}; NaN: no LARS run at this rate")
-    series: dict[str, np.ndarray] = value(f"{DIVERGED} (a median over no finite run)")
+    growth: dict[str, Series]  # by LARS's rate: the orthogonal-step prediction per epoch (NaN: no run at the rate)
+    series: dict[str, Series]
 
 
 @dataclass(frozen=True, eq=False)
@@ -257,7 +275,7 @@ def _answers(result: ReviewersResult) -> Answers:
             finals[f"fixed_point {opt} norm"] = rules.spread([r.norm_ratio[-1].mean() for r in runs])
             verdicts[f"fixed_point {opt}"] = rules.stationary(max(g), max(dl), len(runs))
         madam = _accuracies(result.select("fixed_point", optimizer="madam"))
-        series["fixed_point madam accuracy"] = np.array([rules.finite_median(madam)])
+        finals["fixed_point madam accuracy"] = rules.spread(madam)
     if "lars" in asked:
         for lr in (0.01, 0.1):
             norm_end = {}  # each optimiser's ‖W‖ end/init per finished seed
@@ -267,7 +285,8 @@ def _answers(result: ReviewersResult) -> Answers:
                 norm_end[opt] = [r.norm_ratio[-1].mean() for r in runs if not r.diverged_epoch]
                 finals[f"lars {opt} {lr:g} norm"] = rules.spread(norm_end[opt])
             lars = result.select("lars", optimizer="lars", lr=lr)
-            growth[f"{lr:g}"] = orthogonal_growth(lars[0]) if lars else np.array([np.nan])
+            predicted = orthogonal_growth(lars[0]) if lars else np.array([np.nan])
+            growth[f"{lr:g}"] = Series("epoch", np.arange(len(predicted)), predicted)
             verdicts[f"lars {lr:g}"] = rules.separation(norm_end["lars"], norm_end["fromage"])
     if "clip" in asked:
         for p in (1.0, 2.0, 3.0):
@@ -288,8 +307,10 @@ def _answers(result: ReviewersResult) -> Answers:
         verdicts["lr_grid"] = rules.widest({o: g.decades for o, g in lr_grids.items()},
                                            {o: g.best_error for o, g in lr_grids.items()}, c.seeds)  # fmt: skip
     if "biases" in asked:
-        zero, normal = (np.array(_accuracies(result.select("biases", zero_biases=z))) for z in (True, False))
-        series["biases zero"], series["biases normal"] = zero, normal
+        for key, zero_biases in (("biases zero", True), ("biases normal", False)):
+            runs = result.select("biases", zero_biases=zero_biases)
+            series[key] = Series("seed", np.array([r.config.seed for r in runs]), np.array(_accuracies(runs)))
+        zero, normal = series["biases zero"].y, series["biases normal"].y
         finals["biases zero"], finals["biases normal"] = rules.spread(zero), rules.spread(normal)
         cost = rules.finite_median(normal) - rules.finite_median(zero)
         verdicts["biases"] = Verdict("measured", "cost", cost, float("nan"), cost, c.seeds, cost, cost)
@@ -298,11 +319,15 @@ def _answers(result: ReviewersResult) -> Answers:
         by_base = {b: _accuracies(result.select("low_precision", bits=8, base_lr=b)) for b in c.base_lrs}
         finals.update({f"low_precision bits {b}": rules.spread(a) for b, a in by_bits.items()})
         finals.update({f"low_precision base {b:g}": rules.spread(a) for b, a in by_base.items()})
-        series["low_precision bits"] = np.array([rules.finite_median(by_bits[b]) for b in c.bits])
-        series["low_precision base"] = np.array([rules.finite_median(by_base[b]) for b in c.base_lrs])
+        series["low_precision bits"] = Series(
+            "bits", np.array(c.bits), np.array([rules.finite_median(by_bits[b]) for b in c.bits])
+        )
+        series["low_precision base"] = Series(
+            "base_lr", np.array(c.base_lrs), np.array([rules.finite_median(by_base[b]) for b in c.base_lrs])
+        )
         verdicts["low_precision"] = rules.enough_bits({b: rules.finite_median(a) for b, a in by_bits.items()}, c.seeds)
     if "lemma2" in asked:
-        series["lemma2 rate"] = np.array([lemma2_rate(d) for d in c.depths])
+        lemma2: dict[str, list[float]] = {"lemma": [], "fixed": []}
         for d in c.depths:
             lemma, fixed = ([100 * r.final_train_acc for r in result.select("lemma2", depth=d, lr=lr)]
                             for lr in (lemma2_rate(d), 0.01))  # fmt: skip
@@ -310,10 +335,11 @@ def _answers(result: ReviewersResult) -> Answers:
             m_lemma, m_fixed = rules.finite_median(lemma), rules.finite_median(fixed)
             verdicts[f"lemma2 {d}"] = Verdict("better", "lemma2" if m_lemma > m_fixed else "fixed", m_lemma - m_fixed,
                                               0.0, m_lemma - m_fixed, c.seeds, m_lemma, m_fixed)  # fmt: skip
-            series.setdefault("lemma2 lemma", np.array([]))
-            series["lemma2 lemma"] = np.append(series["lemma2 lemma"], m_lemma)
-            series.setdefault("lemma2 fixed", np.array([]))
-            series["lemma2 fixed"] = np.append(series["lemma2 fixed"], m_fixed)
+            lemma2["lemma"].append(m_lemma)
+            lemma2["fixed"].append(m_fixed)
+        depths = np.array(c.depths)
+        series["lemma2 rate"] = Series("depth", depths, np.array([lemma2_rate(d) for d in c.depths]))
+        series.update({f"lemma2 {k}": Series("depth", depths, np.array(v)) for k, v in lemma2.items()})
     return Answers({k: b for k, b in bands.items() if b is not None}, finals, lr_grids, verdicts, growth, series)
 
 

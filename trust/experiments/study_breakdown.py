@@ -185,10 +185,12 @@ class NetSummary:
     probe: Spread | None = value(default=None, axes=("checkpoint", "probe"))  # layer 1 at the probe η
     c_eff_first: Spread | None = value(default=None, axes=("checkpoint",))  # C_eff of layer 1
     c_eff_worst: float = 0.0  # max over seeds, checkpoints and layers of C_eff (0: no finite value)
-    lipschitz_ratio_end: np.ndarray = value(NO_SEED, empty=True)  # (e − 1,) median measured/predicted, end, η > 0
+    # median measured/predicted at the end, η > 0
+    lipschitz_ratio_end: np.ndarray = value(NO_SEED, empty=True, axes=("eta_positive",))
 
     def coordinates(self) -> dict[str, list]:
-        return {"checkpoint": list(self.checkpoint_epoch), "eta": list(self.eta), "probe": list(PROBES)}
+        return {"checkpoint": list(self.checkpoint_epoch), "eta": list(self.eta), "eta_positive": list(self.eta[1:]),
+                "probe": list(PROBES)}  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -97,8 +97,11 @@ class DepthPoint:
     optimizer: str
     depth: int
     seed: int
-    lrs: tuple[float, ...]
-    best_train_acc: tuple[float, ...]
+    lrs: tuple[float, ...] = value(axes=("lr",))
+    best_train_acc: tuple[float, ...] = value(axes=("lr",))
+
+    def coordinates(self) -> dict[str, list]:
+        return {"lr": list(self.lrs)}
 
     @property
     def trainability(self) -> float:
@@ -114,9 +117,9 @@ class OptimizerDepths:
     """One optimiser across the depth grid: its trainability over seeds, where each seed stops and the verdict."""
 
     optimizer: str
-    trainability: Spread  # (depths,) best training accuracy over the learning-rate grid, over seeds
-    stops: tuple[int | None, ...]  # per seed: the first depth below the threshold (None: every depth trains)
-    stop: Verdict  # rules.stop_depth
+    trainability: Spread = value(axes=("depth",))  # best training accuracy over the rate grid, over seeds
+    stops: tuple[int | None, ...] = value(axes=("seed",))  # the first depth below the threshold (None: none)
+    stop: Verdict = value()  # rules.stop_depth
 
 
 @dataclass(frozen=True, eq=False)
@@ -136,6 +139,10 @@ class StudyDepthResult(Result):
             for o in self.config.optimizers
         )
         return replace(self, optimizers=summaries)
+
+    def coordinates(self) -> dict[str, list]:
+        c = self.config
+        return {"depth": list(c.depths), "seed": [c.seed + s for s in range(c.seeds)]}
 
     def of(self, optimizer: str) -> OptimizerDepths:
         assert self.optimizers is not None, "derive() first"

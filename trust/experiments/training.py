@@ -20,14 +20,14 @@ class TrainCurves:
     """Per epoch (epoch 0: initialisation): full-batch loss and accuracy on both splits, the fraction of
     weights at Madam's clip, and every tensor's norm (epochs × tensors)."""
 
-    epoch: np.ndarray
-    train_loss: np.ndarray
-    train_acc: np.ndarray
-    test_loss: np.ndarray
-    test_acc: np.ndarray
-    clip_fraction: np.ndarray = value(NOT_MADAM)
-    norms: np.ndarray = value()
-    grad_norm: np.ndarray = value(empty=True)  # the full-batch training gradient's norm
+    epoch: np.ndarray = value(axes=("epoch",))
+    train_loss: np.ndarray = value(axes=("epoch",))
+    train_acc: np.ndarray = value(axes=("epoch",))
+    test_loss: np.ndarray = value(axes=("epoch",))
+    test_acc: np.ndarray = value(axes=("epoch",))
+    clip_fraction: np.ndarray = value(NOT_MADAM, axes=("epoch",))
+    norms: np.ndarray = value(axes=("epoch", "tensor"))
+    grad_norm: np.ndarray = value(empty=True, axes=("epoch",))  # the full-batch training gradient's norm (if asked)
 
 
 @dataclass(frozen=True)
@@ -41,11 +41,17 @@ class TrainResult(Result):
     description: str
     curves: TrainCurves
     names: tuple[str, ...]  # tensors, flatten order
-    shapes: tuple[tuple[int, ...], ...]
+    shapes: tuple[tuple[int, ...], ...]  # each tensor's shape
     steps_per_epoch: int
     checkpoints: tuple[Checkpoint, ...]
     compiles: int  # traces of the minibatch step in this run: ≤ 1 means it never recompiled
-    params: np.ndarray = value(bulk=True)  # (checkpoint, parameter): each checkpoint's tensors, flattened and joined
+    # each checkpoint's tensors, flattened and joined in the order of ``names``
+    params: np.ndarray = value(bulk=True, axes=("checkpoint", "parameter"))
+
+    def coordinates(self) -> dict[str, list]:
+        """Epochs of the curves, tensors by name, checkpoints by optimiser step."""
+        steps = [c.step for c in self.checkpoints]
+        return {"epoch": list(self.curves.epoch), "tensor": list(self.names), "checkpoint": steps}
 
     def params_at(self, k: int) -> dict[str, np.ndarray]:
         """Checkpoint ``k``'s tensors by name (the last checkpoint is the end of training)."""

@@ -50,7 +50,8 @@ def _norm_panel(ax, result: ReviewersResult) -> None:
         for opt in ("fromage", "lars"):
             _band(ax, result, f"lars {opt} {lr:g} norm", COLOURS[opt], f"{opt} η={lr:g}", ls=style)
         if result.select("lars", optimizer="lars", lr=lr):
-            ax.plot(_answers(result).growth[f"{lr:g}"], "k" + style, lw=0.8, label=f"∏√(1+η_t²), η={lr:g}")
+            growth = _answers(result).growth[f"{lr:g}"]
+            ax.plot(growth.x, growth.y, "k" + style, lw=0.8, label=f"∏√(1+η_t²), η={lr:g}")
     ax.set(xlabel="epoch", ylabel="‖W_l(t)‖/‖W_l(0)‖ (mean over layers)", title="§6.6 weight-norm growth")
 
 
@@ -75,35 +76,37 @@ def _lr_panel(ax, result: ReviewersResult) -> None:
 
 
 def _bits_panel(ax, result: ReviewersResult) -> None:
-    c, series = result.config, _answers(result).series
-    ax.plot(c.bits, series["low_precision bits"], "o-", color=COLOURS["madam_lns"],
-            label=f"madam_lns, (2^B − 1)·base = {LNS_RANGE:.4g}")  # fmt: skip
-    if "fixed_point madam accuracy" in series and np.isfinite(series["fixed_point madam accuracy"][0]):
-        ax.axhline(series["fixed_point madam accuracy"][0], color=COLOURS["madam"], ls=":", label="madam in float32")
+    a = _answers(result)
+    bits = a.series["low_precision bits"]
+    ax.plot(bits.x, bits.y, "o-", color=COLOURS["madam_lns"], label=f"madam_lns, (2^B − 1)·base = {LNS_RANGE:.4g}")
+    float32 = a.finals.get("fixed_point madam accuracy")
+    if float32 is not None and np.isfinite(float32.median):
+        ax.axhline(float32.median, color=COLOURS["madam"], ls=":", label="madam in float32")
     ax.set(xlabel="bits B", ylabel="final test accuracy (%)", title="§6.9 accuracy against bits")
 
 
 def _base_panel(ax, result: ReviewersResult) -> None:
-    c = result.config
-    ax.plot(c.base_lrs, _answers(result).series["low_precision base"], "o-", color=COLOURS["madam_lns"], label="8 bits")
+    base = _answers(result).series["low_precision base"]
+    ax.plot(base.x, base.y, "o-", color=COLOURS["madam_lns"], label="8 bits")
     ax.set(xscale="log", xlabel="base precision (log-step of a weight)", ylabel="final test accuracy (%)",
            title="§6.9 accuracy against base precision")  # fmt: skip
 
 
 def _lemma2_panel(ax, result: ReviewersResult) -> None:
-    depths, series = result.config.depths, _answers(result).series
+    series = _answers(result).series
     for label, key, style in (
         ("Lemma 2: η = 2^(1/L) − 1", "lemma2 lemma", "o-"),
         ("fixed η = 0.01", "lemma2 fixed", "s--"),
     ):
-        ax.plot(depths, series[key], style, label=label)
-    plots.depth_axis(ax, depths)
+        ax.plot(series[key].x, series[key].y, style, label=label)
+    plots.depth_axis(ax, result.config.depths)
     ax.set(xlabel="depth L", ylabel="final training accuracy (%)", title="§6.5 Lemma 2's rate against 0.01")
 
 
 def _bias_panel(ax, result: ReviewersResult) -> None:
     series = _answers(result).series
-    ax.boxplot([series["biases zero"], series["biases normal"]], tick_labels=["biases at 0", "biases ~ N(0, 0.01²)"])
+    labels = ["biases at 0", "biases ~ N(0, 0.01²)"]
+    ax.boxplot([series["biases zero"].y, series["biases normal"].y], tick_labels=labels)
     ax.set(ylabel="final test accuracy (%)", title="§6.8 Madam with zero-initialised biases")
 
 
@@ -151,7 +154,7 @@ def _lars(result: ReviewersResult) -> tuple[str, str, str]:
     a, parts, separated = _answers(result), [], []
     for lr in (0.01, 0.1):
         f, g = (a.finals[f"lars {o} {lr:g} norm"] for o in ("fromage", "lars"))
-        pred = a.growth[f"{lr:g}"][-1]
+        pred = a.growth[f"{lr:g}"].y[-1]
         parts.append(f"η={lr:g}: Fromage ‖W‖ end/init {_spread(f)}, LARS {_spread(g)} (orthogonal steps: {pred:.3g})")
         if a.verdicts[f"lars {lr:g}"].outcome == "separated":
             separated.append(f"η={lr:g}")
@@ -210,7 +213,8 @@ def _low_precision(result: ReviewersResult) -> tuple[str, str, str]:
 
 def _lemma2(result: ReviewersResult) -> tuple[str, str, str]:
     a, parts, better = _answers(result), [], []
-    for d, rate in zip(result.config.depths, a.series["lemma2 rate"]):
+    rates = a.series["lemma2 rate"]
+    for d, rate in zip(rates.x, rates.y):
         lemma, fixed = _spread(a.finals[f"lemma2 {d} lemma"], ".1f"), _spread(a.finals[f"lemma2 {d} fixed"], ".1f")
         parts.append(f"L={d}: η={rate:.3f} → {lemma} % vs 0.01 → {fixed} %")
         if a.verdicts[f"lemma2 {d}"].outcome == "lemma2":

@@ -111,7 +111,7 @@ class CellResult(Result):
     )  # (k, e) λ‖ΔW‖/‖g_1‖
     c_eff_first: np.ndarray = value(DEAD, empty=True, axes=("checkpoint",))  # (k,) max_η gradient_1/DRT
     c_eff_worst: np.ndarray = value(DEAD, empty=True, axes=("checkpoint",))  # (k,) max_{η,l} gradient_l/DRT
-    check_sizes: tuple[int, ...] = ()  # measurement batch sizes of the check (0: all)
+    check_sizes: tuple[int, ...] = value(default=(), axes=("batch",))  # measurement batch sizes of the check (0: all)
     check_gradient: np.ndarray = value(
         DEAD, empty=True, axes=("point", "batch", "eta")
     )  # (2, sizes, e): layer 1 at init and end, per size
@@ -279,8 +279,11 @@ class MeasureCheck:
     seed: int
     used: int  # the study's n (0: all)
     reference: int
-    sizes: tuple[int, ...]  # the sizes compared with the reference (0: all), the used one included
-    deviation: np.ndarray  # (sizes,)
+    sizes: tuple[int, ...] = value(axes=("size",))  # the sizes compared with the reference (0: all), the used one first
+    deviation: np.ndarray = value(axes=("size",))
+
+    def coordinates(self) -> dict[str, list]:
+        return {"size": list(self.sizes)}
 
 
 def measure_check(cells, probes: tuple[float, ...]) -> MeasureCheck | None:

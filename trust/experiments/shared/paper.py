@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from trust.base.schema import Verdict
+from trust.base.schema import Verdict, value
 from trust.experiments.shared import rules
 
 PROBES = (0.01, 0.05, 0.099)  # the η of the paper's published numbers
@@ -28,11 +28,14 @@ class PaperComparison:
     label: str  # the paper's net: "L=2", "L=16"
     depth: int
     residual: bool
-    ours_low: np.ndarray  # (p,)
-    ours_high: np.ndarray
-    paper_low: np.ndarray
-    paper_high: np.ndarray
-    verdict: Verdict  # same_order of ours_high against paper_high
+    ours_low: np.ndarray = value(axes=("probe",))
+    ours_high: np.ndarray = value(axes=("probe",))
+    paper_low: np.ndarray = value(axes=("probe",))
+    paper_high: np.ndarray = value(axes=("probe",))
+    verdict: Verdict = value()  # same_order of ours_high against paper_high
+
+    def coordinates(self) -> dict[str, list]:
+        return {"probe": list(PROBES)}
 
 
 def comparisons(net_of: Callable) -> tuple[PaperComparison, ...]:

@@ -121,22 +121,6 @@ def breakdown_rows(gradient_runs: list[BreakdownResult], random_runs: list[Break
                     violation_factor(v.drt.statistic),
                 )
             )
-    plain = [r for r in gradient_runs if r.net.kind == "mlp"]
-    if len(plain) >= 2:
-        shallow, deep = plain[0], plain[-1]
-        d_loss = [abs(r.loss[-1] - r.loss0) for r in (shallow, deep)]
-        g = [r.gradient[:, r.first] for r in (shallow, deep)]
-        k = deep.probe
-        rows.append(
-            Row(
-                "Paper: breakdown is much milder at depth 2 than at depth 16 (at initialisation)",
-                "claim",
-                f"first-layer gradient change at η={deep.eta[k]:.3f}: "
-                f"L={shallow.net.depth}: {g[0][k]:.3g}, L={deep.net.depth}: {g[1][k]:.3g}; "
-                f"|Δloss| at η_max: {d_loss[0]:.3g} vs {d_loss[1]:.3g}",
-                "consistent" if g[1][k] > g[0][k] else "not seen here",
-            )
-        )
     for res in gradient_runs:
         r, k = res.ratios, res.probe
         rows.append(

@@ -1,0 +1,141 @@
+"""The summary of ``trust study breakdown`` (docs/theory.md §5.1, §6.4): each configuration over its seeds
+(:class:`NetSummary`), the depth claims and the bound claims — every number the study's figures and rows show,
+computed from the combined cells (``StudyBreakdownResult.derive``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from trust.base.schema import NO_SEED, Spread, Verdict, value
+from trust.experiments.shared import rules
+from trust.experiments.shared.cell import SHARPNESS_ENDS, CellResult
+from trust.experiments.shared.paper import PROBES
+
+if TYPE_CHECKING:
+    from trust.experiments.study_breakdown import StudyBreakdownResult
+
+
+@dataclass(frozen=True, eq=False)
+class NetSummary:
+    """One configuration (optimiser × net) over its seeds: every number its figures and rows show. Medians are
+    over the measured seeds, NaN left out (a dead net's undefined slice); ``seeds`` counts the measured ones."""
+
+    optimizer: str
+    depth: int
+    residual: bool
+    lr: float
+    seeds: int
+    final_train_acc: Spread  # over every seed (a diverged one left out)
+    eta: np.ndarray = value(empty=True, axes=("eta",))
+    checkpoint_epoch: np.ndarray = value(empty=True, axes=("checkpoint",))
+    steps_per_epoch: int = 0
+    drt: np.ndarray = value(empty=True, axes=("eta",))  # (1+η)^L − 1
+    loss_change: np.ndarray = value(NO_SEED, empty=True, axes=("checkpoint", "eta"))  # median ℒ(W+ΔW) − ℒ(W)
+    gradient_first: np.ndarray = value(NO_SEED, empty=True, axes=("checkpoint", "eta"))  # median ‖Δg₁‖/‖g₁‖
+    lipschitz_first: np.ndarray = value(f"{NO_SEED}; {SHARPNESS_ENDS}", empty=True, axes=("checkpoint", "eta"))
+    probe: Spread | None = value(default=None, axes=("checkpoint", "probe"))  # layer 1 at the probe η
+    c_eff_first: Spread | None = value(default=None, axes=("checkpoint",))  # C_eff of layer 1
+    c_eff_worst: float = 0.0  # max over seeds, checkpoints and layers of C_eff (0: no finite value)
+    # median measured/predicted at the end, η > 0
+    lipschitz_ratio_end: np.ndarray = value(NO_SEED, empty=True, axes=("eta_positive",))
+
+    def coordinates(self) -> dict[str, list]:
+        return {"checkpoint": list(self.checkpoint_epoch), "eta": list(self.eta), "eta_positive": list(self.eta[1:]),
+                "probe": list(PROBES)}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DepthClaim:
+    """Depth ``deep`` against ``shallow`` after training (``separation``) and at initialisation (``initial``: the
+    same nets for every optimiser), and ``deep``'s growth from initialisation to the end (``growth``), at η = 0.05
+    (the nets' ``probe``)."""
+
+    optimizer: str
+    shallow: int
+    deep: int
+    separation: Verdict
+    growth: Verdict
+    initial: Verdict
+
+
+@dataclass(frozen=True)
+class BoundClaims:
+    """DRT with constant 1 (worst C_eff over nets, seeds, checkpoints and layers) and the Lipschitz-smooth model at
+    the end of training (worst median measured/predicted over nets and η > 0), for one optimiser."""
+
+    optimizer: str
+    drt: Verdict
+    lipschitz: Verdict
+
+
+def net_summary(sel: list[CellResult], optimizer: str, depth: int, residual: bool) -> NetSummary:
+    measured = [r for r in sel if r.measured]
+    common: dict[str, Any] = dict(
+        optimizer=optimizer, depth=depth, residual=residual, lr=sel[0].config.training.lr, seeds=len(measured)
+    )
+    acc = rules.spread([r.final_train_acc for r in sel])
+    if not measured:
+        return NetSummary(**common, final_train_acc=acc)
+    first = measured[0]
+    probes = [[r.at_eta(e) for e in PROBES] for r in measured]
+    return NetSummary(
+        **common,
+        final_train_acc=acc,
+        eta=first.eta,
+        checkpoint_epoch=np.asarray(first.checkpoint_epoch),
+        steps_per_epoch=int(round(first.step[-1] / first.checkpoint_epoch[-1])),
+        drt=first.drt,
+        loss_change=rules.median([r.loss - r.loss[:, :1] for r in measured], axis=0),
+        gradient_first=rules.median([r.gradient[:, :, 0] for r in measured], axis=0),
+        lipschitz_first=rules.median([r.lipschitz_first for r in measured], axis=0),
+        probe=rules.spread([r.gradient[:, p, 0] for r, p in zip(measured, probes)]),
+        c_eff_first=rules.spread([r.c_eff_first for r in measured]),
+        c_eff_worst=max(float(np.nanmax(r.c_eff_worst, initial=0.0)) for r in measured),
+        lipschitz_ratio_end=rules.median([r.gradient[-1, 1:, 0] / r.lipschitz_first[-1, 1:] for r in measured], axis=0),
+    )
+
+
+def probe_values(result: StudyBreakdownResult, optimizer: str, depth: int, eta: float, checkpoint: int):
+    """Layer 1's change at the probe ``eta`` and a checkpoint (0: init, −1: the end), one value per measured seed."""
+    p = PROBES.index(eta)
+    return rules.finite(
+        [r.gradient[checkpoint, r.at_eta(PROBES[p]), 0] for r in result.select(optimizer, depth) if r.measured]
+    )
+
+
+def depth_claims(result: StudyBreakdownResult) -> tuple[DepthClaim, ...]:
+    """Depth 16 (the paper's) and the deepest net against the shallowest, per optimiser, at η = 0.05."""
+    c, out = result.config, []
+    shallow = min(c.depths)
+    for optimizer in c.optimizers:
+        for deep in sorted({d for d in (16, max(c.depths)) if d in c.depths and d > shallow}):
+            at = {(d, k): probe_values(result, optimizer, d, 0.05, k) for d in (shallow, deep) for k in (0, -1)}
+            if any(v.size == 0 for v in at.values()):
+                continue
+            out.append(
+                DepthClaim(
+                    optimizer,
+                    shallow,
+                    deep,
+                    rules.separation(at[deep, -1], at[shallow, -1]),
+                    rules.growth(at[deep, -1], at[deep, 0]),
+                    rules.separation(at[deep, 0], at[shallow, 0]),
+                )
+            )
+    return tuple(out)
+
+
+def bound_claims(result: StudyBreakdownResult) -> tuple[BoundClaims, ...]:
+    out = []
+    for optimizer in result.config.optimizers:
+        nets = [n for n in result.nets or () if n.optimizer == optimizer and n.seeds]
+        if not nets:
+            continue
+        seeds = min(n.seeds for n in nets)
+        worst = max(0.0, *(n.c_eff_worst for n in nets))
+        lip = max(0.0, *(float(np.nanmax(n.lipschitz_ratio_end, initial=0.0)) for n in nets))
+        out.append(BoundClaims(optimizer, rules.bound(worst, seeds), rules.bound(lip, seeds)))
+    return tuple(out)

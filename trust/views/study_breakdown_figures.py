@@ -1,0 +1,173 @@
+"""Figures of ``trust study breakdown`` (docs/theory.md §5.1): paper Figure 1 per optimiser and the summary across
+depth and training, drawn from the study's stored summaries (:class:`~trust.experiments.study_breakdown.NetSummary`)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from trust.base.schema import Spread
+from trust.experiments.study_breakdown import PROBES, NetSummary, StudyBreakdownResult
+from trust.views import plots, report
+
+PROBE_005 = PROBES.index(0.05)
+
+
+def _checkpoint_colours(n: int):
+    """One colour per checkpoint, early (light) to late (dark) along cividis (colour-blind safe)."""
+    return [plots.plt.cm.cividis(0.9 - 0.85 * i / max(1, n - 1)) for i in range(n)]
+
+
+def optimizer_figure(result: StudyBreakdownResult, optimizer: str):
+    """Paper Figure 1 for one optimiser: per net, the loss change and layer 1's relative gradient change
+    against η, one colour per checkpoint (median over seeds), with DRT ``(1+η)^L − 1`` (black dashes),
+    ``C_eff·DRT`` at the end of training (grey dash-dots) and the Lipschitz-smooth prediction from the
+    sharpness at initialisation and at the end (dotted)."""
+    nets = result.nets_of(optimizer)
+    fig, axes = plots.subplots(len(nets), 2, figsize=(11, 2.9 * len(nets)))
+    for row, net in enumerate(nets):
+        ax_loss, ax_g = axes[row]
+        if not net.seeds:
+            ax_loss.set_title(f"L={net.depth}: every seed diverged")
+            continue
+        assert net.c_eff_first is not None
+        name = f"L={net.depth}{' residual' if net.residual else ''}, {optimizer} lr {net.lr:g}"
+        eta = net.eta
+        colours = _checkpoint_colours(len(net.checkpoint_epoch))
+        grad = net.gradient_first
+        for k, epoch in enumerate(net.checkpoint_epoch):
+            tag = plots.epoch_tag(round(float(epoch), 3))
+            ax_loss.plot(eta, net.loss_change[k], color=colours[k], label=tag)
+            ax_g.plot(eta, plots.positive(grad[k]), color=colours[k])
+        for k in (0, -1):
+            ax_g.plot(eta, plots.positive(net.lipschitz_first[k]), color=colours[k], ls=":", lw=1.2)
+        ax_g.plot(eta, plots.positive(net.drt), "k--", lw=1.2)
+        c_eff = float(net.c_eff_first.median[-1])
+        ax_g.plot(eta, plots.positive(c_eff * net.drt), color="0.45", ls="-.", lw=1.2)
+        ax_loss.set_yscale("symlog", linthresh=1e-3)
+        ax_loss.set(ylabel=f"{name}\nℒ(W+ΔW) − ℒ(W)")
+        low = min(np.nanmin(plots.positive(grad)), net.drt[1])  # the axis floor: the lowest curve drawn
+        ax_g.set(yscale="log", ylabel="‖Δg₁‖/‖g₁‖", ylim=(max(1e-5, low / 2), None))
+        for ax in (ax_loss, ax_g):
+            ax.grid(alpha=0.3, which="both")
+        if row == 0:
+            ax_loss.set_title("change of the loss along the slice")
+            ax_g.set_title("relative change of layer 1's gradient")
+            ax_loss.legend(fontsize=6.5, ncol=2, title="checkpoint", title_fontsize=7)
+            ax_g.plot([], [], "k--", label="DRT (1+η)^L − 1")
+            ax_g.plot([], [], color="0.45", ls="-.", label="C_eff·DRT (end)")
+            ax_g.plot([], [], "k:", label="Lipschitz λ‖ΔW‖/‖g₁‖ (init, end)")
+            ax_g.legend(fontsize=7)
+    for ax in axes[-1]:
+        ax.set_xlabel("η (every tensor moved by η‖W_l‖ along −g_l/‖g_l‖)")
+    c = result.config
+    fig.suptitle(
+        f"Gradient breakdown during training: {optimizer}, relu MLPs of width {c.width} on {c.dataset}\n"
+        f"median of {report.count(c.seeds, 'seed')}, measured on {c.n_measure or 'all'} training examples"
+    )
+    return fig
+
+
+def _band(ax, x, spreads: list[tuple[Spread | None, tuple]], colour, **kw) -> None:
+    """Median line and the seeds' range as a band, from one stored spread entry per x (those without a finite
+    seed skipped)."""
+    ok = [(xi, s, i) for xi, (s, i) in zip(x, spreads) if s is not None and s.n[i]]
+    xs = [xi for xi, _, _ in ok]
+    ax.plot(xs, [s.median[i] for _, s, i in ok], color=colour, **kw)
+    ax.fill_between(xs, [s.low[i] for _, s, i in ok], [s.high[i] for _, s, i in ok], color=colour, alpha=0.2)
+
+
+def _probe(net: NetSummary | None, k: int, p: int) -> tuple[Spread | None, tuple]:
+    return (net.probe if net is not None else None), (k, p)
+
+
+def _c_eff(net: NetSummary | None, k: int) -> tuple[Spread | None, tuple]:
+    return (net.c_eff_first if net is not None else None), (k,)
+
+
+def summary_figure(result: StudyBreakdownResult):
+    """(a, b) layer 1's gradient change at η = 0.01 and 0.05 against depth after training (median, band: the
+    seeds' range) per optimiser, at initialisation (grey) and DRT (dotted); (c) C_eff at the end of training
+    against depth; (d) the measurement-batch check; (e…) C_eff through training, one panel per optimiser."""
+    c = result.config
+    n_opt = len(c.optimizers)
+    cols = max(4, n_opt)
+    fig, axes = plots.subplots(2, cols, figsize=(4.3 * cols, 7.8))
+    depths = list(c.depths)
+    for col, eta in enumerate((0.01, 0.05)):
+        ax, p = axes[0, col], PROBES.index(eta)
+        for optimizer in c.optimizers:
+            ends = [_probe(result.net(optimizer, d), -1, p) for d in depths]
+            _band(ax, depths, ends, plots.OPTIMIZER_COLOURS[optimizer], marker="o", label=f"{optimizer}, end")
+        init = [_probe(result.net(c.optimizers[0], d), 0, p) for d in depths]
+        _band(ax, depths, init, "0.5", ls="--", label="initialisation")
+        ax.plot(depths, [(1 + eta) ** d - 1 for d in depths], "k:", label="DRT (1+η)^L − 1")
+        plots.depth_axis(ax, depths)
+        ax.set(yscale="log", xlabel="depth L", ylabel="‖Δg₁‖/‖g₁‖", title=f"({'ab'[col]}) layer 1 at η = {eta}")
+        ax.legend(fontsize=6.5)
+    ax = axes[0, 2]
+    for optimizer in c.optimizers:
+        ends = [_c_eff(result.net(optimizer, d), -1) for d in depths]
+        _band(ax, depths, ends, plots.OPTIMIZER_COLOURS[optimizer], marker="o", label=optimizer)
+    ax.axhline(1.0, color="k", lw=0.8)
+    plots.depth_axis(ax, depths)
+    ax.set(yscale="log", xlabel="depth L", ylabel="C_eff = max_η measured / DRT", title="(c) C_eff of layer 1, end")
+    ax.legend(fontsize=7)
+    _measure_check_panel(axes[0, 3], result)
+    for col, optimizer in enumerate(c.optimizers):
+        ax = axes[1, col]
+        for net in result.nets_of(optimizer):
+            if net.seeds:
+                epochs = net.checkpoint_epoch
+                label = f"L={net.depth}{' residual' if net.residual else ''}"
+                spreads = [_c_eff(net, k) for k in range(len(epochs))]
+                _band(ax, epochs, spreads, plots.depth_colour(net.depth, net.residual), marker=".", label=label)
+        ax.axhline(1.0, color="k", lw=0.8)
+        ax.set_xscale("symlog", linthresh=0.1, linscale=0.6)
+        ax.set_xticks([0, 0.1, 1, 10], ["0", "0.1", "1", "10"])
+        ax.set(
+            yscale="log",
+            xlabel="epoch",
+            ylabel="C_eff (layer 1)",
+            title=f"({'efgh'[col]}) C_eff in training: {optimizer}",
+        )
+        ax.legend(fontsize=7)
+    for ax in axes.ravel():
+        ax.grid(alpha=0.3, which="both")
+    for ax in axes[1, n_opt:]:
+        ax.axis("off")
+    fig.suptitle(
+        f"Gradient breakdown across depth and training (relu MLPs, width {c.width}, {c.dataset}, "
+        f"{report.count(c.seeds, 'seed')}; bands: the seeds' range)"
+    )
+    return fig
+
+
+def _measure_check_panel(ax, result: StudyBreakdownResult) -> None:
+    """How the checked net's layer-1 curve moves with the measurement batch (solid: end, dashed: init): the
+    checked cell's own curves."""
+    checked = [r for r in result.cells if r.check_sizes]
+    if not checked:
+        ax.text(0.5, 0.5, "no check run", ha="center", transform=ax.transAxes)
+        return
+    r = checked[0]
+    ax.set_title(f"(d) measurement batch: {r.config.training.optimizer} L={r.config.training.depth}")
+    assert r.check_gradient.size
+    colours = _checkpoint_colours(len(r.check_sizes))
+    for i, n in enumerate(r.check_sizes):
+        ax.plot(r.eta, plots.positive(r.check_gradient[1, i]), color=colours[i], label=f"n = {n or 'all'}")
+        ax.plot(r.eta, plots.positive(r.check_gradient[0, i]), color=colours[i], ls="--", lw=1)
+    used = r.config.n_measure or "all"
+    ax.plot(r.eta, plots.positive(r.gradient[-1, :, 0]), "k", lw=2.5, alpha=0.35, label=f"n = {used} (used)")
+    ax.plot(r.eta, plots.positive(r.gradient[0, :, 0]), "k--", lw=2.5, alpha=0.35, label="dashed: initialisation")
+    ax.set(yscale="log", xlabel="η", ylabel="‖Δg₁‖/‖g₁‖")
+    ax.legend(fontsize=7)
+
+
+def figures(results: dict[str, StudyBreakdownResult]) -> dict:
+    result = results["study_breakdown"]
+    figures = {"study_breakdown": summary_figure(result)}
+    for optimizer in result.config.optimizers:
+        figures[f"study_breakdown_{optimizer}"] = optimizer_figure(result, optimizer)
+    if "study_breakdown_paper" in results:
+        figures["study_breakdown_paper"] = optimizer_figure(results["study_breakdown_paper"], "fromage")
+    return figures

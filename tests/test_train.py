@@ -1,6 +1,7 @@
 """The training loop: checkpoints, reproducibility, diagnostics, errors, and the CLI."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -126,3 +127,33 @@ def test_batchnorm_running_statistics_follow_the_batches():
     for (m, v), (bm, bv) in zip(running, batch):
         np.testing.assert_allclose(m, 0.1 * bm, rtol=1e-6)  # float32: one multiply-add, a few ulp
         np.testing.assert_allclose(v, 0.9 + 0.1 * bv, rtol=1e-6)
+
+
+def test_the_rate_decays_every_n_steps_as_optax_staircase():
+    """The authors' schedule: ×0.95 every 240 optimiser steps, against optax.exponential_decay(staircase=True)."""
+    import optax
+
+    from trust.core.train import learning_rate_at
+
+    reference = optax.exponential_decay(0.01, transition_steps=240, decay_rate=0.95, staircase=True)
+    for t in (0, 1, 239, 240, 241, 479, 480, 2399, 23999):
+        # float32 steps: the power of 0.95 to ≤ 99 in float32 is good to ~1e-6 relative
+        np.testing.assert_allclose(float(learning_rate_at(t, 0.01, 0.95, 240)), float(reference(t)), rtol=2e-6)
+    assert float(learning_rate_at(240, 0.01, 0.95, 240)) == pytest.approx(0.01 * 0.95)  # closed form
+
+
+def test_a_step_budget_ends_inside_an_epoch_and_records_each_minibatch():
+    """``steps`` trains exactly that many optimiser steps (the last epoch partial); each minibatch's accuracy is
+    measured before its update: the first one is the initial net's accuracy on that minibatch."""
+    config = TrainConfig(optimizer="sgd", learning_rate=0.05, depth=2, width=8, batch_size=64, steps=30, seed=4)
+    out = train(config, progress=False)
+    spe = out.steps_per_epoch  # 21 on digits' 1,348 training examples
+    assert spe == 21
+    assert max(out.checkpoints) == 30
+    assert out.minibatch_acc.shape == (30,)
+    assert out.curves.epoch == [0, 1, 30 / 21]
+    assert set(np.round(out.minibatch_acc * 64).astype(int) / 64) == set(out.minibatch_acc)  # k/64 each
+    # before its update: the first minibatch's accuracy is the initial net's, whatever the rate does to it
+    other = train(replace(config, learning_rate=5.0, steps=2, checkpoints=(0.0,)), progress=False)
+    assert other.minibatch_acc[0] == out.minibatch_acc[0]
+    assert other.minibatch_acc[1] != out.minibatch_acc[1]  # the second sees the first update

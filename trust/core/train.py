@@ -87,7 +87,10 @@ class TrainConfig(Config):
     channels: int = param(16, "resnet: channels of the first stage (then 2× and 4×)", minimum=4)
     epochs: int = param(20, "training epochs", minimum=1)
     batch_size: int = param(8, "minibatch size", minimum=1)
-    lr_decay: float = param(0.9, "learning-rate factor per epoch, in (0, 1]", maximum=1)
+    lr_decay: float = param(0.9, "learning-rate factor per epoch (or per --decay-every steps), in (0, 1]", maximum=1)
+    decay_every: int = param(0, "decay the rate every this many optimiser steps (the authors: 240); 0: each epoch",
+                             minimum=0)  # fmt: skip
+    steps: int = param(0, "optimiser steps to train (the last epoch may be partial); 0: all the epochs", minimum=0)
     dataset: str = param("digits", "data set", choices=data.DATASETS)
     data_dir: str = param("", "directory of the MNIST IDX / CIFAR-10 binary files")
     checkpoints: tuple[float, ...] = param(
@@ -138,11 +141,16 @@ def nest_flat_0_3(d: dict, flat_defaults: dict, **training) -> dict:
     return {"training": nested, **{k: v for k, v in d.items() if k not in flat_defaults}}
 
 
-def learning_rate_at(step, lr, lr_decay, steps_per_epoch: int):
-    """``lr·lr_decay^⌊step/steps_per_epoch⌋``: the rate decayed once per epoch — the formula of
-    ``optax.exponential_decay(lr, steps_per_epoch, lr_decay, staircase=True)``, here with ``lr`` and
-    ``lr_decay`` as traced values so one compiled step serves every learning rate."""
-    return jnp.where(step <= 0, lr, lr * jnp.power(lr_decay, jnp.floor(step / steps_per_epoch)))
+def learning_rate_at(step, lr, lr_decay, period: int):
+    """``lr·lr_decay^⌊step/period⌋``: the rate decayed once every ``period`` optimiser steps (an epoch, or the
+    authors' 240 steps) — the formula of ``optax.exponential_decay(lr, period, lr_decay, staircase=True)``, here
+    with ``lr`` and ``lr_decay`` as traced values so one compiled step serves every learning rate."""
+    return jnp.where(step <= 0, lr, lr * jnp.power(lr_decay, jnp.floor(step / period)))
+
+
+def total_steps(config: TrainConfig, steps_per_epoch: int) -> int:
+    """The optimiser steps of a run: ``config.steps``, or every step of ``config.epochs`` epochs."""
+    return config.steps or config.epochs * steps_per_epoch
 
 
 def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
@@ -200,7 +208,7 @@ class Curves:
     the fraction of weights at Madam's clip (NaN for other optimisers), every tensor's norm and the norm of the
     full-batch training gradient if asked for (how near a stationary point, docs/theory.md §6.1)."""
 
-    epoch: list[int] = field(default_factory=list)
+    epoch: list[float] = field(default_factory=list)  # whole epochs; the last a fraction if the steps end early
     train_loss: list[float] = field(default_factory=list)
     train_acc: list[float] = field(default_factory=list)
     test_loss: list[float] = field(default_factory=list)
@@ -220,6 +228,7 @@ class Trained:
     steps_per_epoch: int
     names: list[str]
     compiles: int  # how often this run traced the minibatch step (0: an earlier run's program was reused)
+    minibatch_acc: np.ndarray  # (steps,) each minibatch's training accuracy measured before its update
 
     @property
     def params(self):
@@ -231,8 +240,9 @@ class Trained:
 
 def _checkpoint_steps(config: TrainConfig, steps_per_epoch: int) -> set[int]:
     steps = {int(round(c * steps_per_epoch)) for c in config.checkpoints} | set(config.checkpoint_steps)
-    if max(steps, default=0) > config.epochs * steps_per_epoch:
-        raise TrustError(f"checkpoint step {max(steps)} is past the last step {config.epochs * steps_per_epoch}")
+    last = total_steps(config, steps_per_epoch)
+    if max(steps, default=0) > last:
+        raise TrustError(f"checkpoint step {max(steps)} is past the last step {last}")
     return steps
 
 
@@ -257,10 +267,10 @@ def _batchnorm(net: Net) -> nets.ResNet | None:
     return net if isinstance(net, nets.ResNet) and net.norm == "batch" else None
 
 
-def _program(net: Net, config: TrainConfig, steps_per_epoch: int) -> _Program:
+def _program(net: Net, config: TrainConfig, period: int) -> _Program:
     """One compiled program per net and optimiser, shared by every seed, learning rate and decay (the fields in
     the key are all that the optimiser's construction reads besides the learning rate)."""
-    key = (net, config.optimizer, config.p_scale, config.bits, config.base_lr, steps_per_epoch)
+    key = (net, config.optimizer, config.p_scale, config.bits, config.base_lr, period)
     if key in _PROGRAMS:
         return _PROGRAMS[key]
     opt = make_optimizer(config)
@@ -271,18 +281,21 @@ def _program(net: Net, config: TrainConfig, steps_per_epoch: int) -> _Program:
     def training_loss(params, xb, yb):
         if bn is not None:
             logits, batch = bn.apply_with_stats(params, xb)
-            return cross_entropy(logits, yb), batch
-        return cross_entropy(net.apply(params, xb), yb), None
+            return cross_entropy(logits, yb), (batch, logits)
+        logits = net.apply(params, xb)
+        return cross_entropy(logits, yb), (None, logits)
 
     @jax.jit
     def step(params, opt_state, stats, xb, yb, t, lr, lr_decay):
+        """One update; returns the minibatch's loss and accuracy measured before it (the authors' metric)."""
         traces[0] += 1  # Python side effect: runs once per trace, i.e. per compilation
-        (loss, batch), grads = jax.value_and_grad(training_loss, has_aux=True)(params, xb, yb)
-        rate = learning_rate_at(t, lr, lr_decay, steps_per_epoch).astype(opt_state.hyperparams["learning_rate"].dtype)
+        (loss, (batch, logits)), grads = jax.value_and_grad(training_loss, has_aux=True)(params, xb, yb)
+        accuracy = jnp.mean(jnp.argmax(logits, -1) == yb)
+        rate = learning_rate_at(t, lr, lr_decay, period).astype(opt_state.hyperparams["learning_rate"].dtype)
         opt_state = opt_state._replace(hyperparams={**opt_state.hyperparams, "learning_rate": rate})
         updates, opt_state = opt.update(grads, opt_state, params)
         stats = nets.update_stats(stats, batch) if bn is not None else stats
-        return optax.apply_updates(params, updates), opt_state, stats, loss
+        return optax.apply_updates(params, updates), opt_state, stats, loss, accuracy
 
     @jax.jit
     def evaluate(params, stats, x, y):
@@ -308,7 +321,8 @@ def train(config: TrainConfig, ds: data.Dataset | None = None, progress: bool = 
     steps_per_epoch = n_train // config.batch_size
     ckpt_steps = _checkpoint_steps(config, steps_per_epoch)
     net, params = initial_params(config, ds)
-    opt, step, evaluate, gradient_norm, traces = _program(net, config, steps_per_epoch)
+    opt, step, evaluate, gradient_norm, traces = _program(net, config, config.decay_every or steps_per_epoch)
+    last = total_steps(config, steps_per_epoch)
     traces_before = traces[0]
     opt_state = opt.init(params)
     bn = _batchnorm(net)
@@ -330,10 +344,10 @@ def train(config: TrainConfig, ds: data.Dataset | None = None, progress: bool = 
 
     checkpoints = {0: params} if 0 in ckpt_steps else {}
     record(0, params, opt_state)
-    t, k_shuffle = 0, _keys(config)["shuffle"]
+    t, k_shuffle, minibatch_acc = 0, _keys(config)["shuffle"], []
     x_host, y_host = np.asarray(ds.x_train), np.asarray(ds.y_train)  # minibatches gathered on the host: no op per step
     bar = tqdm(
-        range(1, config.epochs + 1),
+        range(1, -(-last // steps_per_epoch) + 1),  # the last epoch partial when the steps end inside it
         desc=f"{config.optimizer} L={config.depth}",
         unit="epoch",
         disable=not progress,
@@ -342,9 +356,10 @@ def train(config: TrainConfig, ds: data.Dataset | None = None, progress: bool = 
     )
     for epoch in bar:
         order = data.host_rng(jax.random.fold_in(k_shuffle, epoch)).permutation(n_train)
-        for b in range(steps_per_epoch):
+        for b in range(min(steps_per_epoch, last - t)):
             idx = order[b * config.batch_size : (b + 1) * config.batch_size]
-            params, opt_state, stats, loss = step(params, opt_state, stats, x_host[idx], y_host[idx], t, *rate)
+            params, opt_state, stats, loss, acc = step(params, opt_state, stats, x_host[idx], y_host[idx], t, *rate)
+            minibatch_acc.append(acc)  # a device scalar: no wait for the step here
             t += 1
             if t in ckpt_steps:
                 checkpoints[t] = params
@@ -352,7 +367,7 @@ def train(config: TrainConfig, ds: data.Dataset | None = None, progress: bool = 
             raise Diverged(
                 f"{config.optimizer} diverged (loss {float(loss)}) in epoch {epoch}; lower the learning rate", epoch
             )
-        record(epoch, params, opt_state)
+        record(epoch if t % steps_per_epoch == 0 else t / steps_per_epoch, params, opt_state)
         bar.set_postfix(test_acc=f"{curves.test_acc[-1]:.3f}")
     checkpoints[t] = params
     return Trained(
@@ -362,4 +377,5 @@ def train(config: TrainConfig, ds: data.Dataset | None = None, progress: bool = 
         steps_per_epoch,
         leaf_names(params),
         traces[0] - traces_before,
+        np.asarray(jnp.stack(minibatch_acc), dtype=np.float64) if minibatch_acc else np.empty(0),
     )

@@ -2,7 +2,7 @@
 The science (how the curves look at width 784) is measured in figures/REPORT.md, never asserted here."""
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import jax
 import numpy as np
@@ -15,7 +15,7 @@ from trust.base.errors import TrustError
 from trust.base.schema import Config, Result, param, same
 from trust.core import train
 from trust.experiments import study_breakdown, study_depth
-from trust.experiments.shared import cell, runner
+from trust.experiments.shared import cell, rules, runner
 from trust.experiments.shared.runner import Experiment, Study, run_study
 from trust.front import cli
 from trust.views import plots
@@ -206,27 +206,81 @@ def test_study_depth_finds_where_each_optimiser_stops():
     assert len(result.points) == 2 * 2 * 2
     for p in result.points:
         assert p.lrs == study_depth.LR_GRIDS[p.optimizer]
-        assert p.trainability == max(p.best_train_acc)
+        assert p.trainability() == max(p.best_train_acc)
     for optimizer in ("sgd", "fromage"):
-        stops = result.stop_depths(optimizer)
-        acc = {(p.seed, p.depth): p.trainability for p in result.points if p.optimizer == optimizer}
-        for s, stop in enumerate(stops):  # the first depth below the threshold, or None if every depth trains
-            below = [d for d in (2, 3) if acc[s, d] < config.threshold]
-            assert stop == (below[0] if below else None)
+        transitions = result.of(optimizer).transitions
+        acc = {(p.seed, p.depth): p.trainability() for p in result.points if p.optimizer == optimizer}
+        for s, t in enumerate(transitions):  # by hand: the last depth that trains, the first none deeper does
+            trains = [d for d in (2, 3) if acc[s, d] >= config.threshold]
+            assert t.last_trains == (trains[-1] if trains else None)
+            assert t.first_never == (None if 3 in trains else 3 if trains else 2)
     view = views.VIEWS["study depth"]
     assert len(view.rows({"study_depth": result})) == 2
     assert "study depth" in view.summary(result)
     figure = view.figures({"study_depth": result})["study_depth"]
     ax = figure.axes[0]
     assert ax.get_xlabel() == "depth L"
-    assert ax.get_ylabel().startswith("best training accuracy")
-    medians = {line.get_label(): line.get_ydata() for line in ax.get_lines() if line.get_label() in config.optimizers}
+    assert ax.get_ylabel().startswith("best full-batch training accuracy")
+    medians = {line.get_label(): line.get_ydata() for line in ax.get_lines() if line.get_label().endswith("(ours)")}
     for optimizer in ("sgd", "fromage"):  # one median line per optimiser, from the points by hand
-        by_depth = [np.median([p.trainability for p in result.points if (p.optimizer, p.depth) == (optimizer, d)])
+        by_depth = [np.median([p.trainability() for p in result.points if (p.optimizer, p.depth) == (optimizer, d)])
                     for d in (2, 3)]  # fmt: skip
-        np.testing.assert_allclose(medians[optimizer], by_depth, rtol=1e-12)
+        np.testing.assert_allclose(medians[f"{optimizer} (ours)"], by_depth, rtol=1e-12)
     assert any(line.get_label() == f"threshold {config.threshold:g}" for line in ax.get_lines())
     plots.plt.close(figure)
+
+
+def test_study_depth_at_matched_steps_sets_the_authors_beside_ours():
+    """160 steps with the authors' schedule (×0.95 every 240 steps: no decay yet), read as the mean pre-update
+    minibatch accuracy of the 20 minibatches before step 160; the authors' runs at 160 steps are read from the
+    committed table by the same rule."""
+    config = study_depth.StudyDepthConfig(dataset="digits", depths=(2, 3), optimizers=("sgd_momentum", "adam"),
+                                          width=8, seeds=1, steps=40, decay_every=240, read_steps=(20, 40),
+                                          batch_size=100)  # fmt: skip
+    result = study_depth.run(config)
+    for p in result.points:
+        assert len(p.at_steps) == 2  # per read step, per rate
+        assert all(0 <= a <= 1 for row in p.at_steps for a in row)
+    assert [o.read_step for o in result.optimizers or ()] == [20, 20, 40, 40]
+    assert result.authors == ()  # they logged 160, 2,400 and 24,000 steps, not 20 or 40
+    matched = replace(config, steps=160, read_steps=(160,))
+    authors = study_depth.authors_depths(matched)
+    sgd = next(a for a in authors if a.optimizer == "sgd_momentum")
+    assert sgd.depths[:10] == tuple(range(2, 12))  # their k = 1 … 10 hidden layers: L = k + 1
+    # 0.46 < 0.5 at k = 8 (L = 9), 0.11 from k = 9: trains to L = 8, none from L = 9
+    assert (sgd.transition.last_trains, sgd.transition.first_never) == (8, 9)
+    adam = next(a for a in authors if a.optimizer == "adam")
+    assert round(adam.accuracy[adam.depths.index(16)], 2) == 0.51  # the issue's fact: 0.51 at k = 15
+    with pytest.raises(TrustError, match="multiples of 20"):
+        replace(config, read_steps=(30,)).validate()
+
+
+@pytest.mark.parametrize(
+    ("accuracies", "expected"),
+    [
+        ((0.9, 0.8, 0.2, 0.1), (6, 4, 6)),  # monotone: trains to 4, none from 6
+        ((0.9, 0.3, 0.8, 0.1), (4, 6, 8)),  # a dip at 4, trains again at 6: the transition is after 6
+        ((0.9, 0.45, 0.49, 0.48), (4, 2, 4)),  # a plateau just under the threshold: it stops at 4
+        ((0.9, 0.9, 0.9, 0.9), (None, 8, None)),  # trains at every depth
+        ((0.2, 0.1, 0.6, 0.1), (2, 6, 8)),  # fails first, trains at 6 only
+        ((0.1, 0.1, 0.1, 0.1), (2, None, 2)),  # trains nowhere
+    ],
+)
+def test_stop_rule_on_hand_made_curves(accuracies, expected):
+    t = rules.transition((2, 4, 6, 8), accuracies, 0.5)
+    assert (t.first_fail, t.last_trains, t.first_never) == expected
+    assert t.monotone == (t.first_fail == t.first_never)
+
+
+def test_stop_verdict_locates_the_transition_only_within_the_resolution():
+    near = [rules.transition((8, 10, 12), (0.9, 0.9, 0.1), 0.5), rules.transition((8, 10, 12), (0.9, 0.1, 0.1), 0.5)]
+    v = rules.stop_depth(near, 0.5)
+    assert (v.outcome, v.statistic, v.low, v.high, v.effect) == ("stops", 11.0, 10, 12, 2.0)
+    far = [rules.transition((2, 8, 16), (0.9, 0.9, 0.1), 0.5)]  # 8 layers apart: beyond ±2
+    assert rules.stop_depth(far, 0.5).outcome == "stops, not located"
+    never = [rules.transition((2, 8), (0.9, 0.9), 0.5), near[0]]
+    v = rules.stop_depth(never, 0.5)
+    assert (v.outcome, v.statistic) == ("trains", 1)
 
 
 def test_cli_study_breakdown_json_and_errors(capsys):

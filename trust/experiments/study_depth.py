@@ -1,12 +1,14 @@
-"""``trust study depth``: the paper's Figure 3 (left) scaled to this machine — trainability against depth
-(docs/theory.md §5.2).
+"""``trust study depth``: the paper's Figure 3 (left) — trainability against depth (docs/theory.md §5.2).
 
 For each optimiser, depth and seed, relu MLPs are trained at each learning rate of the optimiser's grid (the
-paper's three for SGD, Adam and Fromage; the same decades for Madam), learning rate ×0.95 per epoch, and the best
-full-batch training accuracy over the grid and the epochs is kept. The depth at which an optimiser *stops
-training* is the first depth of the grid where that accuracy falls below a threshold (default 0.5, five times
-chance on ten classes), per seed. The paper's claim: SGD stops past depth ~10, Adam past ~21, and Fromage
-trains deeper still.
+paper's three for SGD, Adam and Fromage; the same decades for Madam). Trainability is either the best full-batch
+training accuracy over the epochs, or — matched to the authors' runs (``--steps``, ``--decay-every 240``,
+``--read-steps``) — at each step count the mean pre-update minibatch accuracy of the 20 minibatches before it;
+the best over the rate grid is kept. Where an optimiser *stops training* follows rule "stop"
+(:func:`trust.experiments.shared.rules.transition`): the last depth that reaches the threshold (default 0.5, five
+times chance) and the first from which none deeper does. At the authors' step counts their own runs
+(:mod:`~trust.experiments.shared.authors`) are read by the same rule and set beside ours, with the paper's order
+(SGD, then Adam, then Fromage deepest) checked on both.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import numpy as np
 from trust.base.errors import TrustError
 from trust.base.schema import Config, Result, Spread, Verdict, param, value
 from trust.core import data
-from trust.experiments.shared import cell, rules
+from trust.experiments.shared import authors, cell, rules
 from trust.experiments.shared.cell import CellConfig
 from trust.experiments.shared.runner import Experiment, Study, run_study
 
@@ -53,8 +55,17 @@ class StudyDepthConfig(Config):
     )
     seeds: int = param(3, "seeds per configuration", minimum=1)
     epochs: int = param(0, "training epochs; 0: 10 (3 with --quick)", minimum=0)
+    steps: int = param(0, "optimiser steps per run (the authors': 2,400 or 24,000); 0: the epochs", minimum=0)
     batch_size: int = param(250, "minibatch size", minimum=1)
-    lr_decay: float = param(0.95, "learning-rate factor per epoch (the paper's Figure 3)", maximum=1)
+    lr_decay: float = param(0.95, "learning-rate factor per epoch or per --decay-every steps (the paper's)", maximum=1)
+    decay_every: int = param(0, "decay the rate every this many steps (the authors: 240); 0: every epoch", minimum=0)
+    read_steps: tuple[int, ...] = param(
+        (),
+        "read trainability at these step counts: the mean pre-update minibatch accuracy of the 20 minibatches before "
+        "each (the authors' metric); none: the best full-batch training accuracy over the epochs",
+        minimum=authors.WINDOW,
+        increasing=True,
+    )
     threshold: float = param(0.5, "an optimiser trains a net if its best training accuracy reaches this", minimum=0)
     seed: int = param(0, "first seed")
 
@@ -63,6 +74,12 @@ class StudyDepthConfig(Config):
             raise TrustError("give at least one optimizer")
         if not self.lr_decay > 0 or not self.threshold < 1:
             raise TrustError("lr_decay must be > 0 and threshold < 1")
+        if any(s % authors.WINDOW for s in self.read_steps):
+            raise TrustError(
+                f"read_steps must be multiples of {authors.WINDOW} (the metric's window), got {self.read_steps}"
+            )
+        if self.steps and self.read_steps and max(self.read_steps) > self.steps:
+            raise TrustError(f"read_steps {self.read_steps} go past the {self.steps} steps trained")
 
     def resolved(self) -> StudyDepthConfig:
         return replace(
@@ -81,7 +98,14 @@ def cells(config: StudyDepthConfig, done: dict) -> dict[str, CellConfig]:
     c = config.resolved()
     return {
         _name(optimizer, lr, depth, c.seed + s): cell.for_study(
-            c, slices=False, optimizer=optimizer, lr=lr, depth=depth, seed=c.seed + s
+            c,
+            slices=False,
+            optimizer=optimizer,
+            lr=lr,
+            depth=depth,
+            seed=c.seed + s,
+            steps=c.steps,
+            decay_every=c.decay_every,
         )
         for optimizer in c.optimizers
         for depth in c.depths
@@ -92,20 +116,22 @@ def cells(config: StudyDepthConfig, done: dict) -> dict[str, CellConfig]:
 
 @dataclass(frozen=True)
 class DepthPoint:
-    """One optimiser, depth and seed: the best training accuracy at each learning rate (0 where it diverged)."""
+    """One optimiser, depth and seed: the best training accuracy at each learning rate (0 where it diverged), and at
+    each read step the mean pre-update minibatch accuracy before it (``at_steps``, read step × rate)."""
 
     optimizer: str
     depth: int
     seed: int
     lrs: tuple[float, ...] = value(axes=("lr",))
     best_train_acc: tuple[float, ...] = value(axes=("lr",))
+    at_steps: tuple[tuple[float, ...], ...] = value(default=(), axes=("read_step", "lr"))
 
     def coordinates(self) -> dict[str, list]:
         return {"lr": list(self.lrs)}
 
-    @property
-    def trainability(self) -> float:
-        return max(self.best_train_acc)
+    def trainability(self, read: int = -1) -> float:
+        """The best over the rates: at read step ``read`` (an index of the config's), or -1: over the epochs."""
+        return max(self.best_train_acc) if read < 0 else max(self.at_steps[read])
 
     @property
     def best_lr(self) -> float:
@@ -114,55 +140,130 @@ class DepthPoint:
 
 @dataclass(frozen=True, eq=False)
 class OptimizerDepths:
-    """One optimiser across the depth grid: its trainability over seeds, where each seed stops and the verdict."""
+    """One optimiser across the depth grid at one read step (0: the best over the epochs): its trainability over
+    seeds, where each seed stops (rule "stop") and the verdict."""
 
     optimizer: str
+    read_step: int
     trainability: Spread = value(axes=("depth",))  # best training accuracy over the rate grid, over seeds
-    stops: tuple[int | None, ...] = value(axes=("seed",))  # the first depth below the threshold (None: none)
+    transitions: tuple[rules.Transition, ...] = value(axes=("seed",))
     stop: Verdict = value()  # rules.stop_depth
+
+
+@dataclass(frozen=True, eq=False)
+class AuthorsDepths:
+    """The authors' runs for one optimiser at one of their step counts (jxbz/fromage, Figure 3): the best rate's
+    mean pre-update minibatch accuracy of the 20 minibatches before the step, per depth L = k + 1 (width 784,
+    60,000 MNIST images, one seed), and where it stops by the same rule as ours."""
+
+    optimizer: str
+    read_step: int
+    depths: tuple[int, ...] = value(axes=("authors_depth",))
+    accuracy: tuple[float, ...] = value(axes=("authors_depth",))
+    transition: rules.Transition = value()
+
+    def coordinates(self) -> dict[str, list]:
+        return {"authors_depth": list(self.depths)}
+
+
+@dataclass(frozen=True)
+class OrderClaim:
+    """The paper's order at one read step — ``deeper`` trains deeper than ``shallower`` — in our seeds (rule
+    "separation" over the stop depths, a net that never stops counted one past the grid) and in the authors' run."""
+
+    read_step: int
+    shallower: str
+    deeper: str
+    ours: Verdict
+    authors: str  # "holds", "reversed", "equal" or "" (not in their runs)
 
 
 @dataclass(frozen=True, eq=False)
 class StudyDepthResult(Result):
     config: StudyDepthConfig  # resolved
     points: tuple[DepthPoint, ...]
-    optimizers: tuple[OptimizerDepths, ...] | None = value(derived=True)
+    optimizers: tuple[OptimizerDepths, ...] | None = value(derived=True)  # per optimiser and read step
+    authors: tuple[AuthorsDepths, ...] | None = value(derived=True)  # at the read steps the authors logged
+    orders: tuple[OrderClaim, ...] | None = value(derived=True)
+
+    @property
+    def reads(self) -> tuple[int, ...]:
+        """The read steps, or (0,): the best over the epochs."""
+        return self.config.read_steps or (0,)
 
     def derive(self) -> StudyDepthResult:
-        summaries = tuple(
-            OptimizerDepths(
-                o,
-                rules.spread(np.array(self.trainability(o)).T),
-                tuple(self.stop_depths(o)),
-                rules.stop_depth(self.stop_depths(o), self.config.threshold),
-            )
-            for o in self.config.optimizers
-        )
-        return replace(self, optimizers=summaries)
+        c = self.config
+        summaries = []
+        for k, step in enumerate(self.reads):
+            for o in c.optimizers:
+                curves = self.trainability(o, k if step else -1)  # per depth, per seed
+                transitions = tuple(rules.transition(c.depths, seed, c.threshold) for seed in np.array(curves).T)
+                summaries.append(OptimizerDepths(o, step, rules.spread(np.array(curves).T), transitions,
+                                                 rules.stop_depth(transitions, c.threshold)))  # fmt: skip
+        done = replace(self, optimizers=tuple(summaries), authors=authors_depths(c))
+        return replace(done, orders=order_claims(done))
 
     def coordinates(self) -> dict[str, list]:
         c = self.config
-        return {"depth": list(c.depths), "seed": [c.seed + s for s in range(c.seeds)]}
+        return {"depth": list(c.depths), "seed": [c.seed + s for s in range(c.seeds)], "read_step": list(c.read_steps)}
 
-    def of(self, optimizer: str) -> OptimizerDepths:
+    def of(self, optimizer: str, read_step: int = 0) -> OptimizerDepths:
         assert self.optimizers is not None, "derive() first"
-        return next(s for s in self.optimizers if s.optimizer == optimizer)
+        return next(s for s in self.optimizers if (s.optimizer, s.read_step) == (optimizer, read_step))
 
-    def trainability(self, optimizer: str) -> list[np.ndarray]:
-        """Per depth of the grid, the seeds' best training accuracies."""
+    def authors_of(self, optimizer: str, read_step: int) -> AuthorsDepths | None:
+        return next((a for a in self.authors or () if (a.optimizer, a.read_step) == (optimizer, read_step)), None)
+
+    def trainability(self, optimizer: str, read: int = -1) -> list[np.ndarray]:
+        """Per depth of the grid, the seeds' trainability (:meth:`DepthPoint.trainability`)."""
         return [
-            np.array([p.trainability for p in self.points if (p.optimizer, p.depth) == (optimizer, d)])
+            np.array([p.trainability(read) for p in self.points if (p.optimizer, p.depth) == (optimizer, d)])
             for d in self.config.depths
         ]
 
-    def stop_depths(self, optimizer: str) -> list[int | None]:
-        """Per seed, the first depth whose best training accuracy is below the threshold (None: it trains all)."""
-        c = self.config
-        out = []
-        for s in range(c.seeds):
-            accs = {p.depth: p.trainability for p in self.points if (p.optimizer, p.seed) == (optimizer, c.seed + s)}
-            out.append(next((d for d in c.depths if accs[d] < c.threshold), None))
-        return out
+
+# the paper's order of stopping depths, shallowest first (its SGD has momentum 0.9)
+PAPER_ORDER = ("sgd_momentum", "adam", "fromage")
+
+
+def authors_depths(c: StudyDepthConfig) -> tuple[AuthorsDepths, ...]:
+    """The authors' Figure-3 runs at each of our read steps they logged, for the optimisers we ran."""
+    rows = authors.table()["figure3"]["rows"]
+    out = []
+    for step in c.read_steps:
+        if step not in authors.DEPTH_STEPS:
+            continue
+        folder = "10_epochs" if step <= 2400 else "100_epochs"  # their 2,400- and 24,000-step runs
+        for o in c.optimizers:
+            best: dict[int, float] = {}
+            for r in rows:
+                if r["file"].startswith(folder) and r["optimizer"] == o and str(step) in r["accuracy"]:
+                    best[r["k"] + 1] = max(best.get(r["k"] + 1, 0.0), r["accuracy"][str(step)])
+            if best:
+                depths = tuple(sorted(best))
+                accuracy = tuple(best[d] for d in depths)
+                out.append(AuthorsDepths(o, step, depths, accuracy, rules.transition(depths, accuracy, c.threshold)))
+    return tuple(out)
+
+
+def _stop_or_past(t: rules.Transition, deepest: int) -> float:
+    return float(deepest + 1 if t.first_never is None else t.first_never)
+
+
+def order_claims(r: StudyDepthResult) -> tuple[OrderClaim, ...]:
+    """The paper's order, pair by pair, at each read step (rule "separation" over our seeds' stop depths)."""
+    c, out = r.config, []
+    present = [o for o in PAPER_ORDER if o in c.optimizers]
+    for step in r.reads:
+        for shallower, deeper in zip(present, present[1:]):
+            ours = [[_stop_or_past(t, max(c.depths)) for t in r.of(o, step).transitions] for o in (shallower, deeper)]
+            theirs = [t for o in (shallower, deeper) if (t := r.authors_of(o, step)) is not None]
+            words = ""
+            if len(theirs) == 2:
+                a, b = (_stop_or_past(t.transition, max(t.depths)) for t in theirs)
+                words = "holds" if b > a else "reversed" if b < a else "equal"
+            out.append(OrderClaim(step, shallower, deeper, rules.separation(ours[1], ours[0]), words))
+    return tuple(out)
 
 
 def combine(config: StudyDepthConfig, done: dict) -> StudyDepthResult:
@@ -173,8 +274,11 @@ def combine(config: StudyDepthConfig, done: dict) -> StudyDepthResult:
             for s in range(c.seeds):
                 lrs = LR_GRIDS[optimizer]
                 runs = [done[_name(optimizer, lr, depth, c.seed + s)] for lr in lrs]
-                accs = tuple(0.0 if r.diverged else r.best_train_acc for r in runs)
-                points.append(DepthPoint(optimizer, depth, c.seed + s, lrs, accs))
+                best = tuple(0.0 if r.diverged else r.best_train_acc for r in runs)
+                at_steps = tuple(tuple(r.accuracy_before(step) for r in runs) for step in c.read_steps)
+                if any(np.isnan(a) for row in at_steps for a in row):
+                    raise TrustError(f"read_steps {c.read_steps} go past the steps of {optimizer} L={depth}'s runs")
+                points.append(DepthPoint(optimizer, depth, c.seed + s, lrs, best, at_steps))
     return StudyDepthResult(c, tuple(points)).derive()
 
 

@@ -1,76 +1,112 @@
-"""Views of ``trust study depth``: the CLI summary, Figure 3 (trainability against depth) and its report rows
-(docs/theory.md §5.2)."""
+"""Views of ``trust study depth``: the CLI summary, Figure 3 (trainability against depth; one panel per read step,
+the authors' runs beside ours where they logged that step) and its report rows (docs/theory.md §5.2)."""
 
 from __future__ import annotations
 
-from trust.experiments.study_depth import (
-    PAPER_STOP,
-    StudyDepthResult,
-)
+from trust.experiments.shared.rules import STOP_RESOLUTION, Transition
+from trust.experiments.study_depth import PAPER_STOP, OrderClaim, StudyDepthResult
 from trust.views import plots, report
 from trust.views.report import Row
 
 
-def _stops(stops: tuple[int | None, ...]) -> str:
-    return ", ".join("none" if s is None else str(s) for s in stops)
+def _depth(d: int | None, past: str = "none") -> str:
+    return past if d is None else str(d)
+
+
+def transition_text(t: Transition) -> str:
+    """``trains to L=a, none from L=b`` (with the first failure when the curve is not monotone)."""
+    if t.last_trains is None:
+        return "trains at no depth"
+    if t.first_never is None:
+        return f"trains to the deepest, L={t.last_trains}" + (
+            "" if t.first_fail is None else f" (fails at L={t.first_fail})"
+        )
+    text = f"trains to L={t.last_trains}, none from L={t.first_never}"
+    return text if t.monotone else f"{text} (first fails at L={t.first_fail}: not monotone)"
+
+
+def _budget(result: StudyDepthResult, step: int) -> str:
+    c = result.config
+    if not step:
+        return f"best over {c.epochs} epochs"
+    return f"{step:,} steps"
 
 
 def depth_figure(result: StudyDepthResult):
-    """Best training accuracy over the learning-rate grid against depth (median, band: the seeds' range)."""
+    """Trainability against depth, one panel per read step: our median over seeds (band: their range, solid) and
+    the authors' run (dashed, width 784 on 60,000 images) where they logged that step."""
     c = result.config
-    fig, axes = plots.subplots(1, 1, figsize=(7, 4.5))
-    ax = axes[0, 0]
-    for optimizer in c.optimizers:
-        s = result.of(optimizer).trainability
-        ax.plot(
-            c.depths,
-            s.median,
-            color=plots.OPTIMIZER_COLOURS[optimizer],
-            marker="o",
-            label=optimizer,
+    fig, axes = plots.subplots(1, len(result.reads), figsize=(6.5 * len(result.reads), 4.5))
+    for ax, step in zip(axes[0], result.reads):
+        for optimizer in c.optimizers:
+            colour = plots.OPTIMIZER_COLOURS[optimizer]
+            s = result.of(optimizer, step).trainability
+            ax.plot(c.depths, s.median, color=colour, marker="o", label=f"{optimizer} (ours)")
+            ax.fill_between(c.depths, s.low, s.high, color=colour, alpha=0.2)
+            theirs = result.authors_of(optimizer, step)
+            if theirs is not None:
+                ax.plot(theirs.depths, theirs.accuracy, color=colour, ls="--", marker="x", ms=4, lw=1,
+                        label=f"{optimizer} (authors)")  # fmt: skip
+        ax.axhline(0.1, color="k", ls=":", lw=1, label="chance (10 classes)")
+        ax.axhline(c.threshold, color="0.4", ls="--", lw=1, label=f"threshold {c.threshold:g}")
+        plots.depth_axis(ax, sorted({*c.depths, *(d for a in result.authors or () for d in a.depths)}))
+        metric = "mean pre-update minibatch accuracy, last 20" if step else "best full-batch training accuracy"
+        ours = f"ours width {c.width}, {c.dataset}, {report.count(c.seeds, 'seed')}"
+        ax.set(
+            xlabel="depth L", ylabel=f"{metric} (best rate)", ylim=(0, 1.02), title=f"{_budget(result, step)}: {ours}"
         )
-        ax.fill_between(
-            c.depths,
-            s.low,
-            s.high,
-            color=plots.OPTIMIZER_COLOURS[optimizer],
-            alpha=0.2,
-        )
-    ax.axhline(0.1, color="k", ls=":", lw=1, label="chance (10 classes)")
-    ax.axhline(c.threshold, color="0.4", ls="--", lw=1, label=f"threshold {c.threshold:g}")
-    plots.depth_axis(ax, c.depths)
-    ax.set(
-        xlabel="depth L",
-        ylabel="best training accuracy (over lr grid and epochs)",
-        ylim=(0, 1.02),
-        title=f"Trainability against depth: relu MLPs, width {c.width}, {c.dataset}, {c.epochs} epochs, "
-        f"{report.count(c.seeds, 'seed')}",
-    )
-    ax.title.set_fontsize(9)
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
+        ax.title.set_fontsize(9)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7, ncol=2)
     return fig
+
+
+def _order_row(claim: OrderClaim, seeds: int) -> Row:
+    ours = claim.ours
+    held = "holds in every seed" if ours.outcome == "separated" else "not separated"
+    theirs = f"; the authors' run: {claim.authors}" if claim.authors else ""
+    return Row(
+        f"Paper's order at {claim.read_step:,} steps: {claim.deeper} trains deeper than {claim.shallower}"
+        if claim.read_step
+        else f"Paper's order: {claim.deeper} trains deeper than {claim.shallower}",
+        "claim",
+        f"stop depths over {report.count(seeds, 'seed')} (one past the grid where a seed never stops): "
+        f"{claim.deeper} / {claim.shallower} ×{ours.effect:.3g} in the medians, smallest over seeds "
+        f"×{ours.statistic:.3g}{theirs}",
+        f"ours: {held}",
+    )
 
 
 def depth_rows(result: StudyDepthResult) -> list[Row]:
     c, rows = result.config, []
-    for optimizer in c.optimizers:
-        summary = result.of(optimizer)
-        stops, stop = summary.stops, summary.stop
-        rows.append(
-            Row(
-                f"Depth at which {optimizer} stops training (paper: {PAPER_STOP.get(optimizer, 'not in Figure 3')})",
-                "claim",
-                f"best training accuracy per depth (median of {report.count(c.seeds, 'seed')}): "
-                + ", ".join(f"L={d}: {a:.3f}" for d, a in zip(c.depths, summary.trainability.median))
-                + f"; first depth below {c.threshold:g} per seed: {_stops(stops)}; trained {c.epochs} epochs at "
-                f"batch {c.batch_size} on {c.dataset}, width {c.width} (the paper: 100 epochs at batch 250 on the "
-                "60,000 MNIST images, 24,000 steps, width 784)",
-                f"stops at L={int(stop.effect)}"
-                if stop.outcome == "stops"
-                else (f"trains to L={max(c.depths)} in {int(stop.effect)} of {stop.seeds} seeds"),
+    for step in result.reads:
+        for optimizer in c.optimizers:
+            summary = result.of(optimizer, step)
+            stop, theirs = summary.stop, result.authors_of(optimizer, step)
+            beside = (
+                f"; the authors (width 784, 60,000 images, their k + 1 layers): {transition_text(theirs.transition)}"
+                if theirs is not None
+                else f"; paper: {PAPER_STOP.get(optimizer, 'not in Figure 3')}"
             )
-        )
+            rows.append(
+                Row(
+                    f"Depth at which {optimizer} stops training, {_budget(result, step)}",
+                    "claim",
+                    f"trainability per depth (median of {report.count(c.seeds, 'seed')}): "
+                    + ", ".join(f"L={d}: {a:.3f}" for d, a in zip(c.depths, summary.trainability.median))
+                    + "; per seed: "
+                    + "; ".join(transition_text(t) for t in summary.transitions)
+                    + f"; width {c.width}, batch {c.batch_size} on {c.dataset}"
+                    + beside,
+                    f"stops at L={_depth(int(stop.statistic))} (±{STOP_RESOLUTION} layers)"
+                    if stop.outcome == "stops"
+                    else f"stops between L={int(stop.low)} and {int(stop.high)}, gap {stop.effect:g} layers: not "
+                    f"located to ±{STOP_RESOLUTION}"
+                    if stop.outcome == "stops, not located"
+                    else f"trains to L={max(c.depths)} in {int(stop.effect)} of {stop.seeds} seeds",
+                )
+            )
+    rows += [_order_row(claim, c.seeds) for claim in result.orders or ()]
     return rows
 
 
@@ -85,10 +121,12 @@ def rows(results: dict[str, StudyDepthResult]) -> list[Row]:
 def summary(result: StudyDepthResult) -> str:
     c = result.config
     seeds = report.count(c.seeds, "seed")
-    lines = [f"study depth: width {c.width}, {c.epochs} epochs, {seeds}, threshold {c.threshold}"]
-    lines.append(f"{'optimizer':>13} " + " ".join(f"{'L=' + str(d):>7}" for d in c.depths) + "   stops at")
-    for optimizer in c.optimizers:
-        summary = result.of(optimizer)
-        accs = " ".join(f"{a:7.3f}" for a in summary.trainability.median)
-        lines.append(f"{optimizer:>13} {accs}   {_stops(summary.stops)}")
+    lines = [f"study depth: width {c.width}, {seeds}, threshold {c.threshold}"]
+    for step in result.reads:
+        lines.append(f"{_budget(result, step)}:")
+        lines.append(f"{'optimizer':>13} " + " ".join(f"{'L=' + str(d):>7}" for d in c.depths) + "   stops")
+        for optimizer in c.optimizers:
+            s = result.of(optimizer, step)
+            accs = " ".join(f"{a:7.3f}" for a in s.trainability.median)
+            lines.append(f"{optimizer:>13} {accs}   " + "; ".join(transition_text(t) for t in s.transitions))
     return "\n".join(lines)

@@ -25,11 +25,12 @@ from trust.base.schema import Config, Result, param, value
 from trust.base.tree import leaf_norms, weight_indices
 from trust.core import bounds, estimate, measure, perturb, train
 from trust.core.losses import cross_entropy
-from trust.experiments.shared import points
+from trust.experiments.shared import authors, points
 from trust.experiments.shared.runner import Experiment
 
 DIVERGED = "training diverged (a non-finite loss) before this point"
 DEAD = "NaN at a checkpoint where some tensor's gradient is zero (a dead relu net): the slice is undefined there"
+WINDOW = authors.WINDOW  # steps per minibatch-accuracy window (20, as the authors' metric here)
 SHARPNESS_ENDS = "the sharpness (Lanczos, the costliest measurement) is taken at initialisation and the end only"
 
 
@@ -115,6 +116,9 @@ class CellResult(Result):
     check_gradient: np.ndarray = value(
         DEAD, empty=True, axes=("point", "batch", "eta")
     )  # (2, sizes, e): layer 1 at init and end, per size
+    # the mean pre-update minibatch accuracy of each run of WINDOW steps (the authors' Figure-3 metric): entry j
+    # covers steps 20j … 20j + 19, so the accuracy "before step s" is entry s/20 − 1 (empty: diverged, or 0.4's)
+    minibatch_window: np.ndarray = value(empty=True, axes=("window",))
 
     @property
     def measured(self) -> bool:
@@ -139,6 +143,14 @@ class CellResult(Result):
         """The best full-batch training accuracy over the epochs (Figure 3's trainability)."""
         return float(np.nanmax(self.train_acc_curve))
 
+    def accuracy_before(self, step: int) -> float:
+        """The mean pre-update minibatch accuracy over the WINDOW steps before ``step`` (0 if the run diverged;
+        NaN where the run did not reach ``step`` or recorded no minibatches)."""
+        if self.diverged:
+            return 0.0
+        k = step // WINDOW - 1
+        return float(self.minibatch_window[k]) if step % WINDOW == 0 and 0 <= k < self.minibatch_window.size else np.nan
+
     def at_eta(self, target: float) -> int:
         """Index of the grid point nearest ``target``."""
         assert self.measured, "a cell without slices"
@@ -147,7 +159,14 @@ class CellResult(Result):
     def coordinates(self) -> dict[str, list]:
         """Checkpoints by their epoch, η by value, the check's points and batch sizes (0: the whole set)."""
         return {"checkpoint": list(self.checkpoint_epoch), "eta": list(self.eta), "epoch": list(self.epoch),
-                "point": ["init", "end"], "batch": list(self.check_sizes)}  # fmt: skip
+                "point": ["init", "end"], "batch": list(self.check_sizes),
+                "window": [WINDOW * (j + 1) for j in range(self.minibatch_window.size)]}  # fmt: skip
+
+
+def windows(minibatch_acc: np.ndarray) -> np.ndarray:
+    """The mean of each complete run of WINDOW consecutive values (a trailing partial run left out)."""
+    n = minibatch_acc.size // WINDOW
+    return minibatch_acc[: n * WINDOW].reshape(n, WINDOW).mean(axis=1)
 
 
 @partial(jax.jit, static_argnums=0)
@@ -223,6 +242,7 @@ def run(config: CellConfig) -> CellResult:
         train_loss_curve=np.asarray(curves.train_loss),
         train_acc_curve=np.asarray(curves.train_acc),
         test_acc_curve=np.asarray(curves.test_acc),
+        minibatch_window=windows(trained.minibatch_acc),
     )
     if not config.slices:
         return CellResult(**common)

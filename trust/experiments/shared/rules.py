@@ -5,6 +5,7 @@ verdicts are decided"). Views render verdicts; only these functions decide them.
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -143,20 +144,60 @@ def finite_mean(values) -> float:
     return float(np.mean(v)) if v.size else float("nan")
 
 
+# Where training stops along a depth grid is located to within ±2 layers when the last depth that trains and the
+# first depth from which none deeper does are at most 4 layers apart: the paper's own grid steps by 5 beyond 10
+# layers, so ±2 is the finest resolution a comparison with it can use.
+STOP_RESOLUTION = 2
 RULES["stop"] = (
-    "every seed has a depth whose best training accuracy falls below the threshold: stops at the median of those "
-    "first depths; else trains to the deepest net in the seeds without one"
+    "per seed, the last depth whose training accuracy reaches the threshold and the first depth from which no deeper "
+    "one does (a non-monotone curve or a plateau does not move it); every seed stops: stops at the median of the "
+    f"latter, located when the two are at most {2 * STOP_RESOLUTION} layers apart (±{STOP_RESOLUTION}); else "
+    "trains to the deepest net in the seeds that never stop"
 )
 
 
-def stop_depth(stops, threshold: float) -> Verdict:
-    """Where an optimiser stops training ("stop"): per seed, the first depth below ``threshold`` (None: none)."""
-    known = [s for s in stops if s is not None]
-    if len(known) == len(stops):
-        return Verdict("stop", "stops", float(np.median(known)), threshold, float(np.median(known)), len(stops),
-                       min(known), max(known))  # fmt: skip
+@dataclass(frozen=True)
+class Transition:
+    """Where one accuracy-against-depth curve stops training (rule "stop"): the first depth below the threshold,
+    the last depth at or above it, and the first depth from which every deeper one is below it (None: the
+    deepest trains). A curve is monotone when its first failure is that last transition."""
+
+    first_fail: int | None
+    last_trains: int | None
+    first_never: int | None
+
+    @property
+    def monotone(self) -> bool:
+        return self.first_fail == self.first_never
+
+    @property
+    def gap(self) -> float:
+        """Layers between the last depth that trains and the first from which none does (inf: unbracketed)."""
+        if self.first_never is None or self.last_trains is None:
+            return float("inf")
+        return float(self.first_never - self.last_trains)
+
+
+def transition(depths, accuracies, threshold: float) -> Transition:
+    """The :class:`Transition` of accuracies over increasing ``depths`` (NaN counts as not training)."""
+    trains = [bool(a >= threshold) for a in np.asarray(accuracies, dtype=float)]
+    first_fail = next((d for d, t in zip(depths, trains) if not t), None)
+    last = max((k for k, t in enumerate(trains) if t), default=None)
+    first_never = depths[0] if last is None else depths[last + 1] if last + 1 < len(depths) else None
+    return Transition(first_fail, None if last is None else int(depths[last]), first_never)
+
+
+def stop_depth(transitions, threshold: float) -> Verdict:
+    """Where an optimiser stops training over seeds ("stop"), from each seed's :class:`Transition`: the statistic
+    is the median first depth from which none deeper trains, its range over seeds in ``low``/``high``, and the
+    ``effect`` the widest gap to the last depth that trains (located when ≤ 2·STOP_RESOLUTION)."""
+    stops = [t.first_never for t in transitions]
+    if all(s is not None for s in stops):
+        gap = max(t.gap for t in transitions)
+        outcome = "stops" if gap <= 2 * STOP_RESOLUTION else "stops, not located"
+        return Verdict("stop", outcome, float(np.median(stops)), threshold, gap, len(stops), min(stops), max(stops))
     nan = float("nan")
-    trains = len(stops) - len(known)
+    trains = sum(s is None for s in stops)
     return Verdict("stop", "trains", trains, threshold, trains, len(stops), nan, nan)
 
 

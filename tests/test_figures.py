@@ -14,7 +14,9 @@ from trust.experiments import REGISTRY, assumptions, breakdown, constants, cosga
 from trust.views import VIEWS
 from trust.views import breakdown as breakdown_view
 
-TINY_BREAKDOWN = dict(width=8, eta_steps=4, n_examples=40)
+# Every slice below is measured in float64 on 40 examples at 4 values of η, so that runs of one net share its
+# compiled grid (trust.core.measure) and the file stays within its time.
+TINY_BREAKDOWN = dict(width=8, eta_steps=4, n_examples=40, x64=True)
 
 
 def legend_texts(legend) -> list[str]:
@@ -92,7 +94,7 @@ def test_breakdown_figure_of_one_run_draws_its_distances_and_bounds(breakdown_pa
     assert legend_texts(ax_loss.get_legend()) == ["L=2"]
     assert legend_texts(ax_g.get_legend()) == ["L=2", "DRT ∏(1+a)−1", "Lipschitz (λ fit at smallest η)"]
     drt_by_hand = (1 + res.eta) ** 2 - 1
-    np.testing.assert_allclose(res.drt, drt_by_hand, rtol=1e-6)  # float32 sizes
+    np.testing.assert_allclose(res.drt, drt_by_hand, rtol=1e-12)
     np.testing.assert_allclose(line(ax_loss, "L=2").get_ydata(), res.loss - res.loss[0], rtol=1e-12)
     np.testing.assert_allclose(line(ax_f, "L=2").get_ydata(), masked(res.function_frob), rtol=1e-12)
     f_drt = [ln for ln in ax_f.get_lines() if ln.get_linestyle() == "--"]
@@ -225,7 +227,7 @@ def test_constants_figure_draws_each_constant_per_depth_and_epoch(constants_resu
 
 @pytest.fixture(scope="module")
 def descent_result():
-    config = descent.DescentConfig(depths=(2, 3), epochs=(0.0, 1.0), width=8, eta_steps=6, n_examples=40)
+    config = descent.DescentConfig(depths=(2, 3), epochs=(0.0, 1.0), width=8, eta_steps=3, n_examples=40)
     return descent.run(config)
 
 
@@ -312,10 +314,10 @@ def test_cosgamma_figure_draws_the_estimates_against_2_over_pi_and_pi_over_4(cos
     np.testing.assert_allclose(sorted(hlines(ax_a)), [2 / np.pi, 0.75], rtol=1e-15)
     assert len(ax_a.containers) == 2  # one errorbar series per distribution
     for container, (kind, mc) in zip(ax_a.containers, result.monte_carlo.items()):
+        assert container.get_label() == kind
         data = container.lines[0]
-        assert data.get_label() == kind
         np.testing.assert_array_equal(data.get_xdata(), [10, 100])
-        np.testing.assert_allclose(data.get_ydata(), [p.estimate.mean for p in mc], rtol=1e-12)
+        np.testing.assert_allclose(np.asarray(data.get_ydata(), float), [p.estimate.mean for p in mc], rtol=1e-12)
 
     labels = legend_texts(ax_b.get_legend())
     assert "paper: cos(π/4) = 0.707" in labels
@@ -324,12 +326,12 @@ def test_cosgamma_figure_draws_the_estimates_against_2_over_pi_and_pi_over_4(cos
     assert len(ax_b.containers) == 2  # one per optimiser …
     assert len(bands(ax_b)) == 2  # … and one band each
     for container, band, (opt, tr) in zip(ax_b.containers, bands(ax_b), result.training.items()):
-        assert f"{opt}: mean over layers, 95 % CI over seeds" in labels
+        assert container.get_label() == f"{opt}: mean over layers, 95 % CI over seeds"
         data = container.lines[0]
         np.testing.assert_array_equal(data.get_xdata(), [0.0, 1.0])
         assert tr.cos_gamma.shape == (2, 2, 2)  # (seed, checkpoint, layer)
         by_hand = tr.cos_gamma.mean(axis=2).mean(axis=0)
-        np.testing.assert_allclose(data.get_ydata(), by_hand, rtol=1e-12)
+        np.testing.assert_allclose(np.asarray(data.get_ydata(), float), by_hand, rtol=1e-12)
         assert_band(band, [0.0, 1.0], tr.cos_gamma.min(axis=(0, 2)), tr.cos_gamma.max(axis=(0, 2)))
 
 
@@ -338,7 +340,7 @@ def test_cosgamma_figure_draws_the_estimates_against_2_over_pi_and_pi_over_4(cos
 
 @pytest.fixture(scope="module")
 def assumptions_result():
-    config = assumptions.AssumptionsConfig(model="mlp3", width=8, epochs=1, eta_steps=4, n_measure=40)
+    config = assumptions.AssumptionsConfig(model="mlp3", width=8, epochs=1, eta_steps=4, n_measure=40, batch_size=8)
     return assumptions.run(config)
 
 
@@ -359,18 +361,18 @@ def test_assumptions_curves_draw_each_group_its_fits_and_the_drt_curve(assumptio
         assert ax.get_xscale() == "log"
         assert ax.get_yscale() == "log"
         assert [g.group for g in p.groups] == ["first", "hidden", "last"]
-        expected = [f"{g.group}: {g.verdict}" for g in p.groups] + ["DRT, constant 1"]
-        if k == 0:  # the shapes' legend entries once
-            expected += ["DRT-shape fit (1+η)^(cL) − 1", "Lipschitz-shape fit k·λ‖ΔW‖/‖g_l‖"]
-        assert legend_texts(ax.get_legend()) == expected
+        labels = legend_texts(ax.get_legend())
+        assert labels[:4] == [f"{g.group}: {g.verdict}" for g in p.groups] + ["DRT, constant 1"]
         drt = line(ax, "DRT, constant 1")
         np.testing.assert_allclose(drt.get_ydata(), p.drt, rtol=1e-12)
-        np.testing.assert_allclose(drt.get_ydata(), (1 + result.eta) ** 3 - 1, rtol=1e-9)
+        np.testing.assert_allclose(drt.get_ydata(), (1 + result.eta) ** 3 - 1, rtol=1e-12)
         for g in p.groups:
             ix = [result.layers.index(name) for name in g.layers]
             measured = line(ax, f"{g.group}: {g.verdict}")
             np.testing.assert_allclose(measured.get_xdata(), result.eta, rtol=1e-15)
-            np.testing.assert_allclose(measured.get_ydata(), np.median(p.relative_gradient[:, ix], axis=1), rtol=1e-12)
+            np.testing.assert_allclose(
+                measured.get_ydata(), np.median(p.relative_gradient[:, ix], axis=1), rtol=1e-12
+            )
             same_colour = [ln for ln in ax.get_lines() if ln.get_color() == measured.get_color()]
             drt_fit = [ln for ln in same_colour if ln.get_linestyle() == "--"]
             lip_fit = [ln for ln in same_colour if ln.get_linestyle() == ":"]
@@ -380,6 +382,16 @@ def test_assumptions_curves_draw_each_group_its_fits_and_the_drt_curve(assumptio
             np.testing.assert_allclose(
                 lip_fit[0].get_ydata(), g.lipschitz_factor * np.median(p.lipschitz[:, ix], axis=1), rtol=1e-12
             )
+
+
+def test_assumptions_curves_legend_names_the_two_fitted_shapes(assumptions_result):
+    """The dashed and dotted lines are the two fitted shapes: the first row's first panel says so in its legend
+    (curves_figure passes legend=True to the first row), and only there."""
+    figures = VIEWS["assumptions"].figures({"assumptions_mlp3": assumptions_result})
+    first, end = figures["assumptions_curves"].axes
+    shapes = ["DRT-shape fit (1+η)^(cL) − 1", "Lipschitz-shape fit k·λ‖ΔW‖/‖g_l‖"]
+    assert legend_texts(first.get_legend())[-2:] == shapes
+    assert not set(shapes) & set(legend_texts(end.get_legend()))
 
 
 def test_assumptions_summary_draws_every_fit_parameter(assumptions_result):
@@ -409,7 +421,8 @@ def test_assumptions_summary_draws_every_fit_parameter(assumptions_result):
         np.testing.assert_allclose([ln.get_ydata()[0] for ln in points], expected, rtol=1e-12)
         hollow = [ln.get_markerfacecolor() == "none" for ln in points]
         assert hollow == [True] * 3 + [False] * 3  # initialisation hollow, end filled
-    assert len(bands(axes[2])) == 1  # the band 0.5 … 2
+    [band] = axes[2].patches  # the band 0.5 … 2 (axhspan)
+    np.testing.assert_allclose(sorted({y for _, y in band.get_verts()}), [0.5, 2.0], rtol=1e-15)
     assert len(fig.legends) == 1
     assert legend_texts(fig.legends[0]) == ["first", "hidden", "last", "(c) neither twice as close"]
 
@@ -419,32 +432,49 @@ def test_assumptions_summary_draws_every_fit_parameter(assumptions_result):
 
 @pytest.fixture(scope="module")
 def reviewers_result():
-    config = reviewers.ReviewersConfig(questions=("clip", "biases"), quick=True, depth=2, width=8, epochs=1)
+    config = reviewers.ReviewersConfig(
+        questions=("lars", "biases"), quick=True, depth=2, width=8, epochs=1, batch_size=8
+    )
     return reviewers.run(config)
 
 
-def test_reviewers_figure_draws_the_clip_bands_and_the_bias_boxes(reviewers_result):
-    """One panel per question asked: (a) the percentage of weights at Madam's clip per epoch, a median line and
-    a seed band per p_scale (100 × each run's clip fraction); (b) the box of final test accuracies with zero and
-    with N(0, 0.01²) biases (100 × (1 − the run's final test error))."""
+def test_reviewers_figure_draws_the_norm_bands_the_growth_and_the_bias_boxes(reviewers_result):
+    """One panel per question asked: (a) ‖W‖ end/init per epoch for Fromage and LARS at η = 0.01 and 0.1, a
+    median line and a seed band each (the run's norm ratio, mean over layers), beside the growth of steps
+    orthogonal to W, (1+η²)^(steps/2) after one epoch; (b) the box of final test accuracies with zero and with
+    N(0, 0.01²) biases (100 × (1 − the run's final test error))."""
     result = reviewers_result
     assert result.config.seeds == 1
     figures = VIEWS["reviewers"].figures({"reviewers": result})
     assert sorted(figures) == ["reviewers"]
     fig = figures["reviewers"]
-    assert fig.get_suptitle() == "Reviewers' questions — 1 seed, depth 2 width 8, 1 epochs on digits"
-    ax_clip, ax_bias = fig.axes
-    assert ax_clip.get_title() == "(a) §6.7 Madam's clip"
-    assert ax_clip.get_xlabel() == "epoch"
-    assert ax_clip.get_ylabel() == "weights at σ* (%)"
-    assert legend_texts(ax_clip.get_legend()) == ["p_scale 1", "p_scale 2", "p_scale 3"]
-    assert len(bands(ax_clip)) == 3  # one seed band per p_scale
-    for p, band in zip((1.0, 2.0, 3.0), bands(ax_clip)):
-        [run] = result.select("clip", p_scale=p)
-        drawn = line(ax_clip, f"p_scale {p:g}")
-        np.testing.assert_allclose(drawn.get_xdata(), run.epoch, rtol=1e-15)
-        np.testing.assert_allclose(drawn.get_ydata(), 100 * run.clip_fraction, rtol=1e-12)
-        assert_band(band, run.epoch, 100 * run.clip_fraction, 100 * run.clip_fraction)  # one seed: no width
+    assert fig.get_suptitle().startswith("Reviewers' questions — 1 seed, depth 2 width 8, 1 ")
+    ax_norm, ax_bias = fig.axes
+    assert ax_norm.get_title() == "(a) §6.6 weight-norm growth"
+    assert ax_norm.get_xlabel() == "epoch"
+    assert ax_norm.get_ylabel() == "‖W_l(t)‖/‖W_l(0)‖ (mean over layers)"
+    assert legend_texts(ax_norm.get_legend()) == [
+        "fromage η=0.01",
+        "lars η=0.01",
+        "∏√(1+η_t²), η=0.01",
+        "fromage η=0.1",
+        "lars η=0.1",
+        "∏√(1+η_t²), η=0.1",
+    ]
+    assert len(bands(ax_norm)) == 4  # one seed band per optimiser and rate
+    runs = [(opt, lr) for lr in (0.01, 0.1) for opt in ("fromage", "lars")]
+    for (opt, lr), band in zip(runs, bands(ax_norm)):
+        [run] = result.select("lars", optimizer=opt, lr=lr)
+        norm = run.norm_ratio.mean(axis=1)
+        drawn = line(ax_norm, f"{opt} η={lr:g}")
+        np.testing.assert_array_equal(drawn.get_xdata(), run.epoch)
+        np.testing.assert_allclose(drawn.get_ydata(), norm, rtol=1e-12)
+        assert_band(band, run.epoch, norm, norm)  # one seed: no width
+    for lr in (0.01, 0.1):
+        [lars] = result.select("lars", optimizer="lars", lr=lr)
+        growth = line(ax_norm, f"∏√(1+η_t²), η={lr:g}")
+        np.testing.assert_array_equal(growth.get_xdata(), [0, 1])
+        np.testing.assert_allclose(growth.get_ydata(), [1.0, (1 + lr**2) ** (lars.steps_per_epoch / 2)], rtol=1e-12)
 
     assert ax_bias.get_title() == "(b) §6.8 Madam with zero-initialised biases"
     assert ax_bias.get_ylabel() == "final test accuracy (%)"

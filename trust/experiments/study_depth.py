@@ -169,7 +169,7 @@ class AuthorsDepths:
 @dataclass(frozen=True)
 class OrderClaim:
     """The paper's order at one read step — ``deeper`` trains deeper than ``shallower`` — in our seeds (rule
-    "separation" over the stop depths, a net that never stops counted one past the grid) and in the authors' run."""
+    "order" over the stop depths, a net that never stops counted one past the grid) and in the authors' run."""
 
     read_step: int
     shallower: str
@@ -262,7 +262,7 @@ def order_claims(r: StudyDepthResult) -> tuple[OrderClaim, ...]:
             if len(theirs) == 2:
                 a, b = (_stop_or_past(t.transition, max(t.depths)) for t in theirs)
                 words = "holds" if b > a else "reversed" if b < a else "equal"
-            out.append(OrderClaim(step, shallower, deeper, rules.separation(ours[1], ours[0]), words))
+            out.append(OrderClaim(step, shallower, deeper, rules.order(ours[1], ours[0]), words))
     return tuple(out)
 
 

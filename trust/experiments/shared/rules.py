@@ -5,7 +5,7 @@ verdicts are decided"). Views render verdicts; only these functions decide them.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -26,6 +26,8 @@ RULES = {
     "bound": f"measured/bound ≤ {BOUND:g} on every point: holds; else violated ×(worst measured/bound)",
     "theorem": "zero violations beyond the stated rounding allowance: holds; any: VIOLATED",
     "separation": f"smallest ratio over pairs of seeds > {ORDERING:g}: separated (every seed); else not separated",
+    "order": f"smallest ratio over pairs of seeds > {ORDERING:g} one way: holds (or reversed, the other way); "
+    "else not separated",
     "growth": f"smallest end/init ratio over pairs of seeds > {ORDERING:g}: grows; largest < {ORDERING:g}: "
     "shrinks; else mixed",
     "same_order": f"|log10(ours/paper)| ≤ {SAME_ORDER_DECADES:g} at every probe η: same order of magnitude",
@@ -81,6 +83,16 @@ def separation(a, b) -> Verdict:
     low, high, effect, seeds = _ordering(a, b)
     outcome = "separated" if low > ORDERING else "not separated"
     return Verdict("separation", outcome, low, ORDERING, effect, seeds, low, high)
+
+
+def order(a, b) -> Verdict:
+    """Is ``a`` above ``b`` in every seed ("holds"), ``b`` above ``a`` in every seed ("reversed"), or neither ("not
+    separated")? Rule "order": "separation" read both ways."""
+    ahead, behind = separation(a, b), separation(b, a)
+    outcome = (
+        "holds" if ahead.outcome == "separated" else "reversed" if behind.outcome == "separated" else "not separated"
+    )
+    return replace(ahead, rule="order", outcome=outcome)
 
 
 def growth(end, init) -> Verdict:

@@ -26,7 +26,12 @@ def dphi(name, z, slope):
     return np.ones_like(z)
 
 
-def forward(ws, bs, x, act, slope=0.01, final_activation=False, residual=False):
+def _skips(l: int, L: int, residual: bool, residual_first: bool) -> bool:
+    """Whether layer l (0-based) adds its input: the hidden layers of a residual net, the first one too if asked."""
+    return residual and (l > 0 or residual_first) and l < L - 1
+
+
+def forward(ws, bs, x, act, slope=0.01, final_activation=False, residual=False, residual_first=False):
     """Returns the output and the per-layer (input h, pre-activation z) needed for backprop."""
     h, cache = x, []
     L = len(ws)
@@ -35,13 +40,13 @@ def forward(ws, bs, x, act, slope=0.01, final_activation=False, residual=False):
         cache.append((h, z))
         if l == L - 1 and not final_activation:
             return z, cache
-        h = h + phi(act, z, slope) if (residual and 0 < l < L - 1) else phi(act, z, slope)
+        h = h + phi(act, z, slope) if _skips(l, L, residual, residual_first) else phi(act, z, slope)
     return h, cache
 
 
-def xent_and_grad(ws, bs, x, y, act, slope=0.01, final_activation=False, residual=False):
+def xent_and_grad(ws, bs, x, y, act, slope=0.01, final_activation=False, residual=False, residual_first=False):
     """Mean softmax cross-entropy and its gradient with respect to every W_l and b_l."""
-    out, cache = forward(ws, bs, x, act, slope, final_activation, residual)
+    out, cache = forward(ws, bs, x, act, slope, final_activation, residual, residual_first)
     n = x.shape[0]
     shifted = out - out.max(axis=1, keepdims=True)
     logp = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
@@ -59,7 +64,7 @@ def xent_and_grad(ws, bs, x, y, act, slope=0.01, final_activation=False, residua
         gw[l] = d_z.T @ h
         gb[l] = d_z.sum(axis=0)
         d_in = d_z @ ws[l]
-        d_h = d_in + d_h if (residual and 0 < l < L - 1) else d_in  # the skip path carries d_h through
+        d_h = d_in + d_h if _skips(l, L, residual, residual_first) else d_in  # the skip path carries d_h through
     return loss, out, gw, gb
 
 

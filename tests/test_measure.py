@@ -25,10 +25,13 @@ NETS = [
     nets.experiment_mlp(9, 12, 5, 5, activation="tanh", residual=True, init_scheme="gaussian"),
     nets.theorem1_mlp((9, 12, 12, 7), "leaky_relu", slope=0.1),
     nets.experiment_mlp(9, 12, 3, 5, activation="identity"),
+    nets.experiment_mlp(9, 9, 4, 5, residual=True, residual_first=True),  # the authors' residual net: x + φ(W₁x)
 ]
 
 
-@pytest.mark.parametrize("net", NETS, ids=lambda n: f"L{n.depth}-{n.activation}-res{n.residual}-bias{n.bias}")
+@pytest.mark.parametrize(
+    "net", NETS, ids=lambda n: f"L{n.depth}-{n.activation}-res{n.residual}{n.residual_first}-bias{n.bias}"
+)
 @pytest.mark.parametrize("kind", ["gradient", "random", "madam"])
 def test_matches_numpy_reference(key, net, kind):
     params, grads, x, y = _setup(key, net)
@@ -43,7 +46,8 @@ def test_matches_numpy_reference(key, net, kind):
     bs = [np.asarray(p["b"]) for p in params] if net.bias else None
     uw = [np.asarray(q["w"]) for q in u]
     ub = [np.asarray(q["b"]) for q in u] if net.bias else None
-    opts = dict(act=net.activation, slope=net.slope, final_activation=net.final_activation, residual=net.residual)
+    opts = dict(act=net.activation, slope=net.slope, final_activation=net.final_activation, residual=net.residual,
+                residual_first=net.residual_first)  # fmt: skip
     xn, yn = np.asarray(x), np.asarray(y)
     loss0, out0, gw0, gb0 = ref.xent_and_grad(ws, bs, xn, yn, **opts)
     # float64 throughout, nets of depth ≤ 5 with O(1) weights: agreement to ~1e-12 is expected; 1e-9
@@ -226,10 +230,13 @@ SHARED_NETS = [
     nets.experiment_mlp(6, 9, 1, 5),
     nets.theorem1_mlp((6, 9, 9, 5), "leaky_relu"),
     nets.experiment_mlp(6, 9, 5, 5, "tanh", residual=True),
+    nets.experiment_mlp(6, 6, 4, 5, "tanh", residual=True, residual_first=True),
 ]
 
 
-@pytest.mark.parametrize("net", SHARED_NETS, ids=["relu-bias", "one-layer", "theorem1", "tanh-residual"])
+@pytest.mark.parametrize(
+    "net", SHARED_NETS, ids=["relu-bias", "one-layer", "theorem1", "tanh-residual", "tanh-residual-first"]
+)
 def test_shared_first_layer_equals_the_plain_grid(net):
     # Sharing x·W_1ᵀ and x·U_1ᵀ across the grid is exact algebra (z_1 is linear in W_1); in float64 (conftest) the two
     # programs differ by rounding only: relative gap ~ n·ε ≈ 1e-14 on these sizes (1e-12 leaves room for
@@ -254,7 +261,8 @@ def test_full_batch_gradient_matches_numpy_backprop(key, net):
     params, _, x, y = _setup(key, net)
     got = measure.full_batch_gradient(net.apply, params, x, y)
     ws, bs = [np.asarray(p["w"]) for p in params], [np.asarray(p["b"]) for p in params]
-    opts = dict(act=net.activation, slope=net.slope, final_activation=net.final_activation, residual=net.residual)
+    opts = dict(act=net.activation, slope=net.slope, final_activation=net.final_activation, residual=net.residual,
+                residual_first=net.residual_first)  # fmt: skip
     _, _, gw, gb = ref.xent_and_grad(ws, bs, np.asarray(x), np.asarray(y), **opts)
     # float64 backprop both ways on depth ≤ 5 nets with O(1) weights: the same sums in another order, ~1e-14.
     for layer, expected_w, expected_b in zip(got, gw, gb):

@@ -104,7 +104,7 @@ def _evaluator(apply, loss_fn, share_first_layer, params, direction, x, y):
     z_direction = net.first_preactivation(direction[0], x)
 
     def objective(rest, z1):
-        out = net.apply_after_first(rest, z1)
+        out = net.apply_after_first(rest, z1, x)
         return loss_fn(out, y), out
 
     def evaluate(eta):

@@ -63,7 +63,8 @@ class MLP:
       slope: leaky relu's negative slope s (transmission α ≥ s, β = 1).
       bias: whether layers carry a bias vector.
       final_activation: apply φ after the last layer too (Theorem-1 form).
-      residual: hidden layers ``l = 2 … L-1`` compute ``h + φ(W_l h + b_l)`` (they must be square).
+      residual: hidden layers ``l = 2 … L-1`` compute ``h + φ(W_l h + b_l)`` (they must be square);
+      residual_first: the first layer too, ``x + φ(W_1 x + b_1)`` (the Fromage authors' residual net; ``d_0 = d_1``).
       init_scheme: ``torch`` — PyTorch's nn.Linear default, W and b ~ U(±1/√fan_in); ``gaussian`` —
         W ~ N(0, gain²/fan_in) with the activation's He/Glorot gain, b = 0.
     """
@@ -74,6 +75,7 @@ class MLP:
     bias: bool = True
     final_activation: bool = False
     residual: bool = False
+    residual_first: bool = False
     init_scheme: str = "torch"
 
     def __post_init__(self):
@@ -84,6 +86,8 @@ class MLP:
             raise TrustError(f"unknown init {self.init_scheme!r}; choose one of {', '.join(INITS)}")
         if self.residual and len(set(self.widths[1:-1])) > 1:
             raise TrustError(f"residual hidden layers must be square, got widths {self.widths}")
+        if self.residual_first and (len(self.widths) < 3 or self.widths[0] != self.widths[1]):
+            raise TrustError(f"a residual first layer needs d_0 = d_1 and a layer after it, got widths {self.widths}")
 
     @property
     def depth(self) -> int:
@@ -127,7 +131,7 @@ class MLP:
 
     def preactivations(self, params: list[dict], x: jax.Array) -> tuple[jax.Array, list[jax.Array]]:
         """The output and every layer's pre-activation ``z_l = W_l h_{l-1} (+ b_l)``, each ``(n, d_l)``."""
-        return self._from_first(params[1:], self.first_preactivation(params[0], x))
+        return self._from_first(params[1:], self.first_preactivation(params[0], x), x)
 
     def first_preactivation(self, layer: dict, x: jax.Array) -> jax.Array:
         """``z_1 = x·W_1ᵀ (+ b_1)``: linear in the first layer's parameters, so along ``W + η·U`` it is
@@ -135,13 +139,14 @@ class MLP:
         z = x @ layer["w"].T
         return z + layer["b"][None, :] if "b" in layer else z
 
-    def apply_after_first(self, rest: list[dict], z1: jax.Array) -> jax.Array:
-        """The output given the first pre-activation ``z_1`` and the parameters of layers ``2 … L``."""
-        return self._from_first(rest, z1)[0]
+    def apply_after_first(self, rest: list[dict], z1: jax.Array, x: jax.Array) -> jax.Array:
+        """The output given the first pre-activation ``z_1``, the parameters of layers ``2 … L`` and the input
+        (the skip of a residual first layer)."""
+        return self._from_first(rest, z1, x)[0]
 
-    def _from_first(self, rest: list[dict], z1: jax.Array) -> tuple[jax.Array, list[jax.Array]]:
+    def _from_first(self, rest: list[dict], z1: jax.Array, x: jax.Array) -> tuple[jax.Array, list[jax.Array]]:
         phi = activation_fn(self.activation, self.slope)
-        h, zs = phi(z1), [z1]  # the first layer is never residual, nor is the last
+        h, zs = (x + phi(z1)) if self.residual_first else phi(z1), [z1]  # the last layer is never residual
         for l, layer in enumerate(rest, start=1):
             z = h @ layer["w"].T
             zs.append(z + layer["b"][None, :] if "b" in layer else z)
@@ -183,6 +188,7 @@ def experiment_mlp(
     residual: bool = False,
     init_scheme: str = "torch",
     bias: bool = True,
+    residual_first: bool = False,
 ) -> MLP:
     """The paper's Figure-1 MLP: ``depth`` weight matrices, biases, linear last layer (docs/theory.md §1, §5).
     ``bias=False``: the bias-free net of the operator-norm theorem (docs/theory.md §2.3, §8.4)."""
@@ -190,7 +196,16 @@ def experiment_mlp(
         raise TrustError(f"depth must be ≥ 1, got {depth}")
     widths = (d_in,) + (width,) * (depth - 1) + (n_out,)
     return _shared(
-        MLP(widths, activation, slope, bias=bias, final_activation=False, residual=residual, init_scheme=init_scheme)
+        MLP(
+            widths,
+            activation,
+            slope,
+            bias=bias,
+            final_activation=False,
+            residual=residual,
+            init_scheme=init_scheme,
+            residual_first=residual_first,
+        )
     )
 
 

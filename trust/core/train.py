@@ -63,7 +63,13 @@ def _image(ds: data.Dataset) -> tuple[int, int, int]:
 # name → ``build(config, dataset)``: the network a run trains (docs/theory.md §1).
 MODELS: dict[str, Callable] = {
     "mlp": lambda c, ds: nets.experiment_mlp(
-        ds.x_train.shape[1], c.width, c.depth, ds.n_classes, residual=c.residual, bias=c.bias
+        ds.x_train.shape[1],
+        c.width,
+        c.depth,
+        ds.n_classes,
+        residual=c.residual,
+        bias=c.bias,
+        residual_first=c.residual_first,
     ),
     "resnet8": lambda c, ds: nets.resnet(_image(ds), ds.n_classes, 8, c.norm, c.channels),
     "resnet16": lambda c, ds: nets.resnet(_image(ds), ds.n_classes, 16, c.norm, c.channels),
@@ -82,6 +88,9 @@ class TrainConfig(Config):
     depth: int = param(8, "mlp: L, the number of weight matrices", minimum=1)
     width: int = param(128, "mlp: hidden width", minimum=1)
     residual: bool = param(False, "mlp: residual hidden layers h + φ(Wh + b)")
+    residual_first: bool = param(
+        False, "mlp: the first layer too, x + φ(W₁x + b₁) (the authors' residual net; width = the input size)"
+    )
     bias: bool = param(True, "mlp: layers carry biases (off: the bias-free nets of the operator-norm theorem)")
     norm: str = param("none", "resnet: normalisation (batch: running statistics for evaluation)", choices=nets.NORMS)
     channels: int = param(16, "resnet: channels of the first stage (then 2× and 4×)", minimum=4)
@@ -115,6 +124,8 @@ class TrainConfig(Config):
             raise TrustError(f"norm applies to the resnets only, not to model {self.model!r}")
         if self.model != "mlp" and (self.residual or not self.bias):
             raise TrustError("residual and bias apply to the mlp; a resnet has its own shortcuts and biases")
+        if self.residual_first and not self.residual:
+            raise TrustError("residual_first extends a residual mlp: set residual too")
         if not self.lr_decay > 0:
             raise TrustError(f"lr_decay must lie in (0, 1], got {self.lr_decay}")
         if any(c > self.epochs for c in self.checkpoints):

@@ -15,7 +15,7 @@ from trust.base.errors import TrustError
 from trust.base.schema import Config, Result, param, same
 from trust.core import train
 from trust.experiments import study_breakdown, study_depth
-from trust.experiments.shared import cell, rules, runner
+from trust.experiments.shared import authors, cell, rules, runner
 from trust.experiments.shared.runner import Experiment, Study, run_study
 from trust.front import cli
 from trust.views import plots
@@ -372,3 +372,39 @@ def test_a_cell_stored_flat_by_trust_0_3_is_read_into_the_nested_layout():
     sweep = cell.CellConfig.from_dict({**flat, "slices": False})  # 0.3 dropped a sweep's checkpoints when training
     assert sweep.training.checkpoints == ()
     assert runner.canonical(cell.CellConfig, flat) == nested.to_dict()
+
+
+def test_a_matched_study_trains_on_the_authors_schedule_and_compares_with_their_runs():
+    """--matched: 2,400 steps, ×0.9 every 240, slices at their checkpoint steps; layer 1 at the probe η set beside
+    their two runs of the depth-2 net (the committed table), factors checked by hand."""
+    config = study_breakdown.StudyBreakdownConfig(dataset="digits", depths=(2,), residual_depth=0, width=8, seeds=2,
+                                                  optimizers=("fromage",), matched=True, eta_steps=4, n_measure=40,
+                                                  measure_check=())  # fmt: skip
+    result = study_breakdown.run(config)
+    training = result.cells[0].config.training
+    assert (training.steps, training.decay_every, training.lr_decay) == (2400, 240, 0.9)
+    assert list(result.cells[0].step) == [0, 12, 24, 48, 96, 240, 720, 1200, 1680, 2160, 2400]  # theirs, and the end
+    (cmp,) = result.paper or ()
+    assert cmp.runs == 2  # their depth-2 net ran twice (two folders)
+    table = authors.table()["figure1"]
+    runs = [r for r in table["rows"] if r["net"] == "depth1"]
+    column = table["eta"].index(0.05)
+    their_last = [r["layer1_change"][r["steps"].index(2160)][column] for r in runs]
+    assert cmp.theirs_low[2, 1] == min(their_last)
+    assert cmp.theirs_high[2, 1] == max(their_last)
+    ours = [r.gradient[list(r.step).index(0), r.at_eta(0.05), 0] for r in result.cells]
+    assert cmp.ours.median[0, 1] == pytest.approx(np.median(ours))
+    for k in range(3):
+        for p in range(3):  # 1 where the ranges meet, else our median over the nearest of theirs
+            lo, hi, s = cmp.theirs_low[k, p], cmp.theirs_high[k, p], cmp.ours
+            expected = (
+                1.0
+                if s.high[k, p] >= lo and s.low[k, p] <= hi
+                else s.median[k, p] / (hi if s.median[k, p] > hi else lo)
+            )
+            assert cmp.factor[k, p] == pytest.approx(expected)
+    assert (cmp.verdict.outcome == "within their runs") == bool(np.all(cmp.factor == 1))
+    unmatched = views.VIEWS["study breakdown"].rows(
+        {"study_breakdown": replace(result, config=replace(config, matched=False))}
+    )
+    assert any(row.verdict == "no comparison" for row in unmatched)

@@ -21,9 +21,9 @@ from trust.base.errors import TrustError
 from trust.base.schema import Config, Result, param, value
 from trust.core import data, train
 from trust.experiments import study_breakdown_summary as summary
-from trust.experiments.shared import cell, paper
+from trust.experiments.shared import authors, cell, paper
 from trust.experiments.shared.cell import DIVERGED, CellConfig, CellResult, MeasureCheck
-from trust.experiments.shared.paper import PROBES, PaperComparison
+from trust.experiments.shared.paper import PROBES, AuthorsComparison
 from trust.experiments.shared.runner import Experiment, Study, run_study
 from trust.experiments.study_breakdown_summary import BoundClaims, DepthClaim, NetSummary
 
@@ -70,6 +70,12 @@ class StudyBreakdownConfig(Config):
         (125, 250, 1000, 0), "batch sizes checked on depth 16 (else the deepest)", minimum=0
     )
     sharpness_tol: float = param(1e-3, "relative tolerance of the Lanczos sharpness", minimum=1e-12)
+    matched: bool = param(
+        False,
+        "the authors' Figure-1 schedule: 2,400 steps (their 10 epochs of 240), the rate ×lr_decay every 240 steps, "
+        "slices at their checkpoint steps (depth 16: every 240; the others 0 12 24 48 96 240 720 1200 1680 2160) "
+        "and their residual net (the first layer skipped too: width 784)",
+    )
     seed: int = param(0, "first seed")
 
     def validate(self):
@@ -110,17 +116,15 @@ def _cell(
     config: StudyBreakdownConfig, optimizer: str, lr: float, depth: int, residual: bool, seed: int, slices=True, **kw
 ):
     measure = dict(eta=config.eta, n_measure=config.n_measure, sharpness_tol=config.sharpness_tol, **kw)
+    schedule: dict[str, Any] = dict(checkpoints=tuple(sorted(set(config.checkpoints) | {0.0, float(config.epochs)})))
+    if config.matched:  # the authors' steps, decay and checkpoints (authors.CURVATURE_STEPS), their residual net
+        steps = authors.CURVATURE_STEPS[authors.curvature_net(depth, residual)]
+        schedule = dict(checkpoints=(), checkpoint_steps=steps if slices else (), steps=authors.FIGURE1_STEPS,
+                        decay_every=authors.FIGURE1_DECAY_EVERY, residual_first=residual)  # fmt: skip
     return cell.for_study(
-        config,
-        slices=slices,
-        checkpoints=tuple(sorted(set(config.checkpoints) | {0.0, float(config.epochs)})),
-        measure=measure,
-        optimizer=optimizer,
-        lr=lr,
-        depth=depth,
-        residual=residual,
-        seed=seed,
-    )
+        config, slices=slices, measure=measure, optimizer=optimizer, lr=lr, depth=depth, residual=residual, seed=seed,
+        **schedule,
+    )  # fmt: skip
 
 
 def _name(optimizer, lr, depth, residual, seed, prefix="") -> str:
@@ -173,7 +177,7 @@ class StudyBreakdownResult(Result):
     cells: tuple[CellResult, ...]
     nets: tuple[NetSummary, ...] | None = value(derived=True)
     depth_claims: tuple[DepthClaim, ...] | None = value(derived=True)
-    paper: tuple[PaperComparison, ...] | None = value(derived=True)
+    paper: tuple[AuthorsComparison, ...] | None = value(derived=True)  # matched studies only: the authors' runs
     bounds: tuple[BoundClaims, ...] | None = value(derived=True)
     measure_check: MeasureCheck | None = value(derived=True)
 
@@ -206,7 +210,11 @@ class StudyBreakdownResult(Result):
         return replace(
             done,
             depth_claims=summary.depth_claims(done),
-            paper=paper.comparisons(lambda depth, residual: done.net("fromage", depth, residual)),
+            paper=tuple(
+                cmp
+                for d, r in self.config.nets
+                if self.config.matched and (cmp := paper.comparison(d, r, self.select("fromage", d, r))) is not None
+            ),
             bounds=summary.bound_claims(done),
             measure_check=cell.measure_check(self.cells, PROBES),
         )

@@ -53,6 +53,26 @@ CURVATURE_STEPS = {
     "residualTrue_depth15": (0, 12, 24, 48, 96, 240, 720, 1200, 1680, 2160),
 }
 CURVATURE_ETA_STEP = 0.001  # η = 0.001·i along their slice
+FIGURE1_STEPS = 2400  # their 10 epochs of 240 steps
+FIGURE1_DECAY_EVERY = STEPS_PER_EPOCH  # their rate ×0.9 at each of their epochs
+
+
+def curvature_net(depth: int, residual: bool) -> str:
+    """Their Figure-1 net of that shape (file prefix), or the one whose checkpoint schedule a depth shares: depth 16
+    plain is checkpointed at every epoch, every other net early and sparsely (as their depth 2 and residual 16)."""
+    if residual:
+        return "residualTrue_depth15"
+    return "depth15" if depth == 16 else "depth1"
+
+
+def figure1_runs(depth: int, residual: bool) -> list[dict]:
+    """Their distinct Figure-1 runs of exactly this net (empty for a depth they did not run)."""
+    if (depth, residual) not in CURVATURE_NETS.values():
+        return []
+    net = curvature_net(depth, residual)
+    return [r for r in table()["figure1"]["rows"] if r["net"] == net and r["duplicate_of"] is None]
+
+
 CURVE_INDICES = (0, 1, 2, *range(5, 100, 5), 99)  # the η indices the table keeps (0.099 = index 99)
 
 

@@ -1,58 +1,60 @@
-"""The papers' published numbers that ours are set beside, and the comparison (docs/theory.md §5): Figure 1's
-range of the first layer's relative gradient change over the checkpoints, at the probe η."""
+"""Our Figure 1 beside the authors' own runs at matched steps (docs/theory.md §5.1): layer 1's relative gradient
+change at the probe η, at initialisation, its peak over the checkpoints and at their last checkpoint (step 2,160),
+ours over seeds against their runs (:mod:`trust.experiments.shared.authors`). A comparison is made only for a study
+run on their schedule (``--matched``): the same optimiser steps, rate decay and checkpoint steps."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from trust.base.schema import Verdict, value
-from trust.experiments.shared import rules
+from trust.base.schema import Spread, Verdict, value
+from trust.experiments.shared import authors, rules
 
-PROBES = (0.01, 0.05, 0.099)  # the η of the paper's published numbers
-# The paper's range (lowest–highest over its checkpoints) of the first layer's relative gradient change at each
-# probe η, from its Figure-1 notebooks (docs/theory.md §5): net → ((low, high) at 0.01, 0.05, 0.099).
-PAPER_RANGES = {
-    ("L=2", False): ((0.2, 3.9), (0.8, 127.0), (1.05, 326.0)),
-    ("L=16", False): ((1.3, 10.0), (8.0, 3.1e3), (144.0, 3.2e5)),
-    ("L=16", True): ((1.25, 6.2), (4.6, 1.1e3), (31.0, 7.7e3)),
-}
+PROBES = (0.01, 0.05, 0.099)  # the η compared (their slice steps by 0.001 to 0.099)
+STATISTICS = ("initialisation", "peak", "last")  # step 0, the largest over the checkpoints, step 2,160
+LAST_STEP = 2160  # their last checkpoint (they kept none at the end of training)
 
 
-@dataclass(frozen=True)
-class PaperComparison:
-    """Our layer-1 range over the checkpoints (of the per-checkpoint medians) beside the paper's, per probe η."""
+@dataclass(frozen=True, eq=False)
+class AuthorsComparison:
+    """One net (Fromage) beside the authors' runs of it: per statistic and probe η, ours over seeds and theirs over
+    their distinct runs, and how far ours is from theirs (rule "within_runs": 1 where our seeds' range meets theirs,
+    else our median over the nearest of theirs)."""
 
-    label: str  # the paper's net: "L=2", "L=16"
     depth: int
     residual: bool
-    ours_low: np.ndarray = value(axes=("probe",))
-    ours_high: np.ndarray = value(axes=("probe",))
-    paper_low: np.ndarray = value(axes=("probe",))
-    paper_high: np.ndarray = value(axes=("probe",))
-    verdict: Verdict = value()  # same_order of ours_high against paper_high
+    runs: int  # their distinct runs of this net
+    ours: Spread = value(axes=("statistic", "probe"))
+    theirs_low: np.ndarray = value(axes=("statistic", "probe"))
+    theirs_high: np.ndarray = value(axes=("statistic", "probe"))
+    factor: np.ndarray = value("a seed without a finite value", axes=("statistic", "probe"))
+    verdict: Verdict = value()
 
     def coordinates(self) -> dict[str, list]:
-        return {"probe": list(PROBES)}
+        return {"statistic": list(STATISTICS), "probe": list(PROBES)}
 
 
-def comparisons(net_of: Callable) -> tuple[PaperComparison, ...]:
-    """Our Fromage nets beside the paper's: ``net_of(depth, residual)`` gives a net's summary over seeds (its
-    ``probe`` spread per checkpoint and probe η, and its ``seeds``), or None where the study has no such net."""
-    out = []
-    for (label, residual), paper in PAPER_RANGES.items():
-        depth = int(label.split("=")[1])
-        net = net_of(depth, residual)
-        if net is None or not net.seeds:
-            continue
-        curves = [rules.finite(net.probe.median[:, p]) for p in range(len(PROBES))]  # per checkpoint
-        if any(curve.size == 0 for curve in curves):
-            continue
-        low, high = np.array(paper, dtype=float).T
-        ours_high = np.array([curve.max() for curve in curves])
-        verdict = rules.same_order(np.log10(ours_high / high), net.seeds)
-        ours_low = np.array([curve.min() for curve in curves])
-        out.append(PaperComparison(label, depth, residual, ours_low, ours_high, low, high, verdict))
-    return tuple(out)
+def _statistics(curves: np.ndarray, steps) -> np.ndarray:
+    """(statistic, probe) from one run's (checkpoint, probe) values at checkpoint ``steps``."""
+    steps = list(steps)
+    return np.stack([curves[steps.index(0)], np.nanmax(curves, axis=0), curves[steps.index(LAST_STEP)]])
+
+
+def comparison(depth: int, residual: bool, cells) -> AuthorsComparison | None:
+    """Our measured Fromage ``cells`` (one per seed, on the authors' schedule) beside their runs of the net; None
+    where they did not run it or no seed was measured."""
+    theirs = authors.figure1_runs(depth, residual)
+    measured = [r for r in cells if r.measured]
+    if not theirs or not measured:
+        return None
+    eta = authors.table()["figure1"]["eta"]
+    columns = [eta.index(p) for p in PROBES]
+    their_stats = np.stack([_statistics(np.asarray(r["layer1_change"])[:, columns], r["steps"]) for r in theirs])
+    ours = np.stack([_statistics(r.gradient[:, [r.at_eta(p) for p in PROBES], 0], r.step) for r in measured])
+    spread = rules.spread(ours)
+    low, high = their_stats.min(axis=0), their_stats.max(axis=0)
+    factor = rules.within_runs(spread, low, high)
+    return AuthorsComparison(depth, residual, len(theirs), spread, low, high, factor,
+                             rules.within_runs_verdict(factor, len(measured)))  # fmt: skip

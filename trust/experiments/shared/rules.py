@@ -31,6 +31,8 @@ RULES = {
     "growth": f"smallest end/init ratio over pairs of seeds > {ORDERING:g}: grows; largest < {ORDERING:g}: "
     "shrinks; else mixed",
     "same_order": f"|log10(ours/paper)| ≤ {SAME_ORDER_DECADES:g} at every probe η: same order of magnitude",
+    "within_runs": "our seeds' range meets the range of the authors' runs at every entry: within their runs; else "
+    "the factor our median is off the nearest of theirs",
     "chosen": "the sweep's learning rate with the lowest final training loss (a measurement, no threshold)",
     "measured": "a measurement reported as it is (no threshold)",
 }
@@ -100,6 +102,25 @@ def growth(end, init) -> Verdict:
     low, high, effect, seeds = _ordering(end, init)
     outcome = "grows" if low > ORDERING else "shrinks" if high < ORDERING else "mixed"
     return Verdict("growth", outcome, low, ORDERING, effect, seeds, low, high)
+
+
+def within_runs(ours: Spread, low, high) -> np.ndarray:
+    """Per entry, 1 where our seeds' range ``[ours.low, ours.high]`` meets another's runs' ``[low, high]``, else our
+    median over the nearest of theirs (rule "within_runs"); NaN where no seed is finite."""
+    meets = (ours.high >= low) & (ours.low <= high)
+    nearest = np.where(ours.median > high, high, low)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(meets, 1.0, ours.median / nearest)
+
+
+def within_runs_verdict(factor: np.ndarray, seeds: int) -> Verdict:
+    """ "within their runs" when every entry's range meets theirs; else the factor farthest from 1 (rule
+    "within_runs")."""
+    finite = factor[np.isfinite(factor)]
+    worst = float(finite[np.argmax(np.abs(np.log(finite)))]) if finite.size else float("nan")
+    outcome = "within their runs" if finite.size and np.all(finite == 1) else "outside their runs"
+    low, high = (float(finite.min()), float(finite.max())) if finite.size else (float("nan"), float("nan"))
+    return Verdict("within_runs", outcome, worst, 1.0, worst, seeds, low, high)
 
 
 def bound(worst: float, seeds: int) -> Verdict:

@@ -408,3 +408,29 @@ def test_a_matched_study_trains_on_the_authors_schedule_and_compares_with_their_
         {"study_breakdown": replace(result, config=replace(config, matched=False))}
     )
     assert any(row.verdict == "no comparison" for row in unmatched)
+
+
+class _FakeCell:
+    """A finished train-only cell whose accuracy depends on depth alone (the refinement sees nothing else)."""
+
+    def __init__(self, accuracy: float):
+        self.best_train_acc, self.diverged = accuracy, False
+
+    def accuracy_before(self, step: int) -> float:
+        return self.best_train_acc
+
+
+def test_refinement_halves_each_bracket_until_the_stop_is_located():
+    """Depth 2 trains, 16 does not, the true transition between 9 and 10: the grid gains 9 (the midpoint of 2 and
+    16), then 12 (of 9 and 16); 9 and 12 are 3 apart (≤ 4): located, no more cells."""
+    config = study_depth.StudyDepthConfig(depths=(2, 16), optimizers=("fromage",), seeds=2, refine=True)
+    done: dict = {}
+    rounds = 0
+    while todo := {n: c for n, c in study_depth.cells(config, done).items() if n not in done}:
+        rounds += 1
+        done.update({n: _FakeCell(0.9 if c.training.depth <= 9 else 0.1) for n, c in todo.items()})
+    assert study_depth.depth_grid(config.resolved(), "fromage", done) == (2, 9, 12, 16)
+    assert rounds == 3
+    assert len(done) == 4 * 2 * 3  # depths × seeds × rates
+    unrefined = replace(config, refine=False)
+    assert study_depth.depth_grid(unrefined.resolved(), "fromage", done) == (2, 16)

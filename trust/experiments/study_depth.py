@@ -67,6 +67,11 @@ class StudyDepthConfig(Config):
         increasing=True,
     )
     threshold: float = param(0.5, "an optimiser trains a net if its best training accuracy reaches this", minimum=0)
+    refine: bool = param(
+        False,
+        "add depths between each seed's last depth that trains and the first from which none does, halving the gap "
+        f"until it is at most {2 * rules.STOP_RESOLUTION} layers (rule 'stop' located to ±{rules.STOP_RESOLUTION})",
+    )
     seed: int = param(0, "first seed")
 
     def validate(self):
@@ -94,21 +99,47 @@ def _name(optimizer: str, lr: float, depth: int, seed: int) -> str:
     return f"{optimizer}_lr{lr:g}_L{depth}_s{seed}"
 
 
+def _cell(c: StudyDepthConfig, optimizer: str, lr: float, depth: int, seed: int) -> CellConfig:
+    return cell.for_study(c, slices=False, optimizer=optimizer, lr=lr, depth=depth, seed=seed, steps=c.steps,
+                          decay_every=c.decay_every)  # fmt: skip
+
+
+def _best(c: StudyDepthConfig, done: dict, optimizer: str, depth: int, seed: int, read: int) -> float:
+    """The best over the rate grid of a finished configuration: at read step ``read`` (an index), or -1: over the
+    epochs; a diverged run counts 0."""
+    runs = [done[_name(optimizer, lr, depth, seed)] for lr in LR_GRIDS[optimizer]]
+    if read < 0:
+        return max(0.0 if r.diverged else r.best_train_acc for r in runs)
+    return max(r.accuracy_before(c.read_steps[read]) for r in runs)
+
+
+def depth_grid(c: StudyDepthConfig, optimizer: str, done: dict) -> tuple[int, ...]:
+    """The optimiser's depths: the config's and, with ``refine``, once every cell of the grid so far is done, the
+    midpoint of each seed's bracket (last depth that trains, first from which none does; any read step) wider than
+    2·STOP_RESOLUTION, round after round."""
+    depths = list(c.depths)
+    seeds = range(c.seed, c.seed + c.seeds)
+    while c.refine and all(
+        _name(optimizer, lr, d, s) in done for d in depths for s in seeds for lr in LR_GRIDS[optimizer]
+    ):
+        added = set()
+        for read in range(len(c.read_steps)) if c.read_steps else (-1,):
+            for s in seeds:
+                t = rules.transition(depths, [_best(c, done, optimizer, d, s, read) for d in depths], c.threshold)
+                if t.last_trains is not None and t.first_never is not None and t.gap > 2 * rules.STOP_RESOLUTION:
+                    added.add((t.last_trains + t.first_never) // 2)
+        if not added - set(depths):
+            break
+        depths = sorted(set(depths) | added)
+    return tuple(depths)
+
+
 def cells(config: StudyDepthConfig, done: dict) -> dict[str, CellConfig]:
     c = config.resolved()
     return {
-        _name(optimizer, lr, depth, c.seed + s): cell.for_study(
-            c,
-            slices=False,
-            optimizer=optimizer,
-            lr=lr,
-            depth=depth,
-            seed=c.seed + s,
-            steps=c.steps,
-            decay_every=c.decay_every,
-        )
+        _name(optimizer, lr, depth, c.seed + s): _cell(c, optimizer, lr, depth, c.seed + s)
         for optimizer in c.optimizers
-        for depth in c.depths
+        for depth in depth_grid(c, optimizer, done)
         for s in range(c.seeds)
         for lr in LR_GRIDS[optimizer]
     }
@@ -145,9 +176,13 @@ class OptimizerDepths:
 
     optimizer: str
     read_step: int
+    depths: tuple[int, ...] = value(axes=("depth",))  # the config's, and those refinement added
     trainability: Spread = value(axes=("depth",))  # best training accuracy over the rate grid, over seeds
     transitions: tuple[rules.Transition, ...] = value(axes=("seed",))
     stop: Verdict = value()  # rules.stop_depth
+
+    def coordinates(self) -> dict[str, list]:
+        return {"depth": list(self.depths)}
 
 
 @dataclass(frozen=True, eq=False)
@@ -196,9 +231,10 @@ class StudyDepthResult(Result):
         summaries = []
         for k, step in enumerate(self.reads):
             for o in c.optimizers:
-                curves = self.trainability(o, k if step else -1)  # per depth, per seed
-                transitions = tuple(rules.transition(c.depths, seed, c.threshold) for seed in np.array(curves).T)
-                summaries.append(OptimizerDepths(o, step, rules.spread(np.array(curves).T), transitions,
+                depths = self.depths_of(o)
+                curves = np.array(self.trainability(o, k if step else -1))  # per depth, per seed
+                transitions = tuple(rules.transition(depths, seed, c.threshold) for seed in curves.T)
+                summaries.append(OptimizerDepths(o, step, depths, rules.spread(curves.T), transitions,
                                                  rules.stop_depth(transitions, c.threshold)))  # fmt: skip
         done = replace(self, optimizers=tuple(summaries), authors=authors_depths(c))
         return replace(done, orders=order_claims(done))
@@ -214,11 +250,15 @@ class StudyDepthResult(Result):
     def authors_of(self, optimizer: str, read_step: int) -> AuthorsDepths | None:
         return next((a for a in self.authors or () if (a.optimizer, a.read_step) == (optimizer, read_step)), None)
 
+    def depths_of(self, optimizer: str) -> tuple[int, ...]:
+        """The optimiser's depths: the config's grid and those its refinement added."""
+        return tuple(sorted({p.depth for p in self.points if p.optimizer == optimizer}))
+
     def trainability(self, optimizer: str, read: int = -1) -> list[np.ndarray]:
-        """Per depth of the grid, the seeds' trainability (:meth:`DepthPoint.trainability`)."""
+        """Per depth of the optimiser's grid, the seeds' trainability (:meth:`DepthPoint.trainability`)."""
         return [
             np.array([p.trainability(read) for p in self.points if (p.optimizer, p.depth) == (optimizer, d)])
-            for d in self.config.depths
+            for d in self.depths_of(optimizer)
         ]
 
 
@@ -256,7 +296,9 @@ def order_claims(r: StudyDepthResult) -> tuple[OrderClaim, ...]:
     present = [o for o in PAPER_ORDER if o in c.optimizers]
     for step in r.reads:
         for shallower, deeper in zip(present, present[1:]):
-            ours = [[_stop_or_past(t, max(c.depths)) for t in r.of(o, step).transitions] for o in (shallower, deeper)]
+            ours = [
+                [_stop_or_past(t, max(r.depths_of(o))) for t in r.of(o, step).transitions] for o in (shallower, deeper)
+            ]
             theirs = [t for o in (shallower, deeper) if (t := r.authors_of(o, step)) is not None]
             words = ""
             if len(theirs) == 2:
@@ -270,7 +312,7 @@ def combine(config: StudyDepthConfig, done: dict) -> StudyDepthResult:
     c = config.resolved()
     points = []
     for optimizer in c.optimizers:
-        for depth in c.depths:
+        for depth in depth_grid(c, optimizer, done):
             for s in range(c.seeds):
                 lrs = LR_GRIDS[optimizer]
                 runs = [done[_name(optimizer, lr, depth, c.seed + s)] for lr in lrs]

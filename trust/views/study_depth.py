@@ -38,14 +38,16 @@ def depth_figure(result: StudyDepthResult):
     c = result.config
     theirs_deepest = max((max(a.depths) for a in result.authors or ()), default=0)
     # our depths, and every tenth of theirs beyond (their grid is dense: labelling all of it would be unreadable)
-    ticks = sorted({*c.depths, *(d for d in (11, 21, 31, 41, 51) if max(c.depths) < d <= theirs_deepest)})
+    ours_deepest = max(c.depths)
+    ticks = sorted({*c.depths, *(d for d in (11, 21, 31, 41, 51) if ours_deepest < d <= theirs_deepest)})
     fig, axes = plots.subplots(1, len(result.reads), figsize=(8.5 * len(result.reads), 4.5))
     for ax, step in zip(axes[0], result.reads):
         for optimizer in c.optimizers:
             colour = plots.OPTIMIZER_COLOURS[optimizer]
-            s = result.of(optimizer, step).trainability
-            ax.plot(c.depths, s.median, color=colour, marker="o", label=f"{optimizer} (ours)")
-            ax.fill_between(c.depths, s.low, s.high, color=colour, alpha=0.2)
+            ours = result.of(optimizer, step)
+            s = ours.trainability
+            ax.plot(ours.depths, s.median, color=colour, marker="o", label=f"{optimizer} (ours)")
+            ax.fill_between(ours.depths, s.low, s.high, color=colour, alpha=0.2)
             theirs = result.authors_of(optimizer, step)
             if theirs is not None:
                 ax.plot(theirs.depths, theirs.accuracy, color=colour, ls="--", marker="x", ms=4, lw=1,
@@ -54,14 +56,10 @@ def depth_figure(result: StudyDepthResult):
         ax.axhline(c.threshold, color="0.4", ls="--", lw=1, label=f"threshold {c.threshold:g}")
         plots.depth_axis(ax, ticks)
         metric = "mean pre-update minibatch accuracy, last 20" if step else "best full-batch training accuracy"
-        ours = f"ours: width {c.width}, {c.dataset}, {report.count(c.seeds, 'seed')}"
-        if result.authors_of(c.optimizers[0], step) is not None or any(
-            a.read_step == step for a in result.authors or ()
-        ):
-            ours += "; authors (dashed): width 784, 60,000 MNIST images, 1 seed"
-        ax.set(
-            xlabel="depth L", ylabel=f"{metric} (best rate)", ylim=(0, 1.02), title=f"{_budget(result, step)}: {ours}"
-        )
+        title = f"{_budget(result, step)}: ours width {c.width}, {c.dataset}, {report.count(c.seeds, 'seed')}"
+        if any(a.read_step == step for a in result.authors or ()):
+            title += "; authors (dashed): width 784, 60,000 MNIST images, 1 seed"
+        ax.set(xlabel="depth L", ylabel=f"{metric} (best rate)", ylim=(0, 1.02), title=title)
         ax.title.set_fontsize(9)
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
@@ -100,7 +98,7 @@ def depth_rows(result: StudyDepthResult) -> list[Row]:
                     f"Depth at which {optimizer} stops training, {_budget(result, step)}",
                     "claim",
                     f"trainability per depth (median of {report.count(c.seeds, 'seed')}): "
-                    + ", ".join(f"L={d}: {a:.3f}" for d, a in zip(c.depths, summary.trainability.median))
+                    + ", ".join(f"L={d}: {a:.3f}" for d, a in zip(summary.depths, summary.trainability.median))
                     + "; per seed: "
                     + "; ".join(transition_text(t) for t in summary.transitions)
                     + f"; width {c.width}, batch {c.batch_size} on {c.dataset}"
@@ -110,7 +108,7 @@ def depth_rows(result: StudyDepthResult) -> list[Row]:
                     else f"stops between L={int(stop.low)} and {int(stop.high)}, gap {stop.effect:g} layers: not "
                     f"located to ±{STOP_RESOLUTION}"
                     if stop.outcome == "stops, not located"
-                    else f"trains to L={max(c.depths)} in {int(stop.effect)} of {stop.seeds} seeds",
+                    else f"trains to L={max(summary.depths)} in {int(stop.effect)} of {stop.seeds} seeds",
                 )
             )
     rows += [_order_row(claim, c.seeds) for claim in result.orders or ()]
@@ -131,9 +129,8 @@ def summary(result: StudyDepthResult) -> str:
     lines = [f"study depth: width {c.width}, {seeds}, threshold {c.threshold}"]
     for step in result.reads:
         lines.append(f"{_budget(result, step)}:")
-        lines.append(f"{'optimizer':>13} " + " ".join(f"{'L=' + str(d):>7}" for d in c.depths) + "   stops")
         for optimizer in c.optimizers:
             s = result.of(optimizer, step)
-            accs = " ".join(f"{a:7.3f}" for a in s.trainability.median)
-            lines.append(f"{optimizer:>13} {accs}   " + "; ".join(transition_text(t) for t in s.transitions))
+            accs = ", ".join(f"L={d}: {a:.3f}" for d, a in zip(s.depths, s.trainability.median))
+            lines.append(f"{optimizer:>13} {accs}; " + "; ".join(transition_text(t) for t in s.transitions))
     return "\n".join(lines)

@@ -2,6 +2,7 @@
 
     python paper_figs.py            # full: the paper's scale that fits the README's budget (see README)
     python paper_figs.py --quick    # narrower nets, fewer seeds and grid points (the preview), PNG only
+    python paper_figs.py --long study_depth_2400   # one long job (README, Long jobs): its run directory only
 
 Every registered experiment contributes its runs (``paper_configs``), each stored as a run directory under
 ``<out>/runs/<name>`` (config.json, results.json, arrays.npz; a rerun reuses finished runs), then its figures
@@ -11,6 +12,7 @@ and its rows of the report, drawn from the stored results only.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -20,7 +22,7 @@ from tqdm import tqdm
 import proofs_checks
 from trust.base import parallel, store
 from trust.base.errors import TrustError
-from trust.experiments import REGISTRY
+from trust.experiments import REGISTRY, load
 from trust.experiments.shared import runner
 from trust.views import VIEWS, plots, report
 
@@ -30,6 +32,40 @@ def proof_checks_section() -> str:
     return "\n## Proof checks (SymPy)\n\n" + proofs_checks.markdown_table(proofs_checks.run_all())
 
 
+def stored_for(run_dir: Path, config) -> bool:
+    """Whether ``run_dir`` holds a finished run of exactly ``config`` (a run of another config: no, and said)."""
+    try:
+        return runner.finished(run_dir, config) is not None
+    except TrustError as err:
+        print(f"paper_figs: {run_dir.name} not drawn: {err}", file=sys.stderr)
+        return False
+
+
+def set_aside_if_changed(run_dir: Path, config) -> None:
+    """A stored run of this script whose config the code has since changed is moved to ``<name>.old`` (replacing an
+    older one) and recomputed: the script's runs follow its configs, and nothing is deleted unseen."""
+    try:
+        runner.finished(run_dir, config)
+    except TrustError as err:
+        old = run_dir.with_name(run_dir.name + ".old")
+        if old.exists():
+            shutil.rmtree(old)
+        run_dir.rename(old)
+        print(
+            f"paper_figs: {run_dir.name}: its config changed ({err}); moved to {old.name}, recomputing", file=sys.stderr
+        )
+
+
+def long_jobs(seed: int) -> dict:
+    """name → (experiment, name, config) of every long job (``Experiment.long_configs``)."""
+    return {
+        name: (experiment, name, config)
+        for experiment in REGISTRY.values()
+        if experiment.long_configs
+        for name, config in experiment.long_configs(seed).items()
+    }
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -37,6 +73,10 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--out", default="figures", help="where figures, REPORT.md and runs/ go")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--long", nargs="+", default=(), choices=sorted(long_jobs(0)), metavar="JOB",
+        help=f"compute these long jobs' run directories only (one of: {', '.join(sorted(long_jobs(0)))})",
+    )  # fmt: skip
     parallel.add_arguments(parser)
     args = parser.parse_args(argv)
     out = Path(args.out)
@@ -47,12 +87,23 @@ def main(argv=None) -> int:
         if experiment.paper_configs
         for name, config in experiment.paper_configs(args.quick, args.seed).items()
     ]
+    long = long_jobs(args.seed)
+    if args.long:
+        jobs = [long[name] for name in args.long]
     try:
         parallel.join_from(args)
+        for _, name, config in jobs:
+            set_aside_if_changed(out / "runs" / name, config)
         results = {
             name: runner.run_or_reuse(out / "runs" / name, config, experiment)[0]
             for experiment, name, config in tqdm(jobs, desc="experiments", unit="run")
         }
+        if args.long:
+            print(f"long jobs {', '.join(args.long)} stored in {out / 'runs'} in {time.time() - start:.0f} s")
+            return 0
+        if not args.quick:  # the long jobs already stored for their current config: drawn, never computed here
+            results.update({name: load(out / "runs" / name) for name, (_, _, config) in long.items()
+                            if stored_for(out / "runs" / name, config)})  # fmt: skip
     except TrustError as err:
         print(f"paper_figs: error: {err}", file=sys.stderr)
         return 2
@@ -63,7 +114,11 @@ def main(argv=None) -> int:
     for name, experiment in REGISTRY.items():
         if not experiment.paper_configs:
             continue
-        mine = {run: results[run] for run in experiment.paper_configs(args.quick, args.seed)}
+        named = [
+            *experiment.paper_configs(args.quick, args.seed),
+            *(n for n, job in long.items() if job[0] is experiment),
+        ]
+        mine = {run: results[run] for run in named if run in results}
         figures.update(VIEWS[name].figures(mine))
         rows += VIEWS[name].rows(mine)
     # Quick runs are previews: PNG only (the PDFs would cost a noticeable part of the preview's budget).

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -206,3 +207,24 @@ def test_load_gives_back_the_typed_result_of_any_run_directory(tmp_path, capsys)
     (tmp_path / "run" / "results.json").write_text(json.dumps({**old, "result": "os.system"}))  # never imported
     with pytest.raises(TrustError, match="no result of a known experiment"):
         trust.load(tmp_path / "run")
+
+
+def test_paper_figs_sets_a_changed_run_aside_and_skips_a_changed_long_job(tmp_path, capsys):
+    """paper_figs.py owns its run directories: one whose config the code changed moves to ``<name>.old`` (nothing
+    deleted) before it is recomputed; a long job stored for another config is not drawn, and says why."""
+    import paper_figs
+    from trust.experiments.breakdown import BreakdownConfig
+
+    run = tmp_path / "runs" / "breakdown_small"
+    assert cli.main([*SMALL, "--out", str(run)]) == 0
+    stored = (run / "results.json").read_bytes()
+    same_config = BreakdownConfig(depth=3, width=8, eta_steps=5, eta_max=0.05, n_examples=40)
+    paper_figs.set_aside_if_changed(run, same_config)
+    assert (run / "results.json").read_bytes() == stored  # the same config: kept where it is
+    assert paper_figs.stored_for(run, same_config)
+    changed = replace(same_config, width=9)
+    assert not paper_figs.stored_for(run, changed)
+    assert "not drawn" in capsys.readouterr().err
+    paper_figs.set_aside_if_changed(run, changed)
+    assert not run.exists()
+    assert (tmp_path / "runs" / "breakdown_small.old" / "results.json").read_bytes() == stored

@@ -14,8 +14,8 @@ from trust.experiments import REGISTRY, assumptions, breakdown, constants, cosga
 from trust.views import VIEWS
 from trust.views import breakdown as breakdown_view
 
-# Every slice below is measured in float64 on 40 examples at 4 values of η, so that runs of one net share its
-# compiled grid (trust.core.measure) and the file stays within its time.
+# Every slice below is measured in float64 on 40 examples at 4 values of η (descent: 3 and η = 0), so that runs of
+# one net share its compiled grid (trust.core.measure) and the file stays within its time.
 TINY_BREAKDOWN = dict(width=8, eta_steps=4, n_examples=40, x64=True)
 
 
@@ -31,8 +31,12 @@ def line(ax, label):
 
 
 def hlines(ax) -> list[float]:
-    """The y of every horizontal line across the axes (axhline: x data [0, 1] in axes coordinates)."""
-    return [ln.get_ydata()[0] for ln in ax.get_lines() if list(ln.get_xdata()) == [0, 1]]
+    """The y of every horizontal line across the axes (axhline: x from 0 to 1 in axes coordinates)."""
+    return [ln.get_ydata()[0] for ln in ax.get_lines() if is_hline(ax, ln)]
+
+
+def is_hline(ax, ln) -> bool:
+    return ln.get_transform() != ax.transData and list(ln.get_xdata()) == [0, 1]
 
 
 def bands(ax) -> list[PolyCollection]:
@@ -168,7 +172,7 @@ def test_breakdown_paper_figures_draw_every_net_and_the_theorems(breakdown_paper
 
 @pytest.fixture(scope="module")
 def constants_result():
-    config = constants.ConstantsConfig(depths=(2, 3), epochs=(0.0, 1.0), width=8, eta_steps=3, n_examples=40)
+    config = constants.ConstantsConfig(depths=(2, 3), epochs=(0.0, 1.0), width=8, eta_steps=4, n_examples=40)
     return constants.run(config)
 
 
@@ -227,13 +231,14 @@ def test_constants_figure_draws_each_constant_per_depth_and_epoch(constants_resu
 
 @pytest.fixture(scope="module")
 def descent_result():
-    config = descent.DescentConfig(depths=(2, 3), epochs=(0.0, 1.0), width=8, eta_steps=3, n_examples=40)
+    config = descent.DescentConfig(depths=(2, 3), epochs=(0.0,), width=8, eta_steps=3, n_examples=40)
     return descent.run(config)
 
 
 def test_descent_figure_draws_the_measured_eta_against_the_lemmas(descent_result):
-    """One panel per step: the measured largest descent η, Lemma 1's certificate and Lemma 2 with C_eff per
-    epoch, Lemma 2 with C = 1 — (1+cos θ)^{1/L} − 1 from the stored cos θ — once, and the paper's η = 0.01."""
+    """One panel per step, against depth: the measured largest descent η (▲ where censored), Lemma 1's
+    certificate, Lemma 2 with C_eff, Lemma 2 with C = 1 — (1+cos θ)^{1/L} − 1 from the stored cos θ, 2^{1/L} − 1
+    along Fromage's step (cos θ = 1) — and the paper's η = 0.01."""
     result = descent_result
     figures = VIEWS["descent"].figures({"descent": result})
     assert sorted(figures) == ["descent"]
@@ -246,41 +251,33 @@ def test_descent_figure_draws_the_measured_eta_against_the_lemmas(descent_result
         assert ax.get_yscale() == "log"
         assert hlines(ax) == [0.01]
         assert line(ax, "paper's default η = 0.01").get_ydata()[0] == 0.01
-        for epoch, tag in ((0.0, "init"), (1.0, "epoch 1")):
-            rows = sorted((r for r in result.rows if r.step == step and r.epoch == epoch), key=lambda r: r.depth)
-            assert [r.depth for r in rows] == [2, 3]
-            measured = line(ax, f"measured largest descent η, {tag}")
-            np.testing.assert_array_equal(measured.get_xdata(), [2, 3])
-            np.testing.assert_allclose(measured.get_ydata(), masked([r.eta_descent for r in rows]), rtol=1e-12)
-            np.testing.assert_allclose(
-                line(ax, f"Lemma 1 certified (measured gradients), {tag}").get_ydata(),
-                masked([r.eta_lemma1 for r in rows]),
-                rtol=1e-12,
-            )
-            np.testing.assert_allclose(
-                line(ax, f"Lemma 2 with C_eff, {tag}").get_ydata(), masked([r.lemma2_C_eff for r in rows]), rtol=1e-12
-            )
-            if epoch == 0.0:  # Lemma 2 with C = 1, drawn for the first epoch only
-                by_hand = [(1 + r.cos_theta_min) ** (1 / r.depth) - 1 for r in rows]
-                np.testing.assert_allclose(
-                    line(ax, "Lemma 2, C = 1: (1+cos θ)^{1/L} − 1").get_ydata(), by_hand, rtol=1e-12
-                )
-                assert np.isclose(min(rows[0].cos_theta), rows[0].cos_theta_min, rtol=1e-12)
-        censored = [r for r in result.rows if r.step == step and r.censored]
-        marks = [ln for ln in ax.get_lines() if ln.get_marker() == "^"]
-        assert len(marks) == 2  # one per epoch, empty where nothing is censored
+        rows = sorted((r for r in result.rows if r.step == step), key=lambda r: r.depth)
+        assert [(r.depth, r.epoch) for r in rows] == [(2, 0.0), (3, 0.0)]
+        measured = line(ax, "measured largest descent η, init")
+        np.testing.assert_array_equal(measured.get_xdata(), [2, 3])
+        np.testing.assert_allclose(measured.get_ydata(), masked([r.eta_descent for r in rows]), rtol=1e-12)
         np.testing.assert_allclose(
-            sorted(y for m in marks for y in m.get_ydata()), sorted(r.eta_descent for r in censored), rtol=1e-12
+            line(ax, "Lemma 1 certified (measured gradients), init").get_ydata(),
+            masked([r.eta_lemma1 for r in rows]),
+            rtol=1e-12,
         )
-    legend = legend_texts(axes[-1].get_legend())
-    assert legend == [
+        np.testing.assert_allclose(
+            line(ax, "Lemma 2 with C_eff, init").get_ydata(), masked([r.lemma2_C_eff for r in rows]), rtol=1e-12
+        )
+        lemma2 = line(ax, "Lemma 2, C = 1: (1+cos θ)^{1/L} − 1").get_ydata()
+        np.testing.assert_allclose(lemma2, [(1 + min(r.cos_theta)) ** (1 / r.depth) - 1 for r in rows], rtol=1e-12)
+        if step == "fromage":  # −‖W_l‖g_l/‖g_l‖: cos θ = 1
+            np.testing.assert_allclose(lemma2, [2 ** (1 / 2) - 1, 2 ** (1 / 3) - 1], rtol=1e-9)
+        [marks] = [ln for ln in ax.get_lines() if ln.get_marker() == "^"]  # one epoch: one set of marks
+        censored = [r for r in rows if r.censored]
+        np.testing.assert_array_equal(marks.get_xdata(), [r.depth for r in censored])
+        np.testing.assert_allclose(marks.get_ydata(), [r.eta_descent for r in censored], rtol=1e-12)
+    assert axes[0].get_legend() is None  # one legend, beside the last panel
+    assert legend_texts(axes[-1].get_legend()) == [
         "measured largest descent η, init",
         "Lemma 1 certified (measured gradients), init",
         "Lemma 2 with C_eff, init",
         "Lemma 2, C = 1: (1+cos θ)^{1/L} − 1",
-        "measured largest descent η, epoch 1",
-        "Lemma 1 certified (measured gradients), epoch 1",
-        "Lemma 2 with C_eff, epoch 1",
         "paper's default η = 0.01",
     ]
 
@@ -370,9 +367,7 @@ def test_assumptions_curves_draw_each_group_its_fits_and_the_drt_curve(assumptio
             ix = [result.layers.index(name) for name in g.layers]
             measured = line(ax, f"{g.group}: {g.verdict}")
             np.testing.assert_allclose(measured.get_xdata(), result.eta, rtol=1e-15)
-            np.testing.assert_allclose(
-                measured.get_ydata(), np.median(p.relative_gradient[:, ix], axis=1), rtol=1e-12
-            )
+            np.testing.assert_allclose(measured.get_ydata(), np.median(p.relative_gradient[:, ix], axis=1), rtol=1e-12)
             same_colour = [ln for ln in ax.get_lines() if ln.get_color() == measured.get_color()]
             drt_fit = [ln for ln in same_colour if ln.get_linestyle() == "--"]
             lip_fit = [ln for ln in same_colour if ln.get_linestyle() == ":"]
@@ -416,13 +411,13 @@ def test_assumptions_summary_draws_every_fit_parameter(assumptions_result):
         assert ax.get_yscale() == "log"
         assert hlines(ax) == [1.0]
         assert [t.get_text() for t in ax.get_xticklabels()] == ["mlp3"]
-        points = [ln for ln in ax.get_lines() if list(ln.get_xdata()) != [0, 1]]
+        points = [ln for ln in ax.get_lines() if not is_hline(ax, ln)]
         assert len(points) == len(groups)  # one marker per group and point
         np.testing.assert_allclose([ln.get_ydata()[0] for ln in points], expected, rtol=1e-12)
         hollow = [ln.get_markerfacecolor() == "none" for ln in points]
         assert hollow == [True] * 3 + [False] * 3  # initialisation hollow, end filled
     [band] = axes[2].patches  # the band 0.5 … 2 (axhspan)
-    np.testing.assert_allclose(sorted({y for _, y in band.get_verts()}), [0.5, 2.0], rtol=1e-15)
+    np.testing.assert_allclose([band.get_y(), band.get_y() + band.get_height()], [0.5, 2.0], rtol=1e-15)
     assert len(fig.legends) == 1
     assert legend_texts(fig.legends[0]) == ["first", "hidden", "last", "(c) neither twice as close"]
 

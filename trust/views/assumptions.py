@@ -74,8 +74,10 @@ def summary_figure(results: list[AssumptionsResult]):
                 axes[0, 2].plot(x + shift, g.lipschitz_rms_log / max(g.drt_rms_log, 1e-12), **kw)
     titles = ("(a) DRT shape: c in ln(1+r) = c·L·ln(1+η)", "(b) Lipschitz shape: k in r = k·λ‖ΔW‖/‖g_l‖",
               "(c) rms ln-residual, Lipschitz / DRT")  # fmt: skip
-    for ax, title, ref in zip(axes[0], titles, (1.0, 1.0, 1.0)):
+    ylabels = ("DRT-shape exponent c", "Lipschitz-shape factor k", "rms ln-residual ratio")
+    for ax, title, ylabel, ref in zip(axes[0], titles, ylabels, (1.0, 1.0, 1.0)):
         ax.axhline(ref, color="k", lw=0.8, ls=":")
+        ax.set_ylabel(ylabel)
         ax.set_yscale("log")
         ax.set_xticks(range(len(labels)), labels, rotation=35, ha="right", fontsize=8)
         ax.set_title(title, fontsize=9)
@@ -91,8 +93,8 @@ def summary_figure(results: list[AssumptionsResult]):
 def curves_figure(results: list[AssumptionsResult]):
     """Every model's slice and fits at initialisation (left) and at the end of training (right)."""
     fig, axes = plots.subplots(len(results), 2, (10, 2.6 * len(results)))
-    for row, r in zip(axes, results):
-        _curves(row[0], r, 0, legend=row is axes[0])
+    for k, (row, r) in enumerate(zip(axes, results)):
+        _curves(row[0], r, 0, legend=k == 0)  # the fitted shapes named once, in the first panel
         _curves(row[1], r, 1, legend=False)
     return fig
 

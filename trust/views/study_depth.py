@@ -116,11 +116,12 @@ def depth_rows(result: StudyDepthResult) -> list[Row]:
 
 
 def figures(results: dict[str, StudyDepthResult]) -> dict:
-    return {"study_depth": depth_figure(results["study_depth"])}
+    """``study_depth`` and, where they are stored, the long jobs (``study_depth_2400``, ``study_depth_784``)."""
+    return {name: depth_figure(result) for name, result in results.items()}
 
 
 def rows(results: dict[str, StudyDepthResult]) -> list[Row]:
-    return depth_rows(results["study_depth"])
+    return [row for result in results.values() for row in depth_rows(result)]
 
 
 def summary(result: StudyDepthResult) -> str:

@@ -63,6 +63,9 @@ class Experiment(NamedTuple):
     paper_configs: Callable | None = None
     help: str = ""  # one line for ``trust --help``
     study: Study | None = None
+    # ``long_configs(seed)``: named runs beyond the full run's budget (``paper_figs.py --long NAME``); the full run
+    # draws them from their stored run directories when they are there
+    long_configs: Callable | None = None
 
 
 def finished(run_dir, config: Config):

@@ -27,7 +27,8 @@ def _spread(s: Spread, fmt: str = ".3g") -> str:
 
 def _seeds(result: ReviewersResult) -> str:
     c = result.config
-    return f"{report.count(c.seeds, 'seed')}, depth {c.depth} width {c.width}, {report.count(c.epochs, 'epoch')} on {c.dataset}"
+    epochs = report.count(c.epochs, "epoch")
+    return f"{report.count(c.seeds, 'seed')}, depth {c.depth} width {c.width}, {epochs} on {c.dataset}"
 
 
 def _band(ax, result: ReviewersResult, key: str, colour, label, log=False, ls="-"):

@@ -4,6 +4,9 @@
     python paper_figs.py --quick    # narrower nets, fewer seeds and grid points (the preview), PNG only
     python paper_figs.py --long study_depth_2400   # one long job (README, Long jobs): its run directory only
 
+A long job's run directory is ``<out>/long/<name>``: its config.json, results.json and arrays.npz are committed
+(small), its cells/ are not (they only let an interrupted job resume).
+
 Every registered experiment contributes its runs (``paper_configs``), each stored as a run directory under
 ``<out>/runs/<name>`` (config.json, results.json, arrays.npz; a rerun reuses finished runs), then its figures
 and its rows of the report, drawn from the stored results only.
@@ -92,18 +95,19 @@ def main(argv=None) -> int:
         jobs = [long[name] for name in args.long]
     try:
         parallel.join_from(args)
+        where = {name: out / ("long" if args.long else "runs") / name for _, name, _ in jobs}
         for _, name, config in jobs:
-            set_aside_if_changed(out / "runs" / name, config)
+            set_aside_if_changed(where[name], config)
         results = {
-            name: runner.run_or_reuse(out / "runs" / name, config, experiment)[0]
+            name: runner.run_or_reuse(where[name], config, experiment)[0]
             for experiment, name, config in tqdm(jobs, desc="experiments", unit="run")
         }
         if args.long:
-            print(f"long jobs {', '.join(args.long)} stored in {out / 'runs'} in {time.time() - start:.0f} s")
+            print(f"long jobs {', '.join(args.long)} stored in {out / 'long'} in {time.time() - start:.0f} s")
             return 0
         if not args.quick:  # the long jobs already stored for their current config: drawn, never computed here
-            results.update({name: load(out / "runs" / name) for name, (_, _, config) in long.items()
-                            if stored_for(out / "runs" / name, config)})  # fmt: skip
+            results.update({name: load(out / "long" / name) for name, (_, _, config) in long.items()
+                            if stored_for(out / "long" / name, config)})  # fmt: skip
     except TrustError as err:
         print(f"paper_figs: error: {err}", file=sys.stderr)
         return 2

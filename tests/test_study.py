@@ -404,6 +404,15 @@ def test_a_matched_study_trains_on_the_authors_schedule_and_compares_with_their_
             )
             assert cmp.factor[k, p] == pytest.approx(expected)
     assert (cmp.verdict.outcome == "within their runs") == bool(np.all(cmp.factor == 1))
+    figure = views.VIEWS["study breakdown"].figures({"study_breakdown": result, "study_breakdown_paper": result})
+    panel = figure["study_breakdown_paper"].axes[1]  # layer 1's gradient change against η
+    dashed = [line for line in panel.get_lines() if line.get_linestyle() == "--" and line.get_linewidth() == 0.7]
+    theirs = [line for line in dashed if len(line.get_xdata())]  # the legend's entry has no data
+    assert len(theirs) == 2 * 10  # their two runs, ten checkpoints each, the table's curves
+    np.testing.assert_allclose(theirs[0].get_xdata(), table["eta"])
+    np.testing.assert_allclose(theirs[0].get_ydata(), plots.positive(np.asarray(runs[0]["layer1_change"][0])))
+    assert "step 2160" in [t.get_text() for t in figure["study_breakdown_paper"].axes[0].get_legend().get_texts()]
+    plots.plt.close("all")
     unmatched = views.VIEWS["study breakdown"].rows(
         {"study_breakdown": replace(result, config=replace(config, matched=False))}
     )

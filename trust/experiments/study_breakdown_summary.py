@@ -31,6 +31,7 @@ class NetSummary:
     final_train_acc: Spread  # over every seed (a diverged one left out)
     eta: np.ndarray = value(empty=True, axes=("eta",))
     checkpoint_epoch: np.ndarray = value(empty=True, axes=("checkpoint",))
+    checkpoint_step: np.ndarray = value(empty=True, axes=("checkpoint",))  # the optimiser step of each
     steps_per_epoch: int = 0
     drt: np.ndarray = value(empty=True, axes=("eta",))  # (1+η)^L − 1
     loss_change: np.ndarray = value(NO_SEED, empty=True, axes=("checkpoint", "eta"))  # median ℒ(W+ΔW) − ℒ(W)
@@ -86,6 +87,7 @@ def net_summary(sel: list[CellResult], optimizer: str, depth: int, residual: boo
         final_train_acc=acc,
         eta=first.eta,
         checkpoint_epoch=np.asarray(first.checkpoint_epoch),
+        checkpoint_step=np.asarray(first.step),
         steps_per_epoch=int(round(first.step[-1] / first.checkpoint_epoch[-1])),
         drt=first.drt,
         loss_change=rules.median([r.loss - r.loss[:, :1] for r in measured], axis=0),

@@ -35,9 +35,16 @@ def optimizer_figure(result: StudyBreakdownResult, optimizer: str):
         colours = _checkpoint_colours(len(net.checkpoint_epoch))
         grad = net.gradient_first
         for k, epoch in enumerate(net.checkpoint_epoch):
-            tag = plots.epoch_tag(round(float(epoch), 3))
+            tag = f"step {net.checkpoint_step[k]}" if result.config.matched else plots.epoch_tag(round(float(epoch), 3))
             ax_loss.plot(eta, net.loss_change[k], color=colours[k], label=tag)
             ax_g.plot(eta, plots.positive(grad[k]), color=colours[k])
+        theirs = next((c for c in result.paper or () if (c.depth, c.residual) == (net.depth, net.residual)), None)
+        if theirs is not None:  # the authors' runs at the same checkpoint steps: thin dashes in the same colours
+            steps = list(net.checkpoint_step)
+            for run in theirs.their_change:
+                for k, step in enumerate(theirs.their_steps):
+                    ax_g.plot(theirs.their_eta, plots.positive(run[k]), color=colours[steps.index(step)], ls="--",
+                              lw=0.7, alpha=0.8)  # fmt: skip
         for k in (0, -1):
             ax_g.plot(eta, plots.positive(net.lipschitz_first[k]), color=colours[k], ls=":", lw=1.2)
         ax_g.plot(eta, plots.positive(net.drt), "k--", lw=1.2)
@@ -56,6 +63,8 @@ def optimizer_figure(result: StudyBreakdownResult, optimizer: str):
             ax_g.plot([], [], "k--", label="DRT (1+η)^L − 1")
             ax_g.plot([], [], color="0.45", ls="-.", label="C_eff·DRT (end)")
             ax_g.plot([], [], "k:", label="Lipschitz λ‖ΔW‖/‖g₁‖ (init, end)")
+            if result.paper:
+                ax_g.plot([], [], color="0.3", ls="--", lw=0.7, label="the authors' runs (thin dashes)")
             ax_g.legend(fontsize=7)
     for ax in axes[-1]:
         ax.set_xlabel("η (every tensor moved by η‖W_l‖ along −g_l/‖g_l‖)")

@@ -31,9 +31,14 @@ class AuthorsComparison:
     theirs_high: np.ndarray = value(axes=("statistic", "probe"))
     factor: np.ndarray = value("a seed without a finite value", axes=("statistic", "probe"))
     verdict: Verdict = value()
+    # their curves, to draw beside ours: layer 1's change per run, checkpoint (their steps) and η of the table
+    their_eta: tuple[float, ...] = value(axes=("their_eta",))
+    their_steps: tuple[int, ...] = value(axes=("their_checkpoint",))
+    their_change: np.ndarray = value(axes=("run", "their_checkpoint", "their_eta"))
 
     def coordinates(self) -> dict[str, list]:
-        return {"statistic": list(STATISTICS), "probe": list(PROBES)}
+        return {"statistic": list(STATISTICS), "probe": list(PROBES), "their_eta": list(self.their_eta),
+                "their_checkpoint": list(self.their_steps)}  # fmt: skip
 
 
 def _statistics(curves: np.ndarray, steps) -> np.ndarray:
@@ -56,5 +61,7 @@ def comparison(depth: int, residual: bool, cells) -> AuthorsComparison | None:
     spread = rules.spread(ours)
     low, high = their_stats.min(axis=0), their_stats.max(axis=0)
     factor = rules.within_runs(spread, low, high)
+    curves = np.stack([np.asarray(r["layer1_change"], dtype=float) for r in theirs])
     return AuthorsComparison(depth, residual, len(theirs), spread, low, high, factor,
-                             rules.within_runs_verdict(factor, len(measured)))  # fmt: skip
+                             rules.within_runs_verdict(factor, len(measured)), tuple(eta), tuple(theirs[0]["steps"]),
+                             curves)  # fmt: skip

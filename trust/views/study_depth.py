@@ -3,6 +3,8 @@ the authors' runs beside ours where they logged that step) and its report rows (
 
 from __future__ import annotations
 
+import numpy as np
+
 from trust.experiments.shared.rules import STOP_RESOLUTION, Transition
 from trust.experiments.study_depth import PAPER_STOP, OrderClaim, StudyDepthResult
 from trust.views import plots, report
@@ -37,9 +39,13 @@ def depth_figure(result: StudyDepthResult):
     the authors' run (dashed, width 784 on 60,000 images) where they logged that step."""
     c = result.config
     theirs_deepest = max((max(a.depths) for a in result.authors or ()), default=0)
-    # our depths, and every tenth of theirs beyond (their grid is dense: labelling all of it would be unreadable)
-    ours_deepest = max(c.depths)
-    ticks = sorted({*c.depths, *(d for d in (11, 21, 31, 41, 51) if ours_deepest < d <= theirs_deepest)})
+    # every depth of ours (refined ones too), and every tenth of theirs (labelling all of theirs is unreadable)
+    # where it does not touch one of ours on the log axis
+    our_depths = {d for o in c.optimizers for d in result.depths_of(o)}
+    tenths = [
+        d for d in (11, 21, 31, 41, 51) if d <= theirs_deepest and all(abs(np.log(d / o)) > 0.12 for o in our_depths)
+    ]
+    ticks = sorted(our_depths | set(tenths))
     fig, axes = plots.subplots(1, len(result.reads), figsize=(8.5 * len(result.reads), 4.5))
     for ax, step in zip(axes[0], result.reads):
         for optimizer in c.optimizers:

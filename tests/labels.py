@@ -52,6 +52,20 @@ def unlabelled(obj, labels: set[str], path: str = "") -> list[str]:
     return []
 
 
+def check_array_labels(arrays: dict) -> int:
+    """Every bulk array (``arrays.npz``, or ``Result.arrays()``) is labelled in ``__axes__`` with one named axis per
+    dimension and as many entries along each as the label's coordinates; returns how many arrays were checked."""
+    arrays = dict(arrays)
+    labels = json.loads(str(arrays.pop("__axes__"))) if "__axes__" in arrays else {}
+    assert sorted(labels) == sorted(arrays), "every bulk array is labelled"
+    for key, label in labels.items():
+        assert np.ndim(arrays[key]) == len(label["dims"]), key
+        for axis, dim in enumerate(label["dims"]):
+            if dim in label["coords"]:
+                assert np.shape(arrays[key])[axis] == len(label["coords"][dim]), (key, dim)
+    return len(labels)
+
+
 def check_labels(out: dict) -> int:
     """Every array in ``out`` is labelled (:func:`unlabelled`), and every labelled one has one named axis per
     dimension and as many entries along each axis as the label's coordinates there; returns how many arrays were

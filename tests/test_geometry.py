@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from labels import check_labels
+from labels import check_array_labels, check_labels
 
 from trust.base import linalg, schema
 from trust.base.errors import TrustError
@@ -250,6 +250,7 @@ def test_the_json_is_read_through_its_labels_only(study):
     assert width["coords"]["value"] == [8, 16]
     assert width["coords"]["seed"] == [0, 1]
     assert check_labels(out) >= 10 + 6  # the two sweeps' five arrays and the six summaries
+    check_array_labels(result.arrays())
     cell = done["fromage_w8_L2_s0"]
     bulk = json.loads(str(cell.arrays()["__axes__"]))
     assert bulk["gradient"]["dims"] == ["checkpoint", "direction", "geometry", "eta", "layer"]

@@ -7,9 +7,8 @@ import json
 
 import numpy as np
 import pytest
-from labels import check_labels
+from labels import check_array_labels, check_labels
 
-from trust.base.schema import AXES
 from trust.experiments import REGISTRY
 from trust.front import cli
 
@@ -22,20 +21,22 @@ TINY = {
     "descent": ["--depths", "2", "--width", "8", "--epochs", "0", "--eta-steps", "6", "--n-examples", "40"],
     "cosgamma": ["--sizes", "10", "--trials", "20", "--depth", "2", "--width", "8", "--epochs", "0", "1",
                  "--seeds", "2"],
-    "study breakdown": ["--dataset", "digits", "--depths", "2", "--residual-depth", "0", "--width", "8", "--seeds", "1",
-                        "--epochs", "1", "--checkpoints", "0", "1", "--optimizers", "fromage", "--eta-steps", "4"],
     "study depth": ["--dataset", "digits", "--width", "8", "--depths", "2", "3", "--optimizers", "fromage", "--seeds",
                     "2", "--epochs", "1"],
     "assumptions": ["--model", "mlp3", "--width", "8", "--epochs", "1", "--eta-steps", "4", "--n-measure", "40"],
     "reviewers": ["--questions", "biases", "lr_grid", "--quick", "--width", "8", "--epochs", "1"],
-    "geometry": ["--quick", "--widths", "8", "16", "--depth", "2", "--depths", "2", "--width", "8", "--optimizers",
-                 "fromage", "--seeds", "1", "--epochs", "1", "--eta", "0.01", "--n-measure", "40",
-                 "--batch-size", "100"],
 }  # fmt: skip
 
 
-def test_every_experiment_has_a_tiny_run():
-    assert sorted(TINY) == sorted(REGISTRY)
+# the two large studies are read through their labels where their own tests build them (their runs cost ~12 s)
+ELSEWHERE = {
+    "study breakdown": "tests/test_study.py::test_study_breakdown_sweeps_measures_and_reuses_cells",
+    "geometry": "tests/test_geometry.py::test_the_json_is_read_through_its_labels_only",
+}
+
+
+def test_every_experiment_is_read_through_its_labels():
+    assert sorted([*TINY, *ELSEWHERE]) == sorted(REGISTRY)
 
 
 @pytest.mark.parametrize("name", sorted(TINY))
@@ -46,12 +47,4 @@ def test_results_read_through_their_labels(name, tmp_path, capsys):
     n_json = check_labels(printed)
     assert check_labels(stored) == n_json
     with np.load(tmp_path / "run" / "arrays.npz", allow_pickle=False) as npz:
-        arrays = dict(npz)
-    labels = json.loads(str(arrays.pop(AXES))) if AXES in arrays else {}
-    assert sorted(labels) == sorted(arrays), "every bulk array is labelled"
-    assert n_json + len(labels) > 0
-    for key, label in labels.items():
-        assert arrays[key].ndim == len(label["dims"]), key
-        for axis, dim in enumerate(label["dims"]):
-            if dim in label["coords"]:
-                assert arrays[key].shape[axis] == len(label["coords"][dim]), (key, dim)
+        assert n_json + check_array_labels(dict(npz)) > 0

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 import jax
 import numpy as np
 import pytest
-from labels import check_labels
+from labels import check_array_labels, check_labels
 
 from trust import views
 from trust.base import parallel
@@ -121,6 +121,7 @@ def test_study_breakdown_sweeps_measures_and_reuses_cells(tmp_path):
     assert out["axes"]["cells[0].gradient"]["dims"] == ["checkpoint", "eta", "layer"]
     assert out["axes"]["nets[0].probe.median"]["coords"]["probe"] == [0.01, 0.05, 0.099]
     assert check_labels(out) >= 12 * 18
+    check_array_labels(result.arrays())
     rows = views.VIEWS["study breakdown"].rows({"study_breakdown": result})
     for claim in result.depth_claims:  # each claim's verdict is the one its row shows
         row = next(r for r in rows if r.claim.startswith(f"Paper: depth {claim.deep} ") and claim.optimizer in r.claim)

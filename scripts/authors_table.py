@@ -1,5 +1,5 @@
 """Rebuild the table of the Fromage authors' runs (``trust/experiments/shared/authors_runs.json``) from a local
-clone of their repository at commit 4a6593b (docs/theory.md §5.1, §5.3; licence CC BY-NC-SA 4.0: the table holds
+clone of their repository at commit 4a6593b (docs/theory.md §5.1, §5.2; licence CC BY-NC-SA 4.0: the table holds
 numbers computed from their logs, not their files).
 
     git clone https://github.com/jxbz/fromage && git -C fromage checkout 4a6593b

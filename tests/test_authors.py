@@ -1,5 +1,5 @@
 """The authors' runs as reference data: the tensor-record decoder, the reader of their folders, the committed
-table (docs/theory.md §5.1, §5.3)."""
+table (docs/theory.md §5.1, §5.2)."""
 
 from __future__ import annotations
 

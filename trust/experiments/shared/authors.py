@@ -1,4 +1,4 @@
-"""The Fromage authors' own runs as reference data (docs/theory.md §5.1, §5.3): their published training logs
+"""The Fromage authors' own runs as reference data (docs/theory.md §5.1, §5.2): their published training logs
 (github.com/jxbz/fromage at commit 4a6593b, licence CC BY-NC-SA 4.0), read from a local clone into a small
 table of numbers that the repository commits (``authors_runs.json``: numbers with their provenance, not the
 authors' files).

@@ -87,12 +87,23 @@ class StudyBreakdownConfig(Config):
             raise TrustError(f"checkpoints must lie in [0, epochs={self.epochs}], got {self.checkpoints}")
         if 0 < self.residual_depth < 3:
             raise TrustError("a residual MLP needs depth ≥ 3")
+        features = data.DATASETS[self.dataset].features
+        if self.matched and self.residual_depth and self.hidden_width != features:
+            raise TrustError(
+                f"--matched: the authors' residual net skips its first layer too, so its width must be the input size "
+                f"of {self.dataset}, {features}; got {self.hidden_width} (or give --residual-depth 0)"
+            )
+
+    @property
+    def hidden_width(self) -> int:
+        """The width, or its mode's default."""
+        return self.width or (32 if self.quick else 256)
 
     def resolved(self) -> StudyBreakdownConfig:
         """The config with the mode's defaults filled in."""
         return replace(
             self,
-            width=self.width or (32 if self.quick else 256),
+            width=self.hidden_width,
             checkpoints=self.checkpoints
             or tuple(c for c in (QUICK_CHECKPOINTS if self.quick else CHECKPOINTS) if c < self.epochs)
             + (float(self.epochs),),

@@ -204,6 +204,13 @@ def test_load_gives_back_the_typed_result_of_any_run_directory(tmp_path, capsys)
     old = {k: v for k, v in stored.items() if k not in ("format", "result", "verdicts", store.DIGEST)}
     (tmp_path / "run" / "results.json").write_text(json.dumps(old))
     assert same(trust.load(tmp_path / "run"), result)  # the derived verdicts computed again on load
+    # derived fields in an older layout (a summary record since grown a field) are computed again, not an error
+    (tmp_path / "run" / "results.json").write_text(json.dumps({**old, "verdicts": {"drt": {"rule": "bound"}}}))
+    assert same(trust.load(tmp_path / "run"), result)
+    broken = {**old, "loss0": "not a number"}  # a measured field that does not match is an error
+    (tmp_path / "run" / "results.json").write_text(json.dumps(broken))
+    with pytest.raises(TrustError, match="stored results do not match BreakdownResult"):
+        trust.load(tmp_path / "run")
     (tmp_path / "run" / "results.json").write_text(json.dumps({**old, "result": "os.system"}))  # never imported
     with pytest.raises(TrustError, match="no result of a known experiment"):
         trust.load(tmp_path / "run")

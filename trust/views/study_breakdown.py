@@ -95,7 +95,13 @@ def _paper_rows(result: StudyBreakdownResult) -> list[Row]:
             entries = [
                 f"η={eta}: {report.spread(cmp.ours, (k, p))} vs {cmp.theirs_low[k, p]:.3g}"
                 + ("" if cmp.runs == 1 else f"–{cmp.theirs_high[k, p]:.3g}")
-                + ("" if cmp.factor[k, p] == 1 else f" (×{cmp.factor[k, p]:.3g})")
+                + (
+                    ""
+                    if cmp.factor[k, p] == 1
+                    else f" (×{cmp.factor[k, p]:.3g})"
+                    if np.isfinite(cmp.factor[k, p])
+                    else " (no seed finite: a zero gradient)"
+                )
                 for p, eta in enumerate(PROBES)
             ]
             parts.append(f"{statistic}: " + ", ".join(entries))

@@ -14,7 +14,7 @@ from trust.base import parallel
 from trust.base.errors import TrustError
 from trust.base.schema import Config, Result, param, same
 from trust.core import train
-from trust.experiments import study_breakdown, study_depth
+from trust.experiments import study_breakdown, study_depth, study_depth_authors
 from trust.experiments.shared import authors, cell, rules, runner
 from trust.experiments.shared.runner import Experiment, Study, run_study
 from trust.front import cli
@@ -245,7 +245,7 @@ def test_study_depth_at_matched_steps_sets_the_authors_beside_ours():
     assert [o.read_step for o in result.optimizers or ()] == [20, 20, 40, 40]
     assert result.authors == ()  # they logged 160, 2,400 and 24,000 steps, not 20 or 40
     matched = replace(config, steps=160, read_steps=(160,))
-    authors = study_depth.authors_depths(matched)
+    authors = study_depth_authors.authors_depths(matched)
     sgd = next(a for a in authors if a.optimizer == "sgd_momentum")
     assert sgd.depths[:10] == tuple(range(2, 12))  # their k = 1 … 10 hidden layers: L = k + 1
     # 0.46 < 0.5 at k = 8 (L = 9), 0.11 from k = 9: trains to L = 8, none from L = 9

@@ -21,9 +21,11 @@ import numpy as np
 from trust.base.errors import TrustError
 from trust.base.schema import Config, Result, Spread, Verdict, param, value
 from trust.core import data
+from trust.experiments import study_depth_authors as beside
 from trust.experiments.shared import authors, cell, rules
 from trust.experiments.shared.cell import CellConfig
 from trust.experiments.shared.runner import Experiment, Study, run_study
+from trust.experiments.study_depth_authors import AuthorsDepths, OrderClaim
 
 # Learning-rate grids: the paper's for SGD (with and without momentum), Adam and Fromage (Figure 3); Madam takes
 # the three decades around its default 0.01.
@@ -186,34 +188,6 @@ class OptimizerDepths:
 
 
 @dataclass(frozen=True, eq=False)
-class AuthorsDepths:
-    """The authors' runs for one optimiser at one of their step counts (jxbz/fromage, Figure 3): the best rate's
-    mean pre-update minibatch accuracy of the 20 minibatches before the step, per depth L = k + 1 (width 784,
-    60,000 MNIST images, one seed), and where it stops by the same rule as ours."""
-
-    optimizer: str
-    read_step: int
-    depths: tuple[int, ...] = value(axes=("authors_depth",))
-    accuracy: tuple[float, ...] = value(axes=("authors_depth",))
-    transition: rules.Transition = value()
-
-    def coordinates(self) -> dict[str, list]:
-        return {"authors_depth": list(self.depths)}
-
-
-@dataclass(frozen=True)
-class OrderClaim:
-    """The paper's order at one read step — ``deeper`` trains deeper than ``shallower`` — in our seeds (rule
-    "order" over the stop depths, a net that never stops counted one past the grid) and in the authors' run."""
-
-    read_step: int
-    shallower: str
-    deeper: str
-    ours: Verdict
-    authors: str  # "holds", "reversed", "equal" or "" (not in their runs)
-
-
-@dataclass(frozen=True, eq=False)
 class StudyDepthResult(Result):
     config: StudyDepthConfig  # resolved
     points: tuple[DepthPoint, ...]
@@ -236,8 +210,8 @@ class StudyDepthResult(Result):
                 transitions = tuple(rules.transition(depths, seed, c.threshold) for seed in curves.T)
                 summaries.append(OptimizerDepths(o, step, depths, rules.spread(curves.T), transitions,
                                                  rules.stop_depth(transitions, c.threshold)))  # fmt: skip
-        done = replace(self, optimizers=tuple(summaries), authors=authors_depths(c))
-        return replace(done, orders=order_claims(done))
+        done = replace(self, optimizers=tuple(summaries), authors=beside.authors_depths(c))
+        return replace(done, orders=beside.order_claims(done))
 
     def coordinates(self) -> dict[str, list]:
         c = self.config
@@ -260,52 +234,6 @@ class StudyDepthResult(Result):
             np.array([p.trainability(read) for p in self.points if (p.optimizer, p.depth) == (optimizer, d)])
             for d in self.depths_of(optimizer)
         ]
-
-
-# the paper's order of stopping depths, shallowest first (its SGD has momentum 0.9)
-PAPER_ORDER = ("sgd_momentum", "adam", "fromage")
-
-
-def authors_depths(c: StudyDepthConfig) -> tuple[AuthorsDepths, ...]:
-    """The authors' Figure-3 runs at each of our read steps they logged, for the optimisers we ran."""
-    rows = authors.table()["figure3"]["rows"]
-    out = []
-    for step in c.read_steps:
-        if step not in authors.DEPTH_STEPS:
-            continue
-        folder = "10_epochs" if step <= 2400 else "100_epochs"  # their 2,400- and 24,000-step runs
-        for o in c.optimizers:
-            best: dict[int, float] = {}
-            for r in rows:
-                if r["file"].startswith(folder) and r["optimizer"] == o and str(step) in r["accuracy"]:
-                    best[r["k"] + 1] = max(best.get(r["k"] + 1, 0.0), r["accuracy"][str(step)])
-            if best:
-                depths = tuple(sorted(best))
-                accuracy = tuple(best[d] for d in depths)
-                out.append(AuthorsDepths(o, step, depths, accuracy, rules.transition(depths, accuracy, c.threshold)))
-    return tuple(out)
-
-
-def _stop_or_past(t: rules.Transition, deepest: int) -> float:
-    return float(deepest + 1 if t.first_never is None else t.first_never)
-
-
-def order_claims(r: StudyDepthResult) -> tuple[OrderClaim, ...]:
-    """The paper's order, pair by pair, at each read step (rule "separation" over our seeds' stop depths)."""
-    c, out = r.config, []
-    present = [o for o in PAPER_ORDER if o in c.optimizers]
-    for step in r.reads:
-        for shallower, deeper in zip(present, present[1:]):
-            ours = [
-                [_stop_or_past(t, max(r.depths_of(o))) for t in r.of(o, step).transitions] for o in (shallower, deeper)
-            ]
-            theirs = [t for o in (shallower, deeper) if (t := r.authors_of(o, step)) is not None]
-            words = ""
-            if len(theirs) == 2:
-                a, b = (_stop_or_past(t.transition, max(t.depths)) for t in theirs)
-                words = "holds" if b > a else "reversed" if b < a else "equal"
-            out.append(OrderClaim(step, shallower, deeper, rules.order(ours[1], ours[0]), words))
-    return tuple(out)
 
 
 def combine(config: StudyDepthConfig, done: dict) -> StudyDepthResult:

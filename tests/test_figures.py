@@ -354,7 +354,7 @@ def test_assumptions_curves_draw_each_group_its_fits_and_the_drt_curve(assumptio
         p = result.points[k]
         assert ax.get_title() == title
         assert ax.get_xlabel() == "η (every tensor moves by η‖W_l‖)"
-        assert ax.get_ylabel() == "relative gradient change ‖Δg_l‖/‖g_l‖"
+        assert ax.get_ylabel() == "‖Δg_l‖/‖g_l‖ (median of the group)"
         assert ax.get_xscale() == "log"
         assert ax.get_yscale() == "log"
         assert [g.group for g in p.groups] == ["first", "hidden", "last"]

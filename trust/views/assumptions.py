@@ -40,7 +40,7 @@ def _curves(ax, result: AssumptionsResult, k: int, legend: bool) -> None:
         xscale="log",
         yscale="log",
         xlabel="η (every tensor moves by η‖W_l‖)",
-        ylabel="relative gradient change ‖Δg_l‖/‖g_l‖",
+        ylabel="‖Δg_l‖/‖g_l‖ (median of the group)",
     )
     ax.set_title(f"{result.config.label}, {'initialisation' if k == 0 else f'epoch {p.epoch:g}'}", fontsize=9)
     if legend:

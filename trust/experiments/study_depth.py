@@ -106,13 +106,16 @@ def _cell(c: StudyDepthConfig, optimizer: str, lr: float, depth: int, seed: int)
                           decay_every=c.decay_every)  # fmt: skip
 
 
-def _best(c: StudyDepthConfig, done: dict, optimizer: str, depth: int, seed: int, read: int) -> float:
-    """The best over the rate grid of a finished configuration: at read step ``read`` (an index), or -1: over the
-    epochs; a diverged run counts 0."""
-    runs = [done[_name(optimizer, lr, depth, seed)] for lr in LR_GRIDS[optimizer]]
-    if read < 0:
-        return max(0.0 if r.diverged else r.best_train_acc for r in runs)
-    return max(r.accuracy_before(c.read_steps[read]) for r in runs)
+def _point(c: StudyDepthConfig, done: dict, optimizer: str, depth: int, seed: int) -> DepthPoint:
+    """A finished configuration's :class:`DepthPoint`: per rate its best training accuracy (0 where it diverged)
+    and its accuracy before each read step."""
+    lrs = LR_GRIDS[optimizer]
+    runs = [done[_name(optimizer, lr, depth, seed)] for lr in lrs]
+    best = tuple(0.0 if r.diverged else r.best_train_acc for r in runs)
+    at_steps = tuple(tuple(r.accuracy_before(step) for r in runs) for step in c.read_steps)
+    if any(np.isnan(a) for row in at_steps for a in row):
+        raise TrustError(f"read_steps {c.read_steps} go past the steps of {optimizer} L={depth}'s runs")
+    return DepthPoint(optimizer, depth, seed, lrs, best, at_steps)
 
 
 def depth_grid(c: StudyDepthConfig, optimizer: str, done: dict) -> tuple[int, ...]:
@@ -127,7 +130,8 @@ def depth_grid(c: StudyDepthConfig, optimizer: str, done: dict) -> tuple[int, ..
         added = set()
         for read in range(len(c.read_steps)) if c.read_steps else (-1,):
             for s in seeds:
-                t = rules.transition(depths, [_best(c, done, optimizer, d, s, read) for d in depths], c.threshold)
+                t = rules.transition(depths, [_point(c, done, optimizer, d, s).trainability(read) for d in depths],
+                                     c.threshold)  # fmt: skip
                 if t.last_trains is not None and t.first_never is not None and t.gap > 2 * rules.STOP_RESOLUTION:
                     added.add((t.last_trains + t.first_never) // 2)
         if not added - set(depths):
@@ -242,13 +246,7 @@ def combine(config: StudyDepthConfig, done: dict) -> StudyDepthResult:
     for optimizer in c.optimizers:
         for depth in depth_grid(c, optimizer, done):
             for s in range(c.seeds):
-                lrs = LR_GRIDS[optimizer]
-                runs = [done[_name(optimizer, lr, depth, c.seed + s)] for lr in lrs]
-                best = tuple(0.0 if r.diverged else r.best_train_acc for r in runs)
-                at_steps = tuple(tuple(r.accuracy_before(step) for r in runs) for step in c.read_steps)
-                if any(np.isnan(a) for row in at_steps for a in row):
-                    raise TrustError(f"read_steps {c.read_steps} go past the steps of {optimizer} L={depth}'s runs")
-                points.append(DepthPoint(optimizer, depth, c.seed + s, lrs, best, at_steps))
+                points.append(_point(c, done, optimizer, depth, c.seed + s))
     return StudyDepthResult(c, tuple(points)).derive()
 
 

@@ -16,6 +16,7 @@ authors' files).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -201,8 +202,10 @@ def dumps(built: dict) -> str:
     return text + "\n"
 
 
+@functools.cache
 def table(path: Path = TABLE) -> dict:
-    """The committed table (or another written by :func:`build`)."""
+    """The committed table (or another written by :func:`build`), read once per path: every derived comparison
+    reads it, so callers must treat it as read-only."""
     try:
         out = json.loads(path.read_text())
     except (OSError, ValueError) as err:

@@ -157,3 +157,18 @@ def test_a_step_budget_ends_inside_an_epoch_and_records_each_minibatch():
     other = train(replace(config, learning_rate=5.0, steps=2, checkpoints=(0.0,)), progress=False)
     assert other.minibatch_acc[0] == out.minibatch_acc[0]
     assert other.minibatch_acc[1] != out.minibatch_acc[1]  # the second sees the first update
+
+
+def test_fewer_training_images_are_the_first_of_the_same_split():
+    """``train_images``: the first n images of the run's split, standardised as the whole, the test set unchanged;
+    the same steps then pass over each image more often (digits: 1,348 images, 21 steps of 64 an epoch; 640: 10)."""
+    from trust.core.train import load_data
+
+    whole, part = load_data(TrainConfig(**TINY)), load_data(TrainConfig(train_images=640, **TINY))
+    np.testing.assert_array_equal(part.x_train, whole.x_train[:640])
+    np.testing.assert_array_equal(part.y_train, whole.y_train[:640])
+    np.testing.assert_array_equal(part.x_test, whole.x_test)
+    out = train(TrainConfig(train_images=640, steps=30, **TINY), progress=False)
+    assert out.steps_per_epoch == 10 and max(out.checkpoints) == 30
+    with pytest.raises(TrustError, match="train_images 5000 exceeds the 1348 training images"):
+        load_data(TrainConfig(train_images=5000, **TINY))

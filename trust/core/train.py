@@ -102,6 +102,7 @@ class TrainConfig(Config):
     steps: int = param(0, "optimiser steps to train (the last epoch may be partial); 0: all the epochs", minimum=0)
     dataset: str = param("digits", "data set", choices=data.DATASETS)
     data_dir: str = param("", "directory of the MNIST IDX / CIFAR-10 binary files")
+    train_images: int = param(0, "train on the first n training images of the split only (0: all of them)", minimum=0)
     checkpoints: tuple[float, ...] = param(
         (0.0, 0.5, 1.0),
         "epochs (fractions allowed) at which parameters are kept; the end is always kept",
@@ -192,8 +193,10 @@ def _keys(config: TrainConfig) -> dict[str, jax.Array]:
 
 
 def load_data(config: TrainConfig) -> data.Dataset:
-    """The data set a run of ``config`` trains on (its split is drawn from the run's data key)."""
-    return data.load(config.dataset, _keys(config)["data"], path=config.data_dir or None)
+    """The data set a run of ``config`` trains on (its split is drawn from the run's data key; with
+    ``train_images`` the first n training images of that split, the test set unchanged)."""
+    ds = data.load(config.dataset, _keys(config)["data"], path=config.data_dir or None)
+    return data.first_images(ds, config.train_images) if config.train_images else ds
 
 
 def initial_params(config: TrainConfig, ds: data.Dataset) -> tuple[Net, list[dict]]:

@@ -48,6 +48,7 @@ class StudyDepthConfig(Config):
     quick: bool = param(False, "the laptop-sized study: width 32, depths 2 8 32, 3 epochs")
     dataset: str = param("mnist5k", "data set", choices=data.names(data.MNIST_SIZED))
     data_dir: str = param("", "directory of the MNIST IDX files (--dataset mnist)")
+    train_images: int = param(0, "train on the first n training images only (0: all; the data-size check)", minimum=0)
     width: int = param(0, "hidden width; 0: 128 (32 with --quick)", minimum=0)
     depths: tuple[int, ...] = param(
         (), "depths; none given: 2 4 8 16 24 32 (2 8 32 with --quick)", minimum=1, increasing=True
@@ -270,10 +271,13 @@ def paper_configs(quick: bool, seed: int) -> dict[str, StudyDepthConfig]:
 
 def long_configs(seed: int) -> dict[str, StudyDepthConfig]:
     """Figure 3 at 2,400 matched steps (read at 160 and 2,400) at width 128 with three seeds, and at the authors'
-    width 784 near the transitions of Adam and Fromage with one seed (the finding if the order depends on width)."""
+    width 784 near the transitions of Adam and Fromage with one seed (the finding if the order depends on width);
+    and the width-128 study on 2,000 of MNIST-5k's 4,000 training images (how the data size moves the verdict)."""
     at_2400: dict[str, Any] = dict(steps=2400, read_steps=(160, 2400), seed=seed, **MATCHED)
     return {
         "study_depth_2400": StudyDepthConfig(optimizers=PAPER_OPTIMIZERS, **at_2400),
+        # the data-size check: the same steps on half the images (300 passes over each instead of 150)
+        "study_depth_2000_images": StudyDepthConfig(optimizers=PAPER_OPTIMIZERS, train_images=2000, **at_2400),
         "study_depth_784": StudyDepthConfig(
             width=784, depths=(12, 16, 20, 24, 28), optimizers=("adam", "fromage"), seeds=1, **at_2400
         ),

@@ -21,6 +21,11 @@ def count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
+def dataset(c) -> str:
+    """A study's data: its name, and how many of its training images when only the first were used."""
+    return c.dataset + (f" (first {c.train_images:,} training images)" if c.train_images else "")
+
+
 def spread(s, index: tuple = (), fmt: str = ".3g", bare_single: bool = False) -> str:
     """``median [low, high]`` over seeds of one entry of a stored :class:`~trust.base.schema.Spread` ("n/a" where
     no seed is finite, or no spread); ``bare_single``: only the median when one seed gave it."""

@@ -80,7 +80,8 @@ def _paper_rows(result: StudyBreakdownResult) -> list[Row]:
             Row(
                 "Our Figure 1 beside the authors' runs",
                 "measurement",
-                f"not compared: this study trains {c.epochs} epochs of {c.dataset} with the rate decayed every epoch; "
+                f"not compared: this study trains {c.epochs} epochs of {report.dataset(c)} with the rate decayed every "
+                "epoch; "
                 "a comparison needs their schedule (`trust study breakdown --matched`: 2,400 steps, ×0.9 every 240)",
                 "no comparison",
             )
@@ -90,6 +91,8 @@ def _paper_rows(result: StudyBreakdownResult) -> list[Row]:
         net = result.net("fromage", cmp.depth, cmp.residual)
         assert net is not None
         name = f"L={cmp.depth}{' residual (first layer too)' if cmp.residual else ''}"
+        if c.train_images:
+            name += f", on {c.train_images:,} training images"
         parts = []
         for k, statistic in enumerate(STATISTICS):
             entries = [
@@ -112,7 +115,7 @@ def _paper_rows(result: StudyBreakdownResult) -> list[Row]:
                 "change",
                 "measurement",
                 "; ".join(parts)
-                + f" — ours: median [range] of {report.count(net.seeds, 'seed')}, width {c.width}, {c.dataset} "
+                + f" — ours: median [range] of {report.count(net.seeds, 'seed')}, width {c.width}, {report.dataset(c)} "
                 f"({c.n_measure or 'all'} measurement examples); theirs: {report.count(cmp.runs, 'run')}, 60,000 "
                 f"MNIST images (final training accuracy ours {report.spread(net.final_train_acc)})",
                 v.outcome if v.outcome == "within their runs" else f"outside their runs, up to ×{v.effect:.3g}",
@@ -207,6 +210,8 @@ def rows(results: dict[str, StudyBreakdownResult]) -> list[Row]:
     rows = _depth_rows(across) + _paper_rows(paper or across) + _bound_rows(across) + _method_rows(across)
     if paper is not None:
         rows += _bound_rows(paper) + _method_rows(paper)
+    if "study_breakdown_paper_2000_images" in results:  # the data-size check
+        rows += _paper_rows(results["study_breakdown_paper_2000_images"])
     return rows
 
 

@@ -62,7 +62,7 @@ def depth_figure(result: StudyDepthResult):
         ax.axhline(c.threshold, color="0.4", ls="--", lw=1, label=f"threshold {c.threshold:g}")
         plots.depth_axis(ax, ticks)
         metric = "mean pre-update minibatch accuracy, last 20" if step else "best full-batch training accuracy"
-        title = f"{_budget(result, step)}: ours width {c.width}, {c.dataset}, {report.count(c.seeds, 'seed')}"
+        title = f"{_budget(result, step)}: ours width {c.width}, {report.dataset(c)}, {report.count(c.seeds, 'seed')}"
         if any(a.read_step == step for a in result.authors or ()):
             title += "; authors (dashed): width 784, 60,000 MNIST images, 1 seed"
         ax.set(xlabel="depth L", ylabel=f"{metric} (best rate)", ylim=(0, 1.02), title=title)
@@ -107,7 +107,7 @@ def depth_rows(result: StudyDepthResult) -> list[Row]:
                     + ", ".join(f"L={d}: {a:.3f}" for d, a in zip(summary.depths, summary.trainability.median))
                     + "; per seed: "
                     + "; ".join(transition_text(t) for t in summary.transitions)
-                    + f"; width {c.width}, batch {c.batch_size} on {c.dataset}"
+                    + f"; width {c.width}, batch {c.batch_size} on {report.dataset(c)}"
                     + beside,
                     f"stops at L={_depth(int(stop.statistic))} (±{STOP_RESOLUTION} layers)"
                     if stop.outcome == "stops"

@@ -40,7 +40,7 @@ import numpy as np
 
 from trust.base import store, tree
 from trust.core import data, losses, measure, nets, perturb, train
-from trust.experiments import study_breakdown
+from trust.experiments import study_breakdown, study_depth
 from trust.experiments.shared import cell
 
 HERE = Path(__file__).parent
@@ -60,12 +60,15 @@ class Plan:
     depth_sweep: tuple[int, ...] = (2, 4, 8, 16, 32)
     x64: tuple[tuple[int, int], ...] = ((16, 256), (16, 784), (2, 784))
     study: tuple[int, int, int] = (16, 784, 3)  # depth, width, epochs of the paper-scale cell
+    # batched training: a rate grid as one vmapped program against one run per rate — depth, widths, steps (Adam's
+    # grid of three rates; the study-depth cells are widths 128 and 784)
+    batched: tuple[int, tuple[int, ...], int] = (16, (128, 784), 48)
 
 
 FULL = Plan()
 SMOKE = Plan(
     widths=(8, 16), depths=(2, 3), n_measure=40, n_eta=4, width=8, eta_counts=(4, 8), batches=(20, 40),
-    depth_sweep=(2, 3), x64=((2, 8),), study=(2, 8, 1),
+    depth_sweep=(2, 3), x64=((2, 8),), study=(2, 8, 1), batched=(2, (8,), 4),
 )  # fmt: skip
 
 
@@ -395,6 +398,42 @@ def bench_study(ds, plan: Plan) -> dict:
     }
 
 
+def bench_batched_training(ds, repeats: int, plan: Plan) -> list[dict]:
+    """Item 5 of issue 26: would training a rate grid as one compiled program (``jax.vmap`` of the study's own
+    jitted step over the rates, one minibatch shared) beat one run per rate? Same steps, same minibatches, same
+    start; Adam's grid of three rates, batch 250 on MNIST-5k."""
+    depth, widths, steps = plan.batched
+    rates = np.asarray(study_depth.LR_GRIDS["adam"], np.float32)
+    xb, yb = ds.x_train[:250], ds.y_train[:250]
+    out = []
+    for width in widths:
+        config = train.TrainConfig(optimizer="adam", depth=depth, width=width, dataset="mnist5k", batch_size=250)
+        net, params = train.initial_params(config, ds)
+        program = train._program(net, config, 240)
+        state = program.opt.init(params)
+        decay = np.float32(0.95)
+
+        def separate(params=params, state=state, program=program):
+            for lr in rates:
+                p, s = params, state
+                for t in range(steps):
+                    p, s, _, loss, _ = program.step(p, s, None, xb, yb, t, lr, decay)
+            return loss
+
+        stacked = jax.tree_util.tree_map(lambda a: jnp.stack([a] * rates.size), (params, state))
+        step = jax.jit(jax.vmap(program.step, in_axes=(0, 0, None, None, None, None, 0, None)))
+
+        def batched(stacked=stacked, step=step):
+            p, s = stacked
+            for t in range(steps):
+                p, s, _, loss, _ = step(p, s, None, xb, yb, t, rates, decay)
+            return loss
+
+        times = best_of_each({"separate": separate, "batched": batched}, repeats)
+        out.append({"depth": depth, "width": width, "rates": rates.size, "steps": steps, **times})
+    return out
+
+
 PAPER_FIGS = {"quick": ["--quick"], "full": []}
 
 
@@ -570,6 +609,19 @@ def markdown(r: dict) -> str:
         f"- `python paper_figs.py --quick`: {_paper_figs_text(r, 'quick')};",
         f"- `python paper_figs.py` (full): {_paper_figs_text(r, 'full')}.",
         "",
+        "## Batched training: a rate grid as one program",
+        "",
+        "Adam's three rates trained as one `jax.vmap` of the study's jitted step (one minibatch shared) against one "
+        "run per rate, the same steps from the same start (issue 26, item 5: adopted only where faster).",
+        "",
+        "| depth | width | steps × rates | one run per rate | batched | batched / separate |",
+        "|---|---|---|---|---|---|",
+        *[
+            f"| {x['depth']} | {x['width']} | {x['steps']} × {x['rates']} | {_s(x['separate'])} | {_s(x['batched'])} "
+            f"| {_x(x['batched'] / x['separate'])} |"
+            for x in r.get("batched_training", [])
+        ],
+        "",
         "## Scaling (trust's kernel; log–log slope of time, and the slope the FLOP count predicts)",
         "",
         "| against | points | measured slope | expected |",
@@ -630,6 +682,7 @@ def measure_all(args, plan: Plan, previous: Path) -> dict:
     r["scaling"] = bench_scaling(ds, args.repeats, r["slices"], plan)
     r["x64"] = bench_x64(ds, args.repeats, plan)
     r["study"] = bench_study(ds, plan)
+    r["batched_training"] = bench_batched_training(ds, args.repeats, plan)
     r["timed"] = args.paper_figs
     r["paper_figs"] = paper_figs_times(args.paper_figs, previous, args.keep)
     r["gpu"] = "no GPU in this run" if jax.default_backend() == "cpu" else "see the slice table"

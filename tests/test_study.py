@@ -231,6 +231,20 @@ def test_study_depth_finds_where_each_optimiser_stops():
     plots.plt.close(figure)
 
 
+def test_study_depth_runs_only_the_smallest_rates_when_asked():
+    """``smallest_rates``: each grid's n smallest rates, and only their cells; the best is taken over those."""
+    config = study_depth.StudyDepthConfig(dataset="digits", depths=(2,), optimizers=("adam", "fromage"), width=8,
+                                          seeds=1, epochs=1, batch_size=100, smallest_rates=2)  # fmt: skip
+    assert study_depth.rates(config, "adam") == (0.001, 0.0001)
+    assert study_depth.rates(config, "fromage") == (0.01, 0.001)
+    assert sorted(study_depth.cells(config.resolved(), {})) == [
+        "adam_lr0.0001_L2_s0", "adam_lr0.001_L2_s0", "fromage_lr0.001_L2_s0", "fromage_lr0.01_L2_s0"
+    ]  # fmt: skip
+    result = study_depth.run(config)
+    assert {p.lrs for p in result.points} == {(0.001, 0.0001), (0.01, 0.001)}
+    assert all(p.trainability() == max(p.best_train_acc) for p in result.points)
+
+
 def test_study_depth_at_matched_steps_sets_the_authors_beside_ours():
     """160 steps with the authors' schedule (×0.95 every 240 steps: no decay yet), read as the mean pre-update
     minibatch accuracy of the 20 minibatches before step 160; the authors' runs at 160 steps are read from the

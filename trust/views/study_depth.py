@@ -29,9 +29,8 @@ def transition_text(t: Transition) -> str:
 
 def _budget(result: StudyDepthResult, step: int) -> str:
     c = result.config
-    if not step:
-        return f"best over {c.epochs} epochs"
-    return f"{step:,} steps"
+    budget = f"{step:,} steps" if step else f"best over {c.epochs} epochs"
+    return budget + (f" on {c.train_images:,} images" if c.train_images else "")
 
 
 def depth_figure(result: StudyDepthResult):
@@ -62,7 +61,7 @@ def depth_figure(result: StudyDepthResult):
         ax.axhline(c.threshold, color="0.4", ls="--", lw=1, label=f"threshold {c.threshold:g}")
         plots.depth_axis(ax, ticks)
         metric = "mean pre-update minibatch accuracy, last 20" if step else "best full-batch training accuracy"
-        title = f"{_budget(result, step)}: ours width {c.width}, {report.dataset(c)}, {report.count(c.seeds, 'seed')}"
+        title = f"{_budget(result, step)}: ours width {c.width}, {c.dataset}, {report.count(c.seeds, 'seed')}"
         if any(a.read_step == step for a in result.authors or ()):
             title += "; authors (dashed): width 784, 60,000 MNIST images, 1 seed"
         ax.set(xlabel="depth L", ylabel=f"{metric} (best rate)", ylim=(0, 1.02), title=title)
@@ -72,16 +71,14 @@ def depth_figure(result: StudyDepthResult):
     return fig
 
 
-def _order_row(claim: OrderClaim, seeds: int) -> Row:
+def _order_row(claim: OrderClaim, result: StudyDepthResult) -> Row:
     ours = claim.ours
     held = {"holds": "holds in every seed", "reversed": "reversed in every seed"}.get(ours.outcome, ours.outcome)
     theirs = f"; the authors' run: {claim.authors}" if claim.authors else ""
     return Row(
-        f"Paper's order at {claim.read_step:,} steps: {claim.deeper} trains deeper than {claim.shallower}"
-        if claim.read_step
-        else f"Paper's order: {claim.deeper} trains deeper than {claim.shallower}",
+        f"Paper's order ({_budget(result, claim.read_step)}): {claim.deeper} trains deeper than {claim.shallower}",
         "claim",
-        f"stop depths over {report.count(seeds, 'seed')} (one past the grid where a seed never stops): "
+        f"stop depths over {report.count(result.config.seeds, 'seed')} (one past the grid where a seed never stops): "
         f"{claim.deeper} / {claim.shallower} ×{ours.effect:.3g} in the medians, smallest over seeds "
         f"×{ours.statistic:.3g}{theirs}",
         f"ours: {held}",
@@ -117,7 +114,7 @@ def depth_rows(result: StudyDepthResult) -> list[Row]:
                     else f"trains to L={max(summary.depths)} in {int(stop.effect)} of {stop.seeds} seeds",
                 )
             )
-    rows += [_order_row(claim, c.seeds) for claim in result.orders or ()]
+    rows += [_order_row(claim, result) for claim in result.orders or ()]
     return rows
 
 

@@ -75,6 +75,40 @@ def test_cell_measures_every_checkpoint_against_closed_forms():
     assert same(r, cell.CellResult.from_json(json.loads(json.dumps(r.to_json())), r.arrays()))
 
 
+def test_cell_stores_each_layers_gradient_norm_and_the_companion_against_numpy():
+    """‖g_l‖ at each checkpoint on the measurement batch, against plain-NumPy backprop on the same checkpoints (the
+    run retrained: same seed, same numbers); the companion ‖Δg_l‖/‖g_l(init)‖ is the relative change rescaled."""
+    import numpy_reference as ref
+
+    config = tiny_cell("sgd", 0.1, eta=ETA, n_measure=200)
+    r = cell.run(config)
+    trained = train.train(config.training, progress=False)
+    ds = train.load_data(config.training)
+    x, y = np.asarray(ds.x_train[:200], np.float64), np.asarray(ds.y_train[:200])
+    net = trained.net
+    for k, params in enumerate(trained.checkpoints.values()):
+        ws, bs = [np.asarray(p["w"], np.float64) for p in params], [np.asarray(p["b"], np.float64) for p in params]
+        _, _, gw, _ = ref.xent_and_grad(ws, bs, x, y, act=net.activation, slope=net.slope,
+                                        final_activation=net.final_activation)  # fmt: skip
+        # float32 gradients against float64 backprop on the same float32 weights: ~1e-6 relative per sum of 200
+        np.testing.assert_allclose(r.gradient_norm[k], [np.linalg.norm(g) for g in gw], rtol=2e-5)
+    np.testing.assert_allclose(
+        r.gradient_over_initial, r.gradient * r.gradient_norm[:, None, :] / r.gradient_norm[0], rtol=1e-15
+    )
+    assert np.array_equal(r.gradient_over_initial[0], r.gradient[0])  # at initialisation the two are one
+    assert r.chance == 0.1  # digits: 10 classes
+    assert r.flags[0] == ""  # at initialisation a net is at chance by construction: never flagged for it
+
+
+def test_rule_flag_marks_memorised_and_untrained_checkpoints():
+    assert rules.flag(1e-3, 1.0, 0.1, trained=True) == "zero loss"
+    assert rules.flag(1.1e-3, 1.0, 0.1, trained=True) == ""
+    assert rules.flag(2.3, 0.15, 0.1, trained=True) == "at chance"
+    assert rules.flag(2.3, 0.151, 0.1, trained=True) == ""
+    assert rules.flag(2.3, 0.1, 0.1, trained=False) == ""  # initialisation
+    assert rules.flag(float("nan"), float("nan"), 0.1, trained=True) == ""  # a dead net's NaN: not a flag
+
+
 def test_a_cell_without_slices_and_a_diverged_cell():
     plain = cell.run(tiny_cell("sgd", 0.1, slices=False))
     assert not plain.measured
@@ -160,6 +194,15 @@ def check_study_breakdown_figures(result, figures):
         plots.plt.close(fig)
 
 
+def flagged_by_hand(r) -> np.ndarray:
+    """Rule "flag" per checkpoint, from its statement: training loss ≤ 1e-3 nats, or after step 0 a training
+    accuracy ≤ 1.5 × chance (10 classes here)."""
+    return np.array([
+        "zero loss" if loss <= 1e-3 else "at chance" if step and acc <= 0.15 else ""
+        for step, loss, acc in zip(r.step, r.train_loss, r.train_acc)
+    ])  # fmt: skip
+
+
 def check_summaries_against_cells(result):
     """The stored summaries and verdicts, recomputed by hand from the cells (NumPy on the raw arrays)."""
     for net in result.nets:
@@ -171,13 +214,33 @@ def check_summaries_against_cells(result):
         assert (net.probe.low[-1, 1], net.probe.high[-1, 1]) == (end.min(), end.max())
         np.testing.assert_array_equal(net.gradient_first, np.median([r.gradient[:, :, 0] for r in cells], axis=0))
         assert net.c_eff_worst == max(np.max(r.c_eff_worst) for r in cells)
+        norms = np.array([r.gradient_norm[:, 0] for r in cells])
+        assert np.all(norms > 0)
+        np.testing.assert_array_equal(net.gradient_norm_first.median, np.median(norms, axis=0))
+        # the companion: the relative change times ‖g₁‖ at the checkpoint over ‖g₁‖ at initialisation
+        companion = np.array([r.gradient[-1, i, 0] * r.gradient_norm[-1, 0] / r.gradient_norm[0, 0]
+                              for r, i in zip(cells, at)])  # fmt: skip
+        np.testing.assert_allclose(net.probe_initial.median[-1, 1], np.median(companion), rtol=1e-12)
+        np.testing.assert_array_equal(net.zero_loss, sum(flagged_by_hand(r) == "zero loss" for r in cells))
+        np.testing.assert_array_equal(net.at_chance, sum(flagged_by_hand(r) == "at chance" for r in cells))
     for claim in result.depth_claims:
         deep, shallow = (
             np.array(
-                [r.gradient[-1, int(np.argmin(np.abs(r.eta - 0.05))), 0] for r in result.select(claim.optimizer, d)]
+                [
+                    r.gradient[-1, int(np.argmin(np.abs(r.eta - 0.05))), 0]
+                    for r in result.select(claim.optimizer, d)
+                    if not flagged_by_hand(r)[-1]
+                ]
             )
             for d in (claim.deep, claim.shallow)
         )
+        assert (claim.flagged_shallow, claim.flagged_deep) == tuple(
+            sum(bool(flagged_by_hand(r)[-1]) for r in result.select(claim.optimizer, d))
+            for d in (claim.shallow, claim.deep)
+        )
+        if not (deep.size and shallow.size):
+            assert claim.separation.outcome == "not judged: every seed flagged"
+            continue
         assert (claim.separation.outcome == "separated") == bool(deep.min() > shallow.max())
         assert claim.separation.effect == pytest.approx(np.median(deep) / np.median(shallow), rel=1e-12)
     for bound in result.bounds:

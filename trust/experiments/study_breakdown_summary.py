@@ -38,6 +38,13 @@ class NetSummary:
     gradient_first: np.ndarray = value(NO_SEED, empty=True, axes=("checkpoint", "eta"))  # median ‖Δg₁‖/‖g₁‖
     lipschitz_first: np.ndarray = value(f"{NO_SEED}; {SHARPNESS_ENDS}", empty=True, axes=("checkpoint", "eta"))
     probe: Spread | None = value(default=None, axes=("checkpoint", "probe"))  # layer 1 at the probe η
+    # layer 1's ‖g₁‖ per checkpoint, and ‖Δg₁‖ over ‖g₁‖ at initialisation at the probe η (the companion a vanishing
+    # gradient cannot inflate); None for cells stored before the gradient norms were
+    gradient_norm_first: Spread | None = value(default=None, axes=("checkpoint",))
+    probe_initial: Spread | None = value(default=None, axes=("checkpoint", "probe"))
+    # per checkpoint, how many measured seeds rule "flag" marks "zero loss" and "at chance"
+    zero_loss: np.ndarray = value(empty=True, axes=("checkpoint",))
+    at_chance: np.ndarray = value(empty=True, axes=("checkpoint",))
     c_eff_first: Spread | None = value(default=None, axes=("checkpoint",))  # C_eff of layer 1
     c_eff_worst: float = 0.0  # max over seeds, checkpoints and layers of C_eff (0: no finite value)
     # median measured/predicted at the end, η > 0
@@ -52,7 +59,8 @@ class NetSummary:
 class DepthClaim:
     """Depth ``deep`` against ``shallow`` after training (``separation``) and at initialisation (``initial``: the
     same nets for every optimiser), and ``deep``'s growth from initialisation to the end (``growth``), at η = 0.05
-    (the nets' ``probe``)."""
+    (the nets' ``probe``); seeds that rule "flag" marks at the end are left out of the end's verdicts (counted in
+    ``flagged_shallow`` and ``flagged_deep``), which read "not judged" when no seed is left."""
 
     optimizer: str
     shallow: int
@@ -60,6 +68,8 @@ class DepthClaim:
     separation: Verdict
     growth: Verdict
     initial: Verdict
+    flagged_shallow: int = 0  # seeds flagged at the end (rule "flag"), kept out of the end's verdicts
+    flagged_deep: int = 0
 
 
 @dataclass(frozen=True)
@@ -82,6 +92,7 @@ def net_summary(sel: list[CellResult], optimizer: str, depth: int, residual: boo
         return NetSummary(**common, final_train_acc=acc)
     first = measured[0]
     probes = [[r.at_eta(e) for e in PROBES] for r in measured]
+    normed = all(r.gradient_norm.size for r in measured)
     return NetSummary(
         **common,
         final_train_acc=acc,
@@ -94,6 +105,12 @@ def net_summary(sel: list[CellResult], optimizer: str, depth: int, residual: boo
         gradient_first=rules.median([r.gradient[:, :, 0] for r in measured], axis=0),
         lipschitz_first=rules.median([r.lipschitz_first for r in measured], axis=0),
         probe=rules.spread([r.gradient[:, p, 0] for r, p in zip(measured, probes)]),
+        gradient_norm_first=rules.spread([r.gradient_norm[:, 0] for r in measured]) if normed else None,
+        probe_initial=rules.spread([r.gradient_over_initial[:, p, 0] for r, p in zip(measured, probes)])
+        if normed
+        else None,
+        zero_loss=np.sum([[f == "zero loss" for f in r.flags] for r in measured], axis=0),
+        at_chance=np.sum([[f == "at chance" for f in r.flags] for r in measured], axis=0),
         c_eff_first=rules.spread([r.c_eff_first for r in measured]),
         c_eff_worst=max(float(np.nanmax(r.c_eff_worst, initial=0.0)) for r in measured),
         lipschitz_ratio_end=rules.median([r.gradient[-1, 1:, 0] / r.lipschitz_first[-1, 1:] for r in measured], axis=0),
@@ -101,11 +118,21 @@ def net_summary(sel: list[CellResult], optimizer: str, depth: int, residual: boo
 
 
 def probe_values(result: StudyBreakdownResult, optimizer: str, depth: int, eta: float, checkpoint: int):
-    """Layer 1's change at the probe ``eta`` and a checkpoint (0: init, −1: the end), one value per measured seed."""
+    """Layer 1's change at the probe ``eta`` and a checkpoint (0: init, −1: the end), one value per measured seed
+    that rule "flag" leaves in (a memorised or untrained net's ratio measures its loss, not the geometry)."""
     p = PROBES.index(eta)
     return rules.finite(
-        [r.gradient[checkpoint, r.at_eta(PROBES[p]), 0] for r in result.select(optimizer, depth) if r.measured]
+        [
+            r.gradient[checkpoint, r.at_eta(PROBES[p]), 0]
+            for r in result.select(optimizer, depth)
+            if r.measured and not r.flags[checkpoint]
+        ]
     )
+
+
+def flagged_seeds(result: StudyBreakdownResult, optimizer: str, depth: int) -> int:
+    """How many measured seeds of the net rule "flag" marks at the end of training."""
+    return sum(bool(r.flags[-1]) for r in result.select(optimizer, depth) if r.measured)
 
 
 def depth_claims(result: StudyBreakdownResult) -> tuple[DepthClaim, ...]:
@@ -115,16 +142,19 @@ def depth_claims(result: StudyBreakdownResult) -> tuple[DepthClaim, ...]:
     for optimizer in c.optimizers:
         for deep in sorted({d for d in (16, max(c.depths)) if d in c.depths and d > shallow}):
             at = {(d, k): probe_values(result, optimizer, d, 0.05, k) for d in (shallow, deep) for k in (0, -1)}
-            if any(v.size == 0 for v in at.values()):
+            if at[shallow, 0].size == 0 or at[deep, 0].size == 0:
                 continue
+            end = at[shallow, -1].size and at[deep, -1].size
             out.append(
                 DepthClaim(
                     optimizer,
                     shallow,
                     deep,
-                    rules.separation(at[deep, -1], at[shallow, -1]),
-                    rules.growth(at[deep, -1], at[deep, 0]),
+                    rules.separation(at[deep, -1], at[shallow, -1]) if end else rules.unjudged(),
+                    rules.growth(at[deep, -1], at[deep, 0]) if at[deep, -1].size else rules.unjudged(),
                     rules.separation(at[deep, 0], at[shallow, 0]),
+                    flagged_seeds(result, optimizer, shallow),
+                    flagged_seeds(result, optimizer, deep),
                 )
             )
     return tuple(out)

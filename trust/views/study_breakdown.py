@@ -8,21 +8,41 @@ import numpy as np
 
 from trust.base.schema import Verdict
 from trust.experiments.shared.paper import STATISTICS
-from trust.experiments.study_breakdown import PROBES, StudyBreakdownResult, SweepPoint
+from trust.experiments.study_breakdown import PROBES, NetSummary, StudyBreakdownResult, SweepPoint
 from trust.views import report, study_breakdown_figures
 from trust.views.report import Row, violation_factor
 from trust.views.study_breakdown_figures import PROBE_005
 
 
 def separation_text(v: Verdict) -> str:
+    if v.rule == "flag":
+        return v.outcome
     if v.outcome == "separated":
         return f"yes, ×{v.effect:.3g} (every seed)"
     return f"not separated (×{v.effect:.3g} in the medians)"
 
 
 def growth_text(v: Verdict) -> str:
+    if v.rule == "flag":
+        return v.outcome
     words = {"grows": "yes", "shrinks": "no, it shrinks", "mixed": "mixed over seeds"}[v.outcome]
     return f"{words} (end/init ×{v.effect:.3g})"
+
+
+def _left_out(n: int) -> str:
+    return f"; {report.count(n, 'flagged seed')} left out of the verdict (rule flag)" if n else ""
+
+
+def _gradient_context(net: NetSummary, k: int) -> str:
+    """At checkpoint ``k``: layer 1's ‖g₁‖, the companion ‖Δg₁‖/‖g₁(init)‖ at η=0.05 and the seeds rule "flag"
+    marks — what a relative change that divides by ‖g₁‖ needs beside it."""
+    if net.gradient_norm_first is None:
+        return "‖g₁‖ not stored (cells of an older run)"
+    flags = [f"{int(n[k])} at {name}" for n, name in ((net.zero_loss, "zero loss"), (net.at_chance, "chance")) if n[k]]
+    return (
+        f"‖g₁‖ {report.spread(net.gradient_norm_first, (k,))}, ‖Δg₁‖/‖g₁(init)‖ "
+        f"{report.spread(net.probe_initial, (k, PROBE_005))}" + (f", flagged: {', '.join(flags)}" if flags else "")
+    )
 
 
 def _depth_rows(result: StudyBreakdownResult) -> list[Row]:
@@ -55,7 +75,8 @@ def _depth_rows(result: StudyBreakdownResult) -> list[Row]:
                 f"L={deep}: {report.spread(d.probe, (-1, PROBE_005))} (at initialisation "
                 f"{report.spread(s.probe, (0, PROBE_005))} and {report.spread(d.probe, (0, PROBE_005))}); final "
                 f"training accuracy L={shallow}: {report.spread(s.final_train_acc)}, "
-                f"L={deep}: {report.spread(d.final_train_acc)}",
+                f"L={deep}: {report.spread(d.final_train_acc)}; at the end L={shallow}: {_gradient_context(s, -1)}; "
+                f"L={deep}: {_gradient_context(d, -1)}" + _left_out(claim.flagged_shallow + claim.flagged_deep),
                 separation_text(claim.separation),
             )
         )
@@ -64,7 +85,8 @@ def _depth_rows(result: StudyBreakdownResult) -> list[Row]:
                 f"Breakdown grows with training at depth {deep} — {optimizer}",
                 "claim",
                 f"layer-1 gradient change at η=0.05: initialisation {report.spread(d.probe, (0, PROBE_005))}, end "
-                f"{report.spread(d.probe, (-1, PROBE_005))}",
+                f"{report.spread(d.probe, (-1, PROBE_005))}; at the end {_gradient_context(d, -1)}, training "
+                f"accuracy {report.spread(d.final_train_acc)}" + _left_out(claim.flagged_deep),
                 growth_text(claim.growth),
             )
         )

@@ -25,7 +25,7 @@ from trust.base.schema import Config, Result, param, value
 from trust.base.tree import leaf_norms, weight_indices
 from trust.core import bounds, estimate, measure, perturb, train
 from trust.core.losses import cross_entropy
-from trust.experiments.shared import authors, points
+from trust.experiments.shared import authors, points, rules
 from trust.experiments.shared.runner import Experiment
 
 DIVERGED = "training diverged (a non-finite loss) before this point"
@@ -115,6 +115,10 @@ class CellResult(Result):
     check_gradient: np.ndarray = value(
         DEAD, empty=True, axes=("point", "batch", "eta")
     )  # (2, sizes, e): layer 1 at init and end, per size
+    # ‖g_l‖ on the measurement batch at each checkpoint, every weight matrix (0 where a tensor's gradient vanished):
+    # what the relative change divides by, so a reader tells growth of ‖Δg_l‖ from shrinkage of ‖g_l‖
+    gradient_norm: np.ndarray = value(empty=True, axes=("checkpoint", "layer"))
+    chance: float = 0.1  # the accuracy of guessing: 1 / the number of classes (10 before it was stored)
     # the mean pre-update minibatch accuracy of each run of WINDOW steps (the authors' Figure-3 metric): entry j
     # covers steps 20j … 20j + 19, so the accuracy "before step s" is entry s/20 − 1 (empty: diverged, or 0.4's)
     minibatch_window: np.ndarray = value(empty=True, axes=("window",))
@@ -141,6 +145,24 @@ class CellResult(Result):
     def best_train_acc(self) -> float:
         """The best full-batch training accuracy over the epochs (Figure 3's trainability)."""
         return float(np.nanmax(self.train_acc_curve))
+
+    @property
+    def gradient_over_initial(self) -> np.ndarray:
+        """(k, e, l) ‖Δg_l‖ over ‖g_l‖ *at initialisation* (docs/theory.md §5.1): the companion of ``gradient``
+        that a vanishing ‖g_l‖ cannot inflate (NaN without stored gradient norms)."""
+        if self.gradient_norm.size == 0:
+            return np.full(self.gradient.shape, np.nan)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return self.gradient * (self.gradient_norm / self.gradient_norm[:1])[:, None, :]
+
+    @property
+    def flags(self) -> tuple[str, ...]:
+        """Per checkpoint, rule "flag" (:func:`trust.experiments.shared.rules.flag`): "zero loss", "at chance" (after
+        training started) or ""."""
+        return tuple(
+            rules.flag(loss, acc, self.chance, trained=bool(step))
+            for step, loss, acc in zip(self.step, self.train_loss, self.train_acc)
+        )
 
     def accuracy_before(self, step: int) -> float:
         """The mean pre-update minibatch accuracy over the WINDOW steps before ``step`` (0 if the run diverged;
@@ -175,11 +197,11 @@ def loss_and_accuracy(apply, params, x, y):
     return cross_entropy(logits, y), jnp.mean(jnp.argmax(logits, -1) == y)
 
 
-def gradient_slice(net, params, x, y, eta) -> measure.Distances | None:
+def gradient_slice(net, params, x, y, eta, grads=None) -> measure.Distances | None:
     """Along the fixed-gradient slice at ``params`` (every tensor moves by ``η‖W_l‖`` along ``−g_l/‖g_l‖``), the
-    gradient taken on the measurement batch ``(x, y)``; ``None`` where a tensor's gradient is zero (a dead relu
-    net: the slice's direction is undefined)."""
-    grads = measure.full_batch_gradient(net.apply, params, x, y)
+    gradient ``grads`` taken on the measurement batch ``(x, y)`` (computed if not given); ``None`` where a tensor's
+    gradient is zero (a dead relu net: the slice's direction is undefined)."""
+    grads = measure.full_batch_gradient(net.apply, params, x, y) if grads is None else grads
     if not np.all(leaf_norms(grads) > 0):
         return None
     u = perturb.along_gradient(params, grads)
@@ -196,13 +218,15 @@ def _first_layer(config: CellConfig, dist: measure.Distances | None) -> np.ndarr
 def _slice(config: CellConfig, net, params, x, y, with_sharpness: bool) -> dict:
     """The Figure-1 slice at one checkpoint, its bounds and its constants (the sharpness and the Lipschitz
     prediction only ``with_sharpness``; NaN otherwise, and NaN everywhere at a dead net)."""
-    dist = gradient_slice(net, params, x, y, config.eta)
+    grads = measure.full_batch_gradient(net.apply, params, x, y)
+    norms = np.asarray(leaf_norms(grads))[weight_indices(params)]
+    dist = gradient_slice(net, params, x, y, config.eta, grads)
     if dist is None:
         k, n_layers = len(config.eta), len(weight_indices(params))
         nan = np.full(k, np.nan)
         drt = bounds.drt_bound(np.outer(np.abs(config.eta), np.ones(n_layers)))
         return dict(loss=nan, function=nan, gradient=np.full((k, n_layers), np.nan), drt=drt, sharpness=np.nan,
-                    lipschitz_first=nan, c_eff_first=np.nan, c_eff_worst=np.nan)  # fmt: skip
+                    lipschitz_first=nan, c_eff_first=np.nan, c_eff_worst=np.nan, gradient_norm=norms)  # fmt: skip
     weights = np.flatnonzero(dist.is_weight)
     first = weights[0]
     drt = bounds.drt_bound(dist.weight_relative_size)
@@ -221,6 +245,7 @@ def _slice(config: CellConfig, net, params, x, y, with_sharpness: bool) -> dict:
         "lipschitz_first": bounds.lipschitz_prediction(lam, dist.delta_norm, dist.gradient_norm[first]),
         "c_eff_first": estimate.effective_constant(gradient[:, 0], drt),
         "c_eff_worst": estimate.effective_constant(gradient.max(axis=1), drt),
+        "gradient_norm": norms,
     }
 
 
@@ -280,6 +305,8 @@ def run(config: CellConfig) -> CellResult:
         lipschitz_first=stack("lipschitz_first"),
         c_eff_first=stack("c_eff_first"),
         c_eff_worst=stack("c_eff_worst"),
+        gradient_norm=stack("gradient_norm"),
+        chance=1.0 / ds.n_classes,
         check_sizes=config.measure_check,
         check_gradient=np.asarray(check, dtype=float).reshape(2, len(config.measure_check), len(config.eta)),
     )

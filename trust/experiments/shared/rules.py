@@ -234,6 +234,36 @@ def stop_depth(transitions, threshold: float) -> Verdict:
     return Verdict("stop", "trains", trains, threshold, trains, len(stops), nan, nan)
 
 
+# A checkpoint is flagged where the relative gradient change ‖Δg_l‖/‖g_l‖ measures the loss, not the geometry:
+# "zero loss" when the mean training cross-entropy is at most 10⁻³ nats (every example's probability ≈ 0.999: the
+# net has memorised its data and its gradient all but vanished, so the ratio divides by almost nothing); "at chance"
+# when, after training started, the training accuracy is at most 1.5× chance (0.15 with 10 classes: the net did
+# not train, or died). Flagged checkpoints are reported apart and kept out of the "breakdown grows" verdicts.
+ZERO_LOSS = 1e-3
+CHANCE_FACTOR = 1.5
+RULES["flag"] = (
+    f"a checkpoint is 'zero loss' when its training loss ≤ {ZERO_LOSS:g} nats, 'at chance' when after training "
+    f"started its training accuracy ≤ {CHANCE_FACTOR:g}× chance; flagged seeds are kept out of the growth and "
+    "depth verdicts and reported apart"
+)
+
+
+def flag(train_loss: float, train_acc: float, chance: float, trained: bool) -> str:
+    """Rule "flag" for one checkpoint: "zero loss", "at chance" (only once training started: a net at
+    initialisation is at chance by construction) or ""."""
+    if train_loss <= ZERO_LOSS:
+        return "zero loss"
+    if trained and train_acc <= CHANCE_FACTOR * chance:
+        return "at chance"
+    return ""
+
+
+def unjudged() -> Verdict:
+    """The verdict of a claim every seed of whose one side rule "flag" left out."""
+    nan = float("nan")
+    return Verdict("flag", "not judged: every seed flagged", nan, nan, nan, 0, nan, nan)
+
+
 # A run is near-stationary at the end when its full-batch gradient norm fell below a tenth of its peak and its
 # training loss moved less than 5 % in the last epoch: an order of magnitude is the least fall that says "the
 # gradient went away", and 5 % the loss change an epoch of a converging run makes at its plateau.

@@ -51,3 +51,18 @@ def test_config_rejects_nonsense():
         BreakdownConfig(eta_max=-1.0)
     with pytest.raises(TrustError, match="eta_max must be finite"):
         BreakdownConfig(eta_max=float("inf"))
+
+
+def test_a_violation_factor_is_given_at_each_probe_eta_and_where_its_maximum_sits():
+    """The DRT row: worst layer gradient/DRT at η = 0.01, 0.05, 0.099 (the grid points nearest), and the worst over
+    the grid with its η — recomputed by hand from the stored ratios."""
+    res = run(BreakdownConfig(**dict(SMALL, eta_steps=100, eta_max=0.099)))
+    ratio = res.ratios.gradient_max_over_drt
+    v = res.verdicts
+    assert v.drt.statistic == np.nanmax(ratio)
+    assert v.drt_worst_eta == res.eta[np.nanargmax(ratio)]
+    (row,) = [r for r in views.breakdown_rows([res], []) if r.claim.startswith("DRT")]
+    for eta in (0.01, 0.05, 0.099):
+        i = int(np.argmin(np.abs(res.eta - eta)))
+        assert f"{ratio[i]:.3g} at η={res.eta[i]:.3f}" in row.measurement
+    assert f"max {np.nanmax(ratio):.3g} over the grid, at η={v.drt_worst_eta:.3f}" in row.measurement

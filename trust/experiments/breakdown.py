@@ -118,6 +118,7 @@ class BreakdownVerdicts:
 
     drt: Verdict
     worst_all_tensors: float  # the same worst ratio with biases counted as layers
+    drt_worst_eta: float  # where on the η grid the worst layer gradient/DRT sits (small η: relu kinks)
     linear: Verdict
     exact: Verdict = value("the gap is undefined where the closed form is 0 (η = 0 only)")
     operator: Verdict | None = None
@@ -160,6 +161,7 @@ class BreakdownResult(Result):
     def derive(self) -> BreakdownResult:
         r, k = self.ratios, self.probe
         worst = float(np.nanmax(r.gradient_max_over_drt))
+        worst_eta = float(self.eta[int(np.nanargmax(r.gradient_max_over_drt))])
         exact_gap = float(np.max(np.abs(self.function_max[1:] - self.drt[1:]) / self.drt[1:]))
         operator = None
         if self.operator_norm_ratio is not None:
@@ -168,6 +170,7 @@ class BreakdownResult(Result):
         verdicts = BreakdownVerdicts(
             drt=rules.bound(worst, 1),
             worst_all_tensors=float(np.nanmax(r.gradient_max_over_drt_all_tensors)),
+            drt_worst_eta=worst_eta,
             linear=rules.linear(r.gradient_first_over_lipschitz[k], r.gradient_total_over_lipschitz[k]),
             exact=rules.identity(exact_gap),
             operator=operator,
@@ -183,6 +186,10 @@ class BreakdownResult(Result):
     def probe(self) -> int:
         """The grid point nearest η = 0.05 (the last one if the grid stops short of it)."""
         return int(np.argmin(np.abs(self.eta - 0.05))) if self.eta[-1] >= 0.05 else len(self.eta) - 1
+
+    def at_eta(self, target: float) -> int:
+        """Index of the grid point nearest ``target``."""
+        return int(np.argmin(np.abs(self.eta - target)))
 
     def coordinates(self) -> dict[str, list]:
         return {"eta": list(self.eta), "tensor": list(self.names)}

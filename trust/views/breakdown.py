@@ -10,6 +10,7 @@ from trust.experiments.breakdown import (
     BreakdownResult,
     BreakdownVerdicts,
 )
+from trust.experiments.shared.paper import PROBES
 from trust.views import plots
 from trust.views.report import Row, violation_factor
 
@@ -102,6 +103,11 @@ def _verdicts(result: BreakdownResult) -> BreakdownVerdicts:
     return result.verdicts
 
 
+def _probes(result: BreakdownResult) -> list[int]:
+    """Grid indices of the probe η (0.01, 0.05, 0.099) the grid reaches, each once."""
+    return sorted({result.at_eta(eta) for eta in PROBES if eta <= result.eta[-1] + 1e-12})
+
+
 def breakdown_rows(gradient_runs: list[BreakdownResult], random_runs: list[BreakdownResult]) -> list[Row]:
     """Rows for the gradient-breakdown experiment (paper Figure 1 at initialisation)."""
     rows = []
@@ -113,8 +119,9 @@ def breakdown_rows(gradient_runs: list[BreakdownResult], random_runs: list[Break
                 Row(
                     f"DRT (constant 1, an assumption) bounds the layer-gradient change — {name}",
                     "assumption",
-                    f"worst layer gradient/DRT: {r.gradient_max_over_drt[k]:.3g} at η={res.eta[k]:.3f}, "
-                    f"max {v.drt.statistic:.3g} over the grid; first layer "
+                    "worst layer gradient/DRT: "
+                    + ", ".join(f"{r.gradient_max_over_drt[i]:.3g} at η={res.eta[i]:.3f}" for i in _probes(res))
+                    + f"; max {v.drt.statistic:.3g} over the grid, at η={v.drt_worst_eta:.3f}; first layer "
                     f"{r.gradient_first_over_drt[k]:.3g} at η={res.eta[k]:.3f}; with biases counted as layers "
                     f"{r.gradient_max_over_drt_all_tensors[k]:.3g} "
                     f"(max {v.worst_all_tensors:.3g})",

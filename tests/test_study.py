@@ -244,9 +244,20 @@ def check_summaries_against_cells(result):
         assert (claim.separation.outcome == "separated") == bool(deep.min() > shallow.max())
         assert claim.separation.effect == pytest.approx(np.median(deep) / np.median(shallow), rel=1e-12)
     for bound in result.bounds:
-        worst = max(np.max(r.c_eff_worst) for r in result.cells if r.config.training.optimizer == bound.optimizer)
+        cells = [r for r in result.cells if r.config.training.optimizer == bound.optimizer and r.measured]
+        kept = [(r, k) for r in cells for k, f in enumerate(flagged_by_hand(r)) if not f]
+        # C_eff_worst per checkpoint is the largest layer gradient/DRT over η > 0: the worst over kept checkpoints
+        worst = max(r.c_eff_worst[k] for r, k in kept)
         assert bound.drt.statistic == worst
         assert bound.drt.outcome == ("holds" if worst <= 1 else "violated")
+        w = bound.drt_worst
+        (r,) = [r for r in cells if (r.config.training.depth, r.config.training.residual, r.config.training.seed)
+                == (w.depth, w.residual, w.seed)]  # fmt: skip
+        k, e, layer = list(r.step).index(w.step), list(r.eta).index(w.eta), w.layer - 1
+        assert r.gradient[k, e, layer] / r.drt[e] == w.factor == worst
+        for p, eta in zip(w.at_probes, (0.01, 0.05, 0.099)):
+            i = int(np.argmin(np.abs(r.eta - eta)))
+            assert p == r.gradient[k, i, layer] / r.drt[i]
 
 
 def test_a_stored_study_from_before_its_summaries_loads_with_them(tmp_path):
@@ -521,3 +532,20 @@ def test_refinement_halves_each_bracket_until_the_stop_is_located():
     assert len(done) == 4 * 2 * 3  # depths × seeds × rates
     unrefined = replace(config, refine=False)
     assert study_depth.depth_grid(unrefined.resolved(), "fromage", done) == (2, 16)
+
+
+def test_a_flagged_checkpoints_worst_factor_is_reported_apart():
+    """Rule "flag" on a memorised end (training loss set to 0): the worst DRT factor over unflagged checkpoints
+    leaves it out, and the flagged worst is that checkpoint's own largest layer gradient/DRT."""
+    from trust.experiments.study_breakdown_summary import worst_point
+
+    r = cell.run(tiny_cell("fromage", 0.01, eta=ETA, n_measure=200))
+    # a net that trained (accuracy 0.9, then 1.0 at zero loss): only the end is flagged
+    memorised = replace(r, train_loss=np.array([2.3, 0.3, 0.0]), train_acc=np.array([0.1, 0.9, 1.0]))
+    assert memorised.flags == ("", "", "zero loss")
+    ratio = r.gradient[:, 1:, :] / r.drt[1:, None]
+    kept, flagged = worst_point([memorised], flagged=False), worst_point([memorised], flagged=True)
+    assert kept.factor == np.max(ratio[:-1]) and kept.flag == ""
+    assert flagged.factor == np.max(ratio[-1]) and flagged.flag == "zero loss" and flagged.step == r.step[-1]
+    trained = replace(memorised, train_loss=np.array([2.3, 0.3, 0.1]))
+    assert worst_point([trained], flagged=True) is None

@@ -72,14 +72,59 @@ class DepthClaim:
     flagged_deep: int = 0
 
 
+@dataclass(frozen=True, eq=False)
+class WorstPoint:
+    """Where a bound's worst measured/bound sits — the net, seed, checkpoint (its optimiser step), layer (1: the
+    first weight matrix) and η — with the same layer's factor at each probe η there and the checkpoint's flag
+    (rule "flag"): a factor at the smallest η is relu kinks, one at a memorised checkpoint a vanished ‖g_l‖."""
+
+    depth: int
+    residual: bool
+    seed: int
+    step: int
+    layer: int
+    eta: float
+    factor: float
+    flag: str
+    at_probes: np.ndarray = value(axes=("probe",))
+
+    def coordinates(self) -> dict[str, list]:
+        return {"probe": list(PROBES)}
+
+
+def worst_point(cells: list[CellResult], flagged: bool) -> WorstPoint | None:
+    """The largest layer gradient change / DRT over the cells' η > 0, layers and checkpoints that rule "flag"
+    marks (``flagged``) or leaves unmarked; None where there is no finite one."""
+    worst: tuple | None = None
+    for r in (r for r in cells if r.measured):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = r.gradient[:, 1:, :] / r.drt[1:, None]  # (k, e − 1, l)
+        for k, f in enumerate(r.flags):
+            if bool(f) == flagged and np.isfinite(ratio[k]).any():
+                e, layer = np.unravel_index(np.nanargmax(ratio[k]), ratio[k].shape)
+                if worst is None or ratio[k, e, layer] > worst[0]:
+                    worst = (float(ratio[k, e, layer]), r, k, int(e) + 1, int(layer))
+    if worst is None:
+        return None
+    factor, r, k, e, layer = worst
+    t = r.config.training
+    probes = np.array([r.gradient[k, i, layer] / r.drt[i] for i in (r.at_eta(p) for p in PROBES)])
+    return WorstPoint(t.depth, t.residual, t.seed, int(r.step[k]), layer + 1, float(r.eta[e]), factor, r.flags[k],
+                      probes)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class BoundClaims:
-    """DRT with constant 1 (worst C_eff over nets, seeds, checkpoints and layers) and the Lipschitz-smooth model at
-    the end of training (worst median measured/predicted over nets and η > 0), for one optimiser."""
+    """DRT with constant 1 (the worst layer gradient change / DRT over nets, seeds, unflagged checkpoints, layers
+    and η > 0 — where it sits in ``drt_worst``, the worst over flagged checkpoints apart in ``drt_flagged``) and
+    the Lipschitz-smooth model at the end of training (worst median measured/predicted over nets and η > 0), for
+    one optimiser."""
 
     optimizer: str
     drt: Verdict
     lipschitz: Verdict
+    drt_worst: WorstPoint | None = None
+    drt_flagged: WorstPoint | None = None
 
 
 def net_summary(sel: list[CellResult], optimizer: str, depth: int, residual: bool) -> NetSummary:
@@ -167,7 +212,9 @@ def bound_claims(result: StudyBreakdownResult) -> tuple[BoundClaims, ...]:
         if not nets:
             continue
         seeds = min(n.seeds for n in nets)
-        worst = max(0.0, *(n.c_eff_worst for n in nets))
+        cells = [r for n in nets for r in result.select(optimizer, n.depth, n.residual)]
+        kept, flagged = worst_point(cells, flagged=False), worst_point(cells, flagged=True)
         lip = max(0.0, *(float(np.nanmax(n.lipschitz_ratio_end, initial=0.0)) for n in nets))
-        out.append(BoundClaims(optimizer, rules.bound(worst, seeds), rules.bound(lip, seeds)))
+        drt = rules.bound(kept.factor, seeds) if kept else rules.unjudged()
+        out.append(BoundClaims(optimizer, drt, rules.bound(lip, seeds), kept, flagged))
     return tuple(out)

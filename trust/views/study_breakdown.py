@@ -9,6 +9,7 @@ import numpy as np
 from trust.base.schema import Verdict
 from trust.experiments.shared.paper import STATISTICS
 from trust.experiments.study_breakdown import PROBES, NetSummary, StudyBreakdownResult, SweepPoint
+from trust.experiments.study_breakdown_summary import WorstPoint
 from trust.views import report, study_breakdown_figures
 from trust.views.report import Row, violation_factor
 from trust.views.study_breakdown_figures import PROBE_005
@@ -146,6 +147,18 @@ def _paper_rows(result: StudyBreakdownResult) -> list[Row]:
     return rows
 
 
+def _worst_text(what: str, w: WorstPoint | None) -> str:
+    """A bound's worst factor, where it sits, and the same layer's factor at the probe η there."""
+    if w is None:
+        return f"{what}: none"
+    probes = ", ".join(f"{f:.3g}" for f in w.at_probes)
+    return (
+        f"{what}: {w.factor:.3g} at L={w.depth}{'r' if w.residual else ''} seed {w.seed} step {w.step} layer "
+        f"{w.layer} η={w.eta:g}{f' ({w.flag})' if w.flag else ''}, there at η = "
+        f"{'/'.join(f'{p:g}' for p in PROBES)}: {probes}"
+    )
+
+
 def _bound_rows(result: StudyBreakdownResult) -> list[Row]:
     """DRT with constant 1 and the Lipschitz-smooth model, as violation factors (assumptions: measured)."""
     c, rows = result.config, []
@@ -161,9 +174,11 @@ def _bound_rows(result: StudyBreakdownResult) -> list[Row]:
             Row(
                 f"DRT with constant 1 bounds every layer's gradient change along the slice — {claims.optimizer}",
                 "assumption",
-                f"C_eff of layer 1, initialisation→end (median over seeds): {', '.join(per_net)}; worst layer, "
-                f"seed and checkpoint: {claims.drt.statistic:.3g}",
-                violation_factor(claims.drt.statistic),
+                f"C_eff of layer 1, initialisation→end (median over seeds): {', '.join(per_net)}; "
+                + _worst_text("worst over layers, seeds, η and unflagged checkpoints", claims.drt_worst)
+                + "; "
+                + _worst_text("flagged checkpoints apart (rule flag)", claims.drt_flagged),
+                violation_factor(claims.drt.statistic) if claims.drt.rule == "bound" else claims.drt.outcome,
             )
         )
         rows.append(

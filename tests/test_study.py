@@ -205,6 +205,8 @@ def flagged_by_hand(r) -> np.ndarray:
 
 def check_summaries_against_cells(result):
     """The stored summaries and verdicts, recomputed by hand from the cells (NumPy on the raw arrays)."""
+    from trust.experiments.study_breakdown_summary import lipschitz_end
+
     for net in result.nets:
         cells = [r for r in result.select(net.optimizer, net.depth, net.residual) if r.measured]
         assert net.seeds == len(cells)
@@ -223,6 +225,9 @@ def check_summaries_against_cells(result):
         np.testing.assert_allclose(net.probe_initial.median[-1, 1], np.median(companion), rtol=1e-12)
         np.testing.assert_array_equal(net.zero_loss, sum(flagged_by_hand(r) == "zero loss" for r in cells))
         np.testing.assert_array_equal(net.at_chance, sum(flagged_by_hand(r) == "at chance" for r in cells))
+        # the Lipschitz constants at the end over seeds (the study measures the sharpness along the slice)
+        constants = np.array([lipschitz_end(r)[0] for r in cells])
+        np.testing.assert_array_equal(net.lipschitz_constants.median, np.median(constants, axis=0))
     for claim in result.depth_claims:
         deep, shallow = (
             np.array(
@@ -244,6 +249,8 @@ def check_summaries_against_cells(result):
         assert (claim.separation.outcome == "separated") == bool(deep.min() > shallow.max())
         assert claim.separation.effect == pytest.approx(np.median(deep) / np.median(shallow), rel=1e-12)
     for bound in result.bounds:
+        along = [n.lipschitz_ratios.median[1] for n in result.nets if n.optimizer == bound.optimizer and n.seeds]
+        assert bound.lipschitz_along.statistic == np.nanmax(along)
         cells = [r for r in result.cells if r.config.training.optimizer == bound.optimizer and r.measured]
         kept = [(r, k) for r in cells for k, f in enumerate(flagged_by_hand(r)) if not f]
         # C_eff_worst per checkpoint is the largest layer gradient/DRT over η > 0: the worst over kept checkpoints
@@ -549,3 +556,30 @@ def test_a_flagged_checkpoints_worst_factor_is_reported_apart():
     assert flagged.factor == np.max(ratio[-1]) and flagged.flag == "zero loss" and flagged.step == r.step[-1]
     trained = replace(memorised, train_loss=np.array([2.3, 0.3, 0.1]))
     assert worst_point([trained], flagged=True) is None
+
+
+def test_the_constants_a_lipschitz_model_needs_along_the_slice():
+    """The secant ‖Δ∇ℒ‖/‖ΔW‖ and the sharpness at W + ηU for the probe η (recomputed here on the retrained
+    checkpoints); with the largest secant as its constant the Lipschitz prediction bounds layer 1's change by
+    construction (‖Δg₁‖ ≤ ‖Δ∇ℒ‖ = secant·‖ΔW‖), so that ratio is at most 1 at every probe η."""
+    from trust.core import estimate, measure, perturb
+    from trust.experiments.study_breakdown_summary import lipschitz_end
+
+    config = tiny_cell("sgd", 0.1, eta=(0.0, 0.01, 0.05, 0.099), n_measure=200, sharpness_along=True)
+    r = cell.run(config)
+    assert np.isnan(r.secant[:, 0]).all() and np.all(r.secant[:, 1:] > 0)
+    assert np.isnan(r.sharpness_along[1]).all() and np.isfinite(r.sharpness_along[[0, -1]]).all()
+    trained = train.train(config.training, progress=False)
+    ds = train.load_data(config.training)
+    x, y = ds.x_train[:200], ds.y_train[:200]
+    end = list(trained.checkpoints.values())[-1]
+    u = perturb.along_gradient(end, measure.full_batch_gradient(trained.net.apply, end, x, y))
+    for p, eta in enumerate((0.01, 0.05, 0.099)):
+        lam = estimate.sharpness(trained.net.apply, perturb.perturbed(end, u, eta), x, y, tol=1e-3, seed=0)
+        assert r.sharpness_along[-1, p] == pytest.approx(lam, rel=1e-9)  # the same computation, deterministic
+    constants, ratios = lipschitz_end(r)
+    assert constants[0] == r.sharpness[-1]
+    assert constants[1] == max(r.sharpness[-1], *r.sharpness_along[-1])
+    assert constants[2] == np.nanmax(r.secant[-1, 1:])
+    assert np.all(ratios[2] <= 1 + 1e-9)  # by construction (float round-off only)
+    np.testing.assert_allclose(ratios[0], r.gradient[-1, 1:, 0] / r.lipschitz_first[-1, 1:], rtol=1e-12)

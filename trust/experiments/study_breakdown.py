@@ -71,6 +71,10 @@ class StudyBreakdownConfig(Config):
         (125, 250, 1000, 0), "batch sizes checked on depth 16 (else the deepest)", minimum=0
     )
     sharpness_tol: float = param(1e-3, "relative tolerance of the Lanczos sharpness", minimum=1e-12)
+    sharpness_along: bool = param(
+        True, "the sharpness at W + ηU for the probe η too, at initialisation and the end (the largest is the constant "
+        "a Lipschitz-smooth model needs along the slice; three more Lanczos runs per end)",
+    )  # fmt: skip
     matched: bool = param(
         False,
         "the authors' Figure-1 schedule: 2,400 steps (their 10 epochs of 240), the rate ×lr_decay every 240 steps, "
@@ -128,6 +132,8 @@ def _cell(
     config: StudyBreakdownConfig, optimizer: str, lr: float, depth: int, residual: bool, seed: int, slices=True, **kw
 ):
     measure = dict(eta=config.eta, n_measure=config.n_measure, sharpness_tol=config.sharpness_tol, **kw)
+    if slices and config.sharpness_along:  # a sweep cell (no slices) keeps the default: its stored runs are reused
+        measure["sharpness_along"] = True
     schedule: dict[str, Any] = dict(checkpoints=tuple(sorted(set(config.checkpoints) | {0.0, float(config.epochs)})))
     if config.matched:  # the authors' steps, decay and checkpoints (authors.CURVATURE_STEPS), their residual net
         steps = authors.CURVATURE_STEPS[authors.curvature_net(depth, residual)]

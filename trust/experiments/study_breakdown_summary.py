@@ -49,10 +49,31 @@ class NetSummary:
     c_eff_worst: float = 0.0  # max over seeds, checkpoints and layers of C_eff (0: no finite value)
     # median measured/predicted at the end, η > 0
     lipschitz_ratio_end: np.ndarray = value(NO_SEED, empty=True, axes=("eta_positive",))
+    # at the end, the constants a Lipschitz-smooth model could take (docs/theory.md §2.5): the sharpness at the point
+    # (the smallest any such model can use), the largest sharpness along the slice (the point and the probe η) and
+    # the largest secant ‖Δ∇ℒ‖/‖ΔW‖ along it (what the slice itself needs); and layer 1's measured/predicted change
+    # with each at the probe η. None without the sharpness along the slice.
+    lipschitz_constants: Spread | None = value(default=None, axes=("constant",))
+    lipschitz_ratios: Spread | None = value(default=None, axes=("constant", "probe"))
 
     def coordinates(self) -> dict[str, list]:
         return {"checkpoint": list(self.checkpoint_epoch), "eta": list(self.eta), "eta_positive": list(self.eta[1:]),
-                "probe": list(PROBES)}  # fmt: skip
+                "probe": list(PROBES), "constant": list(LIPSCHITZ_CONSTANTS)}  # fmt: skip
+
+
+LIPSCHITZ_CONSTANTS = ("sharpness at the point", "largest sharpness along the slice", "largest secant along the slice")
+
+
+def lipschitz_end(r: CellResult) -> tuple[np.ndarray, np.ndarray]:
+    """At the end of training: the three constants of :data:`LIPSCHITZ_CONSTANTS`, and layer 1's measured over
+    predicted relative change ``C‖ΔW‖/‖g₁‖`` with each at the probe η (the stored prediction uses the sharpness
+    at the point, so another constant rescales it)."""
+    lam = r.sharpness[-1]
+    with np.errstate(invalid="ignore"):
+        constants = np.array([lam, np.nanmax([lam, *r.sharpness_along[-1]]), np.nanmax(r.secant[-1, 1:])])
+    at = [r.at_eta(p) for p in PROBES]
+    measured, predicted = r.gradient[-1, at, 0], r.lipschitz_first[-1, at]
+    return constants, measured[None, :] / (predicted[None, :] * (constants / lam)[:, None])
 
 
 @dataclass(frozen=True)
@@ -125,6 +146,9 @@ class BoundClaims:
     lipschitz: Verdict
     drt_worst: WorstPoint | None = None
     drt_flagged: WorstPoint | None = None
+    # the Lipschitz-smooth model with the largest sharpness along the slice (worst median measured/predicted over
+    # nets and the probe η); None without the sharpness along the slice
+    lipschitz_along: Verdict | None = None
 
 
 def net_summary(sel: list[CellResult], optimizer: str, depth: int, residual: bool) -> NetSummary:
@@ -138,6 +162,8 @@ def net_summary(sel: list[CellResult], optimizer: str, depth: int, residual: boo
     first = measured[0]
     probes = [[r.at_eta(e) for e in PROBES] for r in measured]
     normed = all(r.gradient_norm.size for r in measured)
+    along = all(r.sharpness_along.size and np.isfinite(r.sharpness_along[-1]).all() for r in measured)
+    lipschitz = [lipschitz_end(r) for r in measured] if along else []
     return NetSummary(
         **common,
         final_train_acc=acc,
@@ -159,6 +185,8 @@ def net_summary(sel: list[CellResult], optimizer: str, depth: int, residual: boo
         c_eff_first=rules.spread([r.c_eff_first for r in measured]),
         c_eff_worst=max(float(np.nanmax(r.c_eff_worst, initial=0.0)) for r in measured),
         lipschitz_ratio_end=rules.median([r.gradient[-1, 1:, 0] / r.lipschitz_first[-1, 1:] for r in measured], axis=0),
+        lipschitz_constants=rules.spread([c for c, _ in lipschitz]) if along else None,
+        lipschitz_ratios=rules.spread([q for _, q in lipschitz]) if along else None,
     )
 
 
@@ -216,5 +244,7 @@ def bound_claims(result: StudyBreakdownResult) -> tuple[BoundClaims, ...]:
         kept, flagged = worst_point(cells, flagged=False), worst_point(cells, flagged=True)
         lip = max(0.0, *(float(np.nanmax(n.lipschitz_ratio_end, initial=0.0)) for n in nets))
         drt = rules.bound(kept.factor, seeds) if kept else rules.unjudged()
-        out.append(BoundClaims(optimizer, drt, rules.bound(lip, seeds), kept, flagged))
+        along = [n.lipschitz_ratios.median[1] for n in nets if n.lipschitz_ratios is not None]
+        lip_along = rules.bound(float(np.nanmax(along)), seeds) if len(along) == len(nets) else None
+        out.append(BoundClaims(optimizer, drt, rules.bound(lip, seeds), kept, flagged, lip_along))
     return tuple(out)

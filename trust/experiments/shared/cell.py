@@ -26,6 +26,7 @@ from trust.base.tree import leaf_norms, weight_indices
 from trust.core import bounds, estimate, measure, perturb, train
 from trust.core.losses import cross_entropy
 from trust.experiments.shared import authors, points, rules
+from trust.experiments.shared.paper import PROBES
 from trust.experiments.shared.runner import Experiment
 
 DIVERGED = "training diverged (a non-finite loss) before this point"
@@ -57,6 +58,10 @@ class CellConfig(Config):
         (), "other measurement batch sizes for layer 1's curve at initialisation and the end (0: all)", minimum=0
     )
     slices: bool = param(True, "measure the slices (False: train only, e.g. a learning-rate sweep)")
+    sharpness_along: bool = param(
+        False, "also the sharpness at W + ηU for the probe η 0.01, 0.05, 0.099, at initialisation and the end (three "
+        "more Lanczos runs each): the constant a Lipschitz-smooth model needs along the slice",
+    )  # fmt: skip
 
     def validate(self):
         if not self.slices and self.training.checkpoints:
@@ -109,6 +114,11 @@ class CellResult(Result):
     lipschitz_first: np.ndarray = value(
         SHARPNESS_ENDS + "; " + DEAD, empty=True, axes=("checkpoint", "eta")
     )  # (k, e) λ‖ΔW‖/‖g_1‖
+    # (k, e) the secant ‖∇ℒ(W+ΔW) − ∇ℒ(W)‖/‖ΔW‖ over every tensor (NaN at η = 0): the Lipschitz constant the slice
+    # itself needs up to η (its running maximum)
+    secant: np.ndarray = value(DEAD + "; η = 0: no step", empty=True, axes=("checkpoint", "eta"))
+    # (k, probe) λ at W + ηU for the probe η (NaN but at initialisation and the end, or without sharpness_along)
+    sharpness_along: np.ndarray = value(SHARPNESS_ENDS + "; " + DEAD, empty=True, axes=("checkpoint", "probe"))
     c_eff_first: np.ndarray = value(DEAD, empty=True, axes=("checkpoint",))  # (k,) max_η gradient_1/DRT
     c_eff_worst: np.ndarray = value(DEAD, empty=True, axes=("checkpoint",))  # (k,) max_{η,l} gradient_l/DRT
     check_sizes: tuple[int, ...] = value(default=(), axes=("batch",))  # measurement batch sizes of the check (0: all)
@@ -180,6 +190,7 @@ class CellResult(Result):
     def coordinates(self) -> dict[str, list]:
         """Checkpoints by their epoch, η by value, the check's points and batch sizes (0: the whole set)."""
         return {"checkpoint": list(self.checkpoint_epoch), "eta": list(self.eta), "epoch": list(self.epoch),
+                "probe": list(PROBES),
                 "point": ["init", "end"], "batch": list(self.check_sizes),
                 "window": [WINDOW * (j + 1) for j in range(self.minibatch_window.size)]}  # fmt: skip
 
@@ -226,16 +237,24 @@ def _slice(config: CellConfig, net, params, x, y, with_sharpness: bool) -> dict:
         nan = np.full(k, np.nan)
         drt = bounds.drt_bound(np.outer(np.abs(config.eta), np.ones(n_layers)))
         return dict(loss=nan, function=nan, gradient=np.full((k, n_layers), np.nan), drt=drt, sharpness=np.nan,
-                    lipschitz_first=nan, c_eff_first=np.nan, c_eff_worst=np.nan, gradient_norm=norms)  # fmt: skip
+                    lipschitz_first=nan, c_eff_first=np.nan, c_eff_worst=np.nan, gradient_norm=norms, secant=nan,
+                    sharpness_along=np.full(len(PROBES), np.nan))  # fmt: skip
     weights = np.flatnonzero(dist.is_weight)
     first = weights[0]
     drt = bounds.drt_bound(dist.weight_relative_size)
-    lam = (
-        estimate.sharpness(net.apply, params, x, y, tol=config.sharpness_tol, seed=config.training.seed)
-        if with_sharpness
-        else float("nan")
-    )
+
+    def sharpness(at) -> float:
+        return estimate.sharpness(net.apply, at, x, y, tol=config.sharpness_tol, seed=config.training.seed)
+
+    lam = sharpness(params) if with_sharpness else float("nan")
+    along = np.full(len(PROBES), np.nan)
+    if with_sharpness and config.sharpness_along:
+        u = perturb.along_gradient(params, grads)
+        eta = np.asarray(config.eta)
+        along = np.array([sharpness(perturb.perturbed(params, u, eta[np.argmin(np.abs(eta - p))])) for p in PROBES])
     gradient = dist.gradient[:, weights]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        secant = np.where(dist.delta_norm > 0, dist.gradient_total_change / dist.delta_norm, np.nan)
     return {
         "loss": dist.loss,
         "function": dist.function_frob,
@@ -246,6 +265,8 @@ def _slice(config: CellConfig, net, params, x, y, with_sharpness: bool) -> dict:
         "c_eff_first": estimate.effective_constant(gradient[:, 0], drt),
         "c_eff_worst": estimate.effective_constant(gradient.max(axis=1), drt),
         "gradient_norm": norms,
+        "secant": secant,
+        "sharpness_along": along,
     }
 
 
@@ -306,6 +327,8 @@ def run(config: CellConfig) -> CellResult:
         c_eff_first=stack("c_eff_first"),
         c_eff_worst=stack("c_eff_worst"),
         gradient_norm=stack("gradient_norm"),
+        secant=stack("secant"),
+        sharpness_along=stack("sharpness_along"),
         chance=1.0 / ds.n_classes,
         check_sizes=config.measure_check,
         check_gradient=np.asarray(check, dtype=float).reshape(2, len(config.measure_check), len(config.eta)),

@@ -138,6 +138,14 @@ def test_study_breakdown_sweeps_measures_and_reuses_cells(tmp_path):
     checked = [r for r in result.cells if r.check_sizes]
     assert len(checked) == 1
     assert checked[0].check_gradient.shape == (2, 2, len(config.resolved().eta))
+    # the batch check's deviation from the whole set, signed, by hand: the entry farthest from 0 in log terms
+    r, check = checked[0], result.measure_check
+    at = [int(np.argmin(np.abs(r.eta - e))) for e in (0.01, 0.05, 0.099)]
+    whole = r.check_gradient[:, 1, at]  # sizes (50, 0): the whole set second
+    for n, curve in ((100, r.gradient[[0, -1]][:, at, 0]), (50, r.check_gradient[:, 0, at])):
+        logs = np.log(curve / whole).ravel()
+        expected = np.expm1(logs[np.argmax(np.abs(logs))])
+        assert dict(zip(check.sizes, check.deviation))[n] == pytest.approx(expected, rel=1e-12)
     cells_dir = tmp_path / "cells"
     assert len(list(cells_dir.iterdir())) == 12 + 4
     # a study that stopped: its result and one cell gone; the rerun computes that cell only and gets the same result
@@ -583,3 +591,11 @@ def test_the_constants_a_lipschitz_model_needs_along_the_slice():
     assert constants[2] == np.nanmax(r.secant[-1, 1:])
     assert np.all(ratios[2] <= 1 + 1e-9)  # by construction (float round-off only)
     np.testing.assert_allclose(ratios[0], r.gradient[-1, 1:, 0] / r.lipschitz_first[-1, 1:], rtol=1e-12)
+
+
+def test_measure_all_measures_on_the_whole_training_set():
+    c = study_breakdown.StudyBreakdownConfig(measure_all=True).resolved()
+    assert c.n_measure == 0  # a cell's 0: every training example
+    assert c.measure_check == (125, 250, 1000)  # the smaller batches, checked against the whole set
+    with pytest.raises(TrustError, match="drop --n-measure"):
+        study_breakdown.StudyBreakdownConfig(measure_all=True, n_measure=500)

@@ -228,9 +228,10 @@ def _method_rows(result: StudyBreakdownResult) -> list[Row]:
                 f"Measurement batch: layer 1's curve on the first n training examples against n = {ref_name} "
                 f"({check.optimizer} L={check.depth}, width {result.config.width}, seed {check.seed})",
                 "measurement",
-                f"largest relative deviation at η = {', '.join(f'{e:g}' for e in PROBES)}, initialisation and end: "
-                + ", ".join(f"n={n or 'all'}: {deviation[n] * 100:.0f} %" for n in sorted(deviation, key=_all_last)),
-                f"n = {used} used ({deviation[check.used] * 100:.0f} % from n = {ref_name})"
+                f"largest relative deviation (signed: below 0, the batch measures less) at η = "
+                f"{', '.join(f'{e:g}' for e in PROBES)}, initialisation and end: "
+                + ", ".join(f"n={n or 'all'}: {deviation[n] * 100:+.0f} %" for n in sorted(deviation, key=_all_last)),
+                f"n = {used} used: biased {deviation[check.used] * 100:+.0f} % against n = {ref_name}"
                 if check.used in deviation
                 else f"n = {used} used",
             )

@@ -341,7 +341,8 @@ EXPERIMENT = Experiment(CellConfig, CellResult, run, help="one study cell: train
 @dataclass(frozen=True)
 class MeasureCheck:
     """Layer 1's curve on the first n training examples against the reference n (the whole set when checked): the
-    largest relative deviation over the probe η, at initialisation and the end, per size."""
+    largest relative deviation over the probe η, at initialisation and the end, per size, with its sign (the
+    bias: negative where the smaller batch measures less)."""
 
     optimizer: str
     depth: int
@@ -355,6 +356,15 @@ class MeasureCheck:
         return {"size": list(self.sizes)}
 
 
+def _largest_deviation(curve: np.ndarray, reference: np.ndarray) -> float:
+    """The relative deviation ``curve/reference − 1`` farthest from 0 in log terms, with its sign (negative: the
+    smaller batch measures less than the reference); NaN where no entry is finite."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        logs = np.log(curve / reference).ravel()
+    finite = logs[np.isfinite(logs)]
+    return float(np.expm1(finite[np.argmax(np.abs(finite))])) if finite.size else float("nan")
+
+
 def measure_check(cells, probes: tuple[float, ...]) -> MeasureCheck | None:
     """The first checked cell's curves on the other measurement batches against the reference: the largest
     relative deviation over the ``probes`` η, at initialisation and the end, per size; None without a check."""
@@ -366,11 +376,7 @@ def measure_check(cells, probes: tuple[float, ...]) -> MeasureCheck | None:
     curves = np.concatenate([r.gradient[[0, -1], None, :, 0], r.check_gradient], axis=1)  # (2, n, e)
     ref = sizes.index(0) if 0 in sizes else 0  # the whole training set when it was checked
     at = [r.at_eta(e) for e in probes]
-    deviation = {  # largest |relative deviation| from the reference over the probe η, init and end
-        n: max(np.expm1(np.nanmax(np.abs(np.log(curves[k, i, at] / curves[k, ref, at])))) for k in (0, 1))
-        for i, n in enumerate(sizes)
-        if i != ref
-    }
+    deviation = {n: _largest_deviation(curves[:, i, at], curves[:, ref, at]) for i, n in enumerate(sizes) if i != ref}
     return MeasureCheck(
         r.config.training.optimizer,
         r.config.training.depth,

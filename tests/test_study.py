@@ -8,6 +8,7 @@ import jax
 import numpy as np
 import pytest
 from labels import check_array_labels, check_labels
+from scipy import stats
 
 from trust import views
 from trust.base import parallel
@@ -167,7 +168,9 @@ def test_study_breakdown_sweeps_measures_and_reuses_cells(tmp_path):
     rows = views.VIEWS["study breakdown"].rows({"study_breakdown": result})
     for claim in result.depth_claims:  # each claim's verdict is the one its row shows
         row = next(r for r in rows if r.claim.startswith(f"Paper: depth {claim.deep} ") and claim.optimizer in r.claim)
-        assert row.verdict.startswith("yes") == (claim.separation.outcome == "separated")
+        assert row.verdict.startswith("yes") == (claim.separation.outcome == "above")
+        judged = claim.separation.outcome not in ("too few seeds", "not judged: every seed flagged")
+        assert row.verdict.startswith("not judged") == (not judged)
     for bound in result.bounds:
         row = next(r for r in rows if r.claim.startswith("DRT with constant 1") and r.claim.endswith(bound.optimizer))
         assert row.verdict == ("holds" if bound.drt.statistic <= 1 else f"violated ×{bound.drt.statistic:.3g}")
@@ -254,8 +257,9 @@ def check_summaries_against_cells(result):
         if not (deep.size and shallow.size):
             assert claim.separation.outcome == "not judged: every seed flagged"
             continue
-        assert (claim.separation.outcome == "separated") == bool(deep.min() > shallow.max())
-        assert claim.separation.effect == pytest.approx(np.median(deep) / np.median(shallow), rel=1e-12)
+        # rule compare: the ratio of geometric means; under 5 seeds a side no test
+        assert claim.separation.effect == pytest.approx(np.exp(np.log(deep).mean() - np.log(shallow).mean()))
+        assert (claim.separation.outcome == "too few seeds") == (min(deep.size, shallow.size) < 5)
     for bound in result.bounds:
         along = [n.lipschitz_ratios.median[1] for n in result.nets if n.optimizer == bound.optimizer and n.seeds]
         assert bound.lipschitz_along.statistic == np.nanmax(along)
@@ -599,3 +603,47 @@ def test_measure_all_measures_on_the_whole_training_set():
     assert c.measure_check == (125, 250, 1000)  # the smaller batches, checked against the whole set
     with pytest.raises(TrustError, match="drop --n-measure"):
         study_breakdown.StudyBreakdownConfig(measure_all=True, n_measure=500)
+
+
+def test_study_breakdown_decides_depth_claims_by_welch_and_holm_over_its_table():
+    """Five seeds: every depth claim's p by hand (Welch on logs; the growth paired by seed; seeds flagged at the end
+    left out), then Holm over the study's claims (the initialisation claim once) — the stored verdicts are these."""
+    from test_rules import welch_by_hand
+
+    five = dict(optimizers=("fromage", "adam"), seeds=5, measure_check=(), sharpness_along=False, epochs=2, width=32)
+    config = study_breakdown.StudyBreakdownConfig(**{**TINY_STUDY, **five})
+    result = study_breakdown.run(config)
+    claims = result.depth_claims
+    assert len(claims) == 2
+
+    def probe(d, optimizer, k, kept=True):
+        cells = [r for r in result.select(optimizer, d) if not (kept and flagged_by_hand(r)[-1])]
+        return np.array([r.gradient[k, r.at_eta(0.05), 0] for r in cells])
+
+    raw, tested = [], []  # the p-values by hand, and the verdicts they belong to
+    for claim in claims:
+        deep, shallow = probe(3, claim.optimizer, -1), probe(2, claim.optimizer, -1)
+        if min(deep.size, shallow.size) >= 5:
+            raw.append(welch_by_hand(deep, shallow)[0])
+            tested.append(claim.separation)
+        else:
+            assert claim.separation.outcome in ("too few seeds", "not judged: every seed flagged")
+        d = np.log(probe(3, claim.optimizer, -1)) - np.log(probe(3, claim.optimizer, 0))
+        if d.size >= 5:
+            raw.append(2 * stats.t.sf(abs(d.mean() / (d.std(ddof=1) / np.sqrt(d.size))), d.size - 1))
+            tested.append(claim.growth)
+        else:
+            assert claim.growth.outcome in ("too few seeds", "not judged: every seed flagged")
+    raw.append(welch_by_hand(probe(3, "fromage", 0, kept=False), probe(2, "fromage", 0, kept=False))[0])
+    tested.append(claims[0].initial)
+    assert len(raw) >= 3  # enough claims tested for Holm to matter
+    order = np.argsort(raw)
+    adjusted = np.empty(len(raw))
+    running = 0.0
+    for rank, i in enumerate(order):  # Holm by hand
+        running = max(running, min(1.0, (len(raw) - rank) * raw[i]))
+        adjusted[i] = running
+    np.testing.assert_allclose([v.statistic for v in tested], adjusted, rtol=1e-9)
+    assert claims[0].initial == claims[1].initial  # the same nets at initialisation
+    for v, p in zip(tested, adjusted):
+        assert (v.outcome == "not separated") == (p >= 0.05)

@@ -4,7 +4,7 @@ computed from the combined cells (``StudyBreakdownResult.derive``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -208,9 +208,19 @@ def flagged_seeds(result: StudyBreakdownResult, optimizer: str, depth: int) -> i
     return sum(bool(r.flags[-1]) for r in result.select(optimizer, depth) if r.measured)
 
 
+def probe_pairs(result: StudyBreakdownResult, optimizer: str, depth: int, eta: float) -> np.ndarray:
+    """(2, seeds) layer 1's change at the probe ``eta`` at initialisation and the end, for the measured seeds whose
+    end rule "flag" leaves in (the pairs of the paired growth test)."""
+    p = PROBES.index(eta)
+    kept = [r for r in result.select(optimizer, depth) if r.measured and not r.flags[-1]]
+    return np.array([[r.gradient[k, r.at_eta(PROBES[p]), 0] for r in kept] for k in (0, -1)]).reshape(2, len(kept))
+
+
 def depth_claims(result: StudyBreakdownResult) -> tuple[DepthClaim, ...]:
-    """Depth 16 (the paper's) and the deepest net against the shallowest, per optimiser, at η = 0.05."""
-    c, out = result.config, []
+    """Depth 16 (the paper's) and the deepest net against the shallowest, per optimiser, at η = 0.05, by rule
+    "compare" (Welch on log values; the growth paired by seed), Holm-corrected across the study's claims (the
+    initialisation claim, the same nets for every optimiser, counted once per pair of depths)."""
+    c, raw = result.config, []
     shallow = min(c.depths)
     for optimizer in c.optimizers:
         for deep in sorted({d for d in (16, max(c.depths)) if d in c.depths and d > shallow}):
@@ -218,19 +228,26 @@ def depth_claims(result: StudyBreakdownResult) -> tuple[DepthClaim, ...]:
             if at[shallow, 0].size == 0 or at[deep, 0].size == 0:
                 continue
             end = at[shallow, -1].size and at[deep, -1].size
-            out.append(
+            pairs = probe_pairs(result, optimizer, deep, 0.05)
+            raw.append(
                 DepthClaim(
                     optimizer,
                     shallow,
                     deep,
-                    rules.separation(at[deep, -1], at[shallow, -1]) if end else rules.unjudged(),
-                    rules.growth(at[deep, -1], at[deep, 0]) if at[deep, -1].size else rules.unjudged(),
-                    rules.separation(at[deep, 0], at[shallow, 0]),
+                    rules.compare(at[deep, -1], at[shallow, -1]) if end else rules.unjudged(),
+                    rules.compare(pairs[1], pairs[0], paired=True) if pairs.size else rules.unjudged(),
+                    rules.compare(at[deep, 0], at[shallow, 0]),
                     flagged_seeds(result, optimizer, shallow),
                     flagged_seeds(result, optimizer, deep),
                 )
             )
-    return tuple(out)
+    initial = {(d.shallow, d.deep): d.initial for d in raw}  # one per pair of depths
+    tested = rules.holm([v for d in raw for v in (d.separation, d.growth)] + list(initial.values()))
+    adjusted_initial = dict(zip(initial, tested[2 * len(raw) :]))
+    return tuple(
+        replace(d, separation=tested[2 * i], growth=tested[2 * i + 1], initial=adjusted_initial[d.shallow, d.deep])
+        for i, d in enumerate(raw)
+    )
 
 
 def bound_claims(result: StudyBreakdownResult) -> tuple[BoundClaims, ...]:

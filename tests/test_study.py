@@ -580,7 +580,7 @@ def test_the_constants_a_lipschitz_model_needs_along_the_slice():
     config = tiny_cell("sgd", 0.1, eta=(0.0, 0.01, 0.05, 0.099), n_measure=200, sharpness_along=True)
     r = cell.run(config)
     assert np.isnan(r.secant[:, 0]).all() and np.all(r.secant[:, 1:] > 0)
-    assert np.isnan(r.sharpness_along[1]).all() and np.isfinite(r.sharpness_along[[0, -1]]).all()
+    assert np.isnan(r.sharpness_along[:-1]).all() and np.isfinite(r.sharpness_along[-1]).all()
     trained = train.train(config.training, progress=False)
     ds = train.load_data(config.training)
     x, y = ds.x_train[:200], ds.y_train[:200]

@@ -73,8 +73,8 @@ class StudyBreakdownConfig(Config):
     )
     sharpness_tol: float = param(1e-3, "relative tolerance of the Lanczos sharpness", minimum=1e-12)
     sharpness_along: bool = param(
-        True, "the sharpness at W + ηU for the probe η too, at initialisation and the end (the largest is the constant "
-        "a Lipschitz-smooth model needs along the slice; three more Lanczos runs per end)",
+        True, "the sharpness at W + ηU for the probe η too, at the end of training (the largest is the constant a "
+        "Lipschitz-smooth model needs along the slice; three more Lanczos runs a cell)",
     )  # fmt: skip
     matched: bool = param(
         False,
@@ -290,7 +290,7 @@ def long_configs(seed: int) -> dict[str, StudyBreakdownConfig]:
     """The authors' Figure-1 nets at their width 784 and schedule (``matched``) — depth 2, 16 and residual 16 under
     Fromage, two seeds as their two runs — compared with their runs, measured on the whole training set as theirs
     were (500 images measure about half as much: the width-256 study's check); without the sharpness along the
-    slice (six more Lanczos runs on 4,000 images per cell, about 12 minutes; the width-256 study has it); and one
+    slice (three more Lanczos runs on 4,000 images a cell, about 6 minutes; the width-256 study has it); and one
     seed of the same on 2,000 of MNIST-5k's 4,000 training images, which says how the data size moves the
     comparison."""
     paper = StudyBreakdownConfig(

@@ -33,6 +33,7 @@ DIVERGED = "training diverged (a non-finite loss) before this point"
 DEAD = "NaN at a checkpoint where some tensor's gradient is zero (a dead relu net): the slice is undefined there"
 WINDOW = authors.WINDOW  # steps per minibatch-accuracy window (20, as the authors' metric here)
 SHARPNESS_ENDS = "the sharpness (Lanczos, the costliest measurement) is taken at initialisation and the end only"
+ALONG_END = "the sharpness along the slice is taken at the end of training only (where the Lipschitz rows judge)"
 
 
 # The defaults of a cell's training (the paper's Figure-1 nets: Fromage at 0.01, ×0.9 per epoch, batch 250)
@@ -59,8 +60,8 @@ class CellConfig(Config):
     )
     slices: bool = param(True, "measure the slices (False: train only, e.g. a learning-rate sweep)")
     sharpness_along: bool = param(
-        False, "also the sharpness at W + ηU for the probe η 0.01, 0.05, 0.099, at initialisation and the end (three "
-        "more Lanczos runs each): the constant a Lipschitz-smooth model needs along the slice",
+        False, "also the sharpness at W + ηU for the probe η 0.01, 0.05, 0.099 at the end of training (three more "
+        "Lanczos runs): the constant a Lipschitz-smooth model needs along the slice",
     )  # fmt: skip
 
     def validate(self):
@@ -117,8 +118,8 @@ class CellResult(Result):
     # (k, e) the secant ‖∇ℒ(W+ΔW) − ∇ℒ(W)‖/‖ΔW‖ over every tensor (NaN at η = 0): the Lipschitz constant the slice
     # itself needs up to η (its running maximum)
     secant: np.ndarray = value(DEAD + "; η = 0: no step", empty=True, axes=("checkpoint", "eta"))
-    # (k, probe) λ at W + ηU for the probe η (NaN but at initialisation and the end, or without sharpness_along)
-    sharpness_along: np.ndarray = value(SHARPNESS_ENDS + "; " + DEAD, empty=True, axes=("checkpoint", "probe"))
+    # (k, probe) λ at W + ηU for the probe η (NaN but at the end, or without sharpness_along)
+    sharpness_along: np.ndarray = value(ALONG_END + "; " + DEAD, empty=True, axes=("checkpoint", "probe"))
     c_eff_first: np.ndarray = value(DEAD, empty=True, axes=("checkpoint",))  # (k,) max_η gradient_1/DRT
     c_eff_worst: np.ndarray = value(DEAD, empty=True, axes=("checkpoint",))  # (k,) max_{η,l} gradient_l/DRT
     check_sizes: tuple[int, ...] = value(default=(), axes=("batch",))  # measurement batch sizes of the check (0: all)
@@ -226,9 +227,10 @@ def _first_layer(config: CellConfig, dist: measure.Distances | None) -> np.ndarr
     return dist.gradient[:, np.flatnonzero(dist.is_weight)[0]]
 
 
-def _slice(config: CellConfig, net, params, x, y, with_sharpness: bool) -> dict:
+def _slice(config: CellConfig, net, params, x, y, with_sharpness: bool, at_end: bool = False) -> dict:
     """The Figure-1 slice at one checkpoint, its bounds and its constants (the sharpness and the Lipschitz
-    prediction only ``with_sharpness``; NaN otherwise, and NaN everywhere at a dead net)."""
+    prediction only ``with_sharpness``, the sharpness along the slice only ``at_end``; NaN otherwise, and NaN
+    everywhere at a dead net)."""
     grads = measure.full_batch_gradient(net.apply, params, x, y)
     norms = np.asarray(leaf_norms(grads))[weight_indices(params)]
     dist = gradient_slice(net, params, x, y, config.eta, grads)
@@ -248,7 +250,7 @@ def _slice(config: CellConfig, net, params, x, y, with_sharpness: bool) -> dict:
 
     lam = sharpness(params) if with_sharpness else float("nan")
     along = np.full(len(PROBES), np.nan)
-    if with_sharpness and config.sharpness_along:
+    if at_end and config.sharpness_along:
         u = perturb.along_gradient(params, grads)
         eta = np.asarray(config.eta)
         along = np.array([sharpness(perturb.perturbed(params, u, eta[np.argmin(np.abs(eta - p))])) for p in PROBES])
@@ -299,7 +301,8 @@ def run(config: CellConfig) -> CellResult:
         params = trained.checkpoints[s]
         fit = loss_and_accuracy(net.apply, params, ds.x_train, ds.y_train)
         ends = s in (steps[0], steps[-1])
-        per_point.append({"train": [float(v) for v in fit], **_slice(config, net, params, x, y, ends)})
+        slice_ = _slice(config, net, params, x, y, ends, at_end=s == steps[-1])
+        per_point.append({"train": [float(v) for v in fit], **slice_})
 
     batches = [points.measurement_batch(ds, n) for n in config.measure_check]
     check = [

@@ -292,14 +292,16 @@ def long_configs(seed: int) -> dict[str, StudyBreakdownConfig]:
     were (500 images measure about half as much: the width-256 study's check); without the sharpness along the
     slice (three more Lanczos runs on 4,000 images a cell, about 6 minutes; the width-256 study has it); and one
     seed of the same on 2,000 of MNIST-5k's 4,000 training images, which says how the data size moves the
-    comparison."""
+    comparison; and the study's depth and training claims at depths 2, 16 and 32 on 10 seeds."""
     paper = StudyBreakdownConfig(
         width=784, depths=(2, 16), residual_depth=16, optimizers=("fromage",), seeds=2, measure_check=(), matched=True,
         measure_all=True, sharpness_along=False, seed=seed,
     )  # fmt: skip
     # the data-size check: the same 2,400 steps on half the images (300 passes over each instead of 150), one seed
     half = replace(paper, train_images=2000, seeds=1)
-    return {"study_breakdown_paper": paper, "study_breakdown_paper_2000_images": half}
+    # the headline depth and training claims on 10 seeds (rule "compare"): the full run's study has 3
+    seeds = StudyBreakdownConfig(depths=(2, 16, 32), residual_depth=0, seeds=10, measure_check=(), seed=seed)
+    return {"study_breakdown_paper": paper, "study_breakdown_paper_2000_images": half, "study_breakdown_seeds": seeds}
 
 
 STUDY = Study(cell.EXPERIMENT, cells, combine)

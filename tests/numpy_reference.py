@@ -3,6 +3,7 @@ the MLP forward pass, the cross-entropy loss and its gradient by hand-written ba
 the relative distances. It shares no code with ``trust``."""
 
 import numpy as np
+from scipy.special import erf
 
 
 def phi(name, z, slope):
@@ -12,6 +13,10 @@ def phi(name, z, slope):
         return np.where(z >= 0, z, slope * z)
     if name == "tanh":
         return np.tanh(z)
+    if name == "gelu":  # z·Φ(z), Φ the standard normal distribution function
+        return z * 0.5 * (1.0 + erf(z / np.sqrt(2.0)))
+    if name == "softplus":
+        return np.logaddexp(0.0, z)
     return z
 
 
@@ -23,6 +28,10 @@ def dphi(name, z, slope):
         return np.where(z >= 0, 1.0, slope)
     if name == "tanh":
         return 1.0 - np.tanh(z) ** 2
+    if name == "gelu":  # Φ(z) + z·φ(z)
+        return 0.5 * (1.0 + erf(z / np.sqrt(2.0))) + z * np.exp(-0.5 * z**2) / np.sqrt(2.0 * np.pi)
+    if name == "softplus":  # the logistic sigmoid
+        return 1.0 / (1.0 + np.exp(-z))
     return np.ones_like(z)
 
 

@@ -26,6 +26,8 @@ NETS = [
     nets.theorem1_mlp((9, 12, 12, 7), "leaky_relu", slope=0.1),
     nets.experiment_mlp(9, 12, 3, 5, activation="identity"),
     nets.experiment_mlp(9, 9, 4, 5, residual=True, residual_first=True),  # the authors' residual net: x + φ(W₁x)
+    nets.experiment_mlp(9, 12, 4, 5, activation="gelu"),  # smooth relus (issue 27: breakdown without kinks)
+    nets.experiment_mlp(9, 12, 3, 5, activation="softplus", residual=True),
 ]
 
 

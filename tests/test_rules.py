@@ -72,3 +72,16 @@ def test_holm_adjusts_the_p_values_of_one_table():
     assert out[4] is other
     below = rules.holm([Verdict("compare", "below", 0.001, 0.05, 0.5, 5, 0.4, 0.6)])[0]
     assert below.outcome == "below"
+
+
+def test_a_theorem_holds_vacuously_where_its_median_ratio_is_eight_decades_below_the_bound():
+    assert rules.theorem(0, 1e-8, 0.2, 100).outcome == "holds, vacuous"
+    assert rules.theorem(0, 1.1e-8, 0.2, 100).outcome == "holds"
+    assert rules.theorem(1, 1e-19, 1.2, 100).outcome == "VIOLATED"  # a violation is a violation, however rare
+    v = rules.theorem(0, 3.7e-19, 0.2, 1000)
+    assert (v.statistic, v.effect, v.high, v.seeds) == (0, 3.7e-19, 0.2, 1000)
+
+
+def test_an_identity_is_labelled_an_identity():
+    assert rules.identity(1e-4).outcome == "identity (holds to rounding)"
+    assert rules.identity(1e-3).outcome == "VIOLATED"

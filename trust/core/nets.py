@@ -37,6 +37,9 @@ ACTIVATIONS: dict[str, Activation] = {
     "relu": Activation(lambda s: jax.nn.relu, lambda s: 2.0**0.5),
     "leaky_relu": Activation(lambda s: lambda z: jnp.where(z >= 0, z, s * z), lambda s: (2.0 / (1.0 + s**2)) ** 0.5),
     "tanh": Activation(lambda s: jnp.tanh, lambda s: 5.0 / 3.0),
+    # smooth relus, without relu's kink (relu's gain: a variance-preserving approximation)
+    "gelu": Activation(lambda s: partial(jax.nn.gelu, approximate=False), lambda s: 2.0**0.5),
+    "softplus": Activation(lambda s: jax.nn.softplus, lambda s: 2.0**0.5),
     "identity": Activation(lambda s: lambda z: z, lambda s: 1.0),
 }
 INITS = ("torch", "gaussian")

@@ -70,6 +70,7 @@ MODELS: dict[str, Callable] = {
         residual=c.residual,
         bias=c.bias,
         residual_first=c.residual_first,
+        activation=c.activation,
     ),
     "resnet8": lambda c, ds: nets.resnet(_image(ds), ds.n_classes, 8, c.norm, c.channels),
     "resnet16": lambda c, ds: nets.resnet(_image(ds), ds.n_classes, 16, c.norm, c.channels),
@@ -88,6 +89,8 @@ class TrainConfig(Config):
     depth: int = param(8, "mlp: L, the number of weight matrices", minimum=1)
     width: int = param(128, "mlp: hidden width", minimum=1)
     residual: bool = param(False, "mlp: residual hidden layers h + φ(Wh + b)")
+    activation: str = param("relu", "mlp: the nonlinearity φ (gelu, softplus: smooth, no kink)",
+                            choices=nets.ACTIVATIONS)  # fmt: skip
     residual_first: bool = param(
         False, "mlp: the first layer too, x + φ(W₁x + b₁) (the authors' residual net; width = the input size)"
     )
@@ -123,8 +126,8 @@ class TrainConfig(Config):
     def validate(self):
         if self.model == "mlp" and self.norm != "none":
             raise TrustError(f"norm applies to the resnets only, not to model {self.model!r}")
-        if self.model != "mlp" and (self.residual or not self.bias):
-            raise TrustError("residual and bias apply to the mlp; a resnet has its own shortcuts and biases")
+        if self.model != "mlp" and (self.residual or not self.bias or self.activation != "relu"):
+            raise TrustError("residual, bias and activation apply to the mlp; a resnet has its own (relu)")
         if self.residual_first and not self.residual:
             raise TrustError("residual_first extends a residual mlp: set residual too")
         if not self.lr_decay > 0:

@@ -165,8 +165,8 @@ class BreakdownResult(Result):
         exact_gap = float(np.max(np.abs(self.function_max[1:] - self.drt[1:]) / self.drt[1:]))
         operator = None
         if self.operator_norm_ratio is not None:
-            ratio = float(np.nanmax(self.operator_norm_ratio))
-            operator = Verdict("theorem", "holds" if ratio <= 1 else "VIOLATED", ratio, 1.0, ratio, 1, ratio, ratio)
+            ratios = self.operator_norm_ratio[np.isfinite(self.operator_norm_ratio)]
+            operator = rules.theorem(int(np.sum(ratios > 1)), float(np.median(ratios)), float(ratios.max()), 1)
         verdicts = BreakdownVerdicts(
             drt=rules.bound(worst, 1),
             worst_all_tensors=float(np.nanmax(r.gradient_max_over_drt_all_tensors)),

@@ -20,7 +20,7 @@ import numpy as np
 
 from trust.base.errors import TrustError
 from trust.base.schema import Config, Result, Spread, Verdict, param, value
-from trust.core import data
+from trust.core import data, nets
 from trust.experiments import study_depth_authors as beside
 from trust.experiments.shared import authors, cell, rules
 from trust.experiments.shared.cell import CellConfig
@@ -49,6 +49,7 @@ class StudyDepthConfig(Config):
     dataset: str = param("mnist5k", "data set", choices=data.names(data.MNIST_SIZED))
     data_dir: str = param("", "directory of the MNIST IDX files (--dataset mnist)")
     train_images: int = param(0, "train on the first n training images only (0: all; the data-size check)", minimum=0)
+    activation: str = param("relu", "the MLPs' nonlinearity (gelu, softplus: smooth)", choices=nets.ACTIVATIONS)
     width: int = param(0, "hidden width; 0: 128 (32 with --quick)", minimum=0)
     depths: tuple[int, ...] = param(
         (), "depths; none given: 2 4 8 16 24 32 (2 8 32 with --quick)", minimum=1, increasing=True

@@ -29,6 +29,7 @@ import numpy as np
 from trust.base.errors import TrustError
 from trust.base.schema import Config, Result, param, value
 from trust.core import bounds, estimate
+from trust.experiments.shared import rules
 from trust.experiments.shared.runner import Experiment
 
 BOUNDS = ("recursion", "per_layer", "global")
@@ -170,10 +171,15 @@ class Theorem1Result(Result):
     max_a: np.ndarray = value(bulk=True, axes=("case",))
     alpha_min: np.ndarray = value(bulk=True, axes=("case",))
     kappa: np.ndarray = value(bulk=True, axes=("case",))
-    outcomes: dict[str, str] | None = value(derived=True)  # per bound: "holds" or "VIOLATED" (rule "theorem")
+    # per bound: "holds" (", vacuous"), "VIOLATED" (rule "theorem")
+    outcomes: dict[str, str] | None = value(derived=True)
 
     def derive(self) -> Theorem1Result:
-        return replace(self, outcomes={k: "holds" if b.violations == 0 else "VIOLATED" for k, b in self.bounds.items()})
+        def outcome(b: BoundCheck) -> str:
+            q = b.ratio_quantiles
+            return rules.theorem(b.violations, q.median, q.max, self.n_cases).outcome
+
+        return replace(self, outcomes={k: outcome(b) for k, b in self.bounds.items()})
 
     def bound(self, name: str) -> np.ndarray:
         """The bound ``name`` (one of :data:`LABELS`) per input."""

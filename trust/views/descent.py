@@ -103,10 +103,10 @@ def result_rows(result: DescentResult) -> list[Row]:
             Row(
                 f"Lemma 2 predicts descent for η < (1+cos θ)^{{1/L}} − 1 along a {claim.step} step",
                 "assumption",
-                f"measured largest descent η vs threshold — {cells}. With the measured C_eff put back: fails at "
-                f"{claim.fails_c_eff}, undecided by the grid at {claim.unclear_c_eff} of {claim.points} points. (C_eff "
-                f"is fitted on η ∈ [0.001, 0.1]; the DRT ratio at the grid's smallest η is ×{claim.ratio_low:.2g} to "
-                f"×{claim.ratio_high:.2g} of it.)",
+                f"measured largest descent η vs threshold — {cells}. With the measured C_eff put back — fitted on the "
+                f"same step's slice (η ∈ [0.001, 0.1]), so this check is by construction, not a test: fails at "
+                f"{claim.fails_c_eff}, undecided by the grid at {claim.unclear_c_eff} of {claim.points} points. (The "
+                f"DRT ratio at the grid's smallest η is ×{claim.ratio_low:.2g} to ×{claim.ratio_high:.2g} of C_eff.)",
                 "holds"
                 if not claim.fails
                 else f"fails at {claim.fails} of {claim.points} points"

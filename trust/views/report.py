@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 class Row(NamedTuple):
     claim: str
-    kind: str  # theorem, assumption, model, claim, measurement
+    kind: str  # theorem, identity, assumption, model, claim, measurement
     measurement: str
     verdict: str
 

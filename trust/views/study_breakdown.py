@@ -47,6 +47,7 @@ def _depth_rows(result: StudyBreakdownResult) -> list[Row]:
     Figure 1; the same nets for every optimiser: one row) and after training, and faster after training than at
     initialisation? With each net's final training accuracy: a net that did not train did not move."""
     c, rows, initial = result.config, [], set()
+    nets = "" if c.activation == "relu" else f" ({c.activation} MLPs, no relu kinks)"
     for claim in result.depth_claims or ():
         optimizer, shallow, deep = claim.optimizer, claim.shallow, claim.deep
         s, d = result.net(optimizer, shallow), result.net(optimizer, deep)
@@ -55,7 +56,8 @@ def _depth_rows(result: StudyBreakdownResult) -> list[Row]:
             initial.add((shallow, deep))
             rows.append(
                 Row(
-                    f"Paper: breakdown is much milder at depth {shallow} than at depth {deep} (at initialisation)",
+                    f"Paper: breakdown is much milder at depth {shallow} than at depth {deep} (at initialisation)"
+                    + nets,
                     "claim",
                     f"layer-1 gradient change at η=0.05, median [range] over {report.count(c.seeds, 'seed')}: "
                     f"L={shallow}: {report.spread(s.probe, (0, PROBE_005))}, "
@@ -65,7 +67,7 @@ def _depth_rows(result: StudyBreakdownResult) -> list[Row]:
             )
         rows.append(
             Row(
-                f"Paper: depth {deep} breaks down faster than depth {shallow} — {optimizer}, after training",
+                f"Paper: depth {deep} breaks down faster than depth {shallow} — {optimizer}, after training" + nets,
                 "claim",
                 f"layer-1 gradient change at η=0.05, median [range] over {report.count(c.seeds, 'seed')}: "
                 f"L={shallow}: {report.spread(s.probe, (-1, PROBE_005))}, "
@@ -79,7 +81,7 @@ def _depth_rows(result: StudyBreakdownResult) -> list[Row]:
         )
         rows.append(
             Row(
-                f"Breakdown grows with training at depth {deep} — {optimizer}",
+                f"Breakdown grows with training at depth {deep} — {optimizer}" + nets,
                 "claim",
                 f"layer-1 gradient change at η=0.05: initialisation {report.spread(d.probe, (0, PROBE_005))}, end "
                 f"{report.spread(d.probe, (-1, PROBE_005))}; at the end {_gradient_context(d, -1)}, training "
@@ -269,6 +271,8 @@ def rows(results: dict[str, StudyBreakdownResult]) -> list[Row]:
     rows = _depth_rows(claims) + _paper_rows(paper or across) + _bound_rows(across) + _method_rows(across)
     if paper is not None:
         rows += _bound_rows(paper) + _method_rows(paper)
+    if "study_breakdown_gelu" in results:  # kinks or depth?
+        rows += _depth_rows(results["study_breakdown_gelu"])
     if "study_breakdown_paper_2000_images" in results:  # the data-size check
         rows += _paper_rows(results["study_breakdown_paper_2000_images"])
     return rows

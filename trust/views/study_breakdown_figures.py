@@ -70,7 +70,8 @@ def optimizer_figure(result: StudyBreakdownResult, optimizer: str):
         ax.set_xlabel("η (every tensor moved by η‖W_l‖ along −g_l/‖g_l‖)")
     c = result.config
     fig.suptitle(
-        f"Gradient breakdown during training: {optimizer}, relu MLPs of width {c.width} on {report.dataset(c)}\n"
+        f"Gradient breakdown during training: {optimizer}, {c.activation} MLPs of width {c.width} on "
+        f"{report.dataset(c)}\n"
         f"median of {report.count(c.seeds, 'seed')}, measured on {c.n_measure or 'all'} training examples"
     )
     return fig
@@ -145,7 +146,7 @@ def summary_figure(result: StudyBreakdownResult):
     for ax in axes[1, n_opt:]:
         ax.axis("off")
     fig.suptitle(
-        f"Gradient breakdown across depth and training (relu MLPs, width {c.width}, {report.dataset(c)}, "
+        f"Gradient breakdown across depth and training ({c.activation} MLPs, width {c.width}, {report.dataset(c)}, "
         f"{report.count(c.seeds, 'seed')}; bands: the seeds' range)"
     )
     return fig
@@ -177,6 +178,8 @@ def figures(results: dict[str, StudyBreakdownResult]) -> dict:
     figures = {"study_breakdown": summary_figure(result)}
     for optimizer in result.config.optimizers:
         figures[f"study_breakdown_{optimizer}"] = optimizer_figure(result, optimizer)
+    if "study_breakdown_gelu" in results:  # kinks or depth? the smooth-relu study
+        figures["study_breakdown_gelu"] = summary_figure(results["study_breakdown_gelu"])
     for name in ("study_breakdown_paper", "study_breakdown_paper_2000_images"):  # the long jobs, where stored
         if name in results:
             figures[name] = optimizer_figure(results[name], "fromage")

@@ -50,6 +50,10 @@ def figure(result: Theorem1Result):
     return fig
 
 
+def _outcome(outcome: str, median: float) -> str:
+    return f"{outcome} (median ratio {median:.2g})" if outcome == "holds, vacuous" else outcome
+
+
 def result_rows(result: Theorem1Result) -> list[Row]:
     """Theorem 1 on square leaky-relu nets (a theorem) and DRT on the same cases (an assumption)."""
     cases = f"{result.n_cases} random square leaky-relu nets ({result.n_evaluations} inputs)"
@@ -66,7 +70,7 @@ def result_rows(result: Theorem1Result) -> list[Row]:
                 f"Theorem 1, {label}, measured α, β = 1, κ — {cases}",
                 "theorem",
                 f"violations {b.violations}; measured/bound median {q.median:.2g}, 95 % {q.q95:.2g}, max {q.max:.2g}",
-                result.outcomes[name] if result.outcomes else "",
+                _outcome(result.outcomes[name], q.median) if result.outcomes else "",
             )
         )
     b = result.bounds["drt"]

@@ -79,7 +79,7 @@ def for_study(study: Config, *, slices: bool = True, checkpoints=(0.0,), measure
     """A cell of ``study``: the training settings every cell of a study shares (its data set, width, epochs,
     minibatch and rate decay), the cell's own ``training`` fields (``lr`` for the rate), its checkpoints (none
     without slices) and its ``measure``ment fields."""
-    names = ("dataset", "data_dir", "train_images", "width", "epochs", "batch_size", "lr_decay")
+    names = ("dataset", "data_dir", "train_images", "width", "activation", "epochs", "batch_size", "lr_decay")
     shared = {name: getattr(study, name) for name in names}
     run = train.TrainConfig(
         **shared, learning_rate=training.pop("lr"), checkpoints=checkpoints if slices else (), **training

@@ -108,8 +108,10 @@ def test_resnet_with_batchnorm_trains_and_evaluates_with_running_statistics():
         train(TrainConfig(model="resnet8", dataset="synthetic", epochs=1), progress=False)
     with pytest.raises(TrustError, match="norm applies to the resnets"):
         TrainConfig(norm="batch")
-    with pytest.raises(TrustError, match="residual and bias apply to the mlp"):
+    with pytest.raises(TrustError, match="residual, bias and activation apply to the mlp"):
         TrainConfig(model="resnet16", residual=True)
+    with pytest.raises(TrustError, match="residual, bias and activation apply to the mlp"):
+        TrainConfig(model="resnet8", activation="gelu")
 
 
 def test_batchnorm_running_statistics_follow_the_batches():

@@ -646,3 +646,36 @@ def test_study_breakdown_decides_depth_claims_by_welch_and_holm_over_its_table()
     np.testing.assert_allclose([v.statistic for v in tested], adjusted, rtol=1e-9)
     for v, p in zip(tested, adjusted):
         assert (v.outcome == "not separated") == (p >= 0.05)
+
+
+def test_the_papers_order_is_decided_by_rule_compare_on_stop_depths_with_holm():
+    """Five seeds' stop depths per optimiser (one past the grid where a seed never stops), by hand: Welch on their
+    logs, then Holm over the study's two order claims."""
+    from types import SimpleNamespace
+
+    from test_rules import welch_by_hand
+
+    grid = (2, 4, 8, 16, 24, 32)
+    stops = {"sgd_momentum": [8, 8, 16, 8, 8], "adam": [24, 16, 24, 24, 32], "fromage": [16, 24, 24, 16, 24]}
+
+    def transition(stop):  # a curve that trains below ``stop`` and nowhere from it
+        return rules.transition(grid, [0.9 if d < stop else 0.1 for d in grid], 0.5)
+
+    result = SimpleNamespace(
+        config=SimpleNamespace(optimizers=("sgd_momentum", "adam", "fromage")),
+        reads=(2400,),
+        of=lambda o, step: SimpleNamespace(transitions=[transition(s) for s in stops[o]]),
+        depths_of=lambda o: grid,
+        authors_of=lambda o, step: None,
+    )
+    claims = study_depth_authors.order_claims(result)
+    assert [(c.shallower, c.deeper) for c in claims] == [("sgd_momentum", "adam"), ("adam", "fromage")]
+    raw = [welch_by_hand(np.array(stops[b], float), np.array(stops[a], float))[0] for a, b in
+           (("sgd_momentum", "adam"), ("adam", "fromage"))]  # fmt: skip
+    first, second = sorted(range(2), key=lambda k: raw[k])  # Holm with m = 2
+    adjusted = {first: min(1, 2 * raw[first]), second: max(min(1, 2 * raw[first]), raw[second])}
+    for k, claim in enumerate(claims):
+        assert claim.ours.rule == "compare"
+        assert claim.ours.statistic == pytest.approx(adjusted[k], rel=1e-9)
+    assert claims[0].ours.outcome == "above"  # Adam deeper than SGD: separated
+    assert claims[1].ours.outcome == "not separated"  # Fromage below Adam in these seeds, inside the noise

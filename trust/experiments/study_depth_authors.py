@@ -4,7 +4,7 @@ and in their run (:class:`OrderClaim`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from trust.base.schema import Verdict, value
@@ -71,7 +71,8 @@ def _stop_or_past(t: rules.Transition, deepest: int) -> float:
 
 
 def order_claims(r: StudyDepthResult) -> tuple[OrderClaim, ...]:
-    """The paper's order, pair by pair, at each read step (rule "separation" over our seeds' stop depths)."""
+    """The paper's order, pair by pair, at each read step: rule "compare" on our seeds' stop depths (a seed that
+    never stops counts one past the grid), Holm-corrected across the study's order claims."""
     c, out = r.config, []
     present = [o for o in PAPER_ORDER if o in c.optimizers]
     for step in r.reads:
@@ -84,5 +85,6 @@ def order_claims(r: StudyDepthResult) -> tuple[OrderClaim, ...]:
             if len(theirs) == 2:
                 a, b = (_stop_or_past(t.transition, max(t.depths)) for t in theirs)
                 words = "holds" if b > a else "reversed" if b < a else "equal"
-            out.append(OrderClaim(step, shallower, deeper, rules.order(ours[1], ours[0]), words))
-    return tuple(out)
+            out.append(OrderClaim(step, shallower, deeper, rules.compare(ours[1], ours[0]), words))
+    tested = rules.holm([claim.ours for claim in out])
+    return tuple(replace(claim, ours=v) for claim, v in zip(out, tested))

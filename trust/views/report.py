@@ -8,6 +8,8 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+from trust.base.schema import Verdict
+
 
 class Row(NamedTuple):
     claim: str
@@ -35,6 +37,17 @@ def spread(s, index: tuple = (), fmt: str = ".3g", bare_single: bool = False) ->
     if bare_single and s.n[index] == 1 and low == high:
         return f"{median:{fmt}}"
     return f"{median:{fmt}} [{low:{fmt}}, {high:{fmt}}]"
+
+
+def compare_text(v: Verdict, yes: str = "yes", no: str = "reversed") -> str:
+    """A rule-"compare" verdict in words: the side, the ratio of geometric means with its 95 % interval and the
+    Holm-adjusted p (rule "flag": why it was not judged)."""
+    if v.rule == "flag":
+        return v.outcome
+    if v.outcome == "too few seeds":
+        return f"not judged: {count(v.seeds, 'seed')}, rule compare needs 5 (×{v.effect:.3g} in the means)"
+    words = {"above": yes, "below": no}.get(v.outcome, "not separated")
+    return f"{words}, ×{v.effect:.3g} [95 % CI {v.low:.3g}–{v.high:.3g}], Holm p = {v.statistic:.2g}"
 
 
 def violation_factor(x: float) -> str:

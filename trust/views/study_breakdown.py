@@ -6,24 +6,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from trust.base.schema import Verdict
 from trust.experiments.shared.paper import STATISTICS
 from trust.experiments.study_breakdown import PROBES, NetSummary, StudyBreakdownResult, SweepPoint
 from trust.experiments.study_breakdown_summary import BoundClaims, WorstPoint
 from trust.views import report, study_breakdown_figures
 from trust.views.report import Row, violation_factor
 from trust.views.study_breakdown_figures import PROBE_005
-
-
-def compare_text(v: Verdict, yes: str = "yes", no: str = "reversed") -> str:
-    """A rule-"compare" verdict in words: the side, the ratio of geometric means with its 95 % interval and the
-    Holm-adjusted p (rule "flag": why it was not judged)."""
-    if v.rule == "flag":
-        return v.outcome
-    if v.outcome == "too few seeds":
-        return f"not judged: {report.count(v.seeds, 'seed')}, rule compare needs 5 (×{v.effect:.3g} in the means)"
-    words = {"above": yes, "below": no}.get(v.outcome, "not separated")
-    return f"{words}, ×{v.effect:.3g} [95 % CI {v.low:.3g}–{v.high:.3g}], Holm p = {v.statistic:.2g}"
 
 
 def _left_out(n: int) -> str:
@@ -62,7 +50,7 @@ def _depth_rows(result: StudyBreakdownResult) -> list[Row]:
                     f"layer-1 gradient change at η=0.05, median [range] over {report.count(c.seeds, 'seed')}: "
                     f"L={shallow}: {report.spread(s.probe, (0, PROBE_005))}, "
                     f"L={deep}: {report.spread(d.probe, (0, PROBE_005))}",
-                    compare_text(claim.initial),
+                    report.compare_text(claim.initial),
                 )
             )
         rows.append(
@@ -76,7 +64,7 @@ def _depth_rows(result: StudyBreakdownResult) -> list[Row]:
                 f"training accuracy L={shallow}: {report.spread(s.final_train_acc)}, "
                 f"L={deep}: {report.spread(d.final_train_acc)}; at the end L={shallow}: {_gradient_context(s, -1)}; "
                 f"L={deep}: {_gradient_context(d, -1)}" + _left_out(claim.flagged_shallow + claim.flagged_deep),
-                compare_text(claim.separation),
+                report.compare_text(claim.separation),
             )
         )
         rows.append(
@@ -86,7 +74,7 @@ def _depth_rows(result: StudyBreakdownResult) -> list[Row]:
                 f"layer-1 gradient change at η=0.05: initialisation {report.spread(d.probe, (0, PROBE_005))}, end "
                 f"{report.spread(d.probe, (-1, PROBE_005))}; at the end {_gradient_context(d, -1)}, training "
                 f"accuracy {report.spread(d.final_train_acc)}" + _left_out(claim.flagged_deep),
-                compare_text(claim.growth, no="no, it shrinks"),
+                report.compare_text(claim.growth, no="no, it shrinks"),
             )
         )
     return rows

@@ -73,15 +73,13 @@ def depth_figure(result: StudyDepthResult):
 
 def _order_row(claim: OrderClaim, result: StudyDepthResult) -> Row:
     ours = claim.ours
-    held = {"holds": "holds in every seed", "reversed": "reversed in every seed"}.get(ours.outcome, ours.outcome)
     theirs = f"; the authors' run: {claim.authors}" if claim.authors else ""
     return Row(
         f"Paper's order ({_budget(result, claim.read_step)}): {claim.deeper} trains deeper than {claim.shallower}",
         "claim",
         f"stop depths over {report.count(result.config.seeds, 'seed')} (one past the grid where a seed never stops): "
-        f"{claim.deeper} / {claim.shallower} ×{ours.effect:.3g} in the medians, smallest over seeds "
-        f"×{ours.statistic:.3g}{theirs}",
-        f"ours: {held}",
+        f"{claim.deeper} / {claim.shallower} ×{ours.effect:.3g} in the geometric means{theirs}",
+        "ours: " + report.compare_text(ours, yes="holds", no="reversed"),
     )
 
 

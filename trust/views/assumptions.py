@@ -121,13 +121,15 @@ def rows(results: dict[str, AssumptionsResult]) -> list[Row]:
                 for g in p.groups
             )
             parts.append(
-                f"{name} (train acc {p.train_acc:.2f}, ‖g‖ {p.gradient_norm:.2g}, λ {p.sharpness:.3g}): {fits}"
+                f"{name} (train loss {p.train_loss:.2g}, acc {p.train_acc:.2f}, ‖g‖ {p.gradient_norm:.2g}, λ "
+                f"{p.sharpness:.3g}): {fits}"
             )
         rows.append(
             Row(
                 f"Reviewers §6.2/§6.4: DRT shape or Lipschitz shape — {r.config.label}, seed {r.config.seed} "
                 f"(`trust assumptions --model {r.config.model}"
                 + ("" if r.config.norm == "none" else f" --norm {r.config.norm}")
+                + ("" if r.config.activation == "relu" else f" --activation {r.config.activation}")
                 + "`)",
                 "measurement",
                 " · ".join(parts),

@@ -149,6 +149,7 @@ class BoundClaims:
     # the Lipschitz-smooth model with the largest sharpness along the slice (worst median measured/predicted over
     # nets and the probe η); None without the sharpness along the slice
     lipschitz_along: Verdict | None = None
+    lipschitz_at: str = ""  # where the worst Lipschitz factor (λ at the point) sits: the net and η
 
 
 def net_summary(sel: list[CellResult], optimizer: str, depth: int, residual: bool) -> NetSummary:
@@ -259,9 +260,16 @@ def bound_claims(result: StudyBreakdownResult) -> tuple[BoundClaims, ...]:
         seeds = min(n.seeds for n in nets)
         cells = [r for n in nets for r in result.select(optimizer, n.depth, n.residual)]
         kept, flagged = worst_point(cells, flagged=False), worst_point(cells, flagged=True)
-        lip = max(0.0, *(float(np.nanmax(n.lipschitz_ratio_end, initial=0.0)) for n in nets))
+        lip, lip_at = 0.0, ""
+        for n in nets:  # the worst median measured/predicted and where it sits
+            ratios = np.where(np.isfinite(n.lipschitz_ratio_end), n.lipschitz_ratio_end, -np.inf)
+            if ratios.size and ratios.max() > lip:
+                lip, lip_at = (
+                    float(ratios.max()),
+                    f"L={n.depth}{'r' if n.residual else ''} η={n.eta[1 + ratios.argmax()]:g}",
+                )
         drt = rules.bound(kept.factor, seeds) if kept else rules.unjudged()
         along = [n.lipschitz_ratios.median[1] for n in nets if n.lipschitz_ratios is not None]
         lip_along = rules.bound(float(np.nanmax(along)), seeds) if len(along) == len(nets) else None
-        out.append(BoundClaims(optimizer, drt, rules.bound(lip, seeds), kept, flagged, lip_along))
+        out.append(BoundClaims(optimizer, drt, rules.bound(lip, seeds), kept, flagged, lip_along, lip_at))
     return tuple(out)

@@ -679,3 +679,18 @@ def test_the_papers_order_is_decided_by_rule_compare_on_stop_depths_with_holm():
         assert claim.ours.statistic == pytest.approx(adjusted[k], rel=1e-9)
     assert claims[0].ours.outcome == "above"  # Adam deeper than SGD: separated
     assert claims[1].ours.outcome == "not separated"  # Fromage below Adam in these seeds, inside the noise
+
+
+def test_a_cell_whose_config_changed_is_set_aside_and_recomputed(tmp_path, capsys):
+    """A study owns its cells: one stored for another config (the code now measures more) is moved to cells.old and
+    computed again, not refused; a cell of the current config stays where it is."""
+    stale, current = tiny_cell("sgd", 0.1, slices=False), tiny_cell("sgd", 0.05, slices=False)
+    cell_dir = tmp_path / "cells" / "sgd"
+    runner.run_or_reuse(cell_dir, stale, cell.EXPERIMENT)
+    runner.set_aside_stale(cell_dir, stale)
+    assert (cell_dir / "results.json").exists()  # the same config: left in place
+    runner.set_aside_stale(cell_dir, current)
+    assert not cell_dir.exists()
+    assert (tmp_path / "cells.old" / "sgd" / "results.json").exists()
+    assert "its config changed; moved to" in capsys.readouterr().err
+    assert runner.run_or_reuse(cell_dir, current, cell.EXPERIMENT)[1] is False  # computed afresh

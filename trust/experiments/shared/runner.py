@@ -5,6 +5,8 @@ computes a run or reads it back from its run directory (:mod:`trust.base.store`)
 from __future__ import annotations
 
 import dataclasses
+import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
@@ -118,12 +120,29 @@ def _compute(run_dir: Path, config: Config, experiment: Experiment) -> Result:
     if experiment.study is None:
         return experiment.run(config)
     study = experiment.study
+
+    def run_cell(name: str, cell: Config) -> Result:
+        set_aside_stale(run_dir / "cells" / name, cell)
+        return _run_or_reuse_alone(run_dir / "cells" / name, cell, study.cell)[0]
+
     return run_study(
-        study,
-        config,
-        lambda name, cell: _run_or_reuse_alone(run_dir / "cells" / name, cell, study.cell)[0],
-        lambda name, cell: _read_finished(run_dir / "cells" / name, cell, study.cell),
+        study, config, run_cell, lambda name, cell: _read_finished(run_dir / "cells" / name, cell, study.cell)
     )
+
+
+def set_aside_stale(cell_dir: Path, config: Config) -> None:
+    """A study's cell whose stored config is no longer the one the study asks for (the code measures more, or
+    otherwise) is moved to ``cells.old/<name>`` beside the study's cells — replacing an older one — and
+    recomputed: the study owns its cells, and nothing is deleted unseen."""
+    try:
+        finished(cell_dir, config)
+    except TrustError:
+        old = cell_dir.parent.with_name("cells.old") / cell_dir.name
+        if old.exists():
+            shutil.rmtree(old)
+        old.parent.mkdir(parents=True, exist_ok=True)
+        cell_dir.rename(old)
+        print(f"trust: cell {cell_dir.name}: its config changed; moved to {old}, recomputing", file=sys.stderr)
 
 
 def _reuse(run_dir: Path, config: Config, experiment: Experiment) -> Result | None:

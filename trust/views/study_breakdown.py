@@ -25,7 +25,8 @@ def _gradient_context(net: NetSummary, k: int) -> str:
         return "‖g₁‖ not stored (cells of an older run)"
     flags = [f"{int(n[k])} at {name}" for n, name in ((net.zero_loss, "zero loss"), (net.at_chance, "chance")) if n[k]]
     return (
-        f"‖g₁‖ {report.spread(net.gradient_norm_first, (k,))}, ‖Δg₁‖/‖g₁(init)‖ "
+        f"‖g₁‖ {report.spread(net.gradient_norm_first, (0,))} at initialisation → "
+        f"{report.spread(net.gradient_norm_first, (k,))}, ‖Δg₁‖/‖g₁(init)‖ "
         f"{report.spread(net.probe_initial, (k, PROBE_005))}" + (f", flagged: {', '.join(flags)}" if flags else "")
     )
 
@@ -140,7 +141,7 @@ def _worst_text(what: str, w: WorstPoint | None) -> str:
     probes = ", ".join(f"{f:.3g}" for f in w.at_probes)
     return (
         f"{what}: {w.factor:.3g} at L={w.depth}{'r' if w.residual else ''} seed {w.seed} step {w.step} layer "
-        f"{w.layer} η={w.eta:g}{f' ({w.flag})' if w.flag else ''}, there at η = "
+        f"{w.layer} η={w.eta:.3g}{f' ({w.flag})' if w.flag else ''}, there at η = "
         f"{'/'.join(f'{p:g}' for p in PROBES)}: {probes}"
     )
 

@@ -134,6 +134,8 @@ def summary_figure(result: StudyBreakdownResult):
         ax.axhline(1.0, color="k", lw=0.8)
         ax.set_xscale("symlog", linthresh=0.1, linscale=0.6)
         ax.set_xticks([0, 0.1, 1, 10], ["0", "0.1", "1", "10"])
+        last = max((float(n.checkpoint_epoch[-1]) for n in result.nets_of(optimizer) if n.seeds), default=10.0)
+        ax.set_xlim(0, last * 1.15)  # epochs are ≥ 0: no empty negative half of the symlog axis
         ax.set(
             yscale="log",
             xlabel="epoch",

@@ -94,8 +94,9 @@ def test_breakdown_figure_of_one_run_draws_its_distances_and_bounds(breakdown_pa
     for ax in (ax_f, ax_g, ax_v):
         assert ax.get_yscale() == "log"
     assert ax_loss.get_yscale() == "symlog"
-    # the series: the net in the loss panel's legend, the two bounds in the gradient panel's
-    assert legend_texts(ax_loss.get_legend()) == ["L=2"]
+    # the series: the net in the function panel's legend, the two bounds in the gradient panel's
+    assert legend_texts(ax_f.get_legend()) == ["L=2"]
+    assert ax_loss.get_legend() is None  # its lower left is where the curves go
     assert legend_texts(ax_g.get_legend()) == ["L=2", "DRT ∏(1+a)−1", "Lipschitz (λ fit at smallest η)"]
     drt_by_hand = (1 + res.eta) ** 2 - 1
     np.testing.assert_allclose(res.drt, drt_by_hand, rtol=1e-12)
@@ -134,8 +135,8 @@ def test_breakdown_paper_figures_draw_every_net_and_the_theorems(breakdown_paper
     gradient_row, random_row = fig.axes[:4], fig.axes[4:]
     assert gradient_row[0].get_ylabel() == "fixed-gradient slice −g/‖g‖\nℒ(W+ΔW) − ℒ(W)"
     assert random_row[0].get_ylabel() == "random direction\nℒ(W+ΔW) − ℒ(W)"
-    assert legend_texts(gradient_row[0].get_legend()) == ["L=2", "L=3 residual"]
-    assert legend_texts(random_row[0].get_legend()) == ["L=2"]
+    assert legend_texts(gradient_row[1].get_legend()) == ["L=2", "L=3 residual"]  # in the function panel
+    assert legend_texts(random_row[1].get_legend()) == ["L=2"]
     residual = breakdown_paper["breakdown_gradient_L16_residual"]
     assert residual.net.kind == "residual"
     np.testing.assert_allclose(

@@ -37,7 +37,9 @@ def breakdown_figure(rows: dict[str, list[BreakdownResult]], title: str):
             ax_v.plot(eta, plots.positive(res.ratios.gradient_first_over_drt), color=c, label=f"{name} layer 1")
             ax_v.plot(eta, plots.positive(res.ratios.gradient_max_over_drt), color=c, ls="-.", lw=1)
         ax_loss.set_yscale("symlog", linthresh=1e-3)
-        ax_loss.set(ylabel=f"{label}\nℒ(W+ΔW) − ℒ(W)", title="change of the full-batch loss" if r == 0 else None)
+        ax_loss.axhspan(-1e-3, 1e-3, color="0.92", zorder=0)  # symlog's linear band: its bends are the axis's
+        loss_title = "change of the full-batch loss\n(symlog: linear in the shaded ±10⁻³)"
+        ax_loss.set(ylabel=f"{label}\nℒ(W+ΔW) − ℒ(W)", title=loss_title if r == 0 else None)
         ax_f.set(yscale="log", ylabel="‖Δf‖/‖f‖ (batch)", title="relative function distance" if r == 0 else None)
         ax_g.set(yscale="log", ylabel="‖Δg₁‖/‖g₁‖", title="relative gradient distance, layer 1" if r == 0 else None)
         ax_v.set(
@@ -49,7 +51,7 @@ def breakdown_figure(rows: dict[str, list[BreakdownResult]], title: str):
         for ax in axes[r]:
             ax.set_xlabel("η (relative step per layer)")
             ax.grid(alpha=0.3, which="both")
-        ax_loss.legend(fontsize=8)
+        ax_f.legend(fontsize=8, loc="upper left")  # the loss panel's lower left is where its curves go
     axes[0, 2].plot([], [], "k--", lw=1, label="DRT ∏(1+a)−1")
     axes[0, 2].plot([], [], "k:", lw=1, label="Lipschitz (λ fit at smallest η)")
     axes[0, 2].legend(fontsize=8)

@@ -43,11 +43,18 @@ def positive(y) -> np.ndarray:
     return np.where(y > 0, y, np.nan)
 
 
+# the depths the experiments use, each its own categorical colour (neighbouring depths on a sequential map were
+# indistinguishable); red is kept for residual nets
+DEPTH_COLOURS = {2: "tab:blue", 3: "tab:cyan", 4: "tab:orange", 8: "tab:green", 12: "tab:olive", 16: "tab:purple",
+                 20: "tab:gray", 24: "tab:brown", 32: "tab:pink"}  # fmt: skip
+
+
 def depth_colour(depth: int, residual: bool = False):
-    """One colour per depth (log-spaced along viridis) and red for residual nets, fixed across panels."""
+    """One colour per depth (categorical for the usual depths, else log-spaced along viridis) and red for residual
+    nets, fixed across panels."""
     if residual:
         return "tab:red"
-    return plt.cm.viridis(min(0.9, np.log2(depth) / 5.0))
+    return DEPTH_COLOURS.get(depth) or plt.cm.viridis(min(0.9, np.log2(depth) / 5.0))
 
 
 def epoch_style(epochs) -> dict:

@@ -187,7 +187,8 @@ def test_constants_figure_draws_each_constant_per_depth_and_epoch(constants_resu
     assert ax_a.get_xlabel() == "depth L"
     assert ax_a.get_ylabel() == "C_eff = max_η measured / DRT"
     assert ax_b.get_xlabel() == "depth L"
-    assert ax_b.get_ylabel() == "log10 constant"
+    assert ax_b.get_ylabel() == "constant (log scale)"
+    assert ax_b.get_yscale() == "log"  # the constants themselves on a log axis, not their log10 on a linear one
     assert ax_c.get_xlabel() == "layer l"
     assert ax_c.get_ylabel() == "C_eff of layer l's gradient"
     assert ax_d.get_xlabel() == "layer l"
@@ -209,12 +210,12 @@ def test_constants_figure_draws_each_constant_per_depth_and_epoch(constants_resu
         worst = [max(r.layers.c_eff_gradient) for r in rows]
         np.testing.assert_allclose(line(ax_a, f"gradient, worst layer, {tag}").get_ydata(), worst, rtol=1e-12)
         np.testing.assert_allclose(
-            line(ax_b, f"∏ κ(W_l)max(1, ρ_l)β/α_l, {tag}").get_ydata(), [r.log10_C_layers_op for r in rows], rtol=1e-12
+            line(ax_b, f"∏ κ(W_l)max(1, ρ_l)β/α_l, {tag}").get_ydata(),
+            [10.0**r.log10_C_layers_op for r in rows],
+            rtol=1e-12,
         )
         np.testing.assert_allclose(
-            line(ax_b, f"C_eff function, {tag}").get_ydata(),
-            np.log10([r.C_eff_function for r in rows]),
-            rtol=1e-12,
+            line(ax_b, f"C_eff function, {tag}").get_ydata(), [r.C_eff_function for r in rows], rtol=1e-12
         )
         deepest = rows[-1]
         per_layer = line(ax_c, f"L=3, {tag}")

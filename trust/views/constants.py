@@ -45,8 +45,8 @@ def summary(result: ConstantsResult) -> str:
 
 
 def figure(result: ConstantsResult):
-    """(a) C_eff for the function and the gradients across depth, (b) log10 of the Theorem-1 constant's
-    per-layer form beside log10 C_eff, (c) C_eff of each layer's gradient at the deepest net, (d) the
+    """(a) C_eff for the function and the gradients across depth, (b) the Theorem-1 constant's per-layer form
+    beside C_eff on a log axis, (c) C_eff of each layer's gradient at the deepest net, (d) the
     measured transmission α_l, β_l there."""
     style = plots.epoch_style([r.epoch for r in result.rows])
     fig, axes = plots.subplots(1, 4, figsize=(19, 4.2))
@@ -63,7 +63,7 @@ def figure(result: ConstantsResult):
             axes[0].plot(depth, [getattr(r, attr) for r in sel], color=c, ls=ls, marker="o", label=f"{name}, {tag}")
         axes[1].plot(
             depth,
-            [r.log10_C_layers_op for r in sel],
+            [10.0**r.log10_C_layers_op for r in sel],
             color="tab:purple",
             ls=ls,
             marker="s",
@@ -71,7 +71,7 @@ def figure(result: ConstantsResult):
         )
         axes[1].plot(
             depth,
-            np.log10([r.C_eff_function for r in sel]),
+            [r.C_eff_function for r in sel],
             color="tab:blue",
             ls=ls,
             marker="o",
@@ -93,9 +93,12 @@ def figure(result: ConstantsResult):
         plots.depth_axis(ax, {r.depth for r in result.rows})
     axes[0].axhline(1.0, color="k", lw=0.8)
     axes[0].set(yscale="log", xlabel="depth L", ylabel="C_eff = max_η measured / DRT", title="(a) effective constant")
+    low, high = axes[0].get_ylim()
+    axes[0].set_ylim(low, high * (high / low) ** 0.6)  # headroom: the legend above the data, not over a point
     axes[1].set(
+        yscale="log",
         xlabel="depth L",
-        ylabel="log10 constant",
+        ylabel="constant (log scale)",
         title="(b) function distance: Theorem-1 form (κ(ΔW) → ρ) vs C_eff",
     )
     axes[2].set(

@@ -70,14 +70,14 @@ def figure(result: DescentResult):
                 marker=".",
                 label=f"Lemma 2 with C_eff, {tag}",
             )
-            if epoch == min(style):
-                ax.plot(
-                    d,
-                    plots.positive([r.lemma2 for r in sel]),
-                    color="k",
-                    lw=2,
-                    label="Lemma 2, C = 1: (1+cos θ)^{1/L} − 1",
-                )
+            ax.plot(  # each epoch's own threshold: cos θ is measured at that point
+                d,
+                plots.positive([r.lemma2 for r in sel]),
+                color="k",
+                ls=ls,
+                lw=2 if epoch == min(style) else 1.2,
+                label=f"Lemma 2, C = 1: (1+cos θ)^{{1/L}} − 1, {tag}",
+            )
         ax.axhline(0.01, color="grey", lw=1, ls="--", label="paper's default η = 0.01")
         ax.set(
             yscale="log",

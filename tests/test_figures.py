@@ -305,7 +305,7 @@ def test_cosgamma_figure_draws_the_estimates_against_2_over_pi_and_pi_over_4(cos
     ax_a, ax_b = figures["cosgamma"].axes
     assert ax_a.get_xlabel() == "entries n"
     assert ax_a.get_ylabel() == "E cos γ (95 % CI)"
-    assert ax_b.get_xlabel() == "epoch"
+    assert ax_b.get_xlabel() == "epoch (symlog: linear to 1, logarithmic beyond)"
     assert ax_b.get_ylabel() == "cos γ_l"
     assert sorted(legend_texts(ax_a.get_legend())) == sorted(
         ["gaussian", "gaussian limit 0.6366", "uniform", "uniform limit 0.7500"]

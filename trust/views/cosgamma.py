@@ -62,7 +62,8 @@ def figure(result: CosGammaResult):
     epochs = sorted({float(e) for tr in result.training.values() for e in tr.epochs})
     ax_b.set_xticks(epochs, [f"{e:g}" for e in epochs])  # the measured epochs, not symlog's 10^k
     ax_b.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
-    ax_b.set(xlabel="epoch", ylabel="cos γ_l", title="(b) through training on digits (band: layer range)")
+    ax_b.set(xlabel="epoch (symlog: linear to 1, logarithmic beyond)", ylabel="cos γ_l",
+             title="(b) through training on digits (band: layer range)")  # fmt: skip
     ax_b.set_xlim(left=0)
     ax_b.set_ylim(top=max(0.75, ax_b.get_ylim()[1]))  # keep the paper's line clear of the frame
     for ax in (ax_a, ax_b):

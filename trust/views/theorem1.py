@@ -41,8 +41,10 @@ def figure(result: Theorem1Result):
             label=f"{label}: median {b.ratio_quantiles.median:.1e}, violations {b.violations}",
         )
     ax.axvline(0.0, color="k", lw=0.8)
+    clipped = sum(int(np.sum(v < lo)) for v in logs.values())
     ax.set(
-        xlabel="log10(measured ‖Δf‖/‖f‖ ÷ bound)",
+        xlabel="log10(measured ‖Δf‖/‖f‖ ÷ bound)"
+        + (f"; {clipped} ratios below 10^{lo:g} drawn in the first bin (clipped)" if clipped else ""),
         ylabel="inputs",
         title=f"Theorem 1 on {result.n_cases} random square leaky-relu nets ({result.n_evaluations} inputs)",
     )

@@ -36,6 +36,7 @@ class NetSummary:
     drt: np.ndarray = value(empty=True, axes=("eta",))  # (1+η)^L − 1
     loss_change: np.ndarray = value(NO_SEED, empty=True, axes=("checkpoint", "eta"))  # median ℒ(W+ΔW) − ℒ(W)
     gradient_first: np.ndarray = value(NO_SEED, empty=True, axes=("checkpoint", "eta"))  # median ‖Δg₁‖/‖g₁‖
+    gradient_end: Spread | None = value(default=None, axes=("eta",))  # ‖Δg₁‖/‖g₁‖ at the end over seeds
     lipschitz_first: np.ndarray = value(f"{NO_SEED}; {SHARPNESS_ENDS}", empty=True, axes=("checkpoint", "eta"))
     probe: Spread | None = value(default=None, axes=("checkpoint", "probe"))  # layer 1 at the probe η
     # layer 1's ‖g₁‖ per checkpoint, and ‖Δg₁‖ over ‖g₁‖ at initialisation at the probe η (the companion a vanishing
@@ -175,6 +176,7 @@ def net_summary(sel: list[CellResult], optimizer: str, depth: int, residual: boo
         drt=first.drt,
         loss_change=rules.median([r.loss - r.loss[:, :1] for r in measured], axis=0),
         gradient_first=rules.median([r.gradient[:, :, 0] for r in measured], axis=0),
+        gradient_end=rules.spread([r.gradient[-1, :, 0] for r in measured]),
         lipschitz_first=rules.median([r.lipschitz_first for r in measured], axis=0),
         probe=rules.spread([r.gradient[:, p, 0] for r, p in zip(measured, probes)]),
         gradient_norm_first=rules.spread([r.gradient_norm[:, 0] for r in measured]) if normed else None,

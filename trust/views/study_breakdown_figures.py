@@ -22,7 +22,7 @@ def optimizer_figure(result: StudyBreakdownResult, optimizer: str):
     against η, one colour per checkpoint (median over seeds), with DRT ``(1+η)^L − 1`` (black dashes),
     ``C_eff·DRT`` at the end of training (grey dash-dots) and the Lipschitz-smooth prediction from the
     sharpness at initialisation and at the end (dotted)."""
-    nets = result.nets_of(optimizer)
+    nets, c = result.nets_of(optimizer), result.config
     fig, axes = plots.subplots(len(nets), 2, figsize=(11, 2.9 * len(nets)))
     for row, net in enumerate(nets):
         ax_loss, ax_g = axes[row]
@@ -31,6 +31,10 @@ def optimizer_figure(result: StudyBreakdownResult, optimizer: str):
             continue
         assert net.c_eff_first is not None
         name = f"L={net.depth}{' residual' if net.residual else ''}, {optimizer} lr {net.lr:g}"
+        flagged = [f"{int(n[-1])}/{net.seeds} {what}" for n, what in ((net.zero_loss, "at zero loss"),
+                   (net.at_chance, "at chance")) if n.size and n[-1]]  # fmt: skip
+        if flagged:  # rule flag at the end: a dead or memorised net's flat or exploding curve, marked
+            name += "\nend: " + ", ".join(flagged)
         eta = net.eta
         colours = _checkpoint_colours(len(net.checkpoint_epoch))
         grad = net.gradient_first
@@ -45,6 +49,9 @@ def optimizer_figure(result: StudyBreakdownResult, optimizer: str):
                 for k, step in enumerate(theirs.their_steps):
                     ax_g.plot(theirs.their_eta, plots.positive(run[k]), color=colours[steps.index(step)], ls="--",
                               lw=0.7, alpha=0.8)  # fmt: skip
+        if net.gradient_end is not None and net.seeds > 1:  # the end's spread over seeds
+            ax_g.fill_between(eta, plots.positive(net.gradient_end.low), plots.positive(net.gradient_end.high),
+                              color=colours[-1], alpha=0.18, lw=0)  # fmt: skip
         for k in (0, -1):
             ax_g.plot(eta, plots.positive(net.lipschitz_first[k]), color=colours[k], ls=":", lw=1.2)
         ax_g.plot(eta, plots.positive(net.drt), "k--", lw=1.2)
@@ -63,12 +70,13 @@ def optimizer_figure(result: StudyBreakdownResult, optimizer: str):
             ax_g.plot([], [], "k--", label="DRT (1+η)^L − 1")
             ax_g.plot([], [], color="0.45", ls="-.", label="C_eff·DRT (end)")
             ax_g.plot([], [], "k:", label="Lipschitz λ‖ΔW‖/‖g₁‖ (init, end)")
+            if c.seeds > 1:
+                ax_g.fill_between([], [], [], color=colours[-1], alpha=0.18, lw=0, label="end: the seeds' range")
             if result.paper:
                 ax_g.plot([], [], color="0.3", ls="--", lw=0.7, label="the authors' runs (thin dashes)")
             ax_g.legend(fontsize=7)
     for ax in axes[-1]:
         ax.set_xlabel("η (every tensor moved by η‖W_l‖ along −g_l/‖g_l‖)")
-    c = result.config
     fig.suptitle(
         f"Gradient breakdown during training: {optimizer}, {c.activation} MLPs of width {c.width} on "
         f"{report.dataset(c)}\n"

@@ -54,7 +54,9 @@ def width_figure(r: GeometryResult):
             ax.set_xticks(widths, [str(int(w)) for w in widths])
             ax.set_xticks([], minor=True)
             ax.grid(alpha=0.3, which="both")
-            ax.legend(fontsize=8, title="direction (width exponent p)", title_fontsize=8)
+            low, high = ax.get_ylim()
+            ax.set_ylim(low, high * (high / low) ** 0.45)  # headroom: the legend above every curve, none hidden
+            ax.legend(fontsize=8, title="direction (width exponent p)", title_fontsize=8, loc="upper left", ncol=2)
     fig.suptitle(
         f"Relative function change per step against width (depth {c.depth}, {c.dataset}; median over "
         f"{count(len(c.optimizers), 'optimiser')} × {count(c.seeds, 'seed')}, band min–max; dotted: n^½ and n^0)"

@@ -63,3 +63,30 @@ def test_cli_reviewers_small_study(tmp_path, capsys):
                      "madam_lr0.01_L8_p3_zerobias_s0"]  # fmt: skip
     assert cli.main(args + ["--out", str(tmp_path / "r")]) == 0  # every cell reused
     assert "reused" in capsys.readouterr().out
+
+
+def test_lemma2_and_lars_orderings_are_rule_compare_holm_corrected_together():
+    """Five seeds: each depth's Lemma-2-rate-against-0.01 claim is the paired t-test on the seeds' final training
+    accuracies, and the LARS claims Welch on the weight-norm ratios — then Holm across all of them (one table)."""
+    from trust.experiments.shared import rules
+
+    config = reviewers.ReviewersConfig(questions=("lemma2", "lars"), width=8, depth=3, epochs=1, seeds=5, depths=(2, 3))
+    result = reviewers.run(config)
+    answers = result.answers
+    raw = {}
+    for d in (2, 3):
+        lemma, fixed = ([100 * r.final_train_acc for r in result.select("lemma2", depth=d, lr=lr)]
+                        for lr in (reviewers.lemma2_rate(d), 0.01))  # fmt: skip
+        raw[f"lemma2 {d}"] = rules.compare(lemma, fixed, paired=True)
+    for lr in (0.01, 0.1):
+        norm = {
+            o: [r.norm_ratio[-1].mean() for r in result.select("lars", optimizer=o, lr=lr)] for o in ("lars", "fromage")
+        }
+        raw[f"lars {lr:g}"] = rules.compare(norm["lars"], norm["fromage"])
+    tested = [k for k, v in raw.items() if v.rule == "compare" and np.isfinite(v.statistic)]
+    p = np.array([raw[k].statistic for k in tested])
+    order = np.argsort(p)
+    adjusted = np.maximum.accumulate(np.minimum(1.0, (len(p) - np.arange(len(p))) * p[order]))  # Holm by hand
+    for k, q in zip(np.array(tested)[order], adjusted):
+        assert answers.verdicts[k].statistic == pytest.approx(q, rel=1e-12)
+        assert answers.verdicts[k].effect == pytest.approx(raw[k].effect, rel=1e-12)

@@ -235,7 +235,7 @@ def _answers(result: ReviewersResult) -> Answers:
             lars = result.select("lars", optimizer="lars", lr=lr)
             predicted = orthogonal_growth(lars[0]) if lars else np.array([np.nan])
             growth[f"{lr:g}"] = Series("epoch", np.arange(len(predicted)), predicted)
-            verdicts[f"lars {lr:g}"] = rules.separation(norm_end["lars"], norm_end["fromage"])
+            verdicts[f"lars {lr:g}"] = rules.compare(norm_end["lars"], norm_end["fromage"])
     if "clip" in asked:
         for p in (1.0, 2.0, 3.0):
             runs = result.select("clip", p_scale=p)
@@ -281,13 +281,15 @@ def _answers(result: ReviewersResult) -> Answers:
                             for lr in (lemma2_rate(d), 0.01))  # fmt: skip
             finals[f"lemma2 {d} lemma"], finals[f"lemma2 {d} fixed"] = rules.spread(lemma), rules.spread(fixed)
             m_lemma, m_fixed = rules.finite_median(lemma), rules.finite_median(fixed)
-            verdicts[f"lemma2 {d}"] = Verdict("better", "lemma2" if m_lemma > m_fixed else "fixed", m_lemma - m_fixed,
-                                              0.0, m_lemma - m_fixed, c.seeds, m_lemma, m_fixed)  # fmt: skip
+            verdicts[f"lemma2 {d}"] = rules.compare(lemma, fixed, paired=True)  # the same seeds at the two rates
             lemma2["lemma"].append(m_lemma)
             lemma2["fixed"].append(m_fixed)
         depths = np.array(c.depths)
         series["lemma2 rate"] = Series("depth", depths, np.array([lemma2_rate(d) for d in c.depths]))
         series.update({f"lemma2 {k}": Series("depth", depths, np.array(v)) for k, v in lemma2.items()})
+    # one table: the orderings (rule compare) Holm-corrected together
+    ordered = [k for k, v in verdicts.items() if v.rule == "compare"]
+    verdicts.update(zip(ordered, rules.holm([verdicts[k] for k in ordered])))
     return Answers({k: b for k, b in bands.items() if b is not None}, finals, lr_grids, verdicts, growth, series)
 
 

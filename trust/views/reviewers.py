@@ -162,9 +162,8 @@ def _lars(result: ReviewersResult) -> tuple[str, str, str]:
         f, g = (a.finals[f"lars {o} {lr:g} norm"] for o in ("fromage", "lars"))
         pred = a.growth[f"{lr:g}"].y[-1]
         parts.append(f"η={lr:g}: Fromage ‖W‖ end/init {_spread(f)}, LARS {_spread(g)} (orthogonal steps: {pred:.3g})")
-        if a.verdicts[f"lars {lr:g}"].outcome == "separated":
-            separated.append(f"η={lr:g}")
-    verdict = f"LARS grows more than Fromage in every seed at {', '.join(separated) or 'no η'}"
+        separated.append(f"η={lr:g}: " + report.compare_text(a.verdicts[f"lars {lr:g}"], no="Fromage grows more"))
+    verdict = "LARS grows more than Fromage (rule compare) — " + "; ".join(separated)
     return "Paper (§6.6): without the 1/√(1+η²) factor the weight norm grows", "; ".join(parts), verdict
 
 
@@ -223,12 +222,9 @@ def _lemma2(result: ReviewersResult) -> tuple[str, str, str]:
     for d, rate in zip(rates.x, rates.y):
         lemma, fixed = _spread(a.finals[f"lemma2 {d} lemma"], ".1f"), _spread(a.finals[f"lemma2 {d} fixed"], ".1f")
         parts.append(f"L={d}: η={rate:.3f} → {lemma} % vs 0.01 → {fixed} %")
-        if a.verdicts[f"lemma2 {d}"].outcome == "lemma2":
-            better.append(str(d))
+        better.append(f"L={d}: " + report.compare_text(a.verdicts[f"lemma2 {d}"], no="0.01 better"))
     claim = "Reviewer §6.5: Fromage at Lemma 2's rate 2^(1/L) − 1 against 0.01, final training accuracy"
-    verdict = (
-        f"Lemma 2's rate trains better at L = {', '.join(better)}" if better else "0.01 trains better at every depth"
-    )
+    verdict = "Lemma 2's rate trains better (rule compare, paired seeds) — " + "; ".join(better)
     return claim, "; ".join(parts), verdict
 
 

@@ -49,7 +49,7 @@ def test_inits_have_the_documented_scale(key):
 
 def test_bad_specs_are_clear_errors():
     with pytest.raises(TrustError, match="unknown activation"):
-        nets.MLP((3, 4), activation="gelu")
+        nets.MLP((3, 4), activation="swish")
     with pytest.raises(TrustError, match="residual hidden layers must be square"):
         nets.MLP((3, 4, 5, 2), residual=True)
     with pytest.raises(TrustError, match="widths"):

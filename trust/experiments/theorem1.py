@@ -151,6 +151,15 @@ class BoundCheck:
     ratio_quantiles: Quantiles
 
 
+@dataclass(frozen=True)
+class WorstCase:
+    """A drawn case: its depth, width and largest relative size a_l."""
+
+    depth: int
+    width: int
+    max_a: float
+
+
 @dataclass(frozen=True, eq=False)
 class Theorem1Result(Result):
     n_cases: int
@@ -173,13 +182,19 @@ class Theorem1Result(Result):
     kappa: np.ndarray = value(bulk=True, axes=("case",))
     # per bound: "holds" (", vacuous"), "VIOLATED" (rule "theorem")
     outcomes: dict[str, str] | None = value(derived=True)
+    # where DRT's worst measured/bound sits: that case's depth, width and largest relative size a_l (the cases are
+    # random sizes, not a slice along η, so this replaces the per-η factors of the slice rows)
+    drt_worst_case: WorstCase | None = value(derived=True)
 
     def derive(self) -> Theorem1Result:
         def outcome(b: BoundCheck) -> str:
             q = b.ratio_quantiles
             return rules.theorem(b.violations, q.median, q.max, self.n_cases).outcome
 
-        return replace(self, outcomes={k: outcome(b) for k, b in self.bounds.items()})
+        worst = int(self.case[np.nanargmax(self.ratio("drt"))]) if self.case.size else None
+        where = None if worst is None else WorstCase(int(self.depth[worst]), int(self.width[worst]),
+                                                     float(self.max_a[worst]))  # fmt: skip
+        return replace(self, outcomes={k: outcome(b) for k, b in self.bounds.items()}, drt_worst_case=where)
 
     def bound(self, name: str) -> np.ndarray:
         """The bound ``name`` (one of :data:`LABELS`) per input."""

@@ -82,7 +82,13 @@ def result_rows(result: Theorem1Result) -> list[Row]:
             f"DRT with constant 1 on the same nets — {cases}",
             "assumption",
             f"violated on {b.violations} inputs ({b.violated_cases} nets); "
-            f"measured/DRT median {q.median:.2g}, 95 % {q.q95:.2g}, max {q.max:.3g}",
+            f"measured/DRT median {q.median:.2g}, 95 % {q.q95:.2g}, max {q.max:.3g}"
+            + (
+                f" (a net of depth {result.drt_worst_case.depth}, width {result.drt_worst_case.width}, largest "
+                f"relative size {result.drt_worst_case.max_a:.2g}: random sizes per case, no η grid)"
+                if result.drt_worst_case
+                else ""
+            ),
             violation_factor(q.max),
         )
     )

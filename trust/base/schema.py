@@ -266,24 +266,20 @@ class Result:
     @classmethod
     def from_json(cls, obj: dict, arrays: dict | None = None):
         """Inverse of :meth:`to_json` (with :meth:`arrays`): ``from_json(r.to_json(), r.arrays())`` equals ``r``.
-        Derived fields stored in another layout (an older version's summaries) are computed again from the
-        measured ones; measured fields that do not match are an error."""
+        Derived fields (summaries and verdicts) are computed again from the measured ones, so a stored run is
+        always judged by today's rules (results.json keeps what the run's own version decided); measured fields
+        that do not match are an error."""
         if not isinstance(obj, dict):
             raise TrustError(f"a stored {cls.__name__} must be a JSON object")
         derived = {f.name for f in fields(cls) if f.metadata.get("derived")}
-        errors = (KeyError, TypeError, ValueError, StopIteration)
         try:
-            result = _decode_record(cls, obj, arrays or {})
-        except errors as err:
-            try:  # the measured fields alone: the derived ones are recomputed below
-                result = _decode_record(cls, {k: v for k, v in obj.items() if k not in derived}, arrays or {})
-            except errors:
-                raise TrustError(
-                    f"stored results do not match {cls.__name__} ({err.__class__.__name__}: {err}); "
-                    "the run is from another version or was edited — rerun it"
-                ) from None
-        stale = any(getattr(result, f.name) is None for f in fields(result) if f.metadata.get("derived"))
-        return result.derive() if stale else result
+            result = _decode_record(cls, {k: v for k, v in obj.items() if k not in derived}, arrays or {})
+        except (KeyError, TypeError, ValueError, StopIteration) as err:
+            raise TrustError(
+                f"stored results do not match {cls.__name__} ({err.__class__.__name__}: {err}); "
+                "the run is from another version or was edited — rerun it"
+            ) from None
+        return result.derive() if derived else result
 
     def derive(self):
         """This result with its ``derived`` fields computed from the others (a subclass with derived fields

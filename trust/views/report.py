@@ -42,7 +42,7 @@ def spread(s, index: tuple = (), fmt: str = ".3g", bare_single: bool = False) ->
 def compare_text(v: Verdict, yes: str = "yes", no: str = "reversed") -> str:
     """A rule-"compare" verdict in words: the side, the ratio of geometric means with its 95 % interval and the
     Holm-adjusted p (rule "flag": why it was not judged)."""
-    if v.rule == "flag":
+    if v.rule != "compare":  # rule "flag" (not judged), or a verdict stored by an older rule
         return v.outcome
     if v.outcome == "too few seeds":
         return f"not judged: {count(v.seeds, 'seed')}, rule compare needs 5 (×{v.effect:.3g} in the means)"

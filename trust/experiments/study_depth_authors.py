@@ -33,7 +33,7 @@ class AuthorsDepths:
 @dataclass(frozen=True)
 class OrderClaim:
     """The paper's order at one read step — ``deeper`` trains deeper than ``shallower`` — in our seeds (rule
-    "order" over the stop depths, a net that never stops counted one past the grid) and in the authors' run."""
+    "compare" over the stop depths, a net that never stops counted one past the grid) and in the authors' run."""
 
     read_step: int
     shallower: str

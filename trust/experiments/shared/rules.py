@@ -15,10 +15,6 @@ from trust.base.schema import Spread, Verdict
 # A bound "with constant 1" (DRT, the Lipschitz-smooth prediction, Theorem 1) is violated where measured/bound
 # exceeds 1: the assumption's own statement, so no other threshold is defensible.
 BOUND = 1.0
-# "Separated" / "grows": every seed of one side above every seed of the other, i.e. the smallest cross-seed ratio
-# above 1 (a rank rule that needs no distributional assumption; with 3 seeds a side it has a chance of 1/20 under
-# exchangeable seeds).
-ORDERING = 1.0
 # Our number and the paper's "agree in order of magnitude" when |log10(ours/paper)| ≤ 1: the paper's published
 # values are read off log-scale curves that span four to six decades, so a decade is the resolution we can claim.
 SAME_ORDER_DECADES = 1.0
@@ -27,11 +23,6 @@ RULES = {
     "bound": f"measured/bound ≤ {BOUND:g} on every point: holds; else violated ×(worst measured/bound)",
     "theorem": "zero violations beyond the stated rounding allowance: holds (vacuous where the median measured/bound "
     "≤ 1e-08: the bound says nothing about the measurement there); any: VIOLATED",
-    "separation": f"smallest ratio over pairs of seeds > {ORDERING:g}: separated (every seed); else not separated",
-    "order": f"smallest ratio over pairs of seeds > {ORDERING:g} one way: holds (or reversed, the other way); "
-    "else not separated",
-    "growth": f"smallest end/init ratio over pairs of seeds > {ORDERING:g}: grows; largest < {ORDERING:g}: "
-    "shrinks; else mixed",
     "same_order": f"|log10(ours/paper)| ≤ {SAME_ORDER_DECADES:g} at every probe η: same order of magnitude",
     "within_runs": "our seeds' range meets the range of the authors' runs at every entry: within their runs; else "
     "the factor our median is off the nearest of theirs",
@@ -82,33 +73,6 @@ def spread(values) -> Spread:
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN entries: NaN is the answer
         low, high = np.nanmin(values, axis=0), np.nanmax(values, axis=0)
     return Spread(median(values, axis=0), np.asarray(low), np.asarray(high), np.asarray(finite_count))
-
-
-def _ordering(a, b) -> tuple[float, float, float, int]:
-    """Cross-seed ratios of ``a`` over ``b`` (finite values): smallest, largest, ratio of the medians, and the seeds
-    of the smaller side."""
-    a, b = finite(a), finite(b)
-    if a.size == 0 or b.size == 0:
-        return float("nan"), float("nan"), float("nan"), 0
-    with np.errstate(divide="ignore"):
-        return a.min() / b.max(), a.max() / b.min(), np.median(a) / np.median(b), min(a.size, b.size)
-
-
-def separation(a, b) -> Verdict:
-    """Is ``a`` above ``b`` in every seed (rule "separation")?"""
-    low, high, effect, seeds = _ordering(a, b)
-    outcome = "separated" if low > ORDERING else "not separated"
-    return Verdict("separation", outcome, low, ORDERING, effect, seeds, low, high)
-
-
-def order(a, b) -> Verdict:
-    """Is ``a`` above ``b`` in every seed ("holds"), ``b`` above ``a`` in every seed ("reversed"), or neither ("not
-    separated")? Rule "order": "separation" read both ways."""
-    ahead, behind = separation(a, b), separation(b, a)
-    outcome = (
-        "holds" if ahead.outcome == "separated" else "reversed" if behind.outcome == "separated" else "not separated"
-    )
-    return replace(ahead, rule="order", outcome=outcome)
 
 
 # An ordering claim — depth 16 against depth 2, the end of training against its start, one optimiser against
@@ -178,13 +142,6 @@ def holm(verdicts: list[Verdict]) -> list[Verdict]:
         v = verdicts[i]
         out[i] = replace(v, statistic=running, outcome=_side(running, np.log(v.effect)))
     return out
-
-
-def growth(end, init) -> Verdict:
-    """Does the value grow from ``init`` to ``end`` in every seed, shrink in every seed, or neither ("growth")?"""
-    low, high, effect, seeds = _ordering(end, init)
-    outcome = "grows" if low > ORDERING else "shrinks" if high < ORDERING else "mixed"
-    return Verdict("growth", outcome, low, ORDERING, effect, seeds, low, high)
 
 
 def within_runs(ours: Spread, low, high) -> np.ndarray:

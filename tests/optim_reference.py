@@ -21,7 +21,7 @@ class Fromage:
 class Madam:
     def __init__(self, p, lr=0.01, p_scale=3.0, g_bound=10.0, b2=0.999):
         self.lr, self.g_bound, self.b2 = lr, g_bound, b2
-        self.sigma = p_scale * np.sqrt(np.mean(p**2))
+        self.sigma = p_scale * np.sqrt(np.mean(p**2)) if p_scale else np.inf  # p_scale 0: no clip
         self.v = np.zeros_like(p)
         self.t = 0
 
@@ -48,3 +48,15 @@ class MadamLNS(Madam):
     def step(self, p, g):
         self.n = np.clip(self.n + np.round(self.normalised(g) * self.lr_factor) * self.sign, 0, self.levels - 1)
         return self.sign * self.sigma * np.exp(-self.base_lr * self.n)
+
+
+def lars_weight_decay_step(p, g, lr, wd):
+    """LARS with decoupled weight decay λ: ``p − η‖p‖/‖g‖·g − η·λ·p`` (docs/theory.md §6.6)."""
+    return p - lr * np.linalg.norm(p) / np.linalg.norm(g) * g - lr * wd * p
+
+
+def clipped_sgd_step(params, grads, lr, clip):
+    """SGD on the gradient clipped to global norm ``clip``: ``g·min(1, clip/‖g‖)`` over every tensor at once."""
+    total = np.sqrt(sum(np.sum(g**2) for g in grads.values()))
+    scale = min(1.0, clip / total)
+    return {k: params[k] - lr * scale * grads[k] for k in params}

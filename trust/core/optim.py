@@ -221,7 +221,8 @@ def madam_update(p_scale: float = 3.0) -> optax.GradientTransformation:
     Like an additive step, s > 0 moves p up: ``log|p|`` changes by ``s·sign p``. Signs never flip.
 
     Args:
-      p_scale: σ* in units of each tensor's initial RMS; default 3, the authors' PyTorch value.
+      p_scale: σ* in units of each tensor's initial RMS; default 3, the authors' PyTorch value; 0: no clip
+        (σ* = ∞, the reviewers' "Madam without clipping").
 
     Returns:
       An ``optax.GradientTransformation`` with state :class:`MadamState`; ``update`` needs ``params``.
@@ -239,7 +240,8 @@ def madam_update(p_scale: float = 3.0) -> optax.GradientTransformation:
     """
 
     def init_fn(params):
-        return MadamState(jax.tree_util.tree_map(lambda p: _sigma_max(p, p_scale), params))
+        cap = (lambda p: jnp.full((), jnp.inf, p.dtype)) if p_scale == 0 else (lambda p: _sigma_max(p, p_scale))
+        return MadamState(jax.tree_util.tree_map(cap, params))
 
     def update_fn(updates, state, params=None):
         if params is None:
@@ -269,7 +271,7 @@ def madam(
 
     Args:
       learning_rate: η, a number or a schedule; default 0.01.
-      p_scale: σ* in units of each tensor's initial RMS; default 3. (The authors' JAX version clips at
+      p_scale: σ* in units of each tensor's initial RMS; default 3; 0: no clip. (The authors' JAX version clips at
         1×RMS: ``p_scale=1``.)
       g_bound: clip on |g*|; default 10.
       b2: decay of the second-moment average; default 0.999.

@@ -118,7 +118,11 @@ class TrainConfig(Config):
     )
     gradient_norms: bool = param(False, "record the full-batch training gradient's norm each epoch (+50 % cost)")
     zero_biases: bool = param(False, "biases start at exactly 0 (a multiplicative optimiser never moves them)")
-    p_scale: float = param(3.0, "Madam's σ* = p_scale·RMS(p_init)")
+    p_scale: float = param(3.0, "Madam's σ* = p_scale·RMS(p_init); 0: Madam without the clip", minimum=0)
+    weight_decay: float = param(
+        0.0, "decoupled weight decay: each step also p ← p − η_t·weight_decay·p, every parameter", minimum=0
+    )
+    clip_norm: float = param(0.0, "> 0: each minibatch gradient clipped to this global norm first", minimum=0)
     bits: int = param(12, "madam_lns: levels = 2^bits", minimum=1, maximum=24)
     base_lr: float = param(0.001, "madam_lns: base precision")
     seed: int = param(0, "random seed")
@@ -134,8 +138,10 @@ class TrainConfig(Config):
             raise TrustError(f"lr_decay must lie in (0, 1], got {self.lr_decay}")
         if any(c > self.epochs for c in self.checkpoints):
             raise TrustError(f"checkpoints must lie in [0, epochs={self.epochs}], got {self.checkpoints}")
-        if self.base_lr <= 0 or self.p_scale <= 0:
-            raise TrustError("base_lr and p_scale must be > 0")
+        if self.base_lr <= 0:
+            raise TrustError("base_lr must be > 0")
+        if self.p_scale == 0 and self.optimizer != "madam":
+            raise TrustError("p_scale 0 (no clip) is for madam; madam_lns needs its σ* > 0")
         if self.zero_biases and (self.bias_std or self.model != "mlp"):
             raise TrustError("zero_biases is for the mlp's biases and excludes bias_std")
 
@@ -170,9 +176,20 @@ def total_steps(config: TrainConfig, steps_per_epoch: int) -> int:
 
 def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
     """The named optimiser with its learning rate as an injected hyperparameter (``optax.inject_hyperparams``):
-    the training step sets it at every step from :func:`learning_rate_at`."""
+    the training step sets it at every step from :func:`learning_rate_at`. With ``clip_norm`` the gradient is
+    first clipped to that global norm (``optax.clip_by_global_norm``); with ``weight_decay`` λ the step then adds
+    ``−η_t·λ·p`` (decoupled weight decay, ``optax.add_decayed_weights``)."""
     named = OPTIMIZERS[config.optimizer]
-    return optax.inject_hyperparams(lambda learning_rate: named.make(learning_rate, config))(learning_rate=config.lr)
+
+    def make(learning_rate):
+        chain = [named.make(learning_rate, config)]
+        if config.clip_norm:
+            chain.insert(0, optax.clip_by_global_norm(config.clip_norm))
+        if config.weight_decay:
+            chain.append(optax.add_decayed_weights(-learning_rate * config.weight_decay))
+        return optax.chain(*chain) if len(chain) > 1 else chain[0]
+
+    return optax.inject_hyperparams(make)(learning_rate=config.lr)
 
 
 def clip_fraction(opt_state, params) -> float:
@@ -287,7 +304,8 @@ def _batchnorm(net: Net) -> nets.ResNet | None:
 def _program(net: Net, config: TrainConfig, period: int) -> _Program:
     """One compiled program per net and optimiser, shared by every seed, learning rate and decay (the fields in
     the key are all that the optimiser's construction reads besides the learning rate)."""
-    key = (net, config.optimizer, config.p_scale, config.bits, config.base_lr, period)
+    key = (net, config.optimizer, config.p_scale, config.bits, config.base_lr, config.weight_decay, config.clip_norm,
+           period)  # fmt: skip
     if key in _PROGRAMS:
         return _PROGRAMS[key]
     opt = make_optimizer(config)

@@ -1,5 +1,5 @@
 """``trust reviewers``: the reviewers' training questions, each answered by real training runs on the digits
-(docs/theory.md §6.1, §6.5–§6.9).
+(docs/theory.md §6.1, §6.5–§6.10).
 
 * **fixed_point** (§6.1): is the end of training stationary? The full-batch gradient norm and the loss change
   per epoch for Fromage, LARS and Madam, and Fromage's weight-norm equilibrium under its ``1/√(1+η²)`` factor.
@@ -13,6 +13,12 @@
   (``(2^B − 1)·base_lr`` = 4.095, :func:`trust.core.optim.lns_base`, so ``lr_factor`` scales as ``1/base_lr``),
   and against the base precision at 8 bits.
 * **lemma2** (§6.5): Fromage at Lemma 2's rate for each depth, ``η_L = 2^{1/L} − 1``, against the fixed 0.01.
+* **lars_wd** (§6.6): LARS with decoupled weight decay λ = η/2 — per step ``1 − η²/2``, Fromage's
+  ``1/√(1+η²)`` to second order — against Fromage at the same η (a reviewer: "Fromage is LARS with weight decay").
+* **madam_regularisers** (§6.7): Madam without its clip, and without it but with weight decay, against the clip.
+* **grad_clip** (§6.10): SGD with its gradient clipped to a global norm against Fromage's relative step, at the
+  config's depth and at 16.
+* **speed** (§6.8): epochs to SPEED_TARGET test accuracy at each optimiser's best rate on the lr_grid runs.
 
 Every run is a cell of a study (stored and reused on its own); a run that diverges is kept as diverged.
 """
@@ -30,7 +36,12 @@ from trust.experiments.shared import curves, rules
 from trust.experiments.shared.curves import RunCurves
 from trust.experiments.shared.runner import Experiment, Study, run_study
 
-QUESTIONS = ("fixed_point", "lars", "clip", "lr_grid", "biases", "low_precision", "lemma2")
+QUESTIONS = ("fixed_point", "lars", "lars_wd", "clip", "madam_regularisers", "lr_grid", "speed", "biases",
+             "low_precision", "lemma2", "grad_clip")  # fmt: skip
+MADAM_WEIGHT_DECAYS = (0.01, 0.1)  # λ without the clip: over 10 epochs at η ≈ 0.01 a shrink of ~3 % and ~25 %
+CLIP_DEPTHS = (16,)  # grad_clip: beside the config's depth
+CLIPPED_SGD = ((0.1, 1.0), (1.0, 0.1))  # (rate, global-norm clip): caps spikes only; every step ≤ 0.1 in norm
+SPEED_TARGET = 0.9  # speed: test accuracy to reach
 LR_GRID_OPTIMIZERS = ("madam", "fromage", "sgd", "adam")
 LNS_RANGE = optim.AUTHORS_LOG_RANGE  # (2^B − 1)·base_lr held at the authors' 4.095 (e^4.095 ≈ 60)
 
@@ -47,7 +58,7 @@ class ReviewersConfig(Config):
     width: int = param(0, "hidden width; 0: 128 (32 with --quick)", minimum=0)
     epochs: int = param(0, "training epochs; 0: 10 (3 with --quick)", minimum=0)
     batch_size: int = param(32, "minibatch size", minimum=1)
-    seeds: int = param(0, "seeds per configuration; 0: 3 (1 with --quick)", minimum=0)
+    seeds: int = param(0, "seeds per configuration; 0: 5 (1 with --quick)", minimum=0)
     lr_points: int = param(
         0, "lr_grid: rates per optimiser from default/100 to default·10; 0: 7 (3 with --quick)", minimum=0
     )
@@ -68,7 +79,7 @@ class ReviewersConfig(Config):
             self,
             width=self.width or (32 if q else 128),
             epochs=self.epochs or (3 if q else 10),
-            seeds=self.seeds or (1 if q else 3),
+            seeds=self.seeds or (1 if q else 5),
             lr_points=self.lr_points or (3 if q else 7),
             bits=self.bits or ((4, 8) if q else (4, 6, 8, 10, 12)),
             base_lrs=self.base_lrs or ((0.004,) if q else (0.004, 0.008, 0.016, 0.032)),
@@ -88,6 +99,10 @@ def lemma2_rate(depth: int) -> float:
     return float(np.expm1(np.log(2.0) / depth))
 
 
+def clip_depths(config: ReviewersConfig) -> tuple[int, ...]:
+    return tuple(sorted({config.depth, *CLIP_DEPTHS}))
+
+
 def lr_grid(config: ReviewersConfig, optimizer: str) -> np.ndarray:
     c = config.resolved()
     return train.OPTIMIZERS[optimizer].default_lr * np.geomspace(0.01, 10.0, c.lr_points)
@@ -99,6 +114,10 @@ def _name(c: train.TrainConfig) -> str:
         extra += f"_b{c.bits}_base{c.base_lr:g}"
     if c.zero_biases:
         extra += "_zerobias"
+    if c.weight_decay:
+        extra += f"_wd{c.weight_decay:g}"
+    if c.clip_norm:
+        extra += f"_clip{c.clip_norm:g}"
     return f"{c.optimizer}_lr{c.lr:g}_L{c.depth}{extra}_s{c.seed}"
 
 
@@ -123,6 +142,17 @@ def _runs(config: ReviewersConfig) -> dict[str, dict[str, train.TrainConfig]]:
         out["lemma2"] += [
             c.base(s, optimizer="fromage", depth=d, learning_rate=lr) for d in c.depths for lr in (lemma2_rate(d), 0.01)
         ]
+        out["lars_wd"] += [c.base(s, optimizer="fromage", learning_rate=lr) for lr in (0.01, 0.1)]
+        out["lars_wd"] += [c.base(s, optimizer="lars", learning_rate=lr, weight_decay=lr / 2) for lr in (0.01, 0.1)]
+        out["madam_regularisers"] += [c.base(s, optimizer="madam"), c.base(s, optimizer="madam", p_scale=0.0)]
+        out["madam_regularisers"] += [
+            c.base(s, optimizer="madam", p_scale=0.0, weight_decay=wd) for wd in MADAM_WEIGHT_DECAYS
+        ]
+        out["speed"] += out["lr_grid"][-len(LR_GRID_OPTIMIZERS) * c.lr_points :]  # this seed's grid
+        for d in clip_depths(c):
+            out["grad_clip"] += [c.base(s, optimizer="fromage", depth=d), c.base(s, optimizer="sgd", depth=d)]
+            out["grad_clip"] += [c.base(s, optimizer="sgd", depth=d, learning_rate=lr, clip_norm=clip)
+                                 for lr, clip in CLIPPED_SGD]  # fmt: skip
     return {q: {_name(t): t for t in out[q]} for q in c.questions}
 
 
@@ -182,11 +212,13 @@ def _accuracies(runs: list[RunCurves]) -> list[float]:
     return [100 * (1 - r.final_test_error) for r in runs]
 
 
-def relative_errors(result: ReviewersResult, optimizer: str) -> tuple[np.ndarray, np.ndarray]:
+def relative_errors(
+    result: ReviewersResult, optimizer: str, question: str = "lr_grid"
+) -> tuple[np.ndarray, np.ndarray]:
     """The optimiser's grid and, per rate, the median over seeds of its final test error over the best such
     median on the grid (inf where the median run diverged)."""
     lrs = lr_grid(result.config, optimizer)
-    errors = [np.median([r.final_test_error for r in result.select("lr_grid", optimizer=optimizer, lr=float(lr))])
+    errors = [np.median([r.final_test_error for r in result.select(question, optimizer=optimizer, lr=float(lr))])
               for lr in lrs]  # fmt: skip
     best = max(min(errors), 1e-3)  # a perfect test score would make every ratio infinite
     return lrs, np.array(errors) / best
@@ -287,10 +319,111 @@ def _answers(result: ReviewersResult) -> Answers:
         depths = np.array(c.depths)
         series["lemma2 rate"] = Series("depth", depths, np.array([lemma2_rate(d) for d in c.depths]))
         series.update({f"lemma2 {k}": Series("depth", depths, np.array(v)) for k, v in lemma2.items()})
+    if "lars_wd" in asked:
+        _lars_wd(result, bands, finals, verdicts)
+    if "madam_regularisers" in asked:
+        _madam_regularisers(result, finals, verdicts)
+    if "speed" in asked:
+        _speed(result, finals, verdicts)
+    if "grad_clip" in asked:
+        _grad_clip(result, finals, verdicts)
     # one table: the orderings (rule compare) Holm-corrected together
     ordered = [k for k, v in verdicts.items() if v.rule == "compare"]
     verdicts.update(zip(ordered, rules.holm([verdicts[k] for k in ordered])))
     return Answers({k: b for k, b in bands.items() if b is not None}, finals, lr_grids, verdicts, growth, series)
+
+
+def _finished(runs: list[RunCurves]) -> list[RunCurves]:
+    return [r for r in runs if not r.diverged_epoch]
+
+
+def _lars_wd(result: ReviewersResult, bands: dict, finals: dict, verdicts: dict) -> None:
+    """LARS with weight decay η/2 against Fromage at η: end/init weight norm and test accuracy, paired by seed
+    (the same seed: the same initialisation and minibatches)."""
+    for lr in (0.01, 0.1):
+        runs = {o: result.select("lars_wd", optimizer=o, lr=lr) for o in ("fromage", "lars")}
+        for o, rs in runs.items():
+            bands[f"lars_wd {o} {lr:g} norm"] = _band(rs, lambda r: r.norm_ratio.mean(axis=1))
+            finals[f"lars_wd {o} {lr:g} norm"] = rules.spread([_end_norm(r) for r in rs])
+            finals[f"lars_wd {o} {lr:g} accuracy"] = rules.spread(_accuracies(rs))
+        norms = {o: [_end_norm(r) for r in rs] for o, rs in runs.items()}
+        verdicts[f"lars_wd {lr:g} norm"] = rules.compare(norms["lars"], norms["fromage"], paired=True)
+        accuracy = {o: _accuracies(rs) for o, rs in runs.items()}
+        verdicts[f"lars_wd {lr:g} accuracy"] = rules.compare(accuracy["lars"], accuracy["fromage"], paired=True)
+
+
+def _end_norm(run: RunCurves) -> float:
+    return float("nan") if run.diverged_epoch else float(run.norm_ratio[-1].mean())
+
+
+MADAM_VARIANTS = {  # key → (p_scale, weight decay)
+    "clip": (3.0, 0.0),
+    "no clip": (0.0, 0.0),
+    **{f"no clip, weight decay {wd:g}": (0.0, wd) for wd in MADAM_WEIGHT_DECAYS},
+}
+
+
+def _madam_regularisers(result: ReviewersResult, finals: dict, verdicts: dict) -> None:
+    """Madam without its clip (and with weight decay instead) against the clip: test accuracy, final training
+    loss, weight-norm growth and divergences; each variant against the clip, paired by seed."""
+    accuracy = {}
+    for key, (p, wd) in MADAM_VARIANTS.items():
+        runs = result.select("madam_regularisers", p_scale=p, weight_decay=wd)
+        accuracy[key] = _accuracies(runs)
+        finals[f"madam_regularisers {key} accuracy"] = rules.spread(accuracy[key])
+        finals[f"madam_regularisers {key} loss"] = rules.spread([r.train_loss[-1] for r in _finished(runs)])
+        finals[f"madam_regularisers {key} norm"] = rules.spread([_end_norm(r) for r in runs])
+        finals[f"madam_regularisers {key} diverged"] = rules.spread([float(len(runs) - len(_finished(runs)))])
+    for key in MADAM_VARIANTS:
+        if key != "clip":
+            verdicts[f"madam_regularisers {key}"] = rules.compare(accuracy[key], accuracy["clip"], paired=True)
+
+
+def epochs_to(run: RunCurves, target: float = SPEED_TARGET) -> float:
+    """The first epoch whose test accuracy reaches ``target`` (inf: never, or diverged first)."""
+    reached = np.flatnonzero(np.nan_to_num(run.test_acc, nan=0.0) >= target)
+    return float(run.epoch[reached[0]]) if reached.size else float("inf")
+
+
+def _speed(result: ReviewersResult, finals: dict, verdicts: dict) -> None:
+    """Epochs to SPEED_TARGET test accuracy at each optimiser's best rate of the grid (the lowest median final
+    error); the fastest against the second fastest (rule compare on the seeds' epochs; never reached: left out)."""
+    epochs = {}
+    for opt in LR_GRID_OPTIMIZERS:
+        lrs, rel = relative_errors(result, opt, "speed")
+        best = float(lrs[int(np.argmin(rel))])
+        runs = result.select("speed", optimizer=opt, lr=best)
+        epochs[opt] = [epochs_to(r) for r in runs]
+        finals[f"speed {opt} epochs"] = rules.spread(epochs[opt])
+        finals[f"speed {opt} rate"] = rules.spread([best])
+        finals[f"speed {opt} never"] = rules.spread([float(np.sum(~np.isfinite(epochs[opt])))])
+    by_speed = sorted(epochs, key=lambda o: (rules.finite_median(epochs[o]) if np.isfinite(epochs[o]).any()
+                                             else np.inf))  # fmt: skip
+    verdicts["speed"] = rules.compare(epochs[by_speed[1]], epochs[by_speed[0]])
+    finals["speed order"] = rules.spread([[LR_GRID_OPTIMIZERS.index(o) for o in by_speed]])  # one row: the order
+
+
+CLIP_VARIANTS = {  # key → (optimizer, rate or 0 for the default, global-norm clip)
+    "fromage": ("fromage", 0.0, 0.0),
+    "sgd": ("sgd", 0.0, 0.0),
+    **{f"sgd {lr:g} clipped to {clip:g}": ("sgd", lr, clip) for lr, clip in CLIPPED_SGD},
+}
+
+
+def _grad_clip(result: ReviewersResult, finals: dict, verdicts: dict) -> None:
+    """Per depth: test accuracy of Fromage, SGD and clipped SGD, the full-batch gradient norm at initialisation
+    (does a clip act?), and Fromage against the best SGD variant (rule compare, paired by seed)."""
+    for d in clip_depths(result.config):
+        accuracy = {}
+        for key, (opt, lr, clip) in CLIP_VARIANTS.items():
+            match = dict(optimizer=opt, depth=d, clip_norm=clip) | ({"lr": lr} if lr else {})
+            runs = result.select("grad_clip", **match)
+            accuracy[key] = _accuracies(runs)
+            finals[f"grad_clip {d} {key} accuracy"] = rules.spread(accuracy[key])
+            finals[f"grad_clip {d} {key} gradient"] = rules.spread([r.grad_norm[0] for r in runs])
+        sgd = max((k for k in CLIP_VARIANTS if k != "fromage"), key=lambda k: rules.finite_median(accuracy[k]))
+        verdicts[f"grad_clip {d}"] = rules.compare(accuracy["fromage"], accuracy[sgd], paired=True)
+        finals[f"grad_clip {d} best sgd"] = rules.spread([list(CLIP_VARIANTS).index(sgd)])
 
 
 def paper_configs(quick: bool, seed: int) -> dict[str, ReviewersConfig]:

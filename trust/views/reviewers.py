@@ -7,9 +7,14 @@ import numpy as np
 
 from trust.base.schema import Spread
 from trust.experiments.reviewers import (
+    CLIP_VARIANTS,
     LNS_RANGE,
+    LR_GRID_OPTIMIZERS,
+    MADAM_VARIANTS,
+    SPEED_TARGET,
     Answers,
     ReviewersResult,
+    clip_depths,
 )
 from trust.views import plots, report
 from trust.views.report import Row
@@ -116,9 +121,39 @@ def _bias_panel(ax, result: ReviewersResult) -> None:
     ax.set(ylabel="final test accuracy (%)", title="§6.8 Madam with zero-initialised biases")
 
 
+def _lars_wd_panel(ax, result: ReviewersResult) -> None:
+    for lr, style in ((0.01, ":"), (0.1, "-")):
+        _band(ax, result, f"lars_wd fromage {lr:g} norm", COLOURS["fromage"], f"fromage η={lr:g}", ls=style)
+        _band(ax, result, f"lars_wd lars {lr:g} norm", COLOURS["lars"], f"LARS, weight decay η/2, η={lr:g}", ls=style)
+    ax.set(xlabel="epoch", ylabel="‖W_l(t)‖/‖W_l(0)‖ (mean over layers)", title="§6.6 LARS with weight decay")
+
+
+def _finals_panel(ax, result: ReviewersResult, keys: dict[str, str], ylabel: str, title: str) -> None:
+    """Median and the seeds' range of stored finals, one label a point (``keys``: label → finals key)."""
+    finals = _answers(result).finals
+    for n, key in enumerate(keys.values()):
+        s = finals[key]
+        ax.errorbar([n], [s.median], yerr=[[s.median - s.low], [s.high - s.median]], fmt="o", capsize=3)
+    ax.set_xticks(range(len(keys)), list(keys), rotation=30, ha="right", fontsize=7)
+    ax.set(ylabel=ylabel, title=title)
+
+
+def _madam_panel(ax, result: ReviewersResult) -> None:
+    keys = {k: f"madam_regularisers {k} accuracy" for k in MADAM_VARIANTS}
+    _finals_panel(ax, result, keys, "final test accuracy (%), median and range", "§6.7 Madam: clip or weight decay")
+
+
+def _grad_clip_panel(ax, result: ReviewersResult) -> None:
+    keys = {f"L={d}: {k}": f"grad_clip {d} {k} accuracy" for d in clip_depths(result.config) for k in CLIP_VARIANTS}
+    _finals_panel(ax, result, keys, "final test accuracy (%), median and range", "§6.10 gradient clipping vs Fromage")
+
+
 # question → its panels, in the figure's order
 PANELS = {
     "lars": (_norm_panel,),
+    "lars_wd": (_lars_wd_panel,),
+    "madam_regularisers": (_madam_panel,),
+    "grad_clip": (_grad_clip_panel,),
     "fixed_point": (_gradient_panel,),
     "clip": (_clip_panel,),
     "lr_grid": (_lr_panel,),
@@ -228,8 +263,71 @@ def _lemma2(result: ReviewersResult) -> tuple[str, str, str]:
     return claim, "; ".join(parts), verdict
 
 
+def _lars_wd(result: ReviewersResult) -> tuple[str, str, str]:
+    a, parts, verdicts = _answers(result), [], []
+    for lr in (0.01, 0.1):
+        f = {q: _spread(a.finals[f"lars_wd fromage {lr:g} {q}"]) for q in ("norm", "accuracy")}
+        w = {q: _spread(a.finals[f"lars_wd lars {lr:g} {q}"]) for q in ("norm", "accuracy")}
+        parts.append(f"η={lr:g}: ‖W‖ end/init Fromage {f['norm']}, LARS+wd {w['norm']}; test acc Fromage "
+                     f"{f['accuracy']} %, LARS+wd {w['accuracy']} %")  # fmt: skip
+        for q in ("norm", "accuracy"):
+            v = a.verdicts[f"lars_wd {lr:g} {q}"]
+            verdicts.append(f"η={lr:g} {q}: " + report.compare_text(v, no="Fromage above"))
+    claim = "Reviewer §6.6: Fromage is LARS with weight decay — LARS with decoupled weight decay η/2 against Fromage"
+    verdict = "LARS+wd above Fromage (rule compare, paired seeds; ratio and interval) — " + "; ".join(verdicts)
+    return claim, "; ".join(parts), verdict
+
+
+def _madam_regularisers(result: ReviewersResult) -> tuple[str, str, str]:
+    a, parts, verdicts = _answers(result), [], []
+    for key in MADAM_VARIANTS:
+        f = {q: a.finals[f"madam_regularisers {key} {q}"] for q in ("accuracy", "loss", "norm", "diverged")}
+        diverged = int(f["diverged"].median)
+        parts.append(f"{key}: test acc {_spread(f['accuracy'], '.1f')} %, train loss {_spread(f['loss'])}, "
+                     f"‖W‖ end/init {_spread(f['norm'])}" + (f", {diverged} diverged" if diverged else ""))  # fmt: skip
+        if key != "clip":
+            verdicts.append(f"{key}: " + report.compare_text(a.verdicts[f"madam_regularisers {key}"],
+                                                             no="the clip above"))  # fmt: skip
+    claim = "Reviewer §6.7: Madam without its clip σ*, and with weight decay instead, against the clip (p_scale 3)"
+    verdict = "test accuracy above the clip's (rule compare, paired seeds) — " + "; ".join(verdicts)
+    return claim, "; ".join(parts), verdict
+
+
+def _speed(result: ReviewersResult) -> tuple[str, str, str]:
+    a, parts = _answers(result), []
+    for opt in LR_GRID_OPTIMIZERS:
+        epochs, never = a.finals[f"speed {opt} epochs"], int(a.finals[f"speed {opt} never"].median)
+        rate = a.finals[f"speed {opt} rate"].median
+        parts.append(f"{opt} (η={rate:.3g}): {_spread(epochs, '.0f')} epochs" + (f", {never} never" if never else ""))
+    order = [LR_GRID_OPTIMIZERS[int(i)] for i in a.finals["speed order"].median]
+    claim = (f"Reviewer §6.8: convergence speed — epochs to {100 * SPEED_TARGET:.0f} % test accuracy at each "
+             f"optimiser's best rate of the grid (resolution one epoch)")  # fmt: skip
+    reached = [o for o in LR_GRID_OPTIMIZERS if np.isfinite(a.finals[f"speed {o} epochs"].median)]
+    if not reached:
+        return claim, "; ".join(parts), f"none reaches {100 * SPEED_TARGET:.0f} % in the run"
+    verdict = f"{order[0]} faster than {order[1]} (rule compare): " + report.compare_text(
+        a.verdicts["speed"], no=f"{order[1]} faster"
+    )
+    return claim, "; ".join(parts), verdict
+
+
+def _grad_clip(result: ReviewersResult) -> tuple[str, str, str]:
+    a, parts, verdicts = _answers(result), [], []
+    for d in clip_depths(result.config):
+        g = a.finals[f"grad_clip {d} sgd gradient"]
+        acc = ", ".join(f"{k} {_spread(a.finals[f'grad_clip {d} {k} accuracy'], '.1f')} %" for k in CLIP_VARIANTS)
+        parts.append(f"L={d}: {acc}; SGD's full-batch ‖∇ℒ‖ at init {_spread(g)}")
+        best = list(CLIP_VARIANTS)[int(a.finals[f"grad_clip {d} best sgd"].median)]
+        verdicts.append(f"L={d} vs {best}: " + report.compare_text(a.verdicts[f"grad_clip {d}"], no=f"{best} above"))
+    claim = ("Reviewer §6.10: gradient clipping (a global-norm cap on SGD's step) against Fromage's relative step, "
+             "final test accuracy")  # fmt: skip
+    verdict = "Fromage above the best SGD variant (rule compare, paired seeds) — " + "; ".join(verdicts)
+    return claim, "; ".join(parts), verdict
+
+
 ROWS = {"fixed_point": _fixed_point, "lars": _lars, "clip": _clip, "lr_grid": _lr_grid, "biases": _biases,
-        "low_precision": _low_precision, "lemma2": _lemma2}  # fmt: skip
+        "low_precision": _low_precision, "lemma2": _lemma2, "lars_wd": _lars_wd,
+        "madam_regularisers": _madam_regularisers, "speed": _speed, "grad_clip": _grad_clip}  # fmt: skip
 
 
 def result_rows(result: ReviewersResult) -> list[Row]:
@@ -238,7 +336,8 @@ def result_rows(result: ReviewersResult) -> list[Row]:
     for question in result.config.questions:
         claim, measurement, verdict = ROWS[question](result)
         where = f"{_seeds(result)} (`trust reviewers --questions {question}`)"
-        rows.append(Row(f"{claim} — {where}", "claim" if question == "lars" else "measurement", measurement, verdict))
+        kind = "claim" if question in ("lars", "lars_wd") else "measurement"
+        rows.append(Row(f"{claim} — {where}", kind, measurement, verdict))
     return rows
 
 

@@ -1,6 +1,9 @@
 """The verdict rules against closed forms: rule "compare" (a two-sided t-test on log values) against the t statistic
 written out by hand, and Holm's correction against a worked example."""
 
+from dataclasses import replace
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -85,3 +88,73 @@ def test_a_theorem_holds_vacuously_where_its_median_ratio_is_eight_decades_below
 def test_an_identity_is_labelled_an_identity():
     assert rules.identity(1e-4).outcome == "identity (holds to rounding)"
     assert rules.identity(1e-3).outcome == "VIOLATED"
+
+
+def _every_rule_on_random_numbers(rng):
+    """Verdicts from every deciding rule, on random inputs that reach each of its outcomes."""
+    out = []
+    for _ in range(40):
+        n_a, n_b = rng.integers(3, 11, 2)
+        a, b = np.exp(rng.normal(rng.normal(0, 0.5), 0.6, n_a)), np.exp(rng.normal(0, 0.6, n_b))
+        out += [rules.compare(a, b), rules.compare(a[: min(n_a, n_b)], b[: min(n_a, n_b)], paired=True)]
+        x = float(np.exp(rng.normal(0, 1.5)))
+        out += [rules.bound(x, 3), rules.identity(x * 1e-3), rules.linear(x, float(np.exp(rng.normal(0, 1))))]
+        out += [rules.theorem(int(rng.integers(0, 2)), float(10 ** rng.uniform(-12, -4)), x, 10)]
+        out += [rules.same_order(rng.normal(0, 1, 3), 3), rules.stationary(x / 5, x / 50, 3)]
+        out += [rules.interval(0.5, float(rng.normal(0.5, 0.1)), float(rng.uniform(0, 0.2)), 5)]
+        out += [rules.explains(np.exp(rng.normal(1, 1, 3)), np.exp(rng.normal(0.5, 1, 3)))]
+        factor = np.where(rng.random(4) < 0.7, 1.0, np.exp(rng.normal(0, 1, 4)))
+        out += [rules.within_runs_verdict(factor, 3)]
+        depths = [2, 4, 8, 12, 16, 24]
+        curves = [np.sort(rng.random(len(depths)))[::-1] for _ in range(3)]
+        out += [rules.stop_depth([rules.transition(depths, c, 0.5) for c in curves], 0.5)]
+    return out + rules.holm([v for v in out if v.rule == "compare"])
+
+
+def test_decide_gives_every_rules_outcome_from_its_stored_numbers():
+    """rules.decide re-derives each rule's outcome from the verdict alone — what the report-row check relies on.
+    Every outcome of each rule is reached at least once (else the check would test nothing there)."""
+    seen = {}
+    for v in _every_rule_on_random_numbers(np.random.default_rng(1)):
+        assert rules.decide(v) == v.outcome, v
+        seen.setdefault(v.rule, set()).add(v.outcome)
+    assert seen["compare"] >= {"above", "below", "not separated", "too few seeds"}
+    assert seen["bound"] == {"holds", "violated"} and seen["theorem"] >= {"holds", "VIOLATED", "holds, vacuous"}
+    assert seen["stop"] >= {"stops", "trains"} and seen["interval"] == {"consistent", "outside the 95 % CI"}
+    assert seen["linear"] == {"linear", "not linear"} and len(seen["within_runs"]) == 2
+
+
+def test_a_row_whose_sentence_or_stored_outcome_disagrees_with_its_rule_fails_the_check():
+    """The check run on every view's rows (conftest) catches a wrong stored outcome and a sentence that shows
+    another verdict than the stored one."""
+    from conftest import assert_rows_follow_rules
+
+    from trust.views.report import Row, compare_text
+
+    v = rules.compare([2.0, 2.1, 2.2, 2.3, 2.4], [1.0, 1.1, 1.05, 1.08, 1.02])
+    assert v.outcome == "above"
+    assert_rows_follow_rules([Row("claim", "claim", "m", compare_text(v), (v,))])
+    with pytest.raises(AssertionError, match="rule compare gives"):
+        assert_rows_follow_rules([Row("claim", "claim", "m", compare_text(v), (replace(v, outcome="below"),))])
+    with pytest.raises(AssertionError, match="lacks"):
+        assert_rows_follow_rules([Row("claim", "claim", "m", "yes, ×2.0", (v,))])
+    bound = rules.bound(3.2, 3)
+    with pytest.raises(AssertionError, match="lacks"):
+        assert_rows_follow_rules([Row("claim", "assumption", "m", "holds", (bound,))])
+
+
+LONG = Path(__file__).resolve().parents[1] / "figures" / "long"
+
+
+@pytest.mark.parametrize("run", sorted(p.name for p in LONG.glob("*") if (p / "results.json").exists()))
+def test_the_committed_long_runs_rows_follow_their_rules(run):
+    """The long jobs' committed results, judged by today's rules and rendered by today's views: every row's
+    verdicts follow their rules (the check of conftest runs inside ``rows``)."""
+    from trust.experiments import REGISTRY, load
+    from trust.views import VIEWS
+
+    result = load(LONG / run)
+    (name,) = [n for n, e in REGISTRY.items() if isinstance(result, e.result)]
+    anchor = {"study breakdown": "study_breakdown", "study depth": "study_depth"}.get(name, run)
+    rows = VIEWS[name].rows({anchor: result})
+    assert rows and any(r.verdicts for r in rows)

@@ -118,7 +118,7 @@ def test_the_views_show_what_the_run_decided(checked):
         b = checked.bounds[name]
         median = b.ratio_quantiles.median
         outcome = "VIOLATED" if b.violations else "holds, vacuous" if median <= 1e-8 else "holds"
-        assert checked.outcomes[name] == outcome
+        assert checked.outcomes[name].outcome == outcome
         assert r.verdict == (f"{outcome} (median ratio {median:.2g})" if outcome == "holds, vacuous" else outcome)
     assert rows[-1].kind == "assumption"
     assert rows[-1].verdict == (

@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 
 from trust.base.errors import TrustError
-from trust.base.schema import Config, Result, param, value
+from trust.base.schema import Config, Result, Verdict, param, value
 from trust.base.tree import leaf_names, leaves, weight_indices
 from trust.core import bounds, data, estimate, nets, train
-from trust.experiments.shared import points
+from trust.experiments.shared import points, rules
 from trust.experiments.shared.cell import gradient_slice, loss_and_accuracy
 from trust.experiments.shared.runner import Experiment
 
@@ -38,8 +38,6 @@ MODELS: dict[str, dict] = {
     "resnet8": dict(model="resnet8"),
     "resnet16": dict(model="resnet16"),
 }
-# Below this log-log slope at small η the change is sub-linear: no smooth shape (both have slope ≥ 1) can fit it.
-JUMPS = 0.8
 SINGULAR = "inf where a layer is numerically singular (κ beyond what its dtype can certify)"
 
 
@@ -120,6 +118,11 @@ class GroupFit:
     verdict: str
     slope_small: float  # d ln r / d ln η over the smaller half of the η grid (smooth: 1; below 1: r jumps)
     slope_large: float  # over the larger half (DRT's shape rises above 1 there)
+
+    @property
+    def as_verdict(self) -> Verdict:
+        """The stored verdict with the numbers rule "shape" decided it from."""
+        return replace(rules.shape(self.drt_rms_log, self.lipschitz_rms_log, self.slope_small), outcome=self.verdict)
 
 
 @dataclass(frozen=True)
@@ -218,9 +221,7 @@ def _fit_group(group: str, names, ix, eta, r, drt, lipschitz) -> GroupFit:
     lip = estimate.fit_lipschitz_shape(r[:, ix], lipschitz[:, ix])
     half = len(eta) // 2
     slopes = (estimate.loglog_slope(eta[:half], r[:half, ix]), estimate.loglog_slope(eta[half:], r[half:, ix]))
-    verdict = estimate.shape_verdict(d, lip)
-    if verdict == "neither" and slopes[0] < JUMPS:
-        verdict = "neither: jumps at small η"
+    verdict = rules.shape(d.rms_log, lip.rms_log, slopes[0]).outcome
     return GroupFit(group, tuple(names[i] for i in ix), *d, *lip, verdict, *slopes)
 
 

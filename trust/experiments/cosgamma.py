@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from trust.base.schema import Config, Result, param, value
+from trust.base.schema import Config, Result, Verdict, param, value
 from trust.base.tree import weight_indices
 from trust.core import data, estimate, measure, train
 from trust.core.estimate import MeanCI, mean_ci
@@ -73,8 +73,8 @@ class CosGammaResult(Result):
     paper: float
     training: dict[str, Training]  # by optimiser
     # the limit inside the 95 % interval at the largest n (by distribution); π/4 inside it at the end (by optimiser)
-    limit_verdicts: dict[str, bool] | None = value(derived=True)
-    paper_verdicts: dict[str, bool] | None = value(derived=True)
+    limit_verdicts: dict[str, Verdict] | None = value(derived=True)  # rule "interval"
+    paper_verdicts: dict[str, Verdict] | None = value(derived=True)
 
     def derive(self) -> CosGammaResult:
         limit = {k: _inside(self.limits[k], mc[-1].estimate) for k, mc in self.monte_carlo.items()}
@@ -82,8 +82,8 @@ class CosGammaResult(Result):
         return replace(self, limit_verdicts=limit, paper_verdicts=paper)
 
 
-def _inside(predicted: float, m: MeanCI) -> bool:
-    return rules.inside_interval(predicted, m.mean, m.half_width)
+def _inside(predicted: float, m: MeanCI) -> Verdict:
+    return rules.interval(predicted, m.mean, m.half_width, m.n)
 
 
 def monte_carlo(rng: np.random.Generator, kind: str, n: int, trials: int) -> np.ndarray:

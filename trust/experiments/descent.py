@@ -38,7 +38,7 @@ import numpy as np
 from trust.base.errors import TrustError
 from trust.base.schema import Config, Result, Verdict, param, value
 from trust.core import bounds, data, estimate, measure, perturb
-from trust.experiments.shared import points
+from trust.experiments.shared import points, rules
 from trust.experiments.shared.runner import Experiment
 
 STEPS = ("fromage", "madam")
@@ -122,6 +122,11 @@ class Lemma2Claim:
     ratio_low: float
     ratio_high: float
 
+    @property
+    def verdict(self) -> Verdict:
+        """Rule "every_point": Lemma 2's prediction holds where descent fails at no point."""
+        return rules.every_point(self.fails, self.points, self.unclear)
+
 
 @dataclass(frozen=True, eq=False)
 class DescentResult(Result):
@@ -143,7 +148,7 @@ class DescentResult(Result):
                     Lemma2Claim(step, len(sel), fails, unclear, fails_eff, unclear_eff, min(ratio), max(ratio))
                 )
         bad = self.lemma1_violations
-        lemma1 = Verdict("theorem", "holds" if bad == 0 else "VIOLATED", bad, 0, bad, 1, bad, bad)
+        lemma1 = rules.theorem(bad, float("nan"), float("nan"), 1)  # a count of violations: no ratio to a bound
         return replace(self, lemma2=tuple(claims), lemma1=lemma1)
 
     def coordinates(self) -> dict[str, list]:

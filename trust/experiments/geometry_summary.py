@@ -44,6 +44,10 @@ class ExponentClaim:
     def coordinates(self) -> dict[str, list]:
         return {"optimizer": list(self.optimizers)}
 
+    def verdicts(self, seeds: int) -> tuple[Verdict, ...]:
+        """Rule "interval" per optimiser: the prediction inside the 95 % interval over ``seeds``."""
+        return tuple(rules.interval(self.predicted, m, h, seeds) for m, h in zip(self.mean, self.half_width))
+
 
 @dataclass(frozen=True, eq=False)
 class GeometrySummary:
@@ -114,9 +118,7 @@ def summary(r: GeometryResult) -> GeometrySummary:
     own_step = sw.step_rank[:, :, :, :, RAW_DIRECTIONS.index("step")]  # (o, r, v, k)
     operator = None
     if np.isfinite(r.operator_worst):
-        outcome = "holds" if r.operator_violations == 0 else "VIOLATED"
-        operator = Verdict("theorem", outcome, r.operator_violations, 0, r.operator_worst, r.config.seeds,
-                           r.operator_worst, r.operator_worst)  # fmt: skip
+        operator = rules.theorem(r.operator_violations, float("nan"), r.operator_worst, r.config.seeds)
     return GeometrySummary(
         width_function=_over_cells(function),
         width_reference=rules.median(np.moveaxis(smallest, 3, 2).reshape(-1, k_g[0], k_g[1]), axis=0),

@@ -231,6 +231,18 @@ def robust_decades(lrs, rel, factor: float = 2.0) -> float:
     return float(good.max() - good.min() + step) if good.size else 0.0
 
 
+def _seed_decades(result: ReviewersResult, optimizer: str) -> list[float]:
+    """Per seed, the decades of rates within ROBUST_FACTOR of that seed's own best test error."""
+    c, lrs = result.config, lr_grid(result.config, optimizer)
+    out = []
+    for seed in range(c.seed, c.seed + c.seeds):
+        errors = np.array([rules.finite_median([r.final_test_error for r in result.select(
+            "lr_grid", optimizer=optimizer, lr=float(lr), seed=seed)]) for lr in lrs])  # fmt: skip
+        errors = np.where(np.isfinite(errors), errors, np.inf)  # a diverged run: never within the factor
+        out.append(robust_decades(lrs, errors / max(errors.min(), 1e-3), rules.ROBUST_FACTOR))
+    return out
+
+
 def _band(runs: list[RunCurves], y) -> Band | None:
     finished = [r for r in runs if not r.diverged_epoch]
     return Band(finished[0].epoch, rules.spread([y(r) for r in finished])) if finished else None
@@ -286,6 +298,12 @@ def _answers(result: ReviewersResult) -> Answers:
             lr_grids[opt] = LrGrid(lrs, train.OPTIMIZERS[opt].default_lr, robust_decades(lrs, rel), rel, best)
         verdicts["lr_grid"] = rules.widest({o: g.decades for o, g in lr_grids.items()},
                                            {o: g.best_error for o, g in lr_grids.items()}, c.seeds)  # fmt: skip
+        ranked = sorted(lr_grids, key=lambda o: -lr_grids[o].decades)
+        if verdicts["lr_grid"].outcome in ranked:  # the widest against the next widest, seed by seed
+            top = verdicts["lr_grid"].outcome
+            second = next(o for o in ranked if o != top)
+            verdicts["lr_grid order"] = rules.compare(_seed_decades(result, top), _seed_decades(result, second))
+            finals["lr_grid second"] = rules.spread([LR_GRID_OPTIMIZERS.index(second)])
     if "biases" in asked:
         for key, zero_biases in (("biases zero", True), ("biases normal", False)):
             runs = result.select("biases", zero_biases=zero_biases)
@@ -399,7 +417,12 @@ def _speed(result: ReviewersResult, finals: dict, verdicts: dict) -> None:
         finals[f"speed {opt} never"] = rules.spread([float(np.sum(~np.isfinite(epochs[opt])))])
     by_speed = sorted(epochs, key=lambda o: (rules.finite_median(epochs[o]) if np.isfinite(epochs[o]).any()
                                              else np.inf))  # fmt: skip
-    verdicts["speed"] = rules.compare(epochs[by_speed[1]], epochs[by_speed[0]])
+    if not any(np.isfinite(e).any() for e in epochs.values()):
+        nan = float("nan")
+        verdicts["speed"] = Verdict("measured", f"none reaches {100 * SPEED_TARGET:.0f} %", nan, SPEED_TARGET, nan,
+                                    len(epochs[by_speed[0]]), nan, nan)  # fmt: skip
+    else:
+        verdicts["speed"] = rules.compare(epochs[by_speed[1]], epochs[by_speed[0]])
     finals["speed order"] = rules.spread([[LR_GRID_OPTIMIZERS.index(o) for o in by_speed]])  # one row: the order
 
 

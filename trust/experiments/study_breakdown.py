@@ -204,6 +204,7 @@ class StudyBreakdownResult(Result):
     paper: tuple[AuthorsComparison, ...] | None = value(derived=True)  # matched studies only: the authors' runs
     bounds: tuple[BoundClaims, ...] | None = value(derived=True)
     measure_check: MeasureCheck | None = value(derived=True)
+    depth_exponents: tuple[summary.DepthExponent, ...] | None = value(derived=True)
 
     def select(self, optimizer: str, depth: int, residual: bool = False) -> list[CellResult]:
         """The cells (one per seed) of one configuration."""
@@ -241,6 +242,7 @@ class StudyBreakdownResult(Result):
             ),
             bounds=summary.bound_claims(done),
             measure_check=cell.measure_check(self.cells, PROBES),
+            depth_exponents=summary.depth_exponents(done),
         )
 
 

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from trust.base.schema import NO_SEED, Spread, Verdict, value
+from trust.core import estimate
+from trust.core.estimate import MeanCI
 from trust.experiments.shared import rules
 from trust.experiments.shared.cell import SHARPNESS_ENDS, CellResult
 from trust.experiments.shared.paper import PROBES
@@ -251,6 +253,38 @@ def depth_claims(result: StudyBreakdownResult) -> tuple[DepthClaim, ...]:
         replace(d, separation=tested[2 * i], growth=tested[2 * i + 1], initial=adjusted_initial[d.shallow, d.deep])
         for i, d in enumerate(raw)
     )
+
+
+@dataclass(frozen=True)
+class DepthExponent:
+    """How fast layer 1's gradient change at η = 0.05 grows with depth (a reviewer's question): per seed the
+    least-squares slope b of ``ln r = a + b·L`` over the plain (not residual) depths that seed has unflagged, then
+    the mean of b over seeds with its 95 % t-interval; ``e^b`` is the factor per layer."""
+
+    optimizer: str
+    checkpoint: str  # "initialisation" or "end"
+    depths: tuple[int, ...]
+    slope: MeanCI  # b per layer, over seeds
+
+
+def depth_exponents(result: StudyBreakdownResult) -> tuple[DepthExponent, ...]:
+    """:class:`DepthExponent` per optimiser at initialisation and the end (seeds with fewer than three of the
+    study's plain depths unflagged are left out: two points fit any line)."""
+    out = []
+    depths = sorted({d for d, residual in result.config.nets if not residual})
+    for optimizer in result.config.optimizers:
+        for k, tag in ((0, "initialisation"), (-1, "end")):
+            per_seed: dict[int, list[tuple[int, float]]] = {}
+            for d in depths:
+                for r in result.select(optimizer, d):
+                    change = r.gradient[k, r.at_eta(0.05), 0] if r.measured and not r.flags[k] else np.nan
+                    if np.isfinite(change) and change > 0:
+                        per_seed.setdefault(r.config.training.seed, []).append((d, float(change)))
+            slopes = [np.polyfit([d for d, _ in p], np.log([v for _, v in p]), 1)[0]
+                      for p in per_seed.values() if len(p) >= 3]  # fmt: skip
+            if slopes:
+                out.append(DepthExponent(optimizer, tag, tuple(depths), estimate.mean_ci(slopes)))
+    return tuple(out)
 
 
 def bound_claims(result: StudyBreakdownResult) -> tuple[BoundClaims, ...]:

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from trust.base.errors import TrustError
-from trust.base.schema import Config, Result, param, value
+from trust.base.schema import Config, Result, Verdict, param, value
 from trust.core import bounds, estimate
 from trust.experiments.shared import rules
 from trust.experiments.shared.runner import Experiment
@@ -180,21 +180,23 @@ class Theorem1Result(Result):
     max_a: np.ndarray = value(bulk=True, axes=("case",))
     alpha_min: np.ndarray = value(bulk=True, axes=("case",))
     kappa: np.ndarray = value(bulk=True, axes=("case",))
-    # per bound: "holds" (", vacuous"), "VIOLATED" (rule "theorem")
-    outcomes: dict[str, str] | None = value(derived=True)
+    # per bound: rule "theorem" ("holds", "holds, vacuous", "VIOLATED"); DRT, an assumption: rule "bound"
+    outcomes: dict[str, Verdict] | None = value(derived=True)
     # where DRT's worst measured/bound sits: that case's depth, width and largest relative size a_l (the cases are
     # random sizes, not a slice along η, so this replaces the per-η factors of the slice rows)
     drt_worst_case: WorstCase | None = value(derived=True)
 
     def derive(self) -> Theorem1Result:
-        def outcome(b: BoundCheck) -> str:
+        def outcome(name: str, b: BoundCheck) -> Verdict:
             q = b.ratio_quantiles
-            return rules.theorem(b.violations, q.median, q.max, self.n_cases).outcome
+            if name == "drt":
+                return rules.bound(q.max, self.n_cases)
+            return rules.theorem(b.violations, q.median, q.max, self.n_cases)
 
         worst = int(self.case[np.nanargmax(self.ratio("drt"))]) if self.case.size else None
         where = None if worst is None else WorstCase(int(self.depth[worst]), int(self.width[worst]),
                                                      float(self.max_a[worst]))  # fmt: skip
-        return replace(self, outcomes={k: outcome(b) for k, b in self.bounds.items()}, drt_worst_case=where)
+        return replace(self, outcomes={k: outcome(k, b) for k, b in self.bounds.items()}, drt_worst_case=where)
 
     def bound(self, name: str) -> np.ndarray:
         """The bound ``name`` (one of :data:`LABELS`) per input."""

@@ -134,6 +134,7 @@ def rows(results: dict[str, AssumptionsResult]) -> list[Row]:
                 "measurement",
                 " · ".join(parts),
                 f"init: {_verdicts(r, 0)}; end: {_verdicts(r, 1)}",
+                tuple(g.as_verdict for p in r.points for g in p.groups),
             )
         )
     return rows

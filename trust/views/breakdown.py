@@ -128,6 +128,7 @@ def breakdown_rows(gradient_runs: list[BreakdownResult], random_runs: list[Break
                     f"{r.gradient_max_over_drt_all_tensors[k]:.3g} "
                     f"(max {v.worst_all_tensors:.3g})",
                     violation_factor(v.drt.statistic),
+                    (v.drt,),
                 )
             )
     for res in gradient_runs:
@@ -140,6 +141,7 @@ def breakdown_rows(gradient_runs: list[BreakdownResult], random_runs: list[Break
                 f"first layer {r.gradient_first_over_lipschitz[k]:.3g}, "
                 f"all layers {r.gradient_total_over_lipschitz[k]:.3g}",
                 "linear within 2×" if _verdicts(res).linear.outcome == "linear" else "not linear",
+                (_verdicts(res).linear,),
             )
         )
     return rows
@@ -155,6 +157,7 @@ def theorem_rows(exact: list[BreakdownResult], opnorm: list[BreakdownResult]) ->
                 "identity",
                 f"max relative gap measured vs closed form: {gap.statistic:.2g}",
                 gap.outcome,
+                (gap,),
             )
         )
     for res in opnorm:
@@ -169,6 +172,7 @@ def theorem_rows(exact: list[BreakdownResult], opnorm: list[BreakdownResult]) ->
                 f"{operator.outcome} (median ratio {operator.effect:.2g})"
                 if operator.outcome == "holds, vacuous"
                 else operator.outcome,
+                (operator,),
             )
         )
     return rows

@@ -8,7 +8,7 @@ from trust.experiments.constants import (
     ConstantsResult,
 )
 from trust.views import plots
-from trust.views.report import Row, power10
+from trust.views.report import Row, power10, violation_factor
 
 
 def summary(result: ConstantsResult) -> str:
@@ -124,7 +124,10 @@ def result_rows(result: ConstantsResult) -> list[Row]:
                 f"C = (κ²β/α)^L: {power10(r.log10_C)}; ∏c_l: {power10(r.log10_C_layers)}; with measured "
                 f"ρ for κ(ΔW): {power10(r.log10_C_layers_op)}. C_eff: function {r.C_eff_function:.3g}, "
                 f"gradient worst layer {r.C_eff_gradient:.3g}, layer 1 {r.C_eff_gradient_first:.3g}",
-                "DRT needs C_eff " + ("≤ 1: holds" if drt.outcome == "holds" else f"{r.C_eff_gradient:.3g}, not 1"),
+                "DRT needs C_eff ≤ 1: holds"
+                if drt.outcome == "holds"
+                else f"DRT {violation_factor(drt.statistic)}: needs C_eff {r.C_eff_gradient:.3g}",
+                (drt,),
             )
         )
     for epoch, fit in result.growth.items():

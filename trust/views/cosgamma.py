@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import matplotlib.ticker
 
+from trust.base.schema import Verdict
 from trust.core.estimate import MeanCI
 from trust.experiments.cosgamma import (
     CosGammaResult,
@@ -72,6 +73,10 @@ def figure(result: CosGammaResult):
     return fig
 
 
+def _paper_text(v: Verdict, mean: float) -> str:
+    return v.outcome if v.outcome == "consistent" else f"{v.outcome}: measured {mean:.3f}"
+
+
 def result_rows(result: CosGammaResult) -> list[Row]:
     rows = []
     for kind, mc in result.monte_carlo.items():
@@ -82,7 +87,8 @@ def result_rows(result: CosGammaResult) -> list[Row]:
                 f"E cos γ → {limit:.4f} for iid {kind} entries",
                 "theorem (limit n → ∞)",
                 f"n = {last.size}: {_pm(last.estimate, 4)} (95 % CI, {last.estimate.n} trials)",
-                "consistent" if result.limit_verdicts[kind] else "outside the 95 % CI",
+                result.limit_verdicts[kind].outcome,
+                (result.limit_verdicts[kind],),
             )
         )
     for opt, tr in result.training.items():
@@ -95,7 +101,8 @@ def result_rows(result: CosGammaResult) -> list[Row]:
                 f"cos γ at epoch {tr.epochs[-1]:g}: {_pm(m)} (95 % CI over {m.n} seeds) "
                 f"(layers {min(tr.per_layer_mean[-1]):.3f}–{max(tr.per_layer_mean[-1]):.3f}); at init "
                 f"{tr.mean[0].mean:.3f}",
-                "consistent" if result.paper_verdicts[opt] else f"measured {m.mean:.3f}",
+                _paper_text(result.paper_verdicts[opt], m.mean),
+                (result.paper_verdicts[opt],),
             )
         )
     return rows

@@ -108,9 +108,10 @@ def result_rows(result: DescentResult) -> list[Row]:
                 f"{claim.fails_c_eff}, undecided by the grid at {claim.unclear_c_eff} of {claim.points} points. (The "
                 f"DRT ratio at the grid's smallest η is ×{claim.ratio_low:.2g} to ×{claim.ratio_high:.2g} of C_eff.)",
                 "holds"
-                if not claim.fails
+                if claim.verdict.outcome == "holds"
                 else f"fails at {claim.fails} of {claim.points} points"
                 + (f" ({claim.unclear} undecided by the grid)" if claim.unclear else ""),
+                (claim.verdict,),
             )
         )
     n = len(result.rows)
@@ -120,6 +121,7 @@ def result_rows(result: DescentResult) -> list[Row]:
             "theorem",
             f"{n - result.lemma1_violations} of {n} points consistent",
             result.lemma1.outcome if result.lemma1 else "",
+            (result.lemma1,) if result.lemma1 else (),
         )
     )
     return rows

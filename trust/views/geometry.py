@@ -187,14 +187,15 @@ def _exponent_row(claim: ExponentClaim, c) -> Row:
     cells = ", ".join(
         f"{o} {plus_minus(m, h, c.seeds, 2)}" for o, m, h in zip(claim.optimizers, claim.mean, claim.half_width)
     )
+    verdicts = claim.verdicts(c.seeds)
     return Row(
         f"Width exponent of the function change per {claim.geometry} step along the gradient, {claim.checkpoint}: "
         f"predicted {claim.predicted:g} (docs/theory.md §8.5)",
         "claim",
         f"p (95 % CI over seeds) at η = {c.eta[0]:g}: {cells}",
-        f"consistent for {claim.consistent} of {len(claim.inside)} optimisers"
-        if claim.consistent
-        else f"not consistent: mean p = {claim.mean_of_means:.2f}",
+        "; ".join(f"{o}: {v.outcome}" for o, v in zip(claim.optimizers, verdicts))
+        + ("" if claim.consistent else f" (mean p = {claim.mean_of_means:.2f})"),
+        verdicts,
     )
 
 
@@ -215,6 +216,7 @@ def study_rows(r: GeometryResult) -> list[Row]:
                 f"points; {r.operator_violations} above 1 + their float32 rounding allowance (largest "
                 f"{r.operator_allowance:.2g})",
                 s.operator.outcome,
+                (s.operator,),
             )
         )
     out += [_exponent_row(claim, c) for claim in s.exponents]
@@ -235,6 +237,7 @@ def study_rows(r: GeometryResult) -> list[Row]:
             "measurement",
             f"median C_eff with the bound in each geometry's sizes — {cells}",
             ", ".join(f"{tag}: ÷{f / sp:.3g}" for tag, (f, sp) in zip(CHECKPOINTS, med)) + f" — {explained}",
+            (s.explains,),
         )
     )
     return out

@@ -12,10 +12,20 @@ from trust.base.schema import Verdict
 
 
 class Row(NamedTuple):
+    """One report row; ``verdicts`` are the stored verdicts its verdict sentence renders (their rules are named in
+    the row, and tests/test_rules.py decides each again from its stored numbers)."""
+
     claim: str
     kind: str  # theorem, identity, assumption, model, claim, measurement
     measurement: str
     verdict: str
+    verdicts: tuple[Verdict, ...] = ()
+
+    @property
+    def rules(self) -> str:
+        """The rules the row's verdicts follow, in order ("measured" for a row without a decided verdict)."""
+        names = list(dict.fromkeys(v.rule for v in self.verdicts))
+        return ", ".join(names) if names else "measured"
 
 
 def count(n: int, noun: str) -> str:
@@ -68,6 +78,28 @@ def power10(log10_value: float) -> str:
 
 
 def markdown(rows: list[Row], header: str) -> str:
-    lines = [header, "", "| claim | kind | measurement | verdict |", "|---|---|---|---|"]
-    lines += [f"| {r.claim} | {r.kind} | {r.measurement} | {r.verdict} |" for r in rows]
+    lines = [header, "", "| claim | kind | measurement | verdict | rule (docs/theory.md §9) |", "|---|---|---|---|---|"]
+    lines += [f"| {r.claim} | {r.kind} | {r.measurement} | {r.verdict} | {r.rules} |" for r in rows]
     return "\n".join(lines) + "\n"
+
+
+# How a verdict of each rule reads in a row: the words of it a row's verdict sentence must contain (rules that pick
+# a setting or only measure are rendered in their view's own words: nothing is required).
+_STOP_WORDS = {"stops": "stops at", "stops, not located": "not located", "trains": "trains to"}
+_OWN_WORDS = ("best", "better", "measured", "widest", "bits", "chosen", "tightest")
+
+
+def verdict_key(v: Verdict) -> str:
+    """The words of ``v`` that its row's verdict sentence contains (tests/test_rules.py checks every row): for rule
+    compare the ratio, interval and adjusted p (the side's words are the view's), for a bound its violation factor,
+    else the outcome itself."""
+    if v.rule == "compare":
+        text = compare_text(v)
+        return text.split(", ", 1)[1] if v.outcome in ("above", "below") else text
+    if v.rule == "bound":
+        return violation_factor(v.statistic)
+    if v.rule == "stop":
+        return _STOP_WORDS[v.outcome]
+    if v.rule == "linear" and v.outcome == "linear":
+        return "linear within"
+    return "" if v.rule in _OWN_WORDS else v.outcome

@@ -226,6 +226,11 @@ def _lr_grid(result: ReviewersResult) -> tuple[str, str, str]:
     )
     v = a.verdicts["lr_grid"]
     verdict = f"widest of those reaching ≤ 10 % error: {v.outcome}" if v.outcome != "none" else "none reaches 10 %"
+    if "lr_grid order" in a.verdicts:
+        second = LR_GRID_OPTIMIZERS[int(a.finals["lr_grid second"].median)]
+        verdict += f"; against {second}, seed by seed (rule compare): " + report.compare_text(
+            a.verdicts["lr_grid order"], yes="wider", no=f"{second} wider"
+        )
     return claim, parts, verdict
 
 
@@ -302,9 +307,8 @@ def _speed(result: ReviewersResult) -> tuple[str, str, str]:
     order = [LR_GRID_OPTIMIZERS[int(i)] for i in a.finals["speed order"].median]
     claim = (f"Reviewer §6.8: convergence speed — epochs to {100 * SPEED_TARGET:.0f} % test accuracy at each "
              f"optimiser's best rate of the grid (resolution one epoch)")  # fmt: skip
-    reached = [o for o in LR_GRID_OPTIMIZERS if np.isfinite(a.finals[f"speed {o} epochs"].median)]
-    if not reached:
-        return claim, "; ".join(parts), f"none reaches {100 * SPEED_TARGET:.0f} % in the run"
+    if a.verdicts["speed"].rule != "compare":
+        return claim, "; ".join(parts), a.verdicts["speed"].outcome + " in the run"
     verdict = f"{order[0]} faster than {order[1]} (rule compare): " + report.compare_text(
         a.verdicts["speed"], no=f"{order[1]} faster"
     )
@@ -337,7 +341,8 @@ def result_rows(result: ReviewersResult) -> list[Row]:
         claim, measurement, verdict = ROWS[question](result)
         where = f"{_seeds(result)} (`trust reviewers --questions {question}`)"
         kind = "claim" if question in ("lars", "lars_wd") else "measurement"
-        rows.append(Row(f"{claim} — {where}", kind, measurement, verdict))
+        verdicts = tuple(v for k, v in _answers(result).verdicts.items() if k.split(" ", 1)[0] == question)
+        rows.append(Row(f"{claim} — {where}", kind, measurement, verdict, verdicts))
     return rows
 
 

@@ -52,6 +52,7 @@ def _depth_rows(result: StudyBreakdownResult) -> list[Row]:
                     f"L={shallow}: {report.spread(s.probe, (0, PROBE_005))}, "
                     f"L={deep}: {report.spread(d.probe, (0, PROBE_005))}",
                     report.compare_text(claim.initial),
+                    (claim.initial,),
                 )
             )
         rows.append(
@@ -66,6 +67,7 @@ def _depth_rows(result: StudyBreakdownResult) -> list[Row]:
                 f"L={deep}: {report.spread(d.final_train_acc)}; at the end L={shallow}: {_gradient_context(s, -1)}; "
                 f"L={deep}: {_gradient_context(d, -1)}" + _left_out(claim.flagged_shallow + claim.flagged_deep),
                 report.compare_text(claim.separation),
+                (claim.separation,),
             )
         )
         rows.append(
@@ -76,6 +78,32 @@ def _depth_rows(result: StudyBreakdownResult) -> list[Row]:
                 f"{report.spread(d.probe, (-1, PROBE_005))}; at the end {_gradient_context(d, -1)}, training "
                 f"accuracy {report.spread(d.final_train_acc)}" + _left_out(claim.flagged_deep),
                 report.compare_text(claim.growth, no="no, it shrinks"),
+                (claim.growth,),
+            )
+        )
+    return rows
+
+
+def _exponent_rows(result: StudyBreakdownResult) -> list[Row]:
+    """How fast the breakdown grows with depth: the factor per layer e^b with its 95 % interval over seeds."""
+    rows: list[Row] = []
+    by_optimizer: dict[str, list] = {}
+    for e in result.depth_exponents or ():
+        by_optimizer.setdefault(e.optimizer, []).append(e)
+    nets = "" if result.config.activation == "relu" else f" ({result.config.activation} MLPs)"
+    for optimizer, exps in by_optimizer.items():
+        parts = []
+        for e in exps:
+            b, h = e.slope.mean, e.slope.half_width
+            interval = f" [95 % CI ×{np.exp(b - h):.3g}–×{np.exp(b + h):.3g}]" if np.isfinite(h) else " (one seed)"
+            parts.append(f"{e.checkpoint}: ×{np.exp(b):.3g} per layer{interval} over {report.count(e.slope.n, 'seed')}")
+        rows.append(
+            Row(
+                f"Reviewer: how fast the breakdown grows with depth — layer 1's gradient change at η=0.05, "
+                f"ln r = a + bL fitted per seed over L = {', '.join(map(str, exps[0].depths))}, {optimizer}" + nets,
+                "measurement",
+                "; ".join(parts) + " (flagged checkpoints left out; a seed needs three depths)",
+                "measured: " + "; ".join(f"{e.checkpoint} ×{np.exp(e.slope.mean):.3g}/layer" for e in exps),
             )
         )
     return rows
@@ -129,6 +157,7 @@ def _paper_rows(result: StudyBreakdownResult) -> list[Row]:
                 f"({c.n_measure or 'all'} measurement examples); theirs: {report.count(cmp.runs, 'run')}, 60,000 "
                 f"MNIST images (final training accuracy ours {report.spread(net.final_train_acc)})",
                 v.outcome if v.outcome == "within their runs" else f"outside their runs, up to ×{v.effect:.3g}",
+                (v,),
             )
         )
     return rows
@@ -167,6 +196,7 @@ def _bound_rows(result: StudyBreakdownResult) -> list[Row]:
                 + "; "
                 + _worst_text("flagged checkpoints apart (rule flag)", claims.drt_flagged),
                 violation_factor(claims.drt.statistic) if claims.drt.rule == "bound" else claims.drt.outcome,
+                (claims.drt,),
             )
         )
         rows.append(
@@ -177,6 +207,7 @@ def _bound_rows(result: StudyBreakdownResult) -> list[Row]:
                 f"measured/predicted layer-1 gradient change (median over seeds) at η = "
                 f"{'/'.join(f'{p:g}' for p in PROBES)}: {', '.join(lip)}; worst at {claims.lipschitz_at}",
                 violation_factor(claims.lipschitz.statistic),
+                (claims.lipschitz,),
             )
         )
         if claims.lipschitz_along is not None:
@@ -201,6 +232,7 @@ def _lipschitz_along_row(claims: BoundClaims, nets: list[NetSummary]) -> Row:
         "assumption",
         f"medians over seeds, at η = {'/'.join(f'{p:g}' for p in PROBES)}: " + "; ".join(parts),
         violation_factor(claims.lipschitz_along.statistic) if claims.lipschitz_along else "not measured",
+        (claims.lipschitz_along,) if claims.lipschitz_along else (),
     )
 
 
@@ -259,11 +291,12 @@ def rows(results: dict[str, StudyBreakdownResult]) -> list[Row]:
     across = results["study_breakdown"]
     paper = results.get("study_breakdown_paper")
     claims = results.get("study_breakdown_seeds", across)  # the depth claims on 10 seeds, where stored
-    rows = _depth_rows(claims) + _paper_rows(paper or across) + _bound_rows(across) + _method_rows(across)
+    rows = _depth_rows(claims) + _exponent_rows(claims) + _paper_rows(paper or across) + _bound_rows(across)
+    rows += _method_rows(across)
     if paper is not None:
         rows += _bound_rows(paper) + _method_rows(paper)
     if "study_breakdown_gelu" in results:  # kinks or depth?
-        rows += _depth_rows(results["study_breakdown_gelu"])
+        rows += _depth_rows(results["study_breakdown_gelu"]) + _exponent_rows(results["study_breakdown_gelu"])
     if "study_breakdown_paper_2000_images" in results:  # the data-size check
         rows += _paper_rows(results["study_breakdown_paper_2000_images"])
     return rows

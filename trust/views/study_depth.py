@@ -80,6 +80,7 @@ def _order_row(claim: OrderClaim, result: StudyDepthResult) -> Row:
         f"stop depths over {report.count(result.config.seeds, 'seed')} (one past the grid where a seed never stops): "
         f"{claim.deeper} / {claim.shallower} ×{ours.effect:.3g} in the geometric means{theirs}",
         "ours: " + report.compare_text(ours, yes="holds", no="reversed"),
+        (ours,),
     )
 
 
@@ -110,6 +111,7 @@ def depth_rows(result: StudyDepthResult) -> list[Row]:
                     f"located to ±{STOP_RESOLUTION}"
                     if stop.outcome == "stops, not located"
                     else f"trains to L={max(summary.depths)} in {int(stop.effect)} of {stop.seeds} seeds",
+                    (stop,),
                 )
             )
     rows += [_order_row(claim, result) for claim in result.orders or ()]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from trust.base.schema import Verdict
 from trust.experiments.theorem1 import (
     LABELS,
     Theorem1Result,
@@ -52,8 +53,8 @@ def figure(result: Theorem1Result):
     return fig
 
 
-def _outcome(outcome: str, median: float) -> str:
-    return f"{outcome} (median ratio {median:.2g})" if outcome == "holds, vacuous" else outcome
+def _outcome(v: Verdict) -> str:
+    return f"{v.outcome} (median ratio {v.effect:.2g})" if v.outcome == "holds, vacuous" else v.outcome
 
 
 def result_rows(result: Theorem1Result) -> list[Row]:
@@ -72,7 +73,8 @@ def result_rows(result: Theorem1Result) -> list[Row]:
                 f"Theorem 1, {label}, measured α, β = 1, κ — {cases}",
                 "theorem",
                 f"violations {b.violations}; measured/bound median {q.median:.2g}, 95 % {q.q95:.2g}, max {q.max:.2g}",
-                _outcome(result.outcomes[name], q.median) if result.outcomes else "",
+                _outcome(result.outcomes[name]) if result.outcomes else "",
+                (result.outcomes[name],) if result.outcomes else (),
             )
         )
     b = result.bounds["drt"]
@@ -90,6 +92,7 @@ def result_rows(result: Theorem1Result) -> list[Row]:
                 else ""
             ),
             violation_factor(q.max),
+            (result.outcomes["drt"],) if result.outcomes else (),
         )
     )
     return rows

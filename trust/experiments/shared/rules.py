@@ -11,6 +11,7 @@ import numpy as np
 from scipy import stats
 
 from trust.base.schema import Spread, Verdict
+from trust.core import estimate
 
 # A bound "with constant 1" (DRT, the Lipschitz-smooth prediction, Theorem 1) is violated where measured/bound
 # exceeds 1: the assumption's own statement, so no other threshold is defensible.
@@ -211,6 +212,14 @@ def inside_interval(predicted: float, mean: float, half_width: float) -> bool:
     return abs(mean - predicted) <= (half_width if np.isfinite(half_width) else 0.0)
 
 
+def interval(predicted: float, mean: float, half_width: float, n: int) -> Verdict:
+    """Rule "interval" as a verdict: "consistent" when ``predicted`` lies inside ``mean ± half_width`` (the 95 %
+    Student-t interval over ``n`` samples), else "outside the 95 % CI"; the statistic is the distance."""
+    outcome = "consistent" if inside_interval(predicted, mean, half_width) else "outside the 95 % CI"
+    return Verdict("interval", outcome, abs(mean - predicted), half_width, mean, n, mean - half_width,
+                   mean + half_width)  # fmt: skip
+
+
 def finite_mean(values) -> float:
     """The mean of the finite values; NaN (without a warning) when there are none."""
     v = finite(values)
@@ -374,7 +383,80 @@ def linear(first: float, total: float) -> Verdict:
     return Verdict("linear", "linear" if ok else "not linear", worst, LINEAR_FACTOR, worst, 1, min(ratios), max(ratios))
 
 
+# Below this log-log slope at small η a relative gradient change is sub-linear in η: no smooth shape (both the DRT
+# and the Lipschitz shape have slope ≥ 1) can fit it — the gradient jumps (relu kinks).
+JUMPS = 0.8
+RULES["shape"] = (
+    f"the shape (DRT or Lipschitz) whose RMS log-residual is ≤ {estimate.GOOD_FIT:.3g} and under half the other's; "
+    f"'both fit' when both are within it and within twice (or {estimate.SAME_FIT:.3g} of) each other; 'neither' "
+    f"else ('neither: jumps at small η' where the log-log slope at small η is under {JUMPS:g})"
+)
+
+
+def shape(drt_rms: float, lipschitz_rms: float, slope_small: float) -> Verdict:
+    """Rule "shape" for one group of layers (:func:`trust.core.estimate.shape_verdict` on the two fits' RMS
+    log-residuals, and the jumps at small η); the statistic is the DRT fit's residual, the effect the Lipschitz's."""
+    outcome = estimate.shape_verdict(estimate.ShapeFit(np.nan, drt_rms, np.nan),
+                                     estimate.ShapeFit(np.nan, lipschitz_rms, np.nan))  # fmt: skip
+    if outcome == "neither" and slope_small < JUMPS:
+        outcome = "neither: jumps at small η"
+    return Verdict("shape", outcome, drt_rms, estimate.GOOD_FIT, lipschitz_rms, 1, slope_small, slope_small)
+
+
+RULES["every_point"] = "a prediction checked point by point: holds when it fails at no point; else fails at k of n"
+
+
+def every_point(fails: int, points: int, unclear: int = 0) -> Verdict:
+    """Rule "every_point": "holds" when the prediction fails at none of ``points`` (``unclear``: points the grid
+    cannot decide, shown beside), else "fails"; the statistic is the count of failures."""
+    outcome = "holds" if fails == 0 else "fails"
+    return Verdict("every_point", outcome, fails, 0, unclear, points, fails, fails)
+
+
 def identity(gap: float) -> Verdict:
     """Does a closed form hold to rounding ("identity")? ``gap``: the largest relative gap measured."""
     outcome = "identity (holds to rounding)" if gap < IDENTITY_GAP else "VIOLATED"
     return Verdict("identity", outcome, gap, IDENTITY_GAP, gap, 1, gap, gap)
+
+
+def decide(v: Verdict) -> str:
+    """The outcome ``v``'s rule gives on ``v``'s own stored numbers: a stored verdict is checked against its rule
+    by deciding it again (tests/test_rules.py, REPORT rows). Rules that pick among settings ("best", "widest",
+    "bits", …) or only report ("measured") keep their stored outcome: one verdict does not hold what they compared."""
+    nan_safe = np.nan_to_num
+    match v.rule:
+        case "compare":
+            if v.seeds < MIN_SEEDS or not np.isfinite(v.statistic):
+                return "too few seeds"
+            return _side(v.statistic, float(np.log(v.effect)))
+        case "theorem":
+            if v.statistic > v.threshold:
+                return "VIOLATED"
+            return "holds, vacuous" if v.effect <= VACUOUS else "holds"
+        case "shape":
+            return shape(v.statistic, v.effect, v.low).outcome
+        case "every_point":
+            return "holds" if v.statistic <= v.threshold else "fails"
+        case "identity":
+            return "identity (holds to rounding)" if v.statistic < v.threshold else "VIOLATED"
+        case "bound":
+            return "holds" if v.statistic <= v.threshold else "violated"
+        case "same_order":
+            return "same order" if v.statistic <= v.threshold else "differs"
+        case "linear":
+            return "linear" if 1 / v.threshold <= v.low and v.high <= v.threshold else "not linear"
+        case "stationary":
+            return "near-stationary" if v.statistic < v.threshold and v.effect < STATIONARY_LOSS else "not stationary"
+        case "within_runs":
+            return "within their runs" if v.low == v.high == 1.0 else "outside their runs"
+        case "interval":
+            return "consistent" if v.statistic <= np.nan_to_num(v.threshold, nan=0.0) else "outside the 95 % CI"
+        case "explains":
+            if v.statistic <= v.threshold:
+                return "explained"
+            return "partly" if v.effect >= PARTLY_SHRINK else "not explained"
+        case "stop":
+            if not np.isfinite(v.low):
+                return "trains"
+            return "stops" if nan_safe(v.effect, nan=np.inf) <= 2 * STOP_RESOLUTION else "stops, not located"
+    return v.outcome

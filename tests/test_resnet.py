@@ -118,6 +118,23 @@ def test_a_kernel_followed_by_normalisation_is_scale_invariant(key, norm):
     np.testing.assert_allclose(net.apply(scaled, x), net.apply(params, x), rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("norm", ["batch", "layer"])
+def test_the_gradient_of_a_scale_invariant_kernel_is_orthogonal_to_it(key, norm):
+    """The identity behind "BatchNorm's effect on C, derived" (docs/theory.md §6.2): ℒ(cW) = ℒ(W) for every c > 0,
+    so d/dc ℒ(cW) at c = 1, which is ⟨∇_W ℒ, W⟩, vanishes — Fromage's slice step −η‖W‖g/‖g‖ is then orthogonal to W
+    and only rotates it; a kernel not followed by a normalisation (conv2, the head) has no such identity."""
+    net = nets.ResNet((8, 8, 1), 10, widths=(4, 8), blocks=(1, 1), norm=norm, eps=0.0)
+    params, x = net.init(key), _images(jax.random.fold_in(key, 1), 6).reshape(6, -1)
+    y = jnp.arange(6) % 10
+    grads = measure.full_batch_gradient(net.apply, params, x, y)
+    for block in (1, 2):
+        w, g = params[block]["conv1"]["w"], grads[block]["conv1"]["w"]
+        cosine = float(jnp.vdot(g, w) / (jnp.linalg.norm(g) * jnp.linalg.norm(w)))
+        assert abs(cosine) < 1e-10  # float64, one backward pass: rounding ~1e-15, far below 1e-10
+    w, g = params[1]["conv2"]["w"], grads[1]["conv2"]["w"]
+    assert abs(float(jnp.vdot(g, w) / (jnp.linalg.norm(g) * jnp.linalg.norm(w)))) > 1e-6  # no identity there
+
+
 def test_kernels_are_layers_for_the_slice_and_the_measurements(key):
     net = nets.ResNet((6, 6, 1), 3, widths=(2, 4), blocks=(1, 1), norm="batch")
     params = net.init(key)

@@ -136,6 +136,9 @@ def main(argv=None) -> int:
         "directories in `runs/`. Theorems must hold on every case; assumptions are measured "
         "(violation factor = measured / bound).\n\n" + "\n\n".join(f"![{n}]({n}.png)" for n in figures),
     )
+    optimisers = out / "optimisers.json"  # scripts/optimisers.py's table, where it was run
+    if optimisers.exists():
+        text += report.optimisers_section(store.read_json(optimisers))
     store.write_text(out / "REPORT.md", text + report.left_out_section() + "\n" + proof_checks_section())
     print(f"wrote {', '.join(str(p) for p in paths)} and {out / 'REPORT.md'} in {time.time() - start:.0f} s")
     return 0

@@ -10,6 +10,7 @@ import pytest
 
 from trust.base import store
 from trust.base.errors import TrustError
+from trust.base.schema import Verdict
 from trust.front import cli
 from trust.views import report
 
@@ -184,7 +185,10 @@ def test_report_wording():
     assert report.power10(2.04) == "10^2.0"
     assert report.power10(float("inf")) == "∞"
     text = report.markdown([report.Row("c", "claim", "m", "v")], "# h")
-    assert text.splitlines()[-1] == "| c | claim | m | v |"
+    assert text.splitlines()[-1] == "| c | claim | m | v | measured |"  # no verdict stored: a measurement
+    bound = Verdict("bound", "violated", 2.5, 1.0, 2.5, 3, 2.5, 2.5)
+    text = report.markdown([report.Row("c", "assumption", "m", "violated ×2.5", (bound, bound))], "# h")
+    assert text.splitlines()[-1] == "| c | assumption | m | violated ×2.5 | bound |"  # each rule named once
 
 
 def test_load_gives_back_the_typed_result_of_any_run_directory(tmp_path, capsys):

@@ -70,6 +70,12 @@ def test_effective_constant_matches_an_independent_numpy_computation(const_run):
         # loses ~3 digits to cancellation in g(W + ηU) − g(W): 1e-8 is ample.
         np.testing.assert_allclose(row.layers.c_eff_gradient, np.max(ratios, axis=0), rtol=1e-8)
         assert row.C_eff_gradient == pytest.approx(np.max(ratios), rel=1e-8)
+        # what the relative change divides by, beside it: ‖g_l‖ and the batch's accuracy (same reference)
+        np.testing.assert_allclose(row.gradient_norm, [np.linalg.norm(g) for g in gw], rtol=1e-10)
+        logits, _ = ref.forward(ws, bs, x, "relu")
+        # a count over 120 examples, averaged in float32 by jnp.mean of booleans: 1e-6 covers its rounding
+        assert row.accuracy == pytest.approx(np.mean(np.argmax(logits, -1) == y), abs=1e-6)
+        assert row.chance == pytest.approx(0.1) and row.flag == ""  # digits: 10 classes; at init never flagged
 
 
 def test_growth_fit_recovers_a_closed_form():

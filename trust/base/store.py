@@ -192,7 +192,7 @@ def write_run(out_dir, config: dict, results: dict, arrays: dict) -> Path:
 FIX = "delete the run directory to recompute it, or choose another --out"
 
 
-def _read_json(path: Path):
+def read_json(path: Path):
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
@@ -205,7 +205,7 @@ def _read_json(path: Path):
 
 def read_config(run_dir) -> dict:
     """The ``config`` recorded in a run directory."""
-    record = _read_json(Path(run_dir) / CONFIG)
+    record = read_json(Path(run_dir) / CONFIG)
     if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
         raise TrustError(f"{Path(run_dir) / CONFIG} is corrupt (no 'config' object); {FIX}")
     return record["config"]
@@ -215,7 +215,7 @@ def read_run(run_dir) -> tuple[dict, dict, dict]:
     """``(config, results, arrays)`` of a finished run; :class:`TrustError` if anything is missing or corrupt."""
     run_dir = Path(run_dir)
     config = read_config(run_dir)
-    results = _read_json(run_dir / RESULTS)
+    results = read_json(run_dir / RESULTS)
     if not isinstance(results, dict):
         raise TrustError(f"{run_dir / RESULTS} is corrupt (not a JSON object); {FIX}")
     try:  # we own the file handle: np.load leaks it when the archive is corrupt

@@ -31,9 +31,9 @@ import jax
 import numpy as np
 
 from trust.base.schema import Config, Result, Verdict, param, value
-from trust.base.tree import leaves
+from trust.base.tree import leaf_norms, leaves, weight_indices
 from trust.core import bounds, data, estimate, measure, perturb, train
-from trust.experiments.shared import points, rules
+from trust.experiments.shared import cell, points, rules
 from trust.experiments.shared.runner import Experiment
 
 # the directions of perturb.DIRECTIONS whose constants are measured (the others fix a layer or the step size)
@@ -124,10 +124,20 @@ class PointConstants:
     log10_C: float = value(SINGULAR)
     log10_C_layers: float = value(SINGULAR)
     log10_C_layers_op: float = value(SINGULAR)
+    # the measurement batch's accuracy, each weight's full-batch gradient norm ‖g_l‖ and chance (1/classes): a
+    # relative gradient change divides by ‖g_l‖, so C_eff at a memorised or untrained point measures the loss
+    accuracy: float = value("not measured by trust ≤ 0.3", default=float("nan"))
+    gradient_norm: np.ndarray = value(empty=True, axes=("layer",))
+    chance: float = 0.1
 
     @property
     def tag(self) -> str:
         return "initialisation" if self.epoch == 0 else f"after {self.epoch:g} epochs"
+
+    @property
+    def flag(self) -> str:
+        """Rule "flag" at this point: "zero loss", "at chance" (after training started) or ""."""
+        return rules.flag(self.loss, self.accuracy, self.chance, trained=self.epoch > 0)
 
 
 @dataclass(frozen=True)
@@ -211,6 +221,8 @@ def layer_constants(net, params, x, u, grads, dist) -> LayerConstants:
 def constants_at(net, params, x, y, kind: str, etas, key, depth_requested: int, epoch: float) -> PointConstants:
     """Every constant at one point W (see the module docstring)."""
     grads = measure.full_batch_gradient(net.apply, params, x, y)
+    _, accuracy = cell.loss_and_accuracy(net.apply, params, x, y)
+    n_classes = net.apply(params, x[:1]).shape[-1]
     u = perturb.direction(kind, params, grads, key)
     dist = measure.relative_distances(net.apply, params, x, y, u, etas)
     lay = layer_constants(net, params, x, u, grads, dist)
@@ -249,6 +261,9 @@ def constants_at(net, params, x, y, kind: str, etas, key, depth_requested: int, 
             log10_lemma2_C_layers_op=log10_threshold(cos_min, depth, log10_c_op),
         ),
         loss=dist.loss0,
+        accuracy=float(accuracy),
+        gradient_norm=np.asarray(leaf_norms(grads))[weight_indices(params)],
+        chance=1.0 / n_classes,
     )
 
 
@@ -286,7 +301,7 @@ def run(config: ConstantsConfig) -> ConstantsResult:
         rows += [constants_at(net, params, x, y, config.perturb, etas, key, depth, epoch) for epoch, params in pts]
     fits = {}
     for epoch in sorted({r.epoch for r in rows}):
-        sel = [r for r in rows if r.epoch == epoch]
+        sel = [r for r in rows if r.epoch == epoch and not r.flag]  # rule flag: such points are reported apart
         depths = [r.depth for r in sel]
         fits[f"{epoch:g}"] = Growth(
             C_eff_gradient=growth(depths, np.log10([r.C_eff_gradient for r in sel])),

@@ -49,7 +49,6 @@ class NetSummary:
     zero_loss: np.ndarray = value(empty=True, axes=("checkpoint",))
     at_chance: np.ndarray = value(empty=True, axes=("checkpoint",))
     c_eff_first: Spread | None = value(default=None, axes=("checkpoint",))  # C_eff of layer 1
-    c_eff_worst: float = 0.0  # max over seeds, checkpoints and layers of C_eff (0: no finite value)
     # median measured/predicted at the end, η > 0
     lipschitz_ratio_end: np.ndarray = value(NO_SEED, empty=True, axes=("eta_positive",))
     # at the end, the constants a Lipschitz-smooth model could take (docs/theory.md §2.5): the sharpness at the point
@@ -188,24 +187,22 @@ def net_summary(sel: list[CellResult], optimizer: str, depth: int, residual: boo
         zero_loss=np.sum([[f == "zero loss" for f in r.flags] for r in measured], axis=0),
         at_chance=np.sum([[f == "at chance" for f in r.flags] for r in measured], axis=0),
         c_eff_first=rules.spread([r.c_eff_first for r in measured]),
-        c_eff_worst=max(float(np.nanmax(r.c_eff_worst, initial=0.0)) for r in measured),
         lipschitz_ratio_end=rules.median([r.gradient[-1, 1:, 0] / r.lipschitz_first[-1, 1:] for r in measured], axis=0),
         lipschitz_constants=rules.spread([c for c, _ in lipschitz]) if along else None,
         lipschitz_ratios=rules.spread([q for _, q in lipschitz]) if along else None,
     )
 
 
+def layer1_at(r: CellResult, eta: float, checkpoint: int) -> float:
+    """Layer 1's relative gradient change of cell ``r`` at the probe ``eta`` (one of PROBES) and a checkpoint."""
+    return float(r.gradient[checkpoint, r.at_eta(PROBES[PROBES.index(eta)]), 0])
+
+
 def probe_values(result: StudyBreakdownResult, optimizer: str, depth: int, eta: float, checkpoint: int):
     """Layer 1's change at the probe ``eta`` and a checkpoint (0: init, −1: the end), one value per measured seed
     that rule "flag" leaves in (a memorised or untrained net's ratio measures its loss, not the geometry)."""
-    p = PROBES.index(eta)
-    return rules.finite(
-        [
-            r.gradient[checkpoint, r.at_eta(PROBES[p]), 0]
-            for r in result.select(optimizer, depth)
-            if r.measured and not r.flags[checkpoint]
-        ]
-    )
+    kept = [r for r in result.select(optimizer, depth) if r.measured and not r.flags[checkpoint]]
+    return rules.finite([layer1_at(r, eta, checkpoint) for r in kept])
 
 
 def flagged_seeds(result: StudyBreakdownResult, optimizer: str, depth: int) -> int:
@@ -216,9 +213,8 @@ def flagged_seeds(result: StudyBreakdownResult, optimizer: str, depth: int) -> i
 def probe_pairs(result: StudyBreakdownResult, optimizer: str, depth: int, eta: float) -> np.ndarray:
     """(2, seeds) layer 1's change at the probe ``eta`` at initialisation and the end, for the measured seeds whose
     end rule "flag" leaves in (the pairs of the paired growth test)."""
-    p = PROBES.index(eta)
     kept = [r for r in result.select(optimizer, depth) if r.measured and not r.flags[-1]]
-    return np.array([[r.gradient[k, r.at_eta(PROBES[p]), 0] for r in kept] for k in (0, -1)]).reshape(2, len(kept))
+    return np.array([[layer1_at(r, eta, k) for r in kept] for k in (0, -1)]).reshape(2, len(kept))
 
 
 def depth_claims(result: StudyBreakdownResult) -> tuple[DepthClaim, ...]:
@@ -277,7 +273,7 @@ def depth_exponents(result: StudyBreakdownResult) -> tuple[DepthExponent, ...]:
             per_seed: dict[int, list[tuple[int, float]]] = {}
             for d in depths:
                 for r in result.select(optimizer, d):
-                    change = r.gradient[k, r.at_eta(0.05), 0] if r.measured and not r.flags[k] else np.nan
+                    change = layer1_at(r, 0.05, k) if r.measured and not r.flags[k] else np.nan
                     if np.isfinite(change) and change > 0:
                         per_seed.setdefault(r.config.training.seed, []).append((d, float(change)))
             slopes = [np.polyfit([d for d, _ in p], np.log([v for _, v in p]), 1)[0]

@@ -111,6 +111,14 @@ def figure(result: ConstantsResult):
     return fig
 
 
+def _context(r) -> str:
+    """What a relative gradient change divides by: the loss, accuracy and ‖g₁‖ there, and rule flag's mark."""
+    if not np.isfinite(r.accuracy):  # stored by trust ≤ 0.3
+        return f"loss {r.loss:.3g}"
+    flag = f" — flagged: {r.flag} (rule flag), left out of the growth fits" if r.flag else ""
+    return f"loss {r.loss:.3g}, accuracy {r.accuracy:.2f}, ‖g₁‖ {r.gradient_norm[0]:.2g}{flag}"
+
+
 def result_rows(result: ConstantsResult) -> list[Row]:
     """C (Theorem-1 formula with measured pieces) and C_eff per depth and epoch, and the C_eff growth."""
     rows = []
@@ -123,7 +131,7 @@ def result_rows(result: ConstantsResult) -> list[Row]:
                 "measurement",
                 f"C = (κ²β/α)^L: {power10(r.log10_C)}; ∏c_l: {power10(r.log10_C_layers)}; with measured "
                 f"ρ for κ(ΔW): {power10(r.log10_C_layers_op)}. C_eff: function {r.C_eff_function:.3g}, "
-                f"gradient worst layer {r.C_eff_gradient:.3g}, layer 1 {r.C_eff_gradient_first:.3g}",
+                f"gradient worst layer {r.C_eff_gradient:.3g}, layer 1 {r.C_eff_gradient_first:.3g}; " + _context(r),
                 "DRT needs C_eff ≤ 1: holds"
                 if drt.outcome == "holds"
                 else f"DRT {violation_factor(drt.statistic)}: needs C_eff {r.C_eff_gradient:.3g}",
@@ -134,6 +142,10 @@ def result_rows(result: ConstantsResult) -> list[Row]:
         g, f = fit.C_eff_gradient, fit.C_eff_function
         if g and f:
             tag = "initialisation" if float(epoch) == 0 else f"after {float(epoch):g} epochs"
+            fitted = [r.depth for r in result.rows if r.epoch == float(epoch) and not r.flag]
+            flagged = [f"L={r.depth} ({r.flag})" for r in result.rows if r.epoch == float(epoch) and r.flag]
+            tag += f", depths {', '.join(map(str, fitted))}" + (f"; left out (rule flag): {', '.join(flagged)}"
+                                                                 if flagged else "")  # fmt: skip
             formula = power10(fit.C_layers_op.slope_per_layer / np.log(10)) if fit.C_layers_op else "—"
             rows.append(
                 Row(

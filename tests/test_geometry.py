@@ -131,7 +131,9 @@ def test_combined_ratios_and_exponent(study):
     assert [r.kind for r in rows] == ["assumption", "theorem", *["claim"] * 4, "measurement"]
     exponent_rows = [r for r in rows if r.claim.startswith("Width exponent")]
     for row, claim in zip(exponent_rows, result.summary.exponents):
-        assert row.verdict.startswith("consistent") == (claim.consistent > 0)
+        # one rule "interval" verdict per optimiser, each named with its outcome
+        assert [v.outcome == "consistent" for v in row.verdicts] == list(claim.inside)
+        assert row.verdict.count(": consistent") == claim.consistent
     figures = geometry_views.figures({"geometry": result})
     assert sorted(figures) == ["geometry_ceff", "geometry_ranks", "geometry_ratios", "geometry_width"]
     width = figures["geometry_width"]

@@ -204,6 +204,8 @@ class GeometryResult(Result):
     operator_violations: int = 0  # points with measured/bound > 1 + their rounding allowance
     operator_points: int = 0
     diverged: int = 0
+    # per seed, each family's worst function change over its own bound (the "tightest" ordering's seeds)
+    seed_worst: np.ndarray = value(DEAD, empty=True, axes=("seed", "direction", "geometry"))  # (r, d, g)
     summary: GeometrySummary | None = value(derived=True)
 
     def derive(self) -> GeometryResult:
@@ -255,20 +257,42 @@ def _ratios(measured: list[GeometryCellResult], first: str) -> tuple[np.ndarray,
     n_d, n_g = len(RAW_DIRECTIONS), len(GEOMETRIES)
     ratio_function, ratio_gradient = np.full((2, n_d, n_g), np.nan), np.full((2, n_d, n_g), np.nan)
 
-    def counted(r: GeometryCellResult, d: int) -> slice:
-        shared = RAW_DIRECTIONS[d] != "step" and r.config.training.optimizer != first
-        return slice(1, None) if shared else slice(None)
-
     for d in range(n_d):
         for g in range(n_g):
-            f = [(r.function_max / r.bound())[counted(r, d), d, g].ravel() for r in measured]
-            gr = [(r.gradient / r.bound()[..., None])[counted(r, d), d, g].ravel() for r in measured]
+            f = [_function_ratio(r, d, g, _counted(r, d, first)) for r in measured]
+            gr = [(r.gradient / r.bound()[..., None])[_counted(r, d, first), d, g].ravel() for r in measured]
             for target, values in ((ratio_function, f), (ratio_gradient, gr)):
                 v = np.concatenate(values) if values else np.array([np.nan])
                 v = v[np.isfinite(v)]
                 if v.size:
                     target[:, d, g] = np.median(v), np.max(v)
     return ratio_function, ratio_gradient
+
+
+def _counted(r: GeometryCellResult, d: int, first: str) -> slice:
+    """The checkpoints of ``r`` that count for direction ``d``: at initialisation every optimiser's cell holds the
+    same net, so only the ``first`` optimiser's count there, except along each one's own step."""
+    shared = RAW_DIRECTIONS[d] != "step" and r.config.training.optimizer != first
+    return slice(1, None) if shared else slice(None)
+
+
+def _function_ratio(r: GeometryCellResult, d: int, g: int, checkpoints: slice) -> np.ndarray:
+    """Family (d, g)'s function change (worst example) over its own bound, at every counted checkpoint and η."""
+    return (r.function_max / r.bound())[checkpoints, d, g].ravel()
+
+
+def _seed_worst(measured: list[GeometryCellResult], first: str, seeds: range) -> np.ndarray:
+    """``(r, d, g)``: per seed, the worst function change over its own bound over that seed's cells, η and
+    checkpoints (initialisation counted once, from the ``first`` optimiser's cells, as in :func:`_ratios`)."""
+    out = np.full((len(seeds), len(RAW_DIRECTIONS), len(GEOMETRIES)), np.nan)
+    for i, seed in enumerate(seeds):
+        mine = [r for r in measured if r.config.training.seed == seed]
+        for d, g in np.ndindex(len(RAW_DIRECTIONS), len(GEOMETRIES)):
+            pooled = [_function_ratio(r, d, g, _counted(r, d, first)) for r in mine]
+            v = np.concatenate(pooled) if pooled else np.array([])
+            v = v[np.isfinite(v)]
+            out[i, d, g] = v.max() if v.size else np.nan
+    return out
 
 
 def combine(config: GeometryConfig, done: dict) -> GeometryResult:
@@ -311,6 +335,7 @@ def combine(config: GeometryConfig, done: dict) -> GeometryResult:
         resnet_function=resnet_function,
         resnet_gradient=resnet_gradient,
         diverged=sum(1 for name in [*_grid(c), *_resnet_grid(c)] if done[name].diverged_epoch),
+        seed_worst=_seed_worst(measured, c.optimizers[0], range(c.seed, c.seed + c.seeds)),
     ).derive()
 
 

@@ -56,6 +56,10 @@ class GeometrySummary:
 
     tightest: tuple[str, ...]  # per direction: the geometry whose worst ratio is nearest 1 (MLPs)
     resnet_tightest: tuple[str, ...]
+    # per direction: the next tightest geometry, and the tightest against it seed by seed (rule compare on
+    # |ln worst ratio|, paired; Holm across directions); empty for a result stored without per-seed worsts
+    runner_up: tuple[str, ...]
+    tightest_orders: tuple[Verdict, ...]
     # the function change at the smallest η, over optimisers × seeds
     width_function: Spread = value(axes=("checkpoint", "direction", "geometry", "width"))
     # the first optimiser's nets at init, over seeds (the fixed directions: not "step")
@@ -93,6 +97,20 @@ def _tightest(ratio: np.ndarray) -> tuple[str, ...]:
     return tuple(GEOMETRIES[int(np.nanargmin(np.abs(np.log(ratio[1, d]))))] for d in range(len(RAW_DIRECTIONS)))
 
 
+def _tightest_orders(r: GeometryResult) -> tuple[tuple[str, ...], tuple[Verdict, ...]]:
+    """Per direction, the next tightest geometry (by the pooled worst ratio) and rule compare, paired by seed, of
+    its |ln worst ratio| against the tightest's: "above" is a tightest geometry the seeds separate."""
+    if r.seed_worst.size == 0 or not np.isfinite(r.ratio_function[1]).any():
+        return (), ()
+    names, verdicts = [], []
+    for d in range(len(RAW_DIRECTIONS)):
+        order = np.argsort(np.abs(np.log(r.ratio_function[1, d])))
+        distance = np.abs(np.log(r.seed_worst[:, d, :]))  # (seed, g)
+        names.append(GEOMETRIES[int(order[1])])
+        verdicts.append(rules.compare(distance[:, order[1]], distance[:, order[0]], paired=True))
+    return tuple(names), tuple(rules.holm(verdicts))
+
+
 def _exponent_claims(r: GeometryResult) -> tuple[ExponentClaim, ...]:
     c, out = r.config, []
     d = RAW_DIRECTIONS.index("gradient")
@@ -116,6 +134,7 @@ def summary(r: GeometryResult) -> GeometrySummary:
     smallest = sw.function[:, :, 0, :, :, :, 0]  # (o, r, k, d, g): the smallest width and η
     k_g = smallest.shape[2], smallest.shape[4]
     own_step = sw.step_rank[:, :, :, :, RAW_DIRECTIONS.index("step")]  # (o, r, v, k)
+    runner_up, orders = _tightest_orders(r)
     operator = None
     if np.isfinite(r.operator_worst):
         operator = rules.theorem(r.operator_violations, float("nan"), r.operator_worst, r.config.seeds)
@@ -131,6 +150,8 @@ def summary(r: GeometryResult) -> GeometrySummary:
         c_eff_depth=_over_cells(np.moveaxis(r.depth.c_eff[..., :n_s], 2, -1)),
         c_eff_widest=widest[:, :n_s],
         tightest=_tightest(r.ratio_function),
+        runner_up=runner_up,
+        tightest_orders=orders,
         resnet_tightest=_tightest(r.resnet_function) if r.config.resnets else (),
         operator=operator,
         exponents=_exponent_claims(r),

@@ -9,7 +9,7 @@ from trust.base.schema import Spread
 from trust.experiments.geometry import GeometryResult
 from trust.experiments.geometry_summary import CHECKPOINTS, ExponentClaim, GeometrySummary
 from trust.experiments.shared.geometry_cell import GEOMETRIES, RAW_DIRECTIONS
-from trust.views import plots
+from trust.views import plots, report
 from trust.views.report import Row, count, plus_minus
 
 
@@ -169,17 +169,29 @@ def figures(results: dict) -> dict:
     }
 
 
-def _tightest_row(ratio: np.ndarray, tightest: tuple[str, ...], where: str) -> Row:
-    """Which geometry's own bound is tightest per direction: the one whose worst case is nearest 1 in log."""
+def _tightest_row(ratio: np.ndarray, tightest: tuple[str, ...], where: str, runner_up=(), orders=()) -> Row:
+    """Which geometry's own bound is tightest per direction: the one whose worst case is nearest 1 in log, and,
+    where per-seed worsts are stored, whether the seeds separate it from the next tightest (rule compare)."""
     cells = "; ".join(
         f"{d}: " + ", ".join(f"{g} {ratio[0, i, j]:.2g}/{ratio[1, i, j]:.2g}" for j, g in enumerate(GEOMETRIES))
         for i, d in enumerate(RAW_DIRECTIONS)
+    )
+
+    def against(i: int) -> str:
+        if not orders:
+            return ""
+        separated = report.compare_text(orders[i], yes="tighter", no=runner_up[i] + " tighter")
+        return f" (against {runner_up[i]}, seed by seed: {separated})"
+
+    verdict = "tightest worst case — " + ", ".join(
+        f"{d}: {t}{against(i)}" for i, (d, t) in enumerate(zip(RAW_DIRECTIONS, tightest))
     )
     return Row(
         f"Which geometry's relative bound ∏(1 + η s_l) − 1 is tightest on the function — {where}",
         "assumption",
         f"measured/bound, median/worst: {cells}",
-        "tightest worst case — " + ", ".join(f"{d}: {t}" for d, t in zip(RAW_DIRECTIONS, tightest)),
+        verdict,
+        tuple(orders),
     )
 
 
@@ -203,7 +215,7 @@ def study_rows(r: GeometryResult) -> list[Row]:
     c, s = r.config, _summary(r)
     where = f"`trust geometry` ({count(len(c.optimizers), 'optimiser')}, {count(c.seeds, 'seed')}, widths " \
             f"{c.widths[0]}–{c.widths[-1]}, depths {c.depths[0]}–{c.depths[-1]}, {c.dataset})"  # fmt: skip
-    out = [_tightest_row(r.ratio_function, s.tightest, where)]
+    out = [_tightest_row(r.ratio_function, s.tightest, where, s.runner_up, s.tightest_orders)]
     if c.resnets:
         where = f"`trust geometry` ResNets ({', '.join(c.resnets)}, 8 channels; {', '.join(c.resnet_optimizers)}; "
         out.append(_tightest_row(r.resnet_function, s.resnet_tightest, where + f"{c.resnet_dataset})"))

@@ -298,8 +298,9 @@ def _answers(result: ReviewersResult) -> Answers:
             lr_grids[opt] = LrGrid(lrs, train.OPTIMIZERS[opt].default_lr, robust_decades(lrs, rel), rel, best)
         verdicts["lr_grid"] = rules.widest({o: g.decades for o, g in lr_grids.items()},
                                            {o: g.best_error for o, g in lr_grids.items()}, c.seeds)  # fmt: skip
-        ranked = sorted(lr_grids, key=lambda o: -lr_grids[o].decades)
-        if verdicts["lr_grid"].outcome in ranked:  # the widest against the next widest, seed by seed
+        ranked = sorted((o for o, g in lr_grids.items() if g.best_error <= rules.ROBUST_BEST),
+                        key=lambda o: -lr_grids[o].decades)  # fmt: skip
+        if len(ranked) > 1:  # the widest against the next widest that also reaches ROBUST_BEST, seed by seed
             top = verdicts["lr_grid"].outcome
             second = next(o for o in ranked if o != top)
             verdicts["lr_grid order"] = rules.compare(_seed_decades(result, top), _seed_decades(result, second))

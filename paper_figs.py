@@ -26,7 +26,7 @@ import proofs_checks
 from trust.base import parallel, store
 from trust.base.errors import TrustError
 from trust.experiments import REGISTRY, load
-from trust.experiments.shared import runner
+from trust.experiments.shared import optimisers_table, runner
 from trust.views import VIEWS, plots, report
 
 
@@ -138,7 +138,7 @@ def main(argv=None) -> int:
     )
     optimisers = out / "optimisers.json"  # scripts/optimisers.py's table, where it was run
     if optimisers.exists():
-        text += report.optimisers_section(store.read_json(optimisers))
+        text += report.optimisers_section(optimisers_table.summarise(store.read_json(optimisers)))
     store.write_text(out / "REPORT.md", text + report.left_out_section() + "\n" + proof_checks_section())
     print(f"wrote {', '.join(str(p) for p in paths)} and {out / 'REPORT.md'} in {time.time() - start:.0f} s")
     return 0

@@ -102,6 +102,7 @@ def _every_rule_on_random_numbers(rng):
         out += [rules.theorem(int(rng.integers(0, 2)), float(10 ** rng.uniform(-12, -4)), x, 10)]
         out += [rules.same_order(rng.normal(0, 1, 3), 3), rules.stationary(x / 5, x / 50, 3)]
         out += [rules.interval(0.5, float(rng.normal(0.5, 0.1)), float(rng.uniform(0, 0.2)), 5)]
+        out += [rules.late_drop(float(rng.uniform(80, 97)), 97.0, 3), rules.every_point(int(rng.integers(0, 3)), 5)]
         out += [rules.explains(np.exp(rng.normal(1, 1, 3)), np.exp(rng.normal(0.5, 1, 3)))]
         factor = np.where(rng.random(4) < 0.7, 1.0, np.exp(rng.normal(0, 1, 4)))
         out += [rules.within_runs_verdict(factor, 3)]
@@ -122,6 +123,7 @@ def test_decide_gives_every_rules_outcome_from_its_stored_numbers():
     assert seen["bound"] == {"holds", "violated"} and seen["theorem"] >= {"holds", "VIOLATED", "holds, vacuous"}
     assert seen["stop"] >= {"stops", "trains"} and seen["interval"] == {"consistent", "outside the 95 % CI"}
     assert seen["linear"] == {"linear", "not linear"} and len(seen["within_runs"]) == 2
+    assert len(seen["late_drop"]) == 2 and seen["every_point"] == {"holds", "fails"}
 
 
 def test_a_row_whose_sentence_or_stored_outcome_disagrees_with_its_rule_fails_the_check():

@@ -78,6 +78,10 @@ class GeometrySummary:
     c_eff_widest: np.ndarray = value(f"{DIVERGED}; {DEAD}", axes=("checkpoint", "bound_size"))  # the widest net
     # the median over optimisers, seeds and directions at the smallest width (the figure's reference slopes)
     width_reference: np.ndarray = value(f"{DIVERGED}; {DEAD}", axes=("checkpoint", "geometry"))
+    # the depth sweep's cells at chance after training (rule flag's accuracy test; no cell trains near zero loss
+    # in two epochs): their end values measure an untrained net — (at chance, cells) per depth
+    depth_at_chance: np.ndarray = value(empty=True, axes=("depth",))
+    depth_cells: np.ndarray = value(empty=True, axes=("depth",))
 
     def coordinates(self) -> dict[str, list]:
         """The summary's own axes: the fixed directions and the geometries a bound's sizes are taken in."""
@@ -95,6 +99,9 @@ def _tightest(ratio: np.ndarray) -> tuple[str, ...]:
     if not np.isfinite(ratio[1]).any():
         return ()
     return tuple(GEOMETRIES[int(np.nanargmin(np.abs(np.log(ratio[1, d]))))] for d in range(len(RAW_DIRECTIONS)))
+
+
+CHANCE = 0.1  # MNIST-5k: 10 classes
 
 
 def _tightest_orders(r: GeometryResult) -> tuple[tuple[str, ...], tuple[Verdict, ...]]:
@@ -156,4 +163,6 @@ def summary(r: GeometryResult) -> GeometrySummary:
         operator=operator,
         exponents=_exponent_claims(r),
         explains=rules.explains(widest[:, 0], widest[:, 1]),
+        depth_at_chance=np.sum(r.depth.train_acc <= rules.CHANCE_FACTOR * CHANCE, axis=(0, 1)),
+        depth_cells=np.sum(np.isfinite(r.depth.train_acc), axis=(0, 1)),
     )

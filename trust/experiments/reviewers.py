@@ -86,6 +86,10 @@ class ReviewersConfig(Config):
             depths=self.depths or ((2, 8) if q else (2, 4, 8, 16)),
         )
 
+    def clip_depths(self) -> tuple[int, ...]:
+        """grad_clip's depths: the config's and CLIP_DEPTHS."""
+        return tuple(sorted({self.depth, *CLIP_DEPTHS}))
+
     def base(self, seed: int, **fields) -> train.TrainConfig:
         """A run of the study: the shared settings and its own ``fields``."""
         c = self.resolved()
@@ -97,10 +101,6 @@ class ReviewersConfig(Config):
 def lemma2_rate(depth: int) -> float:
     """Lemma 2's largest guaranteed-descent η along Fromage's direction with C = 1: ``2^{1/L} − 1``."""
     return float(np.expm1(np.log(2.0) / depth))
-
-
-def clip_depths(config: ReviewersConfig) -> tuple[int, ...]:
-    return tuple(sorted({config.depth, *CLIP_DEPTHS}))
 
 
 def lr_grid(config: ReviewersConfig, optimizer: str) -> np.ndarray:
@@ -149,7 +149,7 @@ def _runs(config: ReviewersConfig) -> dict[str, dict[str, train.TrainConfig]]:
             c.base(s, optimizer="madam", p_scale=0.0, weight_decay=wd) for wd in MADAM_WEIGHT_DECAYS
         ]
         out["speed"] += out["lr_grid"][-len(LR_GRID_OPTIMIZERS) * c.lr_points :]  # this seed's grid
-        for d in clip_depths(c):
+        for d in c.clip_depths():
             out["grad_clip"] += [c.base(s, optimizer="fromage", depth=d), c.base(s, optimizer="sgd", depth=d)]
             out["grad_clip"] += [c.base(s, optimizer="sgd", depth=d, learning_rate=lr, clip_norm=clip)
                                  for lr, clip in CLIPPED_SGD]  # fmt: skip
@@ -437,7 +437,7 @@ CLIP_VARIANTS = {  # key → (optimizer, rate or 0 for the default, global-norm 
 def _grad_clip(result: ReviewersResult, finals: dict, verdicts: dict) -> None:
     """Per depth: test accuracy of Fromage, SGD and clipped SGD, the full-batch gradient norm at initialisation
     (does a clip act?), and Fromage against the best SGD variant (rule compare, paired by seed)."""
-    for d in clip_depths(result.config):
+    for d in result.config.clip_depths():
         accuracy = {}
         for key, (opt, lr, clip) in CLIP_VARIANTS.items():
             match = dict(optimizer=opt, depth=d, clip_norm=clip) | ({"lr": lr} if lr else {})

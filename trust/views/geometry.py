@@ -9,6 +9,7 @@ from trust.base.schema import Spread
 from trust.experiments.geometry import GeometryResult
 from trust.experiments.geometry_summary import CHECKPOINTS, ExponentClaim, GeometrySummary
 from trust.experiments.shared.geometry_cell import GEOMETRIES, RAW_DIRECTIONS
+from trust.experiments.shared.rules import CHANCE_FACTOR
 from trust.views import plots, report
 from trust.views.report import Row, count, plus_minus
 
@@ -247,7 +248,9 @@ def study_rows(r: GeometryResult) -> list[Row]:
             f"Does C_eff of the paper's slice shrink towards 1 with the step measured in the spectral geometry "
             f"(width {c.widths[-1]}, depth {c.depth})?",
             "measurement",
-            f"median C_eff with the bound in each geometry's sizes — {cells}",
+            f"median C_eff with the bound in each geometry's sizes — {cells}; after training, cells at chance "
+            f"(rule flag: training accuracy ≤ {CHANCE_FACTOR:g}× chance; an untrained net's end) by depth: "
+            + ", ".join(f"L={d}: {a} of {n}" for d, a, n in zip(c.depths, s.depth_at_chance, s.depth_cells)),
             ", ".join(f"{tag}: ÷{f / sp:.3g}" for tag, (f, sp) in zip(CHECKPOINTS, med)) + f" — {explained}",
             (s.explains,),
         )

@@ -8,8 +8,6 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-import numpy as np
-
 from trust.base.schema import Verdict
 
 
@@ -125,28 +123,20 @@ def left_out_section() -> str:
     return "\n## Questions not answered by a row\n\n" + "\n".join(f"- **{q}**: {why}." for q, why in LEFT_OUT.items())
 
 
-# A late collapse: an optimiser's final test accuracy this many points below its best over the epochs.
-LATE_DROP_POINTS = 5.0
-
-
-def optimisers_section(table: dict) -> str:
-    """Every optimiser at its default rate, from ``scripts/optimisers.py``'s stored ``optimisers.json``: median
-    final and best-over-epochs test accuracy, and which optimisers end far below their own best."""
+def optimisers_section(rows: list) -> str:
+    """Every optimiser at its default rate (:mod:`trust.experiments.shared.optimisers_table`'s rows of
+    ``scripts/optimisers.py``'s stored ``optimisers.json``), and those rule "late_drop" marks."""
     lines = ["", "## Every optimiser at its default rate (`python scripts/optimisers.py`, `optimisers.json`)", "",
-             "| optimiser | learning rate | seeds | final test accuracy (median [range]) | best over epochs |",
-             "|---|---|---|---|---|"]  # fmt: skip
-    late = []
-    for name, row in table.items():
-        final, best = (100 * np.asarray(row[k], dtype=float) for k in ("test_acc", "best_test_acc"))
-        lines.append(f"| {name} | {row['lr']:.3g} | {final.size} | {np.median(final):.1f} % "
-                     f"[{final.min():.1f}, {final.max():.1f}] | {np.median(best):.1f} % |")  # fmt: skip
-        if np.median(best) - np.median(final) > LATE_DROP_POINTS:
-            late.append(f"{name} ends at {np.median(final):.1f} % against {np.median(best):.1f} % at its best epoch")
+             "| optimiser | learning rate | seeds | final test accuracy (median [range]) | best epoch (median) | "
+             "rule late_drop |", "|---|---|---|---|---|---|"]  # fmt: skip
+    lines += [f"| {r.name} | {r.lr:.3g} | {r.seeds} | {r.final:.1f} % [{r.final_low:.1f}, {r.final_high:.1f}] | "
+              f"{r.best:.1f} % | {r.late.outcome} |" for r in rows]  # fmt: skip
+    late = [f"{r.name} ends at {r.final:.1f} % against {r.best:.1f} % at its best epoch" for r in rows
+            if r.late.outcome == "drops late"]  # fmt: skip
     if late:
-        lines += ["", f"Late instability (final more than {LATE_DROP_POINTS:g} points below the best epoch): "
-                  + "; ".join(late) + ". A relative update moves every tensor by about η‖W‖ per step however small "
-                  "the gradient gets near zero training loss (batch 8: noisy directions), so at the default η = 0.01 "
-                  "these runs train and then destabilise."]  # fmt: skip
+        lines += ["", "Late instability: " + "; ".join(late) + ". A relative update moves every tensor by about "
+                  "η‖W‖ per step however small the gradient gets near zero training loss (batch 8: noisy "
+                  "directions), so at the default η = 0.01 these runs train and then destabilise."]  # fmt: skip
     lines += ["", "These runs train 20 epochs of batch 8, four times the reviewers' batch-32 steps per epoch for twice "
               "their epochs: eight times their optimiser steps — the reviewers' rows measure the same nets, at the "
               "same default rates, on an eighth of this budget."]  # fmt: skip

@@ -14,7 +14,6 @@ from trust.experiments.reviewers import (
     SPEED_TARGET,
     Answers,
     ReviewersResult,
-    clip_depths,
 )
 from trust.views import plots, report
 from trust.views.report import Row
@@ -144,7 +143,7 @@ def _madam_panel(ax, result: ReviewersResult) -> None:
 
 
 def _grad_clip_panel(ax, result: ReviewersResult) -> None:
-    keys = {f"L={d}: {k}": f"grad_clip {d} {k} accuracy" for d in clip_depths(result.config) for k in CLIP_VARIANTS}
+    keys = {f"L={d}: {k}": f"grad_clip {d} {k} accuracy" for d in result.config.clip_depths() for k in CLIP_VARIANTS}
     _finals_panel(ax, result, keys, "final test accuracy (%), median and range", "§6.10 gradient clipping vs Fromage")
 
 
@@ -317,7 +316,7 @@ def _speed(result: ReviewersResult) -> tuple[str, str, str]:
 
 def _grad_clip(result: ReviewersResult) -> tuple[str, str, str]:
     a, parts, verdicts = _answers(result), [], []
-    for d in clip_depths(result.config):
+    for d in result.config.clip_depths():
         g = a.finals[f"grad_clip {d} sgd gradient"]
         acc = ", ".join(f"{k} {_spread(a.finals[f'grad_clip {d} {k} accuracy'], '.1f')} %" for k in CLIP_VARIANTS)
         parts.append(f"L={d}: {acc}; SGD's full-batch ‖∇ℒ‖ at init {_spread(g)}")

@@ -403,6 +403,19 @@ def shape(drt_rms: float, lipschitz_rms: float, slope_small: float) -> Verdict:
     return Verdict("shape", outcome, drt_rms, estimate.GOOD_FIT, lipschitz_rms, 1, slope_small, slope_small)
 
 
+# A run "drops late" when its final test accuracy (median over seeds) is more than 5 points below the median of
+# its best epochs: 5 points is several times the seeds' spread of a run that ends where it peaked (≤ 1 point here).
+LATE_DROP_POINTS = 5.0
+RULES["late_drop"] = f"final test accuracy more than {LATE_DROP_POINTS:g} points below the best epoch's (medians)"
+
+
+def late_drop(final: float, best: float, seeds: int) -> Verdict:
+    """Rule "late_drop": "drops late" when the final accuracy (%) is LATE_DROP_POINTS below the best epoch's."""
+    drop = best - final
+    outcome = "drops late" if drop > LATE_DROP_POINTS else "ends near its best"
+    return Verdict("late_drop", outcome, drop, LATE_DROP_POINTS, drop, seeds, final, best)
+
+
 RULES["every_point"] = "a prediction checked point by point: holds when it fails at no point; else fails at k of n"
 
 
@@ -435,6 +448,8 @@ def decide(v: Verdict) -> str:
             return "holds, vacuous" if v.effect <= VACUOUS else "holds"
         case "shape":
             return shape(v.statistic, v.effect, v.low).outcome
+        case "late_drop":
+            return "drops late" if v.statistic > v.threshold else "ends near its best"
         case "every_point":
             return "holds" if v.statistic <= v.threshold else "fails"
         case "identity":

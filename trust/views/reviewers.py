@@ -127,24 +127,30 @@ def _lars_wd_panel(ax, result: ReviewersResult) -> None:
     ax.set(xlabel="epoch", ylabel="‖W_l(t)‖/‖W_l(0)‖ (mean over layers)", title="§6.6 LARS with weight decay")
 
 
-def _finals_panel(ax, result: ReviewersResult, keys: dict[str, str], ylabel: str, title: str) -> None:
-    """Median and the seeds' range of stored finals, one label a point (``keys``: label → finals key)."""
+def _finals_panel(ax, result: ReviewersResult, keys: dict[str, str], ylabel: str, title: str, colours) -> None:
+    """Median and the seeds' range of stored finals, one label a point (``keys``: label → finals key), each point
+    in its optimiser's colour (``colours``, one a key)."""
     finals = _answers(result).finals
-    for n, key in enumerate(keys.values()):
+    for n, (key, colour) in enumerate(zip(keys.values(), colours)):
         s = finals[key]
-        ax.errorbar([n], [s.median], yerr=[[s.median - s.low], [s.high - s.median]], fmt="o", capsize=3)
+        ax.errorbar([n], [s.median], yerr=[[s.median - s.low], [s.high - s.median]], fmt="o", capsize=3,
+                    color=colour)  # fmt: skip
     ax.set_xticks(range(len(keys)), list(keys), rotation=30, ha="right", fontsize=7)
     ax.set(ylabel=ylabel, title=title)
 
 
 def _madam_panel(ax, result: ReviewersResult) -> None:
     keys = {k: f"madam_regularisers {k} accuracy" for k in MADAM_VARIANTS}
-    _finals_panel(ax, result, keys, "final test accuracy (%), median and range", "§6.7 Madam: clip or weight decay")
+    _finals_panel(ax, result, keys, "final test accuracy (%), median and range", "§6.7 Madam: clip or weight decay",
+                  [COLOURS["madam"]] * len(keys))  # fmt: skip
 
 
 def _grad_clip_panel(ax, result: ReviewersResult) -> None:
-    keys = {f"L={d}: {k}": f"grad_clip {d} {k} accuracy" for d in result.config.clip_depths() for k in CLIP_VARIANTS}
-    _finals_panel(ax, result, keys, "final test accuracy (%), median and range", "§6.10 gradient clipping vs Fromage")
+    depths = result.config.clip_depths()
+    keys = {f"L={d}: {k}": f"grad_clip {d} {k} accuracy" for d in depths for k in CLIP_VARIANTS}
+    colours = [COLOURS[optimizer] for _ in depths for optimizer, _, _ in CLIP_VARIANTS.values()]
+    _finals_panel(ax, result, keys, "final test accuracy (%), median and range", "§6.10 gradient clipping vs Fromage",
+                  colours)  # fmt: skip
 
 
 # question → its panels, in the figure's order

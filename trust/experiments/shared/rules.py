@@ -435,7 +435,8 @@ def identity(gap: float) -> Verdict:
 def decide(v: Verdict) -> str:
     """The outcome ``v``'s rule gives on ``v``'s own stored numbers: a stored verdict is checked against its rule
     by deciding it again (tests/test_rules.py, REPORT rows). Rules that pick among settings ("best", "widest",
-    "bits", …) or only report ("measured") keep their stored outcome: one verdict does not hold what they compared."""
+    "bits", …) or only report ("measured") keep their stored outcome: one verdict does not hold what they compared.
+    Where a verdict keeps every input of its rule, the rule's own function decides it again."""
     nan_safe = np.nan_to_num
     match v.rule:
         case "compare":
@@ -443,25 +444,23 @@ def decide(v: Verdict) -> str:
                 return "too few seeds"
             return _side(v.statistic, float(np.log(v.effect)))
         case "theorem":
-            if v.statistic > v.threshold:
-                return "VIOLATED"
-            return "holds, vacuous" if v.effect <= VACUOUS else "holds"
+            return theorem(int(v.statistic), v.effect, v.high, v.seeds).outcome
         case "shape":
             return shape(v.statistic, v.effect, v.low).outcome
         case "late_drop":
-            return "drops late" if v.statistic > v.threshold else "ends near its best"
+            return late_drop(v.low, v.high, v.seeds).outcome
         case "every_point":
-            return "holds" if v.statistic <= v.threshold else "fails"
+            return every_point(int(v.statistic), v.seeds, int(v.effect)).outcome
         case "identity":
-            return "identity (holds to rounding)" if v.statistic < v.threshold else "VIOLATED"
+            return identity(v.statistic).outcome
         case "bound":
-            return "holds" if v.statistic <= v.threshold else "violated"
+            return bound(v.statistic, v.seeds).outcome
         case "same_order":
             return "same order" if v.statistic <= v.threshold else "differs"
         case "linear":
-            return "linear" if 1 / v.threshold <= v.low and v.high <= v.threshold else "not linear"
+            return linear(v.low, v.high).outcome
         case "stationary":
-            return "near-stationary" if v.statistic < v.threshold and v.effect < STATIONARY_LOSS else "not stationary"
+            return stationary(v.statistic, v.effect, v.seeds).outcome
         case "within_runs":
             return "within their runs" if v.low == v.high == 1.0 else "outside their runs"
         case "interval":

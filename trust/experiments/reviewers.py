@@ -274,7 +274,7 @@ def _answers(result: ReviewersResult) -> Answers:
             for opt in ("fromage", "lars"):
                 runs = result.select("lars", optimizer=opt, lr=lr)
                 bands[f"lars {opt} {lr:g} norm"] = _band(runs, lambda r: r.norm_ratio.mean(axis=1))
-                norm_end[opt] = [r.norm_ratio[-1].mean() for r in runs if not r.diverged_epoch]
+                norm_end[opt] = [_end_norm(r) for r in runs]  # a diverged run: NaN, left out by spread and compare
                 finals[f"lars {opt} {lr:g} norm"] = rules.spread(norm_end[opt])
             lars = result.select("lars", optimizer="lars", lr=lr)
             predicted = orthogonal_growth(lars[0]) if lars else np.array([np.nan])

@@ -127,7 +127,9 @@ def resnet_params(key):
     """A ResNet-8 with BatchNorm: 3×3 kernels, 1×1 projections, diag(s) scales, shifts and biases."""
     net = nets.resnet((8, 8, 1), 10, norm="batch", width=4)
     params = net.init(key)
-    grads = jax.tree_util.tree_map(lambda w: jax.random.normal(jax.random.fold_in(key, w.size), w.shape), params)
+    # NumPy draws: an eager float64 jax.random.normal compiles once per tensor shape (~16 s for this net's shapes)
+    rng = np.random.default_rng(2)
+    grads = jax.tree_util.tree_map(lambda w: rng.standard_normal(w.shape), params)
     return params, grads
 
 
@@ -156,7 +158,11 @@ def test_each_geometry_gives_its_prescribed_sizes_exactly(key, request, model, g
     n = len(jax.tree_util.tree_leaves(params))
     sizes = np.linspace(0.2, 1.5, n)
     minus_g = jax.tree_util.tree_map(jnp.negative, grads)
-    for raw in (minus_g, perturb.orthogonalised(grads), perturb.gaussian(key, params)):
+    # a Gaussian raw direction drawn by NumPy: perturb.gaussian's one compiled draw for all of the ResNet's tensors
+    # takes ~20 s to compile in float64, and the random direction itself is tested in test_measure
+    rng = np.random.default_rng(3)
+    gaussian = jax.tree_util.tree_map(lambda w: rng.standard_normal(w.shape), params)
+    for raw in (minus_g, perturb.orthogonalised(grads), gaussian):
         u = perturb.GEOMETRIES[geometry].step(params, raw, sizes)
         # float64 norms and SVDs of ≤ 600-entry tensors: the prescribed size to ~1e-15 relative
         np.testing.assert_allclose(_numpy_sizes(geometry, u, params), sizes, rtol=1e-12)

@@ -128,6 +128,22 @@ def test_a_cluster_at_the_top_falls_back_to_the_exact_svd():
         linalg.top_singular(np.full((300, 300), np.inf))
 
 
+def test_when_gesdd_does_not_converge_gesvd_answers(monkeypatch):
+    """NumPy's divide-and-conquer SVD raising LinAlgError (as it once did on a finite geometry-cell matrix) is
+    answered by LAPACK's QR-iteration driver: the same singular values (float64, well-separated spectrum: to 1e-12)
+    through top_singular and polar alike."""
+    rng = np.random.default_rng(SEED)
+    m = _with_spectrum(rng, (40, 30), np.array([3.0, 2.0, 1.0, 0.5]))
+    expected_polar = linalg.polar(m)
+
+    def failing(*args, **kwargs):
+        raise np.linalg.LinAlgError("SVD did not converge")
+
+    monkeypatch.setattr(linalg.np.linalg, "svd", failing)
+    assert linalg.top_singular(m).sigma == pytest.approx(3.0, rel=1e-12)
+    np.testing.assert_allclose(linalg.polar(m), expected_polar, atol=1e-12)
+
+
 def test_the_polar_factor_is_one_rule_in_numpy_and_in_the_optimiser():
     """linalg.polar (NumPy, float64) and orthogonalised SGD's step (JAX, traced) give the same factor: sign(s) for
     a normalisation gain diag(s); g/‖g‖ for a bias row; U_r V_rᵀ for a matrix, whose float32 rounding noise below

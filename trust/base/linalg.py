@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+import scipy.linalg
 
 from trust.base.errors import TrustError
 from trust.base.tree import check_finite, layer_flags, leaves
@@ -24,6 +25,16 @@ def as_matrix(t) -> np.ndarray:
     """A leaf as a float64 matrix: ``(…, c_out)`` tensors as ``(−1, c_out)``, a vector as one row."""
     a = np.asarray(t, dtype=float)
     return a.reshape(1, -1) if a.ndim < 2 else a.reshape(-1, a.shape[-1])
+
+
+def svd(m: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The thin SVD ``U, σ, Vᵀ`` of a finite float64 matrix: LAPACK's divide-and-conquer ``gesdd`` (NumPy's), and
+    the slower QR-iteration ``gesvd`` where ``gesdd`` reports no convergence — which it rarely does on finite
+    input (seen once in a geometry cell, not reproduced on rerunning it)."""
+    try:
+        return np.linalg.svd(m, full_matrices=False)
+    except np.linalg.LinAlgError:
+        return scipy.linalg.svd(m, full_matrices=False, lapack_driver="gesvd")
 
 
 class TopSingular(NamedTuple):
@@ -78,7 +89,7 @@ def top_singular(m, tol: float = 1e-6) -> TopSingular:
             return power_iteration(m, tol, max_iter=FALLBACK_AFTER)
         except TrustError:  # not converged (the matrix is finite): a cluster at the top
             pass
-    u, s, vt = np.linalg.svd(m, full_matrices=False)
+    u, s, vt = svd(m)
     return TopSingular(float(s[0]), u[:, 0], vt[0], 0)
 
 
@@ -113,8 +124,7 @@ def polar(t, diagonal: bool = False) -> np.ndarray:
     a = a.astype(float)
     if diagonal:
         return np.sign(a) * (np.abs(a) > cutoff * np.max(np.abs(a), initial=0.0))
-    m = as_matrix(a)
-    u, s, vt = np.linalg.svd(m, full_matrices=False)
+    u, s, vt = svd(as_matrix(a))
     keep = s > cutoff * (s[0] if s.size else 0.0)
     return (u[:, keep] @ vt[keep]).reshape(a.shape)
 

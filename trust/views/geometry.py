@@ -218,8 +218,11 @@ def study_rows(r: GeometryResult) -> list[Row]:
             f"{c.widths[0]}–{c.widths[-1]}, depths {c.depths[0]}–{c.depths[-1]}, {c.dataset})"  # fmt: skip
     out = [_tightest_row(r.ratio_function, s.tightest, where, s.runner_up, s.tightest_orders)]
     if c.resnets:
-        where = f"`trust geometry` ResNets ({', '.join(c.resnets)}, 8 channels; {', '.join(c.resnet_optimizers)}; "
-        out.append(_tightest_row(r.resnet_function, s.resnet_tightest, where + f"{c.resnet_dataset})"))
+        where = (
+            f"`trust geometry` ResNets ({', '.join(c.resnets)}, 8 channels; {', '.join(c.resnet_optimizers)}; "
+            f"{count(c.resnet_seeds, 'seed')}, {c.resnet_dataset})"
+        )
+        out.append(_tightest_row(r.resnet_function, s.resnet_tightest, where))
     if s.operator is not None:
         out.append(
             Row(

@@ -160,3 +160,11 @@ def test_the_committed_long_runs_rows_follow_their_rules(run):
     anchor = {"study breakdown": "study_breakdown", "study depth": "study_depth"}.get(name, run)
     rows = VIEWS[name].rows({anchor: result})
     assert rows and any(r.verdicts for r in rows)
+
+
+def test_trained_alike_is_a_tenth_of_accuracy():
+    """The label on depth orderings: within rules.TRAINED_ALIKE (0.1) of each other, else not alike."""
+    assert rules.trained_alike(0.994, 0.994)
+    assert rules.trained_alike(0.95, 0.85 + 1e-9)
+    assert not rules.trained_alike(0.939, 0.254)
+    assert not rules.trained_alike(0.5, 0.65)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from trust.experiments.shared import rules
 from trust.experiments.shared.paper import STATISTICS
 from trust.experiments.study_breakdown import PROBES, NetSummary, StudyBreakdownResult, SweepPoint
 from trust.experiments.study_breakdown_summary import BoundClaims, WorstPoint
@@ -64,7 +65,8 @@ def _depth_rows(result: StudyBreakdownResult) -> list[Row]:
                 f"L={deep}: {report.spread(d.probe, (-1, PROBE_005))} (at initialisation "
                 f"{report.spread(s.probe, (0, PROBE_005))} and {report.spread(d.probe, (0, PROBE_005))}); final "
                 f"training accuracy L={shallow}: {report.spread(s.final_train_acc)}, "
-                f"L={deep}: {report.spread(d.final_train_acc)}; at the end L={shallow}: {_gradient_context(s, -1)}; "
+                f"L={deep}: {report.spread(d.final_train_acc)} ({_alike(s, d)}); at the end "
+                f"L={shallow}: {_gradient_context(s, -1)}; "
                 f"L={deep}: {_gradient_context(d, -1)}" + _left_out(claim.flagged_shallow + claim.flagged_deep),
                 report.compare_text(claim.separation),
                 (claim.separation,),
@@ -82,6 +84,14 @@ def _depth_rows(result: StudyBreakdownResult) -> list[Row]:
             )
         )
     return rows
+
+
+def _alike(shallow: NetSummary, deep: NetSummary) -> str:
+    """Whether the two nets of a depth ordering ended trained alike (rules.trained_alike on the seeds' medians)."""
+    a, b = float(shallow.final_train_acc.median), float(deep.final_train_acc.median)
+    if rules.trained_alike(a, b):
+        return f"trained alike: medians within {rules.TRAINED_ALIKE:g}"
+    return f"not trained alike: medians {abs(a - b):.2f} apart, a trained net against a less trained one"
 
 
 def _exponent_rows(result: StudyBreakdownResult) -> list[Row]:
@@ -287,11 +297,13 @@ def figures(results: dict[str, StudyBreakdownResult]) -> dict:
 
 def rows(results: dict[str, StudyBreakdownResult]) -> list[Row]:
     """The across-depth rows (the depth and training claims from the 10-seed long job when it is stored); the
-    comparison with the authors' runs from the width-784 study when there is one."""
+    growth per layer fitted on the full run's five depths, and on the long job's three depths and 10 seeds beside
+    it; the comparison with the authors' runs from the width-784 study when there is one."""
     across = results["study_breakdown"]
     paper = results.get("study_breakdown_paper")
-    claims = results.get("study_breakdown_seeds", across)  # the depth claims on 10 seeds, where stored
-    rows = _depth_rows(claims) + _exponent_rows(claims) + _paper_rows(paper or across) + _bound_rows(across)
+    seeds = results.get("study_breakdown_seeds")  # the depth claims on 10 seeds, where stored
+    rows = _depth_rows(seeds or across) + _exponent_rows(across) + (_exponent_rows(seeds) if seeds else [])
+    rows += _paper_rows(paper or across) + _bound_rows(across)
     rows += _method_rows(across)
     if paper is not None:
         rows += _bound_rows(paper) + _method_rows(paper)

@@ -307,6 +307,17 @@ def flag(train_loss: float, train_acc: float, chance: float, trained: bool) -> s
     return ""
 
 
+# Two nets are "trained alike" when their median final training accuracies are within 0.1 of each other (a tenth of
+# the range, well above the 1–2 points seeds of one net differ by); otherwise a depth ordering after training
+# compares a trained net with a less trained one, and its row says so.
+TRAINED_ALIKE = 0.1
+
+
+def trained_alike(accuracy_a: float, accuracy_b: float) -> bool:
+    """Whether two nets' median final training accuracies lie within :data:`TRAINED_ALIKE` of each other."""
+    return bool(abs(accuracy_a - accuracy_b) <= TRAINED_ALIKE)
+
+
 def unjudged() -> Verdict:
     """The verdict of a claim every seed of whose one side rule "flag" left out."""
     nan = float("nan")

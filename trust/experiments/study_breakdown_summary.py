@@ -93,6 +93,9 @@ class DepthClaim:
     initial: Verdict
     flagged_shallow: int = 0  # seeds flagged at the end (rule "flag"), kept out of the end's verdicts
     flagged_deep: int = 0
+    # the two nets' median final training accuracies differ by this much; rules.trained_alike decides on it
+    accuracy_gap: float = 0.0
+    trained_alike: bool = True
 
 
 @dataclass(frozen=True, eq=False)
@@ -217,6 +220,13 @@ def probe_pairs(result: StudyBreakdownResult, optimizer: str, depth: int, eta: f
     return np.array([[layer1_at(r, eta, k) for r in kept] for k in (0, -1)]).reshape(2, len(kept))
 
 
+def _accuracy_gap(result: StudyBreakdownResult, optimizer: str, shallow: int, deep: int) -> tuple[float, bool]:
+    """The gap between the two nets' median final training accuracies and whether they are trained alike."""
+    a, b = (rules.spread([r.final_train_acc for r in result.select(optimizer, d)]).median for d in (shallow, deep))
+    gap = abs(float(a) - float(b))
+    return gap, rules.trained_alike(float(a), float(b))
+
+
 def depth_claims(result: StudyBreakdownResult) -> tuple[DepthClaim, ...]:
     """Depth 16 (the paper's) and the deepest net against the shallowest, per optimiser, at η = 0.05, by rule
     "compare" (Welch on log values; the growth paired by seed), Holm-corrected across the study's claims (the
@@ -240,6 +250,7 @@ def depth_claims(result: StudyBreakdownResult) -> tuple[DepthClaim, ...]:
                     rules.compare(at[deep, 0], at[shallow, 0]),
                     flagged_seeds(result, optimizer, shallow),
                     flagged_seeds(result, optimizer, deep),
+                    *_accuracy_gap(result, optimizer, shallow, deep),
                 )
             )
     initial = {(d.shallow, d.deep): d.initial for d in raw}  # one per pair of depths

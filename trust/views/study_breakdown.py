@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from trust.experiments.shared import rules
 from trust.experiments.shared.paper import STATISTICS
 from trust.experiments.study_breakdown import PROBES, NetSummary, StudyBreakdownResult, SweepPoint
 from trust.experiments.study_breakdown_summary import BoundClaims, WorstPoint
@@ -65,7 +64,7 @@ def _depth_rows(result: StudyBreakdownResult) -> list[Row]:
                 f"L={deep}: {report.spread(d.probe, (-1, PROBE_005))} (at initialisation "
                 f"{report.spread(s.probe, (0, PROBE_005))} and {report.spread(d.probe, (0, PROBE_005))}); final "
                 f"training accuracy L={shallow}: {report.spread(s.final_train_acc)}, "
-                f"L={deep}: {report.spread(d.final_train_acc)} ({_alike(s, d)}); at the end "
+                f"L={deep}: {report.spread(d.final_train_acc)} ({_alike(claim)}); at the end "
                 f"L={shallow}: {_gradient_context(s, -1)}; "
                 f"L={deep}: {_gradient_context(d, -1)}" + _left_out(claim.flagged_shallow + claim.flagged_deep),
                 report.compare_text(claim.separation),
@@ -86,12 +85,12 @@ def _depth_rows(result: StudyBreakdownResult) -> list[Row]:
     return rows
 
 
-def _alike(shallow: NetSummary, deep: NetSummary) -> str:
-    """Whether the two nets of a depth ordering ended trained alike (rules.trained_alike on the seeds' medians)."""
-    a, b = float(shallow.final_train_acc.median), float(deep.final_train_acc.median)
-    if rules.trained_alike(a, b):
-        return f"trained alike: medians within {rules.TRAINED_ALIKE:g}"
-    return f"not trained alike: medians {abs(a - b):.2f} apart, a trained net against a less trained one"
+def _alike(claim) -> str:
+    """The label of a depth ordering after training: whether its two nets ended trained alike (rule "trained
+    alike", docs/theory.md §9)."""
+    if claim.trained_alike:
+        return f"trained alike: medians {claim.accuracy_gap:.2f} apart"
+    return f"not trained alike: medians {claim.accuracy_gap:.2f} apart, a trained net against a less trained one"
 
 
 def _exponent_rows(result: StudyBreakdownResult) -> list[Row]:

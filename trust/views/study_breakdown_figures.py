@@ -167,7 +167,8 @@ def _measure_check_panel(ax, result: StudyBreakdownResult) -> None:
     checked cell's own curves."""
     checked = [r for r in result.cells if r.check_sizes]
     if not checked:
-        ax.text(0.5, 0.5, "no check run", ha="center", transform=ax.transAxes)
+        ax.set_axis_off()  # no measurement-batch check in this study: an empty panel, not an empty axis
+        ax.text(0.5, 0.5, "(d) no measurement-batch check\nin this study", ha="center", transform=ax.transAxes)
         return
     r = checked[0]
     ax.set_title(f"(d) measurement batch: {r.config.training.optimizer} L={r.config.training.depth}")

@@ -93,9 +93,17 @@ class DepthClaim:
     initial: Verdict
     flagged_shallow: int = 0  # seeds flagged at the end (rule "flag"), kept out of the end's verdicts
     flagged_deep: int = 0
-    # the two nets' median final training accuracies differ by this much; rules.trained_alike decides on it
-    accuracy_gap: float = 0.0
-    trained_alike: bool = True
+    # the two nets' median final training accuracies over seeds; rules.trained_alike decides on them
+    accuracy_shallow: float = float("nan")
+    accuracy_deep: float = float("nan")
+
+    @property
+    def accuracy_gap(self) -> float:
+        return abs(self.accuracy_shallow - self.accuracy_deep)
+
+    @property
+    def trained_alike(self) -> bool:
+        return rules.trained_alike(self.accuracy_shallow, self.accuracy_deep)
 
 
 @dataclass(frozen=True, eq=False)
@@ -220,11 +228,11 @@ def probe_pairs(result: StudyBreakdownResult, optimizer: str, depth: int, eta: f
     return np.array([[layer1_at(r, eta, k) for r in kept] for k in (0, -1)]).reshape(2, len(kept))
 
 
-def _accuracy_gap(result: StudyBreakdownResult, optimizer: str, shallow: int, deep: int) -> tuple[float, bool]:
-    """The gap between the two nets' median final training accuracies and whether they are trained alike."""
-    a, b = (rules.spread([r.final_train_acc for r in result.select(optimizer, d)]).median for d in (shallow, deep))
-    gap = abs(float(a) - float(b))
-    return gap, rules.trained_alike(float(a), float(b))
+def _median_accuracy(result: StudyBreakdownResult, optimizer: str, depth: int) -> float:
+    """The net's median final training accuracy over seeds (its :class:`NetSummary`'s)."""
+    net = result.net(optimizer, depth)
+    assert net is not None, "a depth claim's nets have cells"
+    return float(net.final_train_acc.median)
 
 
 def depth_claims(result: StudyBreakdownResult) -> tuple[DepthClaim, ...]:
@@ -250,7 +258,8 @@ def depth_claims(result: StudyBreakdownResult) -> tuple[DepthClaim, ...]:
                     rules.compare(at[deep, 0], at[shallow, 0]),
                     flagged_seeds(result, optimizer, shallow),
                     flagged_seeds(result, optimizer, deep),
-                    *_accuracy_gap(result, optimizer, shallow, deep),
+                    _median_accuracy(result, optimizer, shallow),
+                    _median_accuracy(result, optimizer, deep),
                 )
             )
     initial = {(d.shallow, d.deep): d.initial for d in raw}  # one per pair of depths

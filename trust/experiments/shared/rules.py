@@ -297,12 +297,17 @@ RULES["flag"] = (
 )
 
 
+def at_chance(train_acc, chance: float):
+    """Rule "flag"'s accuracy test: training accuracy at most CHANCE_FACTOR× chance (elementwise on arrays)."""
+    return train_acc <= CHANCE_FACTOR * chance
+
+
 def flag(train_loss: float, train_acc: float, chance: float, trained: bool) -> str:
     """Rule "flag" for one checkpoint: "zero loss", "at chance" (only once training started: a net at
     initialisation is at chance by construction) or ""."""
     if train_loss <= ZERO_LOSS:
         return "zero loss"
-    if trained and train_acc <= CHANCE_FACTOR * chance:
+    if trained and at_chance(train_acc, chance):
         return "at chance"
     return ""
 

@@ -7,7 +7,7 @@ import jax
 import pytest
 from labels import check_labels
 
-from trust.base import tree
+from trust.base import spec, tree
 from trust.core import nets
 from trust.experiments import assumptions
 from trust.front import cli
@@ -20,7 +20,7 @@ def test_layer_groups_of_an_mlp_and_a_resnet():
     assert assumptions.layer_groups(mlp, names, layers) == {"first": [0], "hidden": [1, 2, 3], "last": [4]}
     net = nets.resnet((8, 8, 1), 10, depth=16, norm="batch", width=4)  # blocks (2, 2, 3)
     params = jax.eval_shape(net.init, jax.random.key(0))  # shapes only: nothing is computed
-    names, layers = tree.leaf_names(params), tree.weight_indices(params)
+    names, layers = tree.leaf_names(params), spec.weight_indices(params)
     groups = assumptions.layer_groups(net, names, layers)
     assert sorted(groups) == ["head", "norm scales", "stage 1", "stage 2", "stage 3", "stem"]
     named = {g: [names[layers[i]] for i in ix] for g, ix in groups.items()}

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
+from trust.base import spec
 from trust.base.errors import TrustError
 from trust.core import estimate, losses, nets, perturb
 
@@ -279,9 +280,11 @@ def test_layer_conditioning_of_matrices_kernels_and_scales():
     rng = np.random.default_rng(1)
     kernel = rng.normal(size=(3, 3, 4, 5))
     s = np.linalg.svd(kernel.reshape(36, 5), compute_uv=False)
-    assert estimate.layer_conditioning(kernel) == pytest.approx(s[0] / s[-1], rel=1e-12)
-    assert estimate.layer_conditioning(np.array([0.5, -2.0, 1.0])) == pytest.approx(4.0, rel=1e-12)  # diag(s)
-    assert estimate.layer_conditioning(np.array([1.0, 0.0])) == np.inf
+    assert estimate.layer_conditioning(kernel, spec.conv("HWIO")) == pytest.approx(s[0] / s[-1], rel=1e-12)
+    oihw = np.transpose(kernel, (3, 2, 0, 1))  # the same kernel stored as PyTorch does: the same κ
+    assert estimate.layer_conditioning(oihw, spec.conv("OIHW")) == pytest.approx(s[0] / s[-1], rel=1e-12)
+    assert estimate.layer_conditioning(np.array([0.5, -2.0, 1.0]), spec.gain()) == pytest.approx(4.0, rel=1e-12)
+    assert estimate.layer_conditioning(np.array([1.0, 0.0]), spec.gain()) == np.inf
 
 
 def test_transmission_on_a_resnet_sees_every_phi():

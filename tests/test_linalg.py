@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from conftest import SEED
 
-from trust.base import linalg
+from trust.base import linalg, spec
 from trust.base.errors import TrustError
 
 
@@ -18,7 +18,7 @@ def _with_spectrum(rng, shape, sigma):
 def test_operator_norms_are_the_largest_singular_values():
     rng = np.random.default_rng(SEED)
     matrices = [rng.normal(size=(5, 3)), rng.normal(size=(4, 4)), np.diag([3.0, -7.0, 2.0])]
-    got = linalg.operator_norms(matrices)
+    got = linalg.operator_norms(matrices, spec=[spec.dense()] * 3)
     # dense SVD in float64: the same number to rounding; the Frobenius norm is strictly larger for rank > 1
     np.testing.assert_allclose(got, [np.linalg.svd(m, compute_uv=False)[0] for m in matrices], rtol=1e-12)
     assert got[2] == pytest.approx(7.0, rel=1e-15)
@@ -56,15 +56,24 @@ def test_power_iteration_stops_at_its_tolerance_and_says_when_it_cannot():
 
 def test_a_layer_as_a_matrix_kernels_scales_and_biases():
     rng = np.random.default_rng(SEED)
-    kernel = rng.standard_normal((3, 3, 4, 5))  # (k, k, c_in, c_out) → the (36, 5) patch-to-pixel matrix
-    assert linalg.operator_norm(kernel) == pytest.approx(np.linalg.norm(kernel.reshape(36, 5), 2), rel=1e-12)
+    kernel = rng.standard_normal((3, 3, 4, 5))  # HWIO → the (36, 5) patch-to-pixel matrix
+    hwio = spec.conv("HWIO")
+    assert linalg.operator_norm(kernel, hwio) == pytest.approx(np.linalg.norm(kernel.reshape(36, 5), 2), rel=1e-12)
+    # the same kernel stored OIHW (PyTorch, Equinox) is the same matrix; read as HWIO it would be another one
+    oihw = np.transpose(kernel, (3, 2, 0, 1))
+    np.testing.assert_array_equal(linalg.as_matrix(oihw, spec.conv("OIHW")), kernel.reshape(36, 5))
+    assert linalg.operator_norm(oihw, spec.conv("OIHW")) == linalg.operator_norm(kernel, hwio)
+    assert linalg.operator_norm(oihw, hwio) != pytest.approx(linalg.operator_norm(kernel, hwio), rel=1e-3)
+    polar_hwio = np.transpose(linalg.polar(kernel, hwio), (3, 2, 0, 1))
+    np.testing.assert_allclose(linalg.polar(oihw, spec.conv("OIHW")), polar_hwio, atol=1e-13)
     scale = np.array([0.5, -2.0, 1.0])  # diag(s): σ are |s_i|
-    assert linalg.operator_norm(scale, diagonal=True) == 2.0
-    assert linalg.stable_rank(scale, diagonal=True) == pytest.approx((0.25 + 4 + 1) / 4, rel=1e-15)
+    assert linalg.operator_norm(scale, spec.gain()) == 2.0
+    assert linalg.stable_rank(scale, spec.gain()) == pytest.approx((0.25 + 4 + 1) / 4, rel=1e-15)
     bias = np.array([3.0, 4.0])  # a row: its operator norm is its Euclidean norm, its stable rank 1
-    assert linalg.operator_norm(bias) == pytest.approx(5.0, rel=1e-15)
-    assert linalg.stable_rank(bias) == pytest.approx(1.0, rel=1e-15)
-    assert linalg.diagonal_flags([{"w": kernel, "scale": scale, "b": bias}]) == [False, True, False]
+    assert linalg.operator_norm(bias, spec.bias()) == pytest.approx(5.0, rel=1e-15)
+    assert linalg.stable_rank(bias, spec.bias()) == pytest.approx(1.0, rel=1e-15)
+    with pytest.raises(TrustError, match=r"does not name each of its 4 axes"):
+        linalg.operator_norm(kernel)  # a plain matrix's spec does not fit a kernel: refused, not reshaped
 
 
 def test_stable_rank_closed_forms():
@@ -90,11 +99,11 @@ def test_polar_factor_is_orthogonal_on_the_range():
         assert np.sum(m * q) == pytest.approx(np.linalg.svd(m, compute_uv=False).sum(), rel=1e-12)
     low_rank = _with_spectrum(rng, (6, 5), np.array([2.0, 1e-3]))  # rank 2: only two unit singular values
     np.testing.assert_allclose(np.linalg.svd(linalg.polar(low_rank), compute_uv=False), [1, 1, 0, 0, 0], atol=1e-12)
-    np.testing.assert_array_equal(linalg.polar(np.array([0.5, -2.0, 0.0]), diagonal=True), [1, -1, 0])
-    np.testing.assert_allclose(linalg.polar(np.array([3.0, 4.0])), [0.6, 0.8], rtol=1e-15)
+    np.testing.assert_array_equal(linalg.polar(np.array([0.5, -2.0, 0.0]), spec.gain()), [1, -1, 0])
+    np.testing.assert_allclose(linalg.polar(np.array([3.0, 4.0]), spec.bias()), [0.6, 0.8], rtol=1e-15)
     np.testing.assert_array_equal(linalg.polar(np.zeros((3, 2))), np.zeros((3, 2)))
     with pytest.raises(TrustError, match="orthogonalise has NaN or Inf entries in tensor 2"):
-        linalg.polars([np.ones((2, 2)), np.array([[np.nan]])])
+        linalg.polars([np.ones((2, 2)), np.array([[np.nan]])], spec=[spec.dense()] * 2)
 
 
 def test_elementwise_size_bounds_the_other_two():
@@ -163,4 +172,4 @@ def test_the_polar_factor_is_one_rule_in_numpy_and_in_the_optimiser():
     np.testing.assert_allclose(np.asarray(step["1"]["w"]), u, atol=1e-6)  # float32
     np.testing.assert_allclose(linalg.polar(rank1), u, atol=1e-6)  # the float32 noise directions are dropped
     assert np.linalg.matrix_rank(linalg.polar(rank1), tol=1e-3) == 1
-    np.testing.assert_array_equal(linalg.polar(np.asarray(params["2"]["scale"]), diagonal=True), [1.0, -1.0, 1.0])
+    np.testing.assert_array_equal(linalg.polar(np.asarray(params["2"]["scale"]), spec.gain()), [1.0, -1.0, 1.0])

@@ -6,7 +6,7 @@ import numpy as np
 import numpy_reference as ref
 import pytest
 
-from trust.base import tree
+from trust.base import spec, tree
 from trust.base.errors import TrustError
 from trust.core import data, losses, measure, nets, perturb
 
@@ -120,7 +120,7 @@ def test_grid_equals_per_eta_loop(key, batch_size):
     # the record's bookkeeping: its grid, the tensors' names and layer flags, the total over all tensors
     np.testing.assert_array_equal(grid.etas, ETAS)
     assert grid.names == tuple(tree.leaf_names(params))
-    assert grid.is_weight == tuple(tree.layer_flags(params))
+    assert grid.is_weight == tuple(spec.layer_flags(params))
     total = np.sqrt(np.sum(grid.gradient_change**2, axis=1)) / np.linalg.norm(grid.gradient_norm)
     np.testing.assert_allclose(grid.gradient_total, total, rtol=1e-12)  # ‖Δ∇ℒ‖₂ over the flattened tensors
 

@@ -8,6 +8,7 @@ import optim_reference as ref
 import pytest
 from conftest import SEED
 
+from trust.base import spec
 from trust.core import optim
 
 SHAPES = [  # ≥ 3 random pytrees, each with a zero-initialised bias
@@ -486,7 +487,8 @@ def test_orthogonal_sgd_steps_by_the_exact_polar_factor(key):
         "b": jnp.array([3.0, -4.0]),
     }
     g["w"] = g["w"].at[:, 0].set(0.0)  # rank 5 of 6: one singular value is 0 and stays 0
-    updates, _ = optim.orthogonal_sgd(0.1).update(g, optim.orthogonal_sgd(0.1).init(g))
+    roles = {"k": spec.conv("HWIO"), "w": spec.dense("in_out"), "b": spec.bias()}
+    updates, _ = optim.orthogonal_sgd(0.1, roles).update(g, optim.orthogonal_sgd(0.1, roles).init(g))
     for name, shape in (("k", (18, 4)), ("w", (6, 9))):
         m = np.asarray(g[name]).reshape(shape)
         u, s, vt = np.linalg.svd(m, full_matrices=False)

@@ -1,5 +1,6 @@
 """A model the library has never seen — any ``apply(params, x)`` over a pytree of dicts (docs/theory.md §1):
-the gradient, the slice, the measurements and the optimisers treat its tensors as layers, unchanged."""
+with its spec declared (which tensor is what), the gradient, the slice, the measurements and the optimisers run on
+it unchanged; without one, a tensor whose role is not certain is refused by name."""
 
 import jax
 import jax.numpy as jnp
@@ -7,8 +8,11 @@ import numpy as np
 import optax
 import pytest
 
-from trust.base import tree
+from trust.base import spec, tree
+from trust.base.errors import TrustError
 from trust.core import measure, optim, perturb
+
+SPEC = {"encoder.kernel": spec.dense("in_out"), "decoder.kernel": spec.dense("in_out"), "decoder.offset": spec.bias()}
 
 
 def apply(params, x):
@@ -46,10 +50,15 @@ def test_slice_measurements_and_optimisers_run_on_an_unseen_model(key):
     params, x, y = _setup(key)
     grads = measure.full_batch_gradient(apply, params, x, y)
     assert tree.leaf_names(params) == ["decoder.kernel", "decoder.offset", "encoder.kernel"]
-    assert tree.weight_indices(params) == [0, 2]  # the two matrices; the offset is a vector
+    with pytest.raises(TrustError, match=r"tensor decoder\.kernel .* not named as in trust's own nets.*spec="):
+        spec.weight_indices(params)
+    assert spec.weight_indices(params, SPEC) == [0, 2]  # the two matrices; the offset is a bias
     u = perturb.along_gradient(params, grads)
     np.testing.assert_allclose(tree.relative_size(u, params), 1.0, rtol=1e-12)
-    d = measure.relative_distances(apply, params, x, y, u, np.array([0.0, 0.01, 0.1]))
+    with pytest.raises(TrustError, match=r"tensor decoder\.kernel"):
+        measure.relative_distances(apply, params, x, y, u, np.array([0.0, 0.01, 0.1]))
+    d = measure.relative_distances(apply, params, x, y, u, np.array([0.0, 0.01, 0.1]), spec=SPEC)
+    assert d.is_weight == (True, False, True)
     np.testing.assert_array_equal(d.gradient[0], 0.0)
     assert np.all(np.isfinite(d.gradient))
     assert np.all(d.function_frob[1:] > 0)

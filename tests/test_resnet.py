@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from trust.base import tree
+from trust.base import spec, tree
 from trust.base.errors import TrustError
 from trust.core import bounds, measure, nets, perturb
 
@@ -52,7 +52,7 @@ def test_resnet_shapes_and_layers(key, depth, image, norm):
     assert out.shape == (3, 10)
     assert bool(jnp.all(jnp.isfinite(out)))
     np.testing.assert_array_equal(out, apply(params, x))  # the same images in NHWC
-    names = [tree.leaf_names(params)[i] for i in tree.weight_indices(params)]
+    names = [tree.leaf_names(params)[i] for i in spec.weight_indices(params)]
     kernels = [n for n in names if n.endswith(".w")]
     main_path = [n for n in kernels if not n.endswith("proj.w")]
     assert len(main_path) == net.depth == depth  # stem, two kernels per block and the head
@@ -142,7 +142,7 @@ def test_kernels_are_layers_for_the_slice_and_the_measurements(key):
     grads = measure.full_batch_gradient(net.apply, params, x, y)
     u = perturb.along_gradient(params, grads)
     sizes = tree.relative_size(u, params)
-    layers = tree.weight_indices(params)
+    layers = spec.weight_indices(params)
     # every kernel, scale and the head moves by exactly ‖W_l‖ per unit η (zero shifts have norm 0 and stay)
     np.testing.assert_allclose(sizes[layers], 1.0, rtol=1e-12)
     d = measure.relative_distances(net.apply, params, x, y, u, np.array([0.0, 0.01, 0.05]))

@@ -79,8 +79,8 @@ def test_operator_norm_bound_zero_violations():
             u = perturb.gaussian(jax.random.fold_in(key, 1), params, sizes)
             x = jax.random.normal(jax.random.fold_in(key, 2), (16, widths[0]))
             change = np.linalg.norm(np.asarray(outputs(params, u, ETAS, x)), axis=-1)  # (η, n)
-            w_op = linalg.operator_norms([p["w"] for p in params])
-            u_op = linalg.operator_norms([q["w"] for q in u])
+            w_op = linalg.operator_norms(params)
+            u_op = linalg.operator_norms(u)
             bound = bounds.operator_norm_bound(w_op, ETAS[:, None] * u_op, 1.0)[:, None] * np.linalg.norm(
                 np.asarray(x), axis=1
             )

@@ -13,6 +13,7 @@ except _metadata.PackageNotFoundError:  # a source tree that was never installed
     __version__ = "0.4.0+unknown"
 
 from trust import _moved
+from trust.base import spec
 from trust.base.errors import TrustError
 from trust.base.tree import relative_size
 from trust.core.bounds import drt_bound, lipschitz_prediction, operator_norm_bound, theorem1_bound
@@ -28,6 +29,7 @@ __all__ = [
     "operator_norm_bound",
     "relative_distances",
     "relative_size",
+    "spec",
     "theorem1_bound",
 ]
 

@@ -1,10 +1,10 @@
 """Per-layer matrix geometry (docs/theory.md §8): a layer as a matrix, its operator norm (exact SVD on small
 layers, power iteration to a stated tolerance on large ones), its stable rank and its polar factor.
 
-A layer (``tree.layer_flags``) is a matrix in one of two ways: a weight matrix or convolution kernel
-``(…, c_in, c_out)`` is the ``(k·k·c_in, c_out)`` matrix that maps an input patch to an output pixel's channels;
-a normalisation scale ``s`` is the diagonal matrix ``diag(s)``. Any other vector (a bias) is a ``1 × n`` row, whose
-operator norm is its Euclidean norm. Everything here is NumPy float64 on concrete arrays.
+How a leaf reads as a matrix is its spec (:mod:`trust.base.spec`), never its shape: a linear leaf (a weight
+matrix, a convolution kernel in any layout) is the ``(∏ inputs, ∏ outputs)`` matrix that maps an input patch to
+one output position's features; a normalisation gain ``s`` is the diagonal matrix ``diag(s)``; a bias or shift is a
+``1 × n`` row, whose operator norm is its Euclidean norm. Everything here is NumPy float64 on concrete arrays.
 """
 
 from __future__ import annotations
@@ -14,17 +14,23 @@ from typing import NamedTuple
 import numpy as np
 import scipy.linalg
 
+from trust.base import spec as specs
 from trust.base.errors import TrustError
-from trust.base.tree import check_finite, layer_flags, leaves
+from trust.base.spec import Leaf
+from trust.base.tree import check_finite, leaves
+
+MATRIX = specs.dense("in_out")
+"""The default leaf of the single-tensor functions: a plain matrix, read as it is."""
 
 EXACT_BELOW = 256
 """A matrix whose smaller side is at most this gets the exact SVD; larger ones the power iteration."""
 
 
-def as_matrix(t) -> np.ndarray:
-    """A leaf as a float64 matrix: ``(…, c_out)`` tensors as ``(−1, c_out)``, a vector as one row."""
+def as_matrix(t, leaf: Leaf = MATRIX) -> np.ndarray:
+    """A leaf as a float64 matrix (:func:`trust.base.spec.to_matrix`), its spec checked against its shape."""
     a = np.asarray(t, dtype=float)
-    return a.reshape(1, -1) if a.ndim < 2 else a.reshape(-1, a.shape[-1])
+    leaf.check("the tensor", a.shape)
+    return specs.to_matrix(a, leaf)
 
 
 def svd(m: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -93,17 +99,17 @@ def top_singular(m, tol: float = 1e-6) -> TopSingular:
     return TopSingular(float(s[0]), u[:, 0], vt[0], 0)
 
 
-def operator_norm(t, diagonal: bool = False, tol: float = 1e-6) -> float:
-    """``‖T‖_op`` of a leaf as a matrix (:func:`as_matrix`), or of ``diag(t)`` when ``diagonal``: ``max|t_i|``."""
-    if diagonal:
+def operator_norm(t, leaf: Leaf = MATRIX, tol: float = 1e-6) -> float:
+    """``‖T‖_op`` of a leaf as a matrix (:func:`as_matrix`); of ``diag(t)``, ``max|t|``, for a gain."""
+    if leaf.diagonal:
         return float(np.max(np.abs(np.asarray(t, dtype=float)), initial=0.0))
-    return top_singular(as_matrix(t), tol).sigma
+    return top_singular(as_matrix(t, leaf), tol).sigma
 
 
-def stable_rank(t, diagonal: bool = False, tol: float = 1e-6, op: float | None = None) -> float:
+def stable_rank(t, leaf: Leaf = MATRIX, tol: float = 1e-6, op: float | None = None) -> float:
     """``‖T‖_F²/‖T‖_op²`` (1 for a rank-one matrix, the rank for one with equal singular values); NaN for 0.
     ``op``: ``‖T‖_op`` if already computed."""
-    op = operator_norm(t, diagonal, tol) if op is None else op
+    op = operator_norm(t, leaf, tol) if op is None else op
     frobenius = float(np.linalg.norm(np.asarray(t, dtype=float)))
     return frobenius**2 / op**2 if op > 0 else float("nan")
 
@@ -114,40 +120,36 @@ def rank_cutoff(shape, dtype) -> float:
     return max(shape) * float(np.finfo(dtype if np.issubdtype(dtype, np.floating) else np.float64).eps)
 
 
-def polar(t, diagonal: bool = False) -> np.ndarray:
+def polar(t, leaf: Leaf = MATRIX) -> np.ndarray:
     """The orthogonal polar factor ``U_r V_rᵀ`` of ``T = U Σ Vᵀ`` over the numerically nonzero singular values
     (``σ > rank_cutoff·σ_max``), in ``t``'s shape: the nearest semi-orthogonal matrix on ``T``'s range, the
-    steepest-descent direction in the operator norm (docs/theory.md §8). A diagonal layer ``diag(s)`` has the
-    polar factor ``diag(sign s)`` (``diagonal``); a bias row ``t/‖t‖``; a zero tensor zeros."""
+    steepest-descent direction in the operator norm (docs/theory.md §8). A gain ``diag(s)`` has the polar factor
+    ``diag(sign s)``; a bias row ``t/‖t‖``; a zero tensor zeros."""
     a = np.asarray(t)
-    cutoff = rank_cutoff(as_matrix(a).shape, a.dtype)
+    cutoff = rank_cutoff(as_matrix(a, leaf).shape, a.dtype)
     a = a.astype(float)
-    if diagonal:
+    if leaf.diagonal:
         return np.sign(a) * (np.abs(a) > cutoff * np.max(np.abs(a), initial=0.0))
-    u, s, vt = svd(as_matrix(a))
+    u, s, vt = svd(as_matrix(a, leaf))
     keep = s > cutoff * (s[0] if s.size else 0.0)
-    return (u[:, keep] @ vt[keep]).reshape(a.shape)
+    return specs.from_matrix(u[:, keep] @ vt[keep], leaf, a.shape)
 
 
-def diagonal_flags(tree) -> list[bool]:
-    """Which leaves are diagonal layers ``diag(s)``: the layers (``tree.layer_flags``) that are vectors."""
-    return [flag and np.ndim(leaf) == 1 for flag, leaf in zip(layer_flags(tree), leaves(tree))]
+def operator_norms(tree, tol: float = 1e-6, spec=None) -> np.ndarray:
+    """:func:`operator_norm` of every leaf in flatten order, each read by its spec (:func:`trust.base.spec.resolve`)."""
+    return np.array([operator_norm(t, leaf, tol) for t, leaf in zip(leaves(tree), specs.parameters(tree, spec))])
 
 
-def operator_norms(tree, tol: float = 1e-6) -> np.ndarray:
-    """:func:`operator_norm` of every leaf in flatten order (diagonal layers as ``diag(s)``)."""
-    return np.array([operator_norm(t, d, tol) for t, d in zip(leaves(tree), diagonal_flags(tree))])
-
-
-def stable_ranks(tree, tol: float = 1e-6, operator: np.ndarray | None = None) -> np.ndarray:
+def stable_ranks(tree, tol: float = 1e-6, operator: np.ndarray | None = None, spec=None) -> np.ndarray:
     """:func:`stable_rank` of every leaf in flatten order (NaN for a zero tensor); ``operator``: the leaves'
     operator norms (:func:`operator_norms`) if already computed."""
-    operator = operator_norms(tree, tol) if operator is None else operator
-    return np.array([stable_rank(t, d, op=op) for t, d, op in zip(leaves(tree), diagonal_flags(tree), operator)])
+    resolved = specs.parameters(tree, spec)
+    operator = operator_norms(tree, tol, resolved) if operator is None else operator
+    return np.array([stable_rank(t, leaf, op=op) for t, leaf, op in zip(leaves(tree), resolved, operator)])
 
 
-def polars(tree) -> list[np.ndarray]:
+def polars(tree, spec=None) -> list[np.ndarray]:
     """:func:`polar` of every leaf in flatten order; raises :class:`TrustError` naming a tensor that is not
     finite (a NaN gradient has no polar factor)."""
     check_finite(tree, "the tensor to orthogonalise")
-    return [polar(t, d) for t, d in zip(leaves(tree), diagonal_flags(tree))]
+    return [polar(t, leaf) for t, leaf in zip(leaves(tree), specs.parameters(tree, spec))]

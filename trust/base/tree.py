@@ -1,5 +1,5 @@
-"""Pytree helpers, the ground floor every other module stands on: leaf names, which leaves are weight
-matrices, per-leaf norms and the relative size of a perturbation (docs/theory.md §1).
+"""Pytree helpers, the ground floor every other module stands on: leaf names, per-leaf norms and the relative
+size of a perturbation (docs/theory.md §1). Which leaves are layers is :mod:`trust.base.spec`'s.
 
 Nothing here knows about networks, data or experiments; everything above imports from here."""
 
@@ -39,23 +39,6 @@ def leaf_names(tree) -> list[str]:
                 parts.append(str(getattr(k, "name", k)))
         names.append(".".join(parts))
     return names
-
-
-SCALE = "scale"
-"""The key of a normalisation's per-channel gain ``s``: the diagonal layer ``diag(s)``, a layer of the bounds."""
-
-
-def layer_flags(tree) -> list[bool]:
-    """Which leaves are the layers the bounds are about (docs/theory.md §1): weight matrices and convolution
-    kernels (ndim ≥ 2) and normalisation scales (a leaf keyed :data:`SCALE`); not biases or shifts."""
-    return [
-        jnp.ndim(leaf) >= 2 or name.rsplit(".", 1)[-1] == SCALE for name, leaf in zip(leaf_names(tree), leaves(tree))
-    ]
-
-
-def weight_indices(tree) -> list[int]:
-    """Flatten indices of the layers of ``tree`` (:func:`layer_flags`)."""
-    return [i for i, layer in enumerate(layer_flags(tree)) if layer]
 
 
 def same_structure(a, b) -> bool:

@@ -15,8 +15,10 @@ import scipy.stats
 from jax.flatten_util import ravel_pytree
 from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
+from trust.base import linalg
 from trust.base.errors import TrustError
 from trust.base.schema import value
+from trust.base.spec import Leaf
 from trust.base.tree import check_finite, leaves
 from trust.core.losses import loss_function
 from trust.core.nets import MLP, ResNet, activation_fn
@@ -135,14 +137,12 @@ def _finite_sharpness(lam: float) -> float:
     return lam
 
 
-def layer_conditioning(tensor) -> float:
-    """κ of a layer as a matrix (docs/theory.md §2.2, condition (ii)): a weight matrix itself; a convolution
-    kernel ``(…, c_in, c_out)`` as the ``(k·k·c_in, c_out)`` matrix that maps an image patch to a pixel's
-    channels; a normalisation scale ``s`` as ``diag(s)``, whose κ is ``max|s|/min|s|``."""
+def layer_conditioning(tensor, leaf: Leaf) -> float:
+    """κ of a layer as a matrix (docs/theory.md §2.2, condition (ii)): a linear leaf as its matrix
+    (:func:`trust.base.linalg.as_matrix`: a convolution kernel maps an image patch to a pixel's channels); a
+    gain ``s`` as ``diag(s)``, whose κ is ``max|s|/min|s|``."""
     t = np.asarray(tensor)
-    if t.ndim == 1:
-        return conditioning(np.diag(t))
-    return conditioning(t.reshape(-1, t.shape[-1]))
+    return conditioning(np.diag(t.ravel()) if leaf.diagonal else linalg.as_matrix(t, leaf))
 
 
 class ShapeFit(NamedTuple):

@@ -20,11 +20,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from trust.base import spec as specs
 from trust.base.errors import TrustError
 from trust.base.tree import (
     check_finite,
     frobenius_norms,
-    layer_flags,
     leaf_names,
     leaf_norms,
     same_structure,
@@ -195,7 +195,7 @@ class Distances:
     relative_size: np.ndarray  # (k, m)  a_l = η‖U_l‖/‖W_l‖
     delta_norm: np.ndarray  # (k,)  ‖ΔW‖₂ over all tensors
     names: tuple[str, ...]
-    is_weight: tuple[bool, ...]  # the layers: weight matrices, kernels and normalisation scales
+    is_weight: tuple[bool, ...]  # the layers (trust.base.spec): linear maps and normalisation gains
 
     @property
     def n_zero_output(self) -> int:
@@ -243,8 +243,8 @@ def _check_inputs(apply, params, x, y, direction, etas):
         raise TrustError("the perturbation direction does not have the shape of the parameters")
     if etas.ndim != 1 or etas.size == 0 or not np.all(np.isfinite(etas)):
         raise TrustError("the η grid must be a non-empty 1-D array of finite numbers")
-    if jnp.ndim(x) != 2 or jnp.ndim(y) != 1 or x.shape[0] != y.shape[0]:
-        raise TrustError(f"expected inputs (n, d) and labels (n,), got {jnp.shape(x)} and {jnp.shape(y)}")
+    if jnp.ndim(x) < 2 or jnp.ndim(y) != 1 or x.shape[0] != y.shape[0]:
+        raise TrustError(f"expected inputs (n, …) and labels (n,), got {jnp.shape(x)} and {jnp.shape(y)}")
     try:
         out = jax.eval_shape(apply, params, x)
     except (TypeError, ValueError) as err:
@@ -254,18 +254,28 @@ def _check_inputs(apply, params, x, y, direction, etas):
 
 
 def relative_distances(
-    apply: Callable, params, x, y, direction, etas, loss: str | Callable = "xent", batch_size: int | None = None
+    apply: Callable,
+    params,
+    x,
+    y,
+    direction,
+    etas,
+    loss: str | Callable = "xent",
+    batch_size: int | None = None,
+    spec=None,
 ) -> Distances:
     """Measure the loss and the relative function and gradient distances at ``W + η·U`` for every η.
 
     Args:
       apply: ``apply(params, x) -> outputs`` (hashable, e.g. ``MLP(...).apply``).
       params: the base point W (a pytree).
-      x, y: a full batch ``(n, d)`` and integer labels ``(n,)``.
+      x, y: a full batch ``(n, …)`` and integer labels ``(n,)``.
       direction: ``U`` from :mod:`trust.core.perturb`; ``ΔW(η) = η·U``.
       etas: the grid of η (1-D).
       loss: ``"xent"``, ``"mse"`` or a callable ``loss(outputs, y)``.
       batch_size: η points evaluated at once; default :func:`grid_strategy`'s.
+      spec: what each tensor is (:func:`trust.base.spec.resolve`; ``None`` reads trust's own nets' names), which
+        decides the layers (``is_weight``).
 
     Raises:
       TrustError: NaN/Inf input, mismatched shapes, a zero base output batch, a zero base gradient, a zero-norm
@@ -279,6 +289,7 @@ def relative_distances(
         raise TrustError(f"η up to {np.max(np.abs(etas)):.3g} does not fit {dtype}; use smaller η or float64")
     etas = etas.astype(dtype)
     _check_inputs(apply, params, x, y, direction, etas)
+    flags = specs.layer_flags(params, spec)
     strategy = grid_strategy(etas.size, apply)
     if batch_size:
         strategy = strategy._replace(batch_size=batch_size)
@@ -304,7 +315,6 @@ def relative_distances(
         )
     direction_norms = leaf_norms(direction)
     sizes = size_ratio(direction_norms, leaf_norms(params))
-    flags = layer_flags(params)
     moved_zero = [n for n, a, layer in zip(names, sizes, flags) if layer and a == np.inf]
     if moved_zero:
         raise TrustError(

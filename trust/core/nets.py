@@ -22,6 +22,7 @@ from typing import NamedTuple, TypeVar
 import jax
 import jax.numpy as jnp
 
+from trust.base import spec as specs
 from trust.base.errors import TrustError
 
 
@@ -212,13 +213,14 @@ def experiment_mlp(
     )
 
 
-def nonzero_biases(key: jax.Array, params, std: float = 0.01):
-    """Every bias vector (ndim 1 leaf) re-drawn from N(0, std²): multiplicative optimisers (Madam) never
-    move a zero weight, so the authors initialised biases this way (docs/theory.md §4). Weight matrices are kept."""
+def nonzero_biases(key: jax.Array, params, std: float = 0.01, spec=None):
+    """Every bias and normalisation shift (:mod:`trust.base.spec`: the additive tensors, zero at initialisation)
+    re-drawn from N(0, std²): multiplicative optimisers (Madam) never move a zero weight, so the authors initialised
+    biases this way (docs/theory.md §4). Layers, normalisation gains included, are kept."""
     leaves, treedef = jax.tree_util.tree_flatten(params)
     out = [
-        std * jax.random.normal(jax.random.fold_in(key, i), p.shape, p.dtype) if jnp.ndim(p) == 1 else p
-        for i, p in enumerate(leaves)
+        std * jax.random.normal(jax.random.fold_in(key, i), p.shape, p.dtype) if leaf.role in ("bias", "shift") else p
+        for i, (p, leaf) in enumerate(zip(leaves, specs.parameters(params, spec)))
     ]
     return jax.tree_util.tree_unflatten(treedef, out)
 

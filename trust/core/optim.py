@@ -25,6 +25,8 @@ import jax.numpy as jnp
 import optax
 
 from trust.base import linalg
+from trust.base import spec as specs
+from trust.base.spec import Leaf
 
 sgd = optax.sgd
 adam = optax.adam
@@ -463,29 +465,31 @@ def madam_lns(
     )
 
 
-def _polar(g, diagonal: bool):
-    """The polar factor of :func:`trust.base.linalg.polar`, traceable: ``U_r V_rᵀ`` of a tensor as a
-    ``(−1, c_out)`` matrix (a bias as one row: ``g/‖g‖``) over the singular values above ``rank_cutoff·σ_max``;
-    ``sign(g)`` for a diagonal layer ``diag(g)`` (a normalisation gain); zero for a zero tensor."""
-    m = g.reshape(1, -1) if g.ndim < 2 else g.reshape(-1, g.shape[-1])
+def _polar(g, leaf: Leaf):
+    """The polar factor of :func:`trust.base.linalg.polar`, traceable: ``U_r V_rᵀ`` of a tensor as its matrix
+    (:func:`trust.base.spec.to_matrix`; a bias as one row: ``g/‖g‖``) over the singular values above
+    ``rank_cutoff·σ_max``; ``sign(g)`` for a gain ``diag(g)``; zero for a zero tensor."""
+    m = specs.to_matrix(g, leaf)
     cutoff = linalg.rank_cutoff(m.shape, m.dtype)
-    if diagonal:
+    if leaf.diagonal:
         return jnp.sign(g) * (jnp.abs(g) > cutoff * jnp.max(jnp.abs(g)))
     u, s, vt = jnp.linalg.svd(m, full_matrices=False)
     keep = s > cutoff * s[0]
-    return ((u * keep[None, :]) @ vt).reshape(g.shape)
+    return specs.from_matrix((u * keep[None, :]) @ vt, leaf, g.shape)
 
 
-def scale_by_polar() -> optax.GradientTransformation:
+def scale_by_polar(spec=None) -> optax.GradientTransformation:
     """Replace each tensor's update by its orthogonal polar factor ``U_r V_rᵀ`` (exact SVD): every nonzero
     singular value becomes 1, the steepest-descent direction in the operator norm (docs/theory.md §8).
 
     Muon (``optax.contrib.muon``) approximates the same factor with a few Newton–Schulz iterations; this one
-    is exact, so it is the reference a test can hold an SVD against. Stateless.
+    is exact, so it is the reference a test can hold an SVD against. Stateless. ``spec``: what each tensor is
+    (:func:`trust.base.spec.resolve`; ``None`` reads trust's own nets' names).
 
     Example:
       >>> import jax.numpy as jnp
-      >>> t = scale_by_polar()
+      >>> from trust.base.spec import dense
+      >>> t = scale_by_polar(spec=dense())  # one plain matrix
       >>> jnp.round(t.update(jnp.array([[3.0, 0.0], [0.0, 0.5]]), t.init(None))[0], 6).tolist()
       [[1.0, 0.0], [0.0, 1.0]]
     """
@@ -493,17 +497,17 @@ def scale_by_polar() -> optax.GradientTransformation:
     def update_fn(updates, state, params=None):
         del params
         flat, structure = jax.tree_util.tree_flatten(updates)
-        polars = [_polar(g, d) for g, d in zip(flat, linalg.diagonal_flags(updates))]
+        polars = [_polar(g, leaf) for g, leaf in zip(flat, specs.parameters(updates, spec))]
         return jax.tree_util.tree_unflatten(structure, polars), state
 
     return optax.GradientTransformation(lambda params: optax.EmptyState(), update_fn)
 
 
-def orthogonal_sgd(learning_rate: optax.ScalarOrSchedule = 0.05) -> optax.GradientTransformation:
+def orthogonal_sgd(learning_rate: optax.ScalarOrSchedule = 0.05, spec=None) -> optax.GradientTransformation:
     """Orthogonalised SGD: ``W ← W − η·polar(g)`` per tensor, a spectral step of operator norm η on every
     matrix (docs/theory.md §8; Bernstein & Newhouse 2024, "Old optimizer, new norm", arXiv 2409.20325).
-    ``optax.chain(scale_by_polar(), optax.scale_by_learning_rate(learning_rate))``."""
-    return optax.chain(scale_by_polar(), optax.scale_by_learning_rate(learning_rate))
+    ``optax.chain(scale_by_polar(spec), optax.scale_by_learning_rate(learning_rate))``."""
+    return optax.chain(scale_by_polar(spec), optax.scale_by_learning_rate(learning_rate))
 
 
 muon = optax.contrib.muon

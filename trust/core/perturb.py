@@ -130,12 +130,12 @@ def frobenius_step(params, raw, sizes=1.0):
     return _rescaled(params, raw, sizes, "the direction")
 
 
-def spectral_step(params, raw, sizes=1.0, tol: float = 1e-6):
+def spectral_step(params, raw, sizes=1.0, tol: float = 1e-6, spec=None):
     """``‖ΔW_l‖_op = η·s_l·‖W_l‖_op``: ``U_l = s_l‖W_l‖_op·R_l/‖R_l‖_op``, operator norms from :mod:`trust.base.linalg`
     (exact SVD on small layers, power iteration to relative residual ``tol`` on large ones; a diagonal layer's is
-    ``max|s|``, a bias's its Euclidean norm)."""
+    ``max|s|``, a bias's its Euclidean norm); ``spec`` says what each tensor is (:mod:`trust.base.spec`)."""
     check_finite(raw, "direction")
-    return _rescaled(params, raw, sizes, "the direction", lambda tree: linalg.operator_norms(tree, tol))
+    return _rescaled(params, raw, sizes, "the direction", lambda tree: linalg.operator_norms(tree, tol, spec))
 
 
 def elementwise_step(params, raw, sizes=1.0):
@@ -153,9 +153,9 @@ def elementwise_step(params, raw, sizes=1.0):
     )
 
 
-def spectral_size(delta, params, tol: float = 1e-6) -> np.ndarray:
+def spectral_size(delta, params, tol: float = 1e-6, spec=None) -> np.ndarray:
     """``b_l = ‖ΔW_l‖_op/‖W_l‖_op`` per leaf; 0 where ΔW_l = 0, inf where only W_l is 0."""
-    return size_ratio(linalg.operator_norms(delta, tol), linalg.operator_norms(params, tol))
+    return size_ratio(linalg.operator_norms(delta, tol, spec), linalg.operator_norms(params, tol, spec))
 
 
 def elementwise_size(delta, params) -> np.ndarray:
@@ -187,9 +187,9 @@ GEOMETRIES: dict[str, Geometry] = {
 }
 
 
-def orthogonalised(grads):
+def orthogonalised(grads, spec=None):
     """``−polar(g_l)`` per tensor (:func:`trust.base.linalg.polar`): the orthogonalised negative gradient of Muon-like
-    steps (``−sign g`` on a diagonal layer, ``−g/‖g‖`` on a bias)."""
+    steps (``−sign g`` on a gain, ``−g/‖g‖`` on a bias); ``spec`` as in :func:`spectral_step`."""
     return unflatten_like(
-        grads, [-jnp.asarray(q, dtype=jnp.asarray(g).dtype) for q, g in zip(linalg.polars(grads), leaves(grads))]
+        grads, [-jnp.asarray(q, dtype=jnp.asarray(g).dtype) for q, g in zip(linalg.polars(grads, spec), leaves(grads))]
     )

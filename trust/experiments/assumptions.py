@@ -24,7 +24,8 @@ import numpy as np
 
 from trust.base.errors import TrustError
 from trust.base.schema import Config, Result, Verdict, param, value
-from trust.base.tree import leaf_names, leaves, weight_indices
+from trust.base.spec import trust_naming, weight_indices
+from trust.base.tree import leaf_names, leaves
 from trust.core import bounds, data, estimate, nets, train
 from trust.experiments.shared import points, rules
 from trust.experiments.shared.cell import gradient_slice, loss_and_accuracy
@@ -230,7 +231,8 @@ def at_point(config: AssumptionsConfig, net, params, x, y, ds, epoch: float) -> 
     dist = gradient_slice(net, params, x, y, config.eta)
     if dist is None:
         raise TrustError(f"a tensor's gradient is zero at epoch {epoch:g} (a dead net): the slice is undefined")
-    layers = weight_indices(params)
+    roles = trust_naming(params)
+    layers = [i for i, role in enumerate(roles) if role.is_layer]
     r = dist.gradient[:, layers]
     drt = bounds.drt_bound(dist.weight_relative_size)
     lam = estimate.sharpness(net.apply, params, x, y, tol=config.sharpness_tol, seed=config.seed)
@@ -249,7 +251,7 @@ def at_point(config: AssumptionsConfig, net, params, x, y, ds, epoch: float) -> 
         sharpness=lam,
         alpha=trans["alpha"],
         beta=trans["beta"],
-        conditioning=np.array([estimate.layer_conditioning(leaves(params)[i]) for i in layers]),
+        conditioning=np.array([estimate.layer_conditioning(leaves(params)[i], roles[i]) for i in layers]),
         relative_gradient=r,
         drt=drt,
         lipschitz=lipschitz,

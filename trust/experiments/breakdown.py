@@ -289,8 +289,8 @@ def _operator_norm_ratio(config, params, u, x, dist) -> np.ndarray | None:
     measured/bound is ≤ 1 at every η. ``None`` where φ is not 1-Lipschitz (the theorem does not apply)."""
     if config.activation == "leaky_relu" and abs(config.slope) > 1:
         return None
-    w_op = linalg.operator_norms([p["w"] for p in params])
-    u_op = linalg.operator_norms([d["w"] for d in u])
+    w_op = linalg.operator_norms([{"w": p["w"]} for p in params])
+    u_op = linalg.operator_norms([{"w": d["w"]} for d in u])
     x_norm = np.linalg.norm(np.asarray(x), axis=-1)
     per_eta = bounds.operator_norm_bound(w_op, dist.etas[:, None] * u_op, 1.0)  # ∏‖W‖·[∏(1+r) − 1]
     bound = per_eta[:, None] * x_norm[None, :]

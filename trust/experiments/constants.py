@@ -31,7 +31,8 @@ import jax
 import numpy as np
 
 from trust.base.schema import Config, Result, Verdict, param, value
-from trust.base.tree import leaf_norms, leaves, weight_indices
+from trust.base.spec import weight_indices
+from trust.base.tree import leaf_norms, leaves
 from trust.core import bounds, data, estimate, measure, perturb, train
 from trust.experiments.shared import cell, points, rules
 from trust.experiments.shared.runner import Experiment

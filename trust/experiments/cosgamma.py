@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from trust.base.schema import Config, Result, Verdict, param, value
-from trust.base.tree import weight_indices
+from trust.base.spec import weight_indices
 from trust.core import data, estimate, measure, train
 from trust.core.estimate import MeanCI, mean_ci
 from trust.experiments.shared import points, rules

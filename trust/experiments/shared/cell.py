@@ -22,7 +22,8 @@ import numpy as np
 
 from trust.base.errors import Diverged, TrustError
 from trust.base.schema import Config, Result, param, value
-from trust.base.tree import leaf_norms, weight_indices
+from trust.base.spec import weight_indices
+from trust.base.tree import leaf_norms
 from trust.core import bounds, estimate, measure, perturb, train
 from trust.core.losses import cross_entropy
 from trust.experiments.shared import authors, points, rules

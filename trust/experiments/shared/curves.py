@@ -9,7 +9,7 @@ import numpy as np
 
 from trust.base.errors import Diverged
 from trust.base.schema import Result, value
-from trust.base.tree import weight_indices
+from trust.base.spec import weight_indices
 from trust.core import train
 from trust.experiments.shared.runner import Experiment
 

@@ -16,7 +16,8 @@ import numpy as np
 from trust.base import linalg, tree
 from trust.base.errors import Diverged, TrustError
 from trust.base.schema import Config, Result, param, value
-from trust.base.tree import leaf_norms, leaves, weight_indices
+from trust.base.spec import weight_indices
+from trust.base.tree import leaf_norms, leaves
 from trust.core import bounds, measure, perturb, train
 from trust.experiments.shared import points
 from trust.experiments.shared.runner import Experiment

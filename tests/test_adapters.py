@@ -441,3 +441,52 @@ def test_a_transformer_block_with_its_spec_declared_is_measured_layer_by_layer()
     # the step is stored in float32: its size is 0.5 to float32 rounding
     expected = [0.0 if n.endswith("shift") else 0.5 for n in names]  # a zero tensor (the shifts) is not moved
     np.testing.assert_allclose(perturb.spectral_size(step, params, spec=BLOCK_SPEC), expected, rtol=1e-6)
+
+
+# --------------------------------------------------------------------------------------------- the command line
+
+OWN_MODEL = """
+import jax, jax.numpy as jnp
+import trust
+from trust.core.adapters import Model
+
+def build():
+    k = jax.random.split(jax.random.key(0), 3)
+    params = {"enc": {"kernel": jax.random.normal(k[0], (64, 16)) / 8},
+              "dec": {"kernel": jax.random.normal(k[1], (16, 10)) / 4, "offset": jnp.zeros(10)}}
+    def apply(p, x):
+        return jnp.tanh(x @ p["enc"]["kernel"]) @ p["dec"]["kernel"] + p["dec"]["offset"][None, :]
+    spec = {"enc.kernel": trust.spec.dense(), "dec.kernel": trust.spec.dense(), "dec.offset": trust.spec.bias()}
+    return Model(apply, params, spec, "a tanh net"), jax.random.normal(k[2], (50, 64)), jnp.arange(50) % 10
+"""
+
+
+def test_trust_breakdown_takes_your_own_model_and_records_its_spec_and_hash(tmp_path, capsys):
+    import json
+
+    from trust.front.cli import main
+
+    module = tmp_path / "mine.py"
+    module.write_text(OWN_MODEL)
+    out = tmp_path / "run"
+    argv = ["breakdown", "--model-file", f"{module}:build", "--eta-steps", "8", "--out", str(out)]
+    assert main(argv) == 0
+    config = json.loads((out / "config.json").read_text())["config"]
+    import hashlib
+
+    assert config["model_sha256"] == hashlib.sha256(module.read_bytes()).hexdigest()
+    net = json.loads((out / "results.json").read_text())["net"]
+    assert net["kind"] == "own" and net["source"] == "a tanh net" and net["depth"] == 2
+    assert net["roles"] == ["linear (0,)→(1,)", "bias", "linear (0,)→(1,)"]  # dec.kernel, dec.offset, enc.kernel
+    assert main(argv) == 0 and "reused the finished run" in capsys.readouterr().out
+    module.write_text(OWN_MODEL.replace("/ 8}", "/ 9}"))  # another model in the same file: not reused
+    assert main(argv) == 2 and "holds a run with a different config" in capsys.readouterr().err
+    for bad, message in [
+        ([f"{module}:nothing"], "has no function 'nothing'"),
+        ([str(module)], "name the function too"),
+        ([str(FIXTURES / "torch_mlp.safetensors")], "needs --architecture (mlp or resnet)"),
+        ([str(tmp_path / "none.py:f")], "no model file at"),
+    ]:
+        assert main(["breakdown", "--model-file", *bad, "--dry-run"]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err

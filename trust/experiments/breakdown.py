@@ -17,15 +17,16 @@ from typing import Any
 import jax
 import numpy as np
 
-from trust.base import linalg
+from trust.base import linalg, spec
 from trust.base.errors import TrustError
 from trust.base.schema import Config, Result, Verdict, param, value
-from trust.base.tree import leaves
+from trust.base.tree import leaf_names, leaves
 from trust.core import bounds, data, losses, measure, nets, perturb
-from trust.experiments.shared import points, rules
+from trust.experiments.shared import own_model, points, rules
 from trust.experiments.shared.runner import Experiment
 
 ETA0 = "the bound is 0 at η = 0, where the measurement is 0 too"
+ARCHITECTURES = ("mlp", "resnet")  # trust.core.adapters.torch_file (imported only when a .safetensors file is read)
 
 # name → ``build(config, d_in, n_out)``
 NETS: dict[str, Callable] = {
@@ -69,11 +70,19 @@ class BreakdownConfig(Config):
     loss: str = param("xent", "the loss", choices=losses.LOSSES)
     seed: int = param(0, "random seed")
     x64: bool = param(False, "compute in float64")
+    model_file: str = param(
+        "", "your own model instead of --net: path.py:function returning (model, x, y), or a .safetensors file"
+    )
+    architecture: str = param("", "the trust net a .safetensors file holds", choices=("", *ARCHITECTURES))
+    image: tuple[int, ...] = param((), "(H W C) of a safetensors resnet's input", minimum=1)
+    model_sha256: str = param("", "the model file's SHA-256 (filled in from --model-file)")
 
     def validate(self):
+        if self.model_file.endswith(".safetensors") and not self.architecture:
+            raise TrustError("a .safetensors --model-file needs --architecture (mlp or resnet)")
         if self.net == "residual" and self.depth < 3:
             raise TrustError("a residual MLP needs depth ≥ 3 (residual hidden layers sit between the first and last)")
-        if self.layer > self.depth:
+        if self.layer > self.depth and not self.model_file:
             raise TrustError(f"layer must lie in 1..{self.depth}, got {self.layer}")
         if not self.eta_max > 0:
             raise TrustError(f"eta_max must be > 0, got {self.eta_max}")
@@ -86,11 +95,13 @@ class BreakdownConfig(Config):
 
 @dataclass(frozen=True)
 class NetInfo:
-    kind: str
+    kind: str  # a --net choice, or "own" (--model-file)
     widths: tuple[int, ...]
     depth: int
     n_params: int
     n_examples: int
+    source: str = ""  # an own model's source (trust.core.adapters.Model.source)
+    roles: tuple[str, ...] = ()  # an own model's spec, one role per tensor (trust.base.spec.Leaf.describe)
 
     @property
     def label(self) -> str:
@@ -205,6 +216,32 @@ def _floats(x) -> np.ndarray:
     return np.asarray(x, dtype=float)
 
 
+def _own_model(config: BreakdownConfig):
+    """An own model's NetInfo, parameters, batch, direction and distances (``--model-file``); ``single`` moves its
+    ``layer``-th layer by the spec."""
+    with jax.enable_x64(config.x64):
+        key = jax.random.key(config.seed)
+        model, x, y = own_model.load(
+            config.model_file, config.architecture, config.image, config.dataset, jax.random.fold_in(key, 0),
+            config.n_examples,
+        )  # fmt: skip
+        grads = measure.full_batch_gradient(model.apply, model.params, x, y, config.loss)
+        layers = [
+            n for n, leaf in zip(leaf_names(model.params), spec.resolve(model.params, model.spec)) if leaf.is_layer
+        ]
+        if config.perturb == "single" and config.layer > len(layers):
+            raise TrustError(f"layer must lie in 1..{len(layers)} (the model's layers), got {config.layer}")
+        if config.perturb == "single":
+            u = perturb.single_layer(perturb.along_gradient(model.params, grads), layers[config.layer - 1])
+        else:
+            u = perturb.direction(config.perturb, model.params, grads, jax.random.fold_in(key, 2), config.layer)
+        dist = measure.relative_distances(model.apply, model.params, x, y, u, config.etas, config.loss, spec=model.spec)
+    roles = tuple(model.spec[n].describe() for n in dist.names)
+    n_params = int(sum(p.size for p in leaves(model.params)))
+    info = NetInfo("own", (), len(layers), n_params, int(x.shape[0]), model.source, roles)
+    return info, model.params, x, u, dist
+
+
 def measure_at_init(config: BreakdownConfig):
     """The net, its parameters, the measurement batch, the direction and the distances along it."""
     with jax.enable_x64(config.x64):
@@ -221,8 +258,14 @@ def measure_at_init(config: BreakdownConfig):
 
 
 def run(config: BreakdownConfig) -> BreakdownResult:
-    """Measure the breakdown slice at initialisation and hold it against the bounds."""
-    net, params, x, u, dist = measure_at_init(config)
+    """Measure the breakdown slice at initialisation (or at an own model's parameters) and hold it against the
+    bounds."""
+    if config.model_file:
+        info, params, x, u, dist = _own_model(config)
+    else:
+        net, params, x, u, dist = measure_at_init(config)
+        n_params = int(sum(p.size for p in leaves(params)))
+        info = NetInfo(config.net, tuple(net.widths), net.depth, n_params, int(x.shape[0]))
     weights = np.flatnonzero(dist.is_weight)
     first = weights[0]
     drt = bounds.drt_bound(dist.weight_relative_size)
@@ -244,12 +287,12 @@ def run(config: BreakdownConfig) -> BreakdownResult:
         gradient_first_over_lipschitz=_ratio(dist.gradient[:, first], lip_first),
         gradient_total_over_lipschitz=_ratio(dist.gradient_total, lip_total),
     )
-    opnorm = _operator_norm_ratio(config, params, u, x, dist) if config.net == "theorem1" else None
+    opnorm = (
+        _operator_norm_ratio(config, params, u, x, dist) if config.net == "theorem1" and not config.model_file else None
+    )
     bulk: dict[str, Any] = {f: np.asarray(getattr(dist, f)) for f in BULK}
     return BreakdownResult(
-        net=NetInfo(
-            config.net, tuple(net.widths), net.depth, int(sum(p.size for p in leaves(params))), int(x.shape[0])
-        ),
+        net=info,
         names=dist.names,
         weight_names=tuple(dist.names[i] for i in weights),
         eta=_floats(dist.etas),

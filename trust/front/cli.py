@@ -15,7 +15,7 @@ import sys
 import tempfile
 import traceback
 import typing
-from dataclasses import MISSING, fields
+from dataclasses import MISSING, fields, replace
 from pathlib import Path
 
 from trust import __version__
@@ -23,7 +23,7 @@ from trust.base import parallel
 from trust.base.errors import REPORT_BUG, TrustError
 from trust.core import data
 from trust.experiments import REGISTRY
-from trust.experiments.shared import runner
+from trust.experiments.shared import own_model, runner
 from trust.experiments.shared.runner import Experiment
 from trust.views import VIEWS, plots
 
@@ -80,6 +80,8 @@ def dry_run(name: str, config, out: str | None) -> str:
     and are sound), ``--out`` is writable or already holds this very run, and how many cells a study would
     compute or reuse. Bad input raises :class:`TrustError`, as the real run would — but before an hour of work."""
     lines = [f"dry run of `trust {name}`: the values are valid"]
+    if getattr(config, "model_file", ""):
+        lines.append(own_model.check(config.model_file, config.architecture, config.image))
     dataset = getattr(config, "dataset", None)
     if dataset is not None:
         import jax
@@ -110,6 +112,8 @@ def run_command(name: str, args: argparse.Namespace) -> None:
     """Run (or reuse) one experiment from parsed arguments; print its summary, or its JSON with ``--json``."""
     experiment = REGISTRY[name]
     config = experiment.config.from_dict(vars(args))
+    if getattr(config, "model_file", ""):  # the file's content is part of the run's identity
+        config = replace(config, model_sha256=own_model.digest(config.model_file))
     if args.dry_run:
         print(dry_run(name, config, args.out))
         return

@@ -120,7 +120,7 @@ def _resnet(t: _Tensors, image):
         blocks[-1] += 1
         params.append(block)
         i += 1
-    head = {"w": t.take("head.weight", 2), "b": t.take("head.bias", 1)}
+    head: dict = {"w": t.take("head.weight", 2), "b": t.take("head.bias", 1)}
     if batch:
         head["norm"] = _norm(t, "norm", stats)
     params.append(head)

@@ -407,20 +407,21 @@ BLOCK_SPEC = {"attn": {"q": spec.linear((0,), (1, 2)), "k": spec.linear((0,), (1
               "head": spec.dense()}  # fmt: skip
 
 
+def _block_params(rng, d, heads, head_dim):
+    """The block's parameters: attention kernels ~ N(0, 1/d), unit LayerNorm gains, zero shifts."""
+    attention = {k: rng.normal(size=(d, heads, head_dim)) for k in ("q", "k", "v")}
+    attention["o"] = rng.normal(size=(heads, head_dim, d))
+    dense = {"up": rng.normal(size=(d, 16)), "down": rng.normal(size=(16, d)) * np.sqrt(d) / 4}
+    return {"attn": {k: jnp.asarray(v / np.sqrt(d)) for k, v in attention.items()},
+            "ln1": {"scale": jnp.ones(d), "shift": jnp.zeros(d)}, "ln2": {"scale": jnp.ones(d), "shift": jnp.zeros(d)},
+            "mlp": {k: jnp.asarray(v / np.sqrt(d)) for k, v in dense.items()},
+            "head": jnp.asarray(rng.normal(size=(d, 10)) / np.sqrt(d))}  # fmt: skip
+
+
 def test_a_transformer_block_with_its_spec_declared_is_measured_layer_by_layer():
     rng = np.random.default_rng(0)
     d, heads, head_dim = 8, 2, 4
-    shapes = {
-        "q": (d, heads, head_dim),
-        "k": (d, heads, head_dim),
-        "v": (d, heads, head_dim),
-        "o": (heads, head_dim, d),
-    }
-    norm = {"scale": jnp.ones(d), "shift": jnp.zeros(d)}
-    params = {"attn": {k: jnp.asarray(rng.normal(size=s) / np.sqrt(d)) for k, s in shapes.items()},
-              "ln1": norm, "ln2": dict(norm), "mlp": {"up": jnp.asarray(rng.normal(size=(d, 16)) / np.sqrt(d)),
-                                                      "down": jnp.asarray(rng.normal(size=(16, d)) / 4)},
-              "head": jnp.asarray(rng.normal(size=(d, 10)) / np.sqrt(d))}  # fmt: skip
+    params = _block_params(rng, d, heads, head_dim)
     x, y = jnp.asarray(rng.normal(size=(16, 5, d))), jnp.asarray(np.arange(16) % 10)
     with pytest.raises(TrustError, match=r"tensor attn\.k .* is not named as in trust's own nets"):
         spec.layer_flags(params)
@@ -490,3 +491,27 @@ def test_trust_breakdown_takes_your_own_model_and_records_its_spec_and_hash(tmp_
         assert main(["breakdown", "--model-file", *bad, "--dry-run"]) == 2
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1, err
+
+
+def test_the_assumption_fits_run_on_your_own_model():
+    """The slice and both shapes fitted on the declared transformer block: per layer and pooled, each fit the one
+    estimate.fit_* gives on the measured columns (the same numbers, float32 inputs fitted in float64)."""
+    from trust.core import estimate
+    from trust.experiments.assumptions import slice_fits
+
+    rng = np.random.default_rng(1)
+    d = 8
+    params = _block_params(rng, d, 2, 4)
+    x, y = jnp.asarray(rng.normal(size=(16, 5, d))), jnp.asarray(np.arange(16) % 10)
+    eta = np.geomspace(1e-3, 0.2, 6)
+    attention = {"attention": [0, 1, 2, 3], "rest": [4, 5, 6, 7, 8]}
+    fits = slice_fits(_block, params, x, y, eta, BLOCK_SPEC, attention, sharpness_tol=1e-3)
+    assert fits.layers[:4] == ("attn.k", "attn.o", "attn.q", "attn.v") and len(fits.layers) == 9
+    assert [g.group for g in fits.groups] == ["attention", "rest"] and fits.sharpness > 0
+    for i in range(len(fits.layers)):
+        drt = estimate.fit_drt_shape(fits.relative_gradient[:, i], fits.drt)
+        assert fits.drt_exponent[i] == drt.parameter
+    pooled = estimate.fit_lipschitz_shape(fits.relative_gradient[:, :4], fits.lipschitz[:, :4])
+    assert fits.groups[0].lipschitz_factor == pooled.parameter
+    with pytest.raises(TrustError, match=r"tensor attn\.k .* is not named as in trust's own nets"):
+        slice_fits(_block, params, x, y, eta)

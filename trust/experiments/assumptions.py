@@ -24,11 +24,12 @@ import numpy as np
 
 from trust.base.errors import TrustError
 from trust.base.schema import Config, Result, Verdict, param, value
-from trust.base.spec import trust_naming, weight_indices
-from trust.base.tree import leaf_names, leaves
-from trust.core import bounds, data, estimate, nets, train
+from trust.base.spec import resolve as spec_of
+from trust.base.spec import weight_indices
+from trust.base.tree import leaf_names, leaf_norms, leaves
+from trust.core import bounds, data, estimate, measure, nets, perturb, train
 from trust.experiments.shared import points, rules
-from trust.experiments.shared.cell import gradient_slice, loss_and_accuracy
+from trust.experiments.shared.cell import loss_and_accuracy
 from trust.experiments.shared.runner import Experiment
 
 # name → the training configuration's net fields (docs/theory.md §1)
@@ -226,20 +227,66 @@ def _fit_group(group: str, names, ix, eta, r, drt, lipschitz) -> GroupFit:
     return GroupFit(group, tuple(names[i] for i in ix), *d, *lip, verdict, *slopes)
 
 
-def at_point(config: AssumptionsConfig, net, params, x, y, ds, epoch: float) -> PointAssumptions:
-    """Everything measured at one point (see the module docstring)."""
-    dist = gradient_slice(net, params, x, y, config.eta)
-    if dist is None:
-        raise TrustError(f"a tensor's gradient is zero at epoch {epoch:g} (a dead net): the slice is undefined")
-    roles = trust_naming(params)
+@dataclass(frozen=True)
+class SliceFits:
+    """The fixed-gradient slice at one point of any model and both shapes fitted to it (:func:`slice_fits`)."""
+
+    layers: tuple[str, ...]  # the layers by the spec, flatten order
+    sharpness: float
+    gradient_norm: float
+    relative_gradient: np.ndarray  # (e, l)
+    drt: np.ndarray  # (e,)
+    lipschitz: np.ndarray  # (e, l)
+    drt_exponent: np.ndarray  # (l,)
+    lipschitz_factor: np.ndarray  # (l,)
+    conditioning: np.ndarray  # (l,)
+    groups: tuple[GroupFit, ...]
+
+
+def slice_fits(apply, params, x, y, eta, spec=None, groups=None, sharpness_tol: float = 1e-3, seed: int = 0):
+    """Any model's slice and fits at ``params``: every tensor moves by ``η‖W_l‖`` along ``−g_l/‖g_l‖``, each
+    layer's relative gradient change is fitted with the DRT shape and the Lipschitz shape (λ the sharpness at
+    ``params``), per layer and per group. ``spec`` says which tensors are layers (:mod:`trust.base.spec`);
+    ``groups``: group name → indices into the layers (default: one group of them all). Raises where a tensor's
+    gradient is zero (the slice's direction is undefined)."""
+    eta = np.asarray(eta, dtype=float)
+    roles = spec_of(params, spec)
     layers = [i for i, role in enumerate(roles) if role.is_layer]
+    grads = measure.full_batch_gradient(apply, params, x, y)
+    zero = [n for n, g in zip(leaf_names(params), leaf_norms(grads)) if not g > 0]
+    if zero:
+        raise TrustError(f"the gradient of tensor {zero[0]} is zero (a dead net?): the slice is undefined")
+    dist = measure.relative_distances(apply, params, x, y, perturb.along_gradient(params, grads), eta, spec=roles)
     r = dist.gradient[:, layers]
     drt = bounds.drt_bound(dist.weight_relative_size)
-    lam = estimate.sharpness(net.apply, params, x, y, tol=config.sharpness_tol, seed=config.seed)
+    lam = estimate.sharpness(apply, params, x, y, tol=sharpness_tol, seed=seed)
     lipschitz = bounds.lipschitz_prediction(lam, dist.delta_norm[:, None], 1.0) / dist.gradient_norm[layers][None, :]
     per_layer = [(estimate.fit_drt_shape(r[:, i], drt), estimate.fit_lipschitz_shape(r[:, i], lipschitz[:, i]))
                  for i in range(len(layers))]  # fmt: skip
     names = [dist.names[i] for i in layers]
+    groups = {"all layers": list(range(len(layers)))} if groups is None else groups
+    return SliceFits(
+        layers=tuple(names),
+        sharpness=lam,
+        gradient_norm=float(np.linalg.norm(dist.gradient_norm)),
+        relative_gradient=r,
+        drt=drt,
+        lipschitz=lipschitz,
+        drt_exponent=np.array([d.parameter for d, _ in per_layer]),
+        lipschitz_factor=np.array([lip.parameter for _, lip in per_layer]),
+        conditioning=np.array([estimate.layer_conditioning(leaves(params)[i], roles[i]) for i in layers]),
+        groups=tuple(_fit_group(g, names, ix, eta, r, drt, lipschitz) for g, ix in groups.items()),
+    )
+
+
+def at_point(config: AssumptionsConfig, net, params, x, y, ds, epoch: float) -> PointAssumptions:
+    """Everything measured at one point (see the module docstring)."""
+    layers = weight_indices(params)
+    groups = layer_groups(net, leaf_names(params), layers)
+    try:
+        fits = slice_fits(net.apply, params, x, y, config.eta, None, groups, config.sharpness_tol, config.seed)
+    except TrustError as err:
+        raise TrustError(f"at epoch {epoch:g}: {err}") from None
     trans = estimate.transmission(net, params, x)
     # full training set, training mode for BatchNorm: the function the slice measures
     loss, acc = (float(v) for v in loss_and_accuracy(net.apply, params, ds.x_train, ds.y_train))
@@ -247,20 +294,17 @@ def at_point(config: AssumptionsConfig, net, params, x, y, ds, epoch: float) -> 
         epoch=epoch,
         train_loss=loss,
         train_acc=acc,
-        gradient_norm=float(np.linalg.norm(dist.gradient_norm)),
-        sharpness=lam,
+        gradient_norm=fits.gradient_norm,
+        sharpness=fits.sharpness,
         alpha=trans["alpha"],
         beta=trans["beta"],
-        conditioning=np.array([estimate.layer_conditioning(leaves(params)[i], roles[i]) for i in layers]),
-        relative_gradient=r,
-        drt=drt,
-        lipschitz=lipschitz,
-        drt_exponent=np.array([d.parameter for d, _ in per_layer]),
-        lipschitz_factor=np.array([lip.parameter for _, lip in per_layer]),
-        groups=tuple(
-            _fit_group(g, names, ix, config.eta, r, drt, lipschitz)
-            for g, ix in layer_groups(net, leaf_names(params), layers).items()
-        ),
+        conditioning=fits.conditioning,
+        relative_gradient=fits.relative_gradient,
+        drt=fits.drt,
+        lipschitz=fits.lipschitz,
+        drt_exponent=fits.drt_exponent,
+        lipschitz_factor=fits.lipschitz_factor,
+        groups=fits.groups,
     )
 
 

@@ -167,3 +167,49 @@ def test_cifar10_reads_real_binary_batches(tmp_path):
     (root / "test_batch.bin").write_bytes(b"\x00" * 100)
     with pytest.raises(TrustError, match="3073-byte records"):
         data.cifar10(tmp_path)
+
+
+def _numpy_transformer(params, x, image, heads):
+    """The transformer of docs/theory.md §1 written again in NumPy float64 from its definition: rows as tokens,
+    sinusoidal positions, pre-LayerNorm attention and ReLU MLP blocks, a mean-pooled linear head."""
+    n, (tokens, cols, channels) = x.shape[0], image
+    h = np.asarray(x, dtype=float).reshape(n, tokens, cols * channels)
+
+    def lin(layer, z):
+        return z @ np.asarray(layer["w"]).T + (np.asarray(layer["b"]) if "b" in layer else 0.0)
+
+    def norm(layer, z):
+        z = (z - z.mean(-1, keepdims=True)) / np.sqrt(z.var(-1, keepdims=True) + 1e-5)
+        return z * np.asarray(layer["scale"]) + np.asarray(layer["shift"])
+
+    d = params[0]["w"].shape[0]
+    t = np.arange(tokens)[:, None]
+    freq = 1e4 ** (-np.arange(0, d, 2) / d)
+    h = lin(params[0], h) + np.concatenate([np.sin(t * freq), np.cos(t * freq)], axis=1)
+    for block in params[1:-1]:
+        a = norm(block["norm1"], h)
+        q, k, v = (lin(block[name], a).reshape(n, tokens, heads, d // heads) for name in ("q", "k", "v"))
+        scores = np.einsum("nthk,nshk->nhts", q, k) / np.sqrt(d // heads)
+        weights = np.exp(scores - scores.max(-1, keepdims=True))
+        weights /= weights.sum(-1, keepdims=True)
+        h = h + lin(block["o"], np.einsum("nhts,nshk->nthk", weights, v).reshape(n, tokens, d))
+        h = h + lin(block["down"], np.maximum(lin(block["up"], norm(block["norm2"], h)), 0.0))
+    return lin(params[-1], norm(params[-1]["norm"], h).mean(axis=1))
+
+
+def test_the_transformer_is_its_definition(key):
+    """Logits against the NumPy transcription (float64, a few hundred operations: ~1e-14 relative); PyTorch-default
+    U(±1/√fan_in) weights; roles read by trust's names; bad shapes refused."""
+    from trust.base import spec
+
+    net = nets.transformer((6, 4, 1), 10, width=8, blocks=2)
+    params = net.init(key)
+    x = jax.random.normal(jax.random.fold_in(key, 1), (5, 24))
+    np.testing.assert_allclose(net.apply(params, x), _numpy_transformer(params, x, (6, 4, 1), 2), rtol=1e-12,
+                               atol=1e-13)  # fmt: skip
+    assert net.depth == 10 and len(net.phi_inputs(params, x)) == 2
+    assert float(jnp.max(jnp.abs(params[1]["q"]["w"]))) <= 8**-0.5  # U(±1/√fan_in)
+    roles = spec.record(params)
+    assert roles["2.q.w"] == "linear (1,)→(0,)" and roles["2.norm1.scale"] == "gain" and roles["3.up.b"] == "bias"
+    with pytest.raises(TrustError, match="width must be even and divisible by heads"):
+        nets.transformer((6, 4, 1), 10, width=7)

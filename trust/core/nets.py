@@ -159,11 +159,11 @@ class MLP:
 
 
 @partial(jax.jit, static_argnums=(0, 2))
-def _init(spec: MLP | ResNet, key, dtype):
+def _init(spec: MLP | ResNet | Transformer, key, dtype):
     return spec._draw(key, dtype)
 
 
-Net = TypeVar("Net", "MLP", "ResNet")
+Net = TypeVar("Net", "MLP", "ResNet", "Transformer")
 
 
 @functools.cache
@@ -385,6 +385,119 @@ class ResNet:
         head = params[-1]
         h = phi(normalise(head["norm"], h) if "norm" in head else h)
         return h.mean(axis=(1, 2)) @ head["w"].T + head["b"][None, :], stats_out, phi_in
+
+
+@dataclass(frozen=True)
+class Transformer:
+    """A small pre-LayerNorm transformer encoder that classifies an image read as a sequence of its rows (docs/theory.md
+    §1): tokens are the ``H`` rows of ``W·C`` pixels, embedded by a linear map with fixed sinusoidal positions
+    added; ``blocks`` blocks ``x + o(attention(q, k, v of n₁(x)))`` and ``x + down(φ(up(n₂(x))))``; then
+    ``n(·)``, the mean over tokens and a linear head. Attention has ``heads`` heads of width ``width/heads``; the
+    query, key, value and output maps are ``width × width`` matrices stored ``(out, in)`` as trust's ``w`` (read
+    by :func:`trust.base.spec.trust_naming` like the MLP's), initialised as PyTorch's ``nn.Linear``; LayerNorm
+    gains are layers ``diag(s)``, their shifts like biases."""
+
+    image: tuple[int, int, int]  # (H, W, C): H tokens of W·C pixels
+    n_classes: int
+    width: int = 32
+    blocks: int = 2
+    heads: int = 2
+    mlp_ratio: int = 2
+    activation: str = "relu"
+    slope: float = 0.01
+    eps: float = 1e-5
+
+    def __post_init__(self):
+        if len(self.image) != 3 or min(self.image) < 1 or self.n_classes < 1 or self.blocks < 1:
+            raise TrustError(f"image (H, W, C), n_classes and blocks must be ≥ 1, got {self.image}, "
+                             f"{self.n_classes}, {self.blocks}")  # fmt: skip
+        if self.width % self.heads or self.width % 2:
+            raise TrustError(f"width must be even and divisible by heads={self.heads}, got {self.width}")
+        activation_fn(self.activation, self.slope)
+
+    @property
+    def depth(self) -> int:
+        """L, the linear layers on the longest path: the embedding, value, output, up and down per block, the head."""
+        return 2 + 4 * self.blocks
+
+    def _shapes(self) -> list[tuple[str, int, int, bool]]:
+        """(name, fan_out, fan_in, bias?) of every linear map in ``init``'s order."""
+        d, m, p = self.width, self.mlp_ratio * self.width, self.image[1] * self.image[2]
+        per_block = [("q", d, d, False), ("k", d, d, False), ("v", d, d, False), ("o", d, d, False)]
+        per_block += [("up", m, d, True), ("down", d, m, True)]
+        return [("embed", d, p, True)] + per_block * self.blocks + [("head", self.n_classes, d, True)]
+
+    def init(self, key: jax.Array, dtype=None) -> list[dict]:
+        """``U(±1/√fan_in)`` matrices and biases (PyTorch's ``nn.Linear``), unit gains, zero shifts:
+        ``[embed, block…, head]``, each block ``{norm1, q, k, v, o, norm2, up, down}``."""
+        return _init(self, key, jnp.dtype(dtype or jnp.zeros(()).dtype))
+
+    def _draw(self, key, dtype) -> list[dict]:
+        shapes = self._shapes()  # one uniform draw for every matrix and bias, sliced (as MLP._draw)
+        sizes = [o * (i + 1) for _, o, i, _ in shapes]
+        flat = jax.random.uniform(key, (sum(sizes),), dtype, -1.0, 1.0)
+        linear, start = [], 0
+        for (_, fan_out, fan_in, bias), size in zip(shapes, sizes):
+            block = fan_in**-0.5 * flat[start : start + size].reshape(fan_out, fan_in + 1)
+            start += size
+            linear.append({"w": block[:, :fan_in], "b": block[:, fan_in]} if bias else {"w": block[:, :fan_in]})
+
+        def norm():
+            return {"scale": jnp.ones((self.width,), dtype), "shift": jnp.zeros((self.width,), dtype)}
+
+        params: list[dict] = [linear[0]]
+        for b in range(self.blocks):
+            q, k, v, o, up, down = linear[1 + 6 * b : 7 + 6 * b]
+            params.append({"norm1": norm(), "q": q, "k": k, "v": v, "o": o, "norm2": norm(), "up": up, "down": down})
+        return params + [{**linear[-1], "norm": norm()}]
+
+    def apply(self, params: list[dict], x: jax.Array) -> jax.Array:
+        """Logits ``(n, n_classes)`` of flat images ``(n, H·W·C)`` or images ``(n, H, W, C)``."""
+        return self._forward(params, x)[0]
+
+    def phi_inputs(self, params: list[dict], x: jax.Array) -> list[jax.Array]:
+        """The input of every φ (each block's MLP pre-activation, ``(n, H, mlp_ratio·width)``)."""
+        return self._forward(params, x)[1]
+
+    def _positions(self, dtype) -> jax.Array:
+        """Sinusoidal positions ``(H, width)`` (Vaswani et al. 2017): sin and cos at geometric frequencies."""
+        t = jnp.arange(self.image[0], dtype=dtype)[:, None]
+        freq = jnp.exp(-jnp.log(jnp.asarray(1e4, dtype)) * jnp.arange(0, self.width, 2, dtype=dtype) / self.width)
+        return jnp.concatenate([jnp.sin(t * freq[None, :]), jnp.cos(t * freq[None, :])], axis=1)
+
+    def _forward(self, params, x):
+        phi, n = activation_fn(self.activation, self.slope), x.shape[0]
+        tokens, d, heads = self.image[0], self.width, self.heads
+        h = x.reshape(n, tokens, self.image[1] * self.image[2])
+
+        def linear(layer, z):
+            out = z @ layer["w"].T
+            return out + layer["b"][None, None, :] if "b" in layer else out
+
+        def norm(layer, z):
+            mean, var = z.mean(axis=-1, keepdims=True), z.var(axis=-1, keepdims=True)
+            return (z - mean) * jax.lax.rsqrt(var + self.eps) * layer["scale"][None, None, :] + layer["shift"][
+                None, None, :
+            ]
+
+        h = linear(params[0], h) + self._positions(h.dtype)[None, :, :]
+        phi_in = []
+        for block in params[1:-1]:
+            a = norm(block["norm1"], h)
+            q, k, v = (linear(block[name], a).reshape(n, tokens, heads, d // heads) for name in ("q", "k", "v"))
+            weights = jax.nn.softmax(jnp.einsum("nthk,nshk->nhts", q, k) * (d // heads) ** -0.5, axis=-1)
+            h = h + linear(block["o"], jnp.einsum("nhts,nshk->nthk", weights, v).reshape(n, tokens, d))
+            z = linear(block["up"], norm(block["norm2"], h))
+            phi_in.append(z)
+            h = h + linear(block["down"], phi(z))
+        head = params[-1]
+        pooled = norm(head["norm"], h).mean(axis=1)
+        return pooled @ head["w"].T + head["b"][None, :], phi_in
+
+
+def transformer(image, n_classes: int, width: int = 32, blocks: int = 2, activation: str = "relu") -> Transformer:
+    """A :class:`Transformer` (one object per distinct net: its ``apply`` is a jit static argument)."""
+    return _shared(Transformer(tuple(image), n_classes, width, blocks, activation=activation))
 
 
 def _conv(h, w, stride: int):

@@ -74,6 +74,7 @@ MODELS: dict[str, Callable] = {
     ),
     "resnet8": lambda c, ds: nets.resnet(_image(ds), ds.n_classes, 8, c.norm, c.channels),
     "resnet16": lambda c, ds: nets.resnet(_image(ds), ds.n_classes, 16, c.norm, c.channels),
+    "transformer": lambda c, ds: nets.transformer(_image(ds), ds.n_classes, c.width, c.depth, c.activation),
 }
 
 
@@ -84,12 +85,14 @@ class TrainConfig(Config):
     optimizer: str = param("fromage", "the optimiser", choices=OPTIMIZERS)
     learning_rate: float = param(0.0, "0: the optimiser's default (madam_lns: lr_factor)", flag="--lr", minimum=0)
     model: str = param(
-        "mlp", "the network: an MLP (depth, width, residual) or a ResNet (norm, channels)", choices=MODELS
+        "mlp",
+        "the network: an MLP (depth, width, residual), a ResNet (norm, channels) or a transformer (depth, width)",
+        choices=MODELS,
     )
-    depth: int = param(8, "mlp: L, the number of weight matrices", minimum=1)
-    width: int = param(128, "mlp: hidden width", minimum=1)
+    depth: int = param(8, "mlp: L, the number of weight matrices; transformer: its blocks", minimum=1)
+    width: int = param(128, "mlp: hidden width; transformer: the token width", minimum=1)
     residual: bool = param(False, "mlp: residual hidden layers h + φ(Wh + b)")
-    activation: str = param("relu", "mlp: the nonlinearity φ (gelu, softplus: smooth, no kink)",
+    activation: str = param("relu", "mlp, transformer: the nonlinearity φ (gelu, softplus: smooth, no kink)",
                             choices=nets.ACTIVATIONS)  # fmt: skip
     residual_first: bool = param(
         False, "mlp: the first layer too, x + φ(W₁x + b₁) (the authors' residual net; width = the input size)"

@@ -39,6 +39,7 @@ MODELS: dict[str, dict] = {
     "residual_mlp16": dict(model="mlp", depth=16, residual=True),
     "resnet8": dict(model="resnet8"),
     "resnet16": dict(model="resnet16"),
+    "transformer2": dict(model="transformer", depth=2),  # 2 blocks; width = --width, tokens = the image's rows
 }
 SINGULAR = "inf where a layer is numerically singular (κ beyond what its dtype can certify)"
 
@@ -196,8 +197,18 @@ class AssumptionsResult(Result):
 
 def layer_groups(net, names: list[str], layers: list[int]) -> dict[str, list[int]]:
     """The layers (indices into ``layers``) by group: an MLP's first, hidden and last matrices; a ResNet's stem,
-    each stage's kernels (projections included), the normalisation scales and the head."""
+    each stage's kernels (projections included), the normalisation scales and the head; a transformer's embedding,
+    attention maps, MLP maps, LayerNorm gains and head."""
     named = [names[i] for i in layers]
+    if isinstance(net, nets.Transformer):
+        kinds = {"q": "attention", "k": "attention", "v": "attention", "o": "attention", "up": "mlp", "down": "mlp"}
+        groups_t: dict[str, list[int]] = {}
+        for i, name in enumerate(named):
+            parts = name.split(".")
+            group = "norm gains" if parts[-1] == "scale" else kinds.get(parts[1] if len(parts) == 3 else "", "")
+            group = group or ("embedding" if parts[0] == "1" else "head")
+            groups_t.setdefault(group, []).append(i)
+        return groups_t
     if not hasattr(net, "blocks"):
         mlp = {"first": [0], "hidden": list(range(1, len(named) - 1)), "last": [len(named) - 1]}
         return {g: ix for g, ix in mlp.items() if ix}

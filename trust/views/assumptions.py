@@ -55,9 +55,9 @@ def summary_figure(results: list[AssumptionsResult]):
     initialisation, filled: end of training."""
     fig, axes = plots.subplots(1, 3, (14, 4.2))
     labels = [r.config.label for r in results]
-    markers = dict(
-        zip(["first", "hidden", "last", "stem", "stage 1", "stage 2", "stage 3", "norm scales", "head"], "o^svDP*Xh")
-    )
+    groups = ["first", "hidden", "last", "stem", "stage 1", "stage 2", "stage 3", "norm scales", "head"]
+    groups += ["embedding", "attention", "mlp", "norm gains"]  # a transformer's
+    markers = dict(zip(groups, "o^svDP*Xh<>dp"))
     seen = set()
     for x, r in enumerate(results):
         for k, point in enumerate(r.points):

@@ -17,7 +17,7 @@ Models: MLPs of depth 3 and 16, a residual MLP of depth 16, ResNet-8 and ResNet-
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -301,22 +301,9 @@ def at_point(config: AssumptionsConfig, net, params, x, y, ds, epoch: float) -> 
     trans = estimate.transmission(net, params, x)
     # full training set, training mode for BatchNorm: the function the slice measures
     loss, acc = (float(v) for v in loss_and_accuracy(net.apply, params, ds.x_train, ds.y_train))
-    return PointAssumptions(
-        epoch=epoch,
-        train_loss=loss,
-        train_acc=acc,
-        gradient_norm=fits.gradient_norm,
-        sharpness=fits.sharpness,
-        alpha=trans["alpha"],
-        beta=trans["beta"],
-        conditioning=fits.conditioning,
-        relative_gradient=fits.relative_gradient,
-        drt=fits.drt,
-        lipschitz=fits.lipschitz,
-        drt_exponent=fits.drt_exponent,
-        lipschitz_factor=fits.lipschitz_factor,
-        groups=fits.groups,
-    )
+    measured = {f.name: getattr(fits, f.name) for f in fields(SliceFits) if f.name != "layers"}
+    return PointAssumptions(epoch=epoch, train_loss=loss, train_acc=acc, alpha=trans["alpha"], beta=trans["beta"],
+                            **measured)  # fmt: skip
 
 
 def run(config: AssumptionsConfig) -> AssumptionsResult:

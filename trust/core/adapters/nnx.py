@@ -9,6 +9,7 @@ from another trace level."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any, cast
 
 import jax
 from flax import nnx
@@ -79,7 +80,8 @@ def from_nnx(model: nnx.Module, mode: str = "eval", spec: Mapping[str, Leaf] | N
     if mode not in MODES:
         raise TrustError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
     _tied(model)
-    graphdef, params, rest = nnx.split(model, nnx.Param, ...)  # type: ignore[misc]  # flax's stub: a variadic tuple
+    # graph, parameters and the rest (batch statistics, RNG state); flax types the result as a variadic tuple
+    graphdef, params, rest = cast(tuple[Any, Any, Any], nnx.split(model, nnx.Param, ...))
     pure = nnx.to_pure_dict(params)
     inferred: dict[str, Leaf | TrustError] = {}
     for path, module in nnx.iter_graph(model):

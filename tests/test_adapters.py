@@ -515,3 +515,24 @@ def test_the_assumption_fits_run_on_your_own_model():
     assert fits.groups[0].lipschitz_factor == pooled.parameter
     with pytest.raises(TrustError, match=r"tensor attn\.k .* is not named as in trust's own nets"):
         slice_fits(_block, params, x, y, eta)
+
+
+def test_trust_assumptions_takes_your_own_model_at_its_given_parameters(tmp_path, capsys):
+    import json
+
+    from trust.experiments import load
+    from trust.front.cli import main
+    from trust.views import VIEWS
+
+    module = tmp_path / "mine.py"
+    module.write_text(OWN_MODEL)
+    out = tmp_path / "run"
+    assert main(["assumptions", "--model-file", f"{module}:build", "--eta-steps", "5", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "a tanh net at its given parameters (2 layers in the bounds)" in printed
+    assert "α, β measured on trust's own nets only" in printed
+    result = load(out)
+    assert len(result.points) == 1 and result.layers == ("dec.kernel", "enc.kernel")
+    (row,) = VIEWS["assumptions"].rows({"mine": result})  # conftest holds the row to its rules
+    assert f"trust assumptions --model-file {module}:build" in row.claim and "given parameters:" in row.verdict
+    assert json.loads((out / "config.json").read_text())["config"]["model_sha256"]

@@ -18,8 +18,10 @@ Models: MLPs of depth 3 and 16, a residual MLP of depth 16, ResNet-8 and ResNet-
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
+from pathlib import Path
 from typing import Any
 
+import jax
 import numpy as np
 
 from trust.base.errors import TrustError
@@ -28,7 +30,7 @@ from trust.base.spec import resolve as spec_of
 from trust.base.spec import weight_indices
 from trust.base.tree import leaf_names, leaf_norms, leaves
 from trust.core import bounds, data, estimate, measure, nets, perturb, train
-from trust.experiments.shared import points, rules
+from trust.experiments.shared import own_model, points, rules
 from trust.experiments.shared.cell import loss_and_accuracy
 from trust.experiments.shared.runner import Experiment
 
@@ -69,8 +71,13 @@ class AssumptionsConfig(Config):
     n_measure: int = param(500, "measurement batch: the first n training examples (0: all)", minimum=0)
     sharpness_tol: float = param(1e-3, "relative tolerance of the Lanczos sharpness", minimum=1e-12)
     seed: int = param(0, "random seed")
+    model_file: str = own_model.model_file_param()  # measured at its given parameters, instead of --model
+    architecture: str = own_model.architecture_param()
+    image: tuple[int, ...] = own_model.image_param()
+    model_sha256: str = own_model.sha256_param()
 
     def validate(self):
+        own_model.validate(self)
         if self.norm != "none" and not self.model.startswith("resnet"):
             raise TrustError(f"norm applies to the resnets only, not to model {self.model!r}")
         if self.activation != "relu" and self.model.startswith("resnet"):
@@ -99,6 +106,8 @@ class AssumptionsConfig(Config):
 
     @property
     def label(self) -> str:
+        if self.model_file:  # the file's name (with its function), not its directory: a figure's tick label
+            return f"own model {Path(self.model_file).name}"
         return (
             self.model
             + ("" if self.norm == "none" else f" + {self.norm} norm")
@@ -306,8 +315,33 @@ def at_point(config: AssumptionsConfig, net, params, x, y, ds, epoch: float) -> 
                             **measured)  # fmt: skip
 
 
+def _own(config: AssumptionsConfig) -> AssumptionsResult:
+    """An own model (``--model-file``) at its given parameters: one point, its layers in one group; the
+    transmission (α, β) is measured on trust's own nets only."""
+    key = jax.random.key(config.seed)
+    model, x, y = own_model.load(
+        config.model_file, config.architecture, config.image, config.dataset, key, config.n_measure
+    )  # fmt: skip
+    fits = slice_fits(model.apply, model.params, x, y, config.eta, model.spec, None, config.sharpness_tol, config.seed)
+    loss, acc = (float(v) for v in loss_and_accuracy(model.apply, model.params, x, y))
+    measured = {f.name: getattr(fits, f.name) for f in fields(SliceFits) if f.name != "layers"}
+    point = PointAssumptions(epoch=0.0, train_loss=loss, train_acc=acc, alpha=np.zeros(0), beta=np.zeros(0),
+                             **measured)  # fmt: skip
+    return AssumptionsResult(
+        config=config,
+        description=f"{model.source} at its given parameters ({len(fits.layers)} layers in the bounds); slice η ∈ "
+        f"[{config.eta[0]:.2g}, {config.eta[-1]:.2g}] on {x.shape[0]} examples",
+        layers=fits.layers,
+        eta=config.eta,
+        points=(point,),
+    ).derive()
+
+
 def run(config: AssumptionsConfig) -> AssumptionsResult:
-    """Train the model once and measure at its initialisation and at the end of training."""
+    """Train the model once and measure at its initialisation and at the end of training (an own model: at its
+    given parameters)."""
+    if config.model_file:
+        return _own(config)
     tc = config.train_config()
     ds = train.load_data(tc)
     trained = train.train(tc, ds, progress=False)

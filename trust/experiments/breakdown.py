@@ -26,7 +26,6 @@ from trust.experiments.shared import own_model, points, rules
 from trust.experiments.shared.runner import Experiment
 
 ETA0 = "the bound is 0 at η = 0, where the measurement is 0 too"
-ARCHITECTURES = ("mlp", "resnet")  # trust.core.adapters.torch_file (imported only when a .safetensors file is read)
 
 # name → ``build(config, d_in, n_out)``
 NETS: dict[str, Callable] = {
@@ -70,16 +69,13 @@ class BreakdownConfig(Config):
     loss: str = param("xent", "the loss", choices=losses.LOSSES)
     seed: int = param(0, "random seed")
     x64: bool = param(False, "compute in float64")
-    model_file: str = param(
-        "", "your own model instead of --net: path.py:function returning (model, x, y), or a .safetensors file"
-    )
-    architecture: str = param("", "the trust net a .safetensors file holds", choices=("", *ARCHITECTURES))
-    image: tuple[int, ...] = param((), "(H W C) of a safetensors resnet's input", minimum=1)
-    model_sha256: str = param("", "the model file's SHA-256 (filled in from --model-file)")
+    model_file: str = own_model.model_file_param()  # instead of --net
+    architecture: str = own_model.architecture_param()
+    image: tuple[int, ...] = own_model.image_param()
+    model_sha256: str = own_model.sha256_param()
 
     def validate(self):
-        if self.model_file.endswith(".safetensors") and not self.architecture:
-            raise TrustError("a .safetensors --model-file needs --architecture (mlp or resnet)")
+        own_model.validate(self)
         if self.net == "residual" and self.depth < 3:
             raise TrustError("a residual MLP needs depth ≥ 3 (residual hidden layers sit between the first and last)")
         if self.layer > self.depth and not self.model_file:

@@ -18,6 +18,13 @@ def _range(values) -> str:
     return f"{v.min():.3g}…{v.max():.3g}"
 
 
+def _point_name(result: AssumptionsResult, k: int) -> str:
+    """``init``, ``epoch N``, or ``given parameters`` (an own model's one point)."""
+    if result.config.model_file:
+        return "given parameters"
+    return "init" if k == 0 else f"epoch {result.points[k].epoch:g}"
+
+
 def _curves(ax, result: AssumptionsResult, k: int, legend: bool) -> None:
     """Point ``k``: each group's median relative gradient change over its layers (markers), its DRT-shape fit
     (dashed), its Lipschitz-shape fit (dotted) and the DRT curve with constant 1 (black)."""
@@ -42,7 +49,7 @@ def _curves(ax, result: AssumptionsResult, k: int, legend: bool) -> None:
         xlabel="η (every tensor moves by η‖W_l‖)",
         ylabel="‖Δg_l‖/‖g_l‖ (median of the group)",
     )
-    ax.set_title(f"{result.config.label}, {'initialisation' if k == 0 else f'epoch {p.epoch:g}'}", fontsize=9)
+    ax.set_title(f"{result.config.label}, {_point_name(result, k)}", fontsize=9)
     if legend:
         ax.plot([], [], "k--", lw=1, label="DRT-shape fit (1+η)^(cL) − 1")
         ax.plot([], [], "k:", lw=1.3, label="Lipschitz-shape fit k·λ‖ΔW‖/‖g_l‖")
@@ -52,7 +59,7 @@ def _curves(ax, result: AssumptionsResult, k: int, legend: bool) -> None:
 def summary_figure(results: list[AssumptionsResult]):
     """Per model (x) and group (marker): (a) the DRT-shape exponent c, (b) the Lipschitz-shape factor k, (c) how
     much closer the DRT shape fits than the Lipschitz shape (ratio of RMS log-residuals; > 1: DRT closer); hollow:
-    initialisation, filled: end of training."""
+    initialisation, filled: end of training (an own model's one point, at its given parameters, filled)."""
     fig, axes = plots.subplots(1, 3, (14, 4.2))
     labels = [r.config.label for r in results]
     groups = ["first", "hidden", "last", "stem", "stage 1", "stage 2", "stage 3", "norm scales", "head"]
@@ -61,14 +68,16 @@ def summary_figure(results: list[AssumptionsResult]):
     seen = set()
     for x, r in enumerate(results):
         for k, point in enumerate(r.points):
+            last = k == len(r.points) - 1  # the end of training, or an own model's one point: filled, labelled
             for g in point.groups:
-                face = "C0" if k else "none"
-                label = g.group if g.group not in seen and k else None
-                seen |= {g.group} if k else set()
+                face = "C0" if last else "none"
+                label = g.group if g.group not in seen and last else None
+                seen |= {g.group} if last else set()
                 kw = dict(
-                    marker=markers.get(g.group, "o"), mfc=face, mec="C0" if k else "0.4", ls="none", ms=6, label=label
-                )
-                shift = (k - 0.5) * 0.25
+                    marker=markers.get(g.group, "o"), mfc=face, mec="C0" if last else "0.4", ls="none", ms=6,
+                    label=label,
+                )  # fmt: skip
+                shift = (k - 0.5) * 0.25 if len(r.points) > 1 else 0.0
                 axes[0, 0].plot(x + shift, g.drt_exponent, **kw)
                 axes[0, 1].plot(x + shift, g.lipschitz_factor, **kw)
                 axes[0, 2].plot(x + shift, g.lipschitz_rms_log / max(g.drt_rms_log, 1e-12), **kw)
@@ -86,7 +95,7 @@ def summary_figure(results: list[AssumptionsResult]):
     handles, names = axes[0, 0].get_legend_handles_labels()
     band, band_name = axes[0, 2].get_legend_handles_labels()
     fig.legend(handles + band[-1:], names + band_name[-1:], loc="outside right center", fontsize=7,
-               title="group (filled: end,\nhollow: init)", title_fontsize=7)  # fmt: skip
+               title="group (filled: end or\ngiven parameters,\nhollow: init)", title_fontsize=7)  # fmt: skip
     return fig
 
 
@@ -95,7 +104,10 @@ def curves_figure(results: list[AssumptionsResult]):
     fig, axes = plots.subplots(len(results), 2, (10, 2.6 * len(results)))
     for k, (row, r) in enumerate(zip(axes, results)):
         _curves(row[0], r, 0, legend=k == 0)  # the fitted shapes named once, in the first panel
-        _curves(row[1], r, 1, legend=False)
+        if len(r.points) > 1:
+            _curves(row[1], r, 1, legend=False)
+        else:
+            row[1].set_axis_off()  # an own model: one point
     return fig
 
 
@@ -114,7 +126,8 @@ def rows(results: dict[str, AssumptionsResult]) -> list[Row]:
     rows = []
     for r in results.values():
         parts = []
-        for name, p in zip(("init", f"epoch {r.points[1].epoch:g}"), r.points):
+        for k, p in enumerate(r.points):
+            name = _point_name(r, k)
             fits = "; ".join(
                 f"{g.group} c={g.drt_exponent:.2g} (±ln {g.drt_rms_log:.2f}) k={g.lipschitz_factor:.2g} "
                 f"(±ln {g.lipschitz_rms_log:.2f}) slope {g.slope_small:.2f}/{g.slope_large:.2f} → {g.verdict}"
@@ -124,16 +137,19 @@ def rows(results: dict[str, AssumptionsResult]) -> list[Row]:
                 f"{name} (train loss {p.train_loss:.2g}, acc {p.train_acc:.2f}, ‖g‖ {p.gradient_norm:.2g}, λ "
                 f"{p.sharpness:.3g}): {fits}"
             )
+        command = f"--model-file {r.config.model_file}" if r.config.model_file else (
+            f"--model {r.config.model}"
+            + ("" if r.config.norm == "none" else f" --norm {r.config.norm}")
+            + ("" if r.config.activation == "relu" else f" --activation {r.config.activation}")
+        )  # fmt: skip
+        ends = ("init", "end") if len(r.points) > 1 else ("given parameters",)
         rows.append(
             Row(
                 f"Reviewers §6.2/§6.4: DRT shape or Lipschitz shape — {r.config.label}, seed {r.config.seed} "
-                f"(`trust assumptions --model {r.config.model}"
-                + ("" if r.config.norm == "none" else f" --norm {r.config.norm}")
-                + ("" if r.config.activation == "relu" else f" --activation {r.config.activation}")
-                + "`)",
+                f"(`trust assumptions {command}`)",
                 "measurement",
                 " · ".join(parts),
-                f"init: {_verdicts(r, 0)}; end: {_verdicts(r, 1)}",
+                "; ".join(f"{end}: {_verdicts(r, k)}" for k, end in enumerate(ends)),
                 tuple(g.as_verdict for p in r.points for g in p.groups),
             )
         )
@@ -142,11 +158,16 @@ def rows(results: dict[str, AssumptionsResult]) -> list[Row]:
 
 def summary(result: AssumptionsResult) -> str:
     lines = [result.description]
-    for name, p in zip(("initialisation", "end of training"), result.points):
+    names = ("initialisation", "end of training") if len(result.points) > 1 else ("given parameters",)
+    for name, p in zip(names, result.points):
+        transmission = (
+            f"α {p.alpha.min():.2f}…{p.alpha.max():.2f}, β {p.beta.min():.2f}…{p.beta.max():.2f}"
+            if p.alpha.size
+            else "α, β measured on trust's own nets only"
+        )
         lines.append(
             f"{name} (epoch {p.epoch:g}): train loss {p.train_loss:.3g}, acc {p.train_acc:.3f}, ‖g‖ "
-            f"{p.gradient_norm:.3g}, sharpness {p.sharpness:.3g}; α {p.alpha.min():.2f}…{p.alpha.max():.2f}, "
-            f"β {p.beta.min():.2f}…{p.beta.max():.2f}, κ {_range(p.conditioning)}"
+            f"{p.gradient_norm:.3g}, sharpness {p.sharpness:.3g}; {transmission}, κ {_range(p.conditioning)}"
         )
         lines += [
             f"  {g.group}: DRT shape c = {g.drt_exponent:.3g} (rms ln {g.drt_rms_log:.2f}), Lipschitz shape "

@@ -14,10 +14,34 @@ import jax
 import jax.numpy as jnp
 
 from trust.base.errors import TrustError
+from trust.base.schema import param
 from trust.core import data
 from trust.core.adapters import Model
 
 SAFETENSORS = ".safetensors"
+ARCHITECTURES = ("mlp", "resnet")  # trust.core.adapters.torch_file's (imported only when such a file is read)
+
+
+def model_file_param():
+    return param("", "your own model: path.py:function returning (model, x, y), or a .safetensors file")
+
+
+def architecture_param():
+    return param("", "the trust net a .safetensors --model-file holds", choices=("", *ARCHITECTURES))
+
+
+def image_param():
+    return param((), "(H W C) of a safetensors resnet's input", minimum=1)
+
+
+def sha256_param():
+    return param("", "the model file's SHA-256 (filled in from --model-file)")
+
+
+def validate(config) -> None:
+    """A config's own-model fields: a safetensors file names its architecture."""
+    if config.model_file.endswith(SAFETENSORS) and not config.architecture:
+        raise TrustError(f"a {SAFETENSORS} --model-file needs --architecture ({' or '.join(ARCHITECTURES)})")
 
 
 def path_of(model_file: str) -> Path:

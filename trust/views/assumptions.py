@@ -18,11 +18,11 @@ def _range(values) -> str:
     return f"{v.min():.3g}…{v.max():.3g}"
 
 
-def _point_name(result: AssumptionsResult, k: int) -> str:
-    """``init``, ``epoch N``, or ``given parameters`` (an own model's one point)."""
+def _point_name(result: AssumptionsResult, k: int, first: str = "init") -> str:
+    """``first`` (the initialisation), ``epoch N``, or ``given parameters`` (an own model's one point)."""
     if result.config.model_file:
         return "given parameters"
-    return "init" if k == 0 else f"epoch {result.points[k].epoch:g}"
+    return first if k == 0 else f"epoch {result.points[k].epoch:g}"
 
 
 def _curves(ax, result: AssumptionsResult, k: int, legend: bool) -> None:
@@ -49,7 +49,7 @@ def _curves(ax, result: AssumptionsResult, k: int, legend: bool) -> None:
         xlabel="η (every tensor moves by η‖W_l‖)",
         ylabel="‖Δg_l‖/‖g_l‖ (median of the group)",
     )
-    ax.set_title(f"{result.config.label}, {_point_name(result, k)}", fontsize=9)
+    ax.set_title(f"{result.config.label}, {_point_name(result, k, 'initialisation')}", fontsize=9)
     if legend:
         ax.plot([], [], "k--", lw=1, label="DRT-shape fit (1+η)^(cL) − 1")
         ax.plot([], [], "k:", lw=1.3, label="Lipschitz-shape fit k·λ‖ΔW‖/‖g_l‖")

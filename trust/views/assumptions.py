@@ -95,7 +95,7 @@ def summary_figure(results: list[AssumptionsResult]):
     handles, names = axes[0, 0].get_legend_handles_labels()
     band, band_name = axes[0, 2].get_legend_handles_labels()
     fig.legend(handles + band[-1:], names + band_name[-1:], loc="outside right center", fontsize=7,
-               title="group (filled: end or\ngiven parameters,\nhollow: init)", title_fontsize=7)  # fmt: skip
+               title="group (filled: end,\nhollow: init)", title_fontsize=7)  # fmt: skip
     return fig
 
 

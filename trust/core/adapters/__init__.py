@@ -10,8 +10,10 @@ tied weights are refused outright."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from trust.base import spec as specs
@@ -33,6 +35,11 @@ class Model:
     def record(self) -> dict:
         """The spec and the source, as a run directory's config records them."""
         return {"source": self.source, "spec": specs.record(self.params, self.spec)}
+
+
+def file_digest(path) -> str:
+    """The SHA-256 of a model file, recorded with the model (its source, a run's config)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def refuse(name: str, owner: str, why: str) -> TrustError:

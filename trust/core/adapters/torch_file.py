@@ -16,7 +16,6 @@ Any tensor the architecture does not use, or a shape that does not fit it, is re
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import jax
@@ -28,7 +27,7 @@ from trust.base import spec as specs
 from trust.base.errors import TrustError
 from trust.base.tree import leaf_names, leaves
 from trust.core import nets
-from trust.core.adapters import Model
+from trust.core.adapters import Model, file_digest
 
 ARCHITECTURES = ("mlp", "resnet")
 
@@ -42,11 +41,6 @@ def read(path) -> dict[str, np.ndarray]:
         return dict(load_file(str(path)))
     except (SafetensorError, OSError, ValueError) as err:
         raise TrustError(f"{path} is not a readable safetensors file: {str(err).splitlines()[0]}") from None
-
-
-def digest(path) -> str:
-    """The SHA-256 of the model file, recorded in a run directory."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 class _Tensors:
@@ -150,4 +144,4 @@ def from_torch_file(path, architecture: str, image=None) -> Model:
     apply, params = _mlp(tensors) if architecture == "mlp" else _resnet(tensors, image)
     roles = dict(zip(leaf_names(params), specs.trust_naming(params)))
     return Model(apply, params, roles, f"safetensors {Path(path).name} as trust's {architecture} "
-                                       f"(sha256 {digest(path)[:16]})")  # fmt: skip
+                                       f"(sha256 {file_digest(path)[:16]})")  # fmt: skip

@@ -5,7 +5,6 @@ of the run's config, so a changed file is never mistaken for a finished run."""
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ import jax.numpy as jnp
 from trust.base.errors import TrustError
 from trust.base.schema import param
 from trust.core import data
-from trust.core.adapters import Model
+from trust.core.adapters import Model, file_digest
 
 SAFETENSORS = ".safetensors"
 ARCHITECTURES = ("mlp", "resnet")  # trust.core.adapters.torch_file's (imported only when such a file is read)
@@ -56,7 +55,7 @@ def path_of(model_file: str) -> Path:
 
 def digest(model_file: str) -> str:
     """The SHA-256 of the model file (of the Python file itself, not of what it imports or reads)."""
-    return hashlib.sha256(path_of(model_file).read_bytes()).hexdigest()
+    return file_digest(path_of(model_file))
 
 
 def _function(model_file: str):

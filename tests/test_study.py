@@ -278,6 +278,35 @@ def check_summaries_against_cells(result):
             assert p == r.gradient[k, i, layer] / r.drt[i]
 
 
+def test_a_transformer_study_names_its_nets_by_blocks_and_runs_drt_over_every_layer():
+    """A study of transformers (issue 28): every cell trains the transformer of its depth's blocks; DRT's product
+    runs over every layer — the embedding, six maps and two LayerNorm gains a block, the final gain and the head,
+    3 + 8B (docs/theory.md §1) — and rows and figures name the nets B=1, B=2, never by an MLP's L."""
+    tiny = {**TINY_STUDY, "model": "transformer", "depths": (1, 2), "optimizers": ("fromage", "adam"), "seeds": 1}
+    result = study_breakdown.run(study_breakdown.StudyBreakdownConfig(**{**tiny, "measure_check": ()}))
+    assert {r.config.training.model for r in result.cells} == {"transformer"}
+    for blocks in (1, 2):
+        (r,) = result.select("fromage", blocks)
+        assert r.gradient.shape[-1] == 3 + 8 * blocks
+        np.testing.assert_allclose(r.drt, (1 + r.eta) ** (3 + 8 * blocks) - 1, rtol=1e-12)
+    rows = views.VIEWS["study breakdown"].rows({"study_breakdown": result, "study_breakdown_transformer": result})
+    mine = [r for r in rows if "(transformers" in r.claim]
+    assert any(r.claim.startswith("Paper: B=2 breaks down faster than B=1 — adam") for r in mine)
+    assert any("per block" in r.verdict for r in mine) is False  # two blocks: no depth exponent (it needs three)
+    assert len(mine) >= 3 + 2 * 2  # initialisation, then per optimiser the ordering, growth and two bounds
+    assert not any("L=" in r.measurement for r in mine)
+    figures = views.VIEWS["study breakdown"].figures({"study_breakdown": result, "study_breakdown_transformer": result})
+    panel_a = figures["study_breakdown_transformer"].axes[0]
+    assert panel_a.get_xlabel() == "blocks B"
+    drt = next(line for line in panel_a.get_lines() if line.get_label() == "DRT ∏(1+η) − 1 over every layer")
+    np.testing.assert_allclose(drt.get_ydata(), [1.01 ** (3 + 8 * b) - 1 for b in (1, 2)], rtol=1e-12)
+    assert figures["study_breakdown_transformer_fromage"].axes[0].get_ylabel().startswith("B=1, fromage")
+    for fig in figures.values():
+        plots.plt.close(fig)
+    with pytest.raises(TrustError, match="transformer study takes no --residual-depth"):
+        study_breakdown.StudyBreakdownConfig(**{**tiny, "residual_depth": 16})
+
+
 def test_a_stored_study_from_before_its_summaries_loads_with_them(tmp_path):
     """A results.json written before the derived fields existed (trust 0.3) is read with them computed."""
     config = study_breakdown.StudyBreakdownConfig(**{**TINY_STUDY, "optimizers": ("fromage",), "seeds": 1})

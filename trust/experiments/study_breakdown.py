@@ -27,6 +27,8 @@ from trust.experiments.shared.paper import PROBES, AuthorsComparison
 from trust.experiments.shared.runner import Experiment, Study, run_study
 from trust.experiments.study_breakdown_summary import BoundClaims, DepthClaim, NetSummary
 
+MODELS = ("mlp", "transformer")  # the nets a study trains (train.MODELS: its ResNets have no depth grid)
+
 # The default checkpoints: six of the paper's ten (its iterations 24 and 96 of 240 as fractions of the first
 # epoch, the start of epochs 1 and 3, and the end), cut by cost (docs/theory.md §5.1).
 CHECKPOINTS = (0.0, 0.1, 0.4, 1.0, 3.0, 10.0)
@@ -44,6 +46,10 @@ class StudyBreakdownConfig(Config):
     data_dir: str = param("", "directory of the MNIST IDX files (--dataset mnist)")
     train_images: int = param(0, "train on the first n training images only (0: all; the data-size check)", minimum=0)
     activation: str = param("relu", "the MLPs' nonlinearity (gelu, softplus: smooth)", choices=nets.ACTIVATIONS)
+    model: str = param(
+        "mlp", "the nets: MLPs, or transformers reading an image's rows as tokens (depths: blocks; width: the token "
+        "width; every block is residual, so no --residual-depth)", choices=MODELS,
+    )  # fmt: skip
     width: int = param(0, "hidden width; 0: 256 (32 with --quick); the paper's is 784", minimum=0)
     depths: tuple[int, ...] = param(
         (), "plain MLP depths; none given: 2 4 8 16 32 (2 4 8 16 with --quick)", minimum=1, increasing=True
@@ -92,6 +98,8 @@ class StudyBreakdownConfig(Config):
             raise TrustError("eta_max and lr_decay must be > 0")
         if any(c > self.epochs for c in self.checkpoints):
             raise TrustError(f"checkpoints must lie in [0, epochs={self.epochs}], got {self.checkpoints}")
+        if self.model == "transformer" and (self.residual_depth or self.matched or self.activation != "relu"):
+            raise TrustError("a transformer study takes no --residual-depth (give 0), --matched or --activation")
         if 0 < self.residual_depth < 3:
             raise TrustError("a residual MLP needs depth ≥ 3")
         if self.measure_all and self.n_measure:
@@ -146,8 +154,8 @@ def _cell(
         schedule = dict(checkpoints=(), checkpoint_steps=steps if slices else (), steps=authors.FIGURE1_STEPS,
                         decay_every=authors.FIGURE1_DECAY_EVERY, residual_first=residual)  # fmt: skip
     return cell.for_study(
-        config, slices=slices, measure=measure, optimizer=optimizer, lr=lr, depth=depth, residual=residual, seed=seed,
-        **schedule,
+        config, slices=slices, measure=measure, optimizer=optimizer, lr=lr, model=config.model, depth=depth,
+        residual=residual, seed=seed, **schedule,
     )  # fmt: skip
 
 
@@ -295,8 +303,9 @@ def long_configs(seed: int) -> dict[str, StudyBreakdownConfig]:
     were (500 images measure about half as much: the width-256 study's check); without the sharpness along the
     slice (three more Lanczos runs on 4,000 images a cell, about 6 minutes; the width-256 study has it); and one
     seed of the same on 2,000 of MNIST-5k's 4,000 training images, which says how the data size moves the
-    comparison; the study's depth and training claims at depths 2, 16 and 32 on 10 seeds; and the study with gelu
-    (no relu kinks) at depths 2, 8, 16 under Fromage and Adam, 5 seeds."""
+    comparison; the study's depth and training claims at depths 2, 16 and 32 on 10 seeds; the study with gelu
+    (no relu kinks) at depths 2, 8, 16 under Fromage and Adam, 5 seeds; and the study on transformers of 1, 2 and
+    4 blocks (width 64) under Fromage, SGD and Adam, 5 seeds."""
     paper = StudyBreakdownConfig(
         width=784, depths=(2, 16), residual_depth=16, optimizers=("fromage",), seeds=2, measure_check=(), matched=True,
         measure_all=True, sharpness_along=False, seed=seed,
@@ -308,8 +317,13 @@ def long_configs(seed: int) -> dict[str, StudyBreakdownConfig]:
     # kinks or depth? the headline study with gelu, a smooth relu (docs/theory.md §5.1)
     smooth = StudyBreakdownConfig(depths=(2, 8, 16), residual_depth=0, optimizers=("fromage", "adam"), seeds=5,
                                   activation="gelu", measure_check=(), seed=seed)  # fmt: skip
+    # a model the paper never had (issue 28): transformers of 1, 2 and 4 blocks reading MNIST-5k's rows as tokens
+    transformer = StudyBreakdownConfig(
+        model="transformer", width=64, depths=(1, 2, 4), residual_depth=0, optimizers=("fromage", "sgd", "adam"),
+        seeds=5, measure_check=(), seed=seed,
+    )  # fmt: skip
     return {"study_breakdown_paper": paper, "study_breakdown_paper_2000_images": half, "study_breakdown_seeds": seeds,
-            "study_breakdown_gelu": smooth}  # fmt: skip
+            "study_breakdown_gelu": smooth, "study_breakdown_transformer": transformer}  # fmt: skip
 
 
 STUDY = Study(cell.EXPERIMENT, cells, combine)

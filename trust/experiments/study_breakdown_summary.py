@@ -313,12 +313,13 @@ def bound_claims(result: StudyBreakdownResult) -> tuple[BoundClaims, ...]:
         cells = [r for n in nets for r in result.select(optimizer, n.depth, n.residual)]
         kept, flagged = worst_point(cells, flagged=False), worst_point(cells, flagged=True)
         lip, lip_at = 0.0, ""
+        unit = "B" if result.config.model == "transformer" else "L"  # a transformer's depth: its blocks
         for n in nets:  # the worst median measured/predicted and where it sits
             ratios = np.where(np.isfinite(n.lipschitz_ratio_end), n.lipschitz_ratio_end, -np.inf)
             if ratios.size and ratios.max() > lip:
                 lip, lip_at = (
                     float(ratios.max()),
-                    f"L={n.depth}{'r' if n.residual else ''} η={n.eta[1 + ratios.argmax()]:g}",
+                    f"{unit}={n.depth}{'r' if n.residual else ''} η={n.eta[1 + ratios.argmax()]:g}",
                 )
         drt = rules.bound(kept.factor, seeds) if kept else rules.unjudged()
         along = [n.lipschitz_ratios.median[1] for n in nets if n.lipschitz_ratios is not None]

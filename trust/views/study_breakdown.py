@@ -11,7 +11,7 @@ from trust.experiments.study_breakdown import PROBES, NetSummary, StudyBreakdown
 from trust.experiments.study_breakdown_summary import BoundClaims, WorstPoint
 from trust.views import report, study_breakdown_figures
 from trust.views.report import Row, violation_factor
-from trust.views.study_breakdown_figures import PROBE_005
+from trust.views.study_breakdown_figures import PROBE_005, net_name, nets_text
 
 
 def _left_out(n: int) -> str:
@@ -36,7 +36,8 @@ def _depth_rows(result: StudyBreakdownResult) -> list[Row]:
     Figure 1; the same nets for every optimiser: one row) and after training, and faster after training than at
     initialisation? With each net's final training accuracy: a net that did not train did not move."""
     c, rows, initial = result.config, [], set()
-    nets = "" if c.activation == "relu" else f" ({c.activation} MLPs, no relu kinks)"
+    nets = _nets_suffix(c, " (gelu MLPs, no relu kinks)".replace("gelu", c.activation))
+    at = (lambda d: f"B={d}") if c.model == "transformer" else (lambda d: f"depth {d}")
     for claim in result.depth_claims or ():
         optimizer, shallow, deep = claim.optimizer, claim.shallow, claim.deep
         s, d = result.net(optimizer, shallow), result.net(optimizer, deep)
@@ -45,35 +46,35 @@ def _depth_rows(result: StudyBreakdownResult) -> list[Row]:
             initial.add((shallow, deep))
             rows.append(
                 Row(
-                    f"Paper: breakdown is much milder at depth {shallow} than at depth {deep} (at initialisation)"
-                    + nets,
+                    f"Paper: breakdown is much milder at {at(shallow)} than at {at(deep)} (at initialisation)" + nets,
                     "claim",
                     f"layer-1 gradient change at η=0.05, median [range] over {report.count(c.seeds, 'seed')}: "
-                    f"L={shallow}: {report.spread(s.probe, (0, PROBE_005))}, "
-                    f"L={deep}: {report.spread(d.probe, (0, PROBE_005))}",
+                    f"{net_name(c, shallow)}: {report.spread(s.probe, (0, PROBE_005))}, "
+                    f"{net_name(c, deep)}: {report.spread(d.probe, (0, PROBE_005))}",
                     report.compare_text(claim.initial),
                     (claim.initial,),
                 )
             )
         rows.append(
             Row(
-                f"Paper: depth {deep} breaks down faster than depth {shallow} — {optimizer}, after training" + nets,
+                f"Paper: {at(deep)} breaks down faster than {at(shallow)} — {optimizer}, after training" + nets,
                 "claim",
                 f"layer-1 gradient change at η=0.05, median [range] over {report.count(c.seeds, 'seed')}: "
-                f"L={shallow}: {report.spread(s.probe, (-1, PROBE_005))}, "
-                f"L={deep}: {report.spread(d.probe, (-1, PROBE_005))} (at initialisation "
+                f"{net_name(c, shallow)}: {report.spread(s.probe, (-1, PROBE_005))}, "
+                f"{net_name(c, deep)}: {report.spread(d.probe, (-1, PROBE_005))} (at initialisation "
                 f"{report.spread(s.probe, (0, PROBE_005))} and {report.spread(d.probe, (0, PROBE_005))}); final "
-                f"training accuracy L={shallow}: {report.spread(s.final_train_acc)}, "
-                f"L={deep}: {report.spread(d.final_train_acc)} ({_alike(claim)}); at the end "
-                f"L={shallow}: {_gradient_context(s, -1)}; "
-                f"L={deep}: {_gradient_context(d, -1)}" + _left_out(claim.flagged_shallow + claim.flagged_deep),
+                f"training accuracy {net_name(c, shallow)}: {report.spread(s.final_train_acc)}, "
+                f"{net_name(c, deep)}: {report.spread(d.final_train_acc)} ({_alike(claim)}); at the end "
+                f"{net_name(c, shallow)}: {_gradient_context(s, -1)}; "
+                f"{net_name(c, deep)}: {_gradient_context(d, -1)}"
+                + _left_out(claim.flagged_shallow + claim.flagged_deep),
                 report.compare_text(claim.separation),
                 (claim.separation,),
             )
         )
         rows.append(
             Row(
-                f"Breakdown grows with training at depth {deep} — {optimizer}" + nets,
+                f"Breakdown grows with training at {at(deep)} — {optimizer}" + nets,
                 "claim",
                 f"layer-1 gradient change at η=0.05: initialisation {report.spread(d.probe, (0, PROBE_005))}, end "
                 f"{report.spread(d.probe, (-1, PROBE_005))}; at the end {_gradient_context(d, -1)}, training "
@@ -83,6 +84,14 @@ def _depth_rows(result: StudyBreakdownResult) -> list[Row]:
             )
         )
     return rows
+
+
+def _nets_suffix(c, other_activation: str) -> str:
+    """A row title's note on its nets: none for the paper's relu MLPs, ``other_activation`` for gelu or softplus
+    ones, and for transformers what they are (a model the paper never had; layer 1 is the token embedding)."""
+    if c.model == "transformer":
+        return f" ({nets_text(c)}, width {c.width}, not in the paper; layer 1: the token embedding)"
+    return "" if c.activation == "relu" else other_activation
 
 
 def _alike(claim) -> str:
@@ -99,20 +108,23 @@ def _exponent_rows(result: StudyBreakdownResult) -> list[Row]:
     by_optimizer: dict[str, list] = {}
     for e in result.depth_exponents or ():
         by_optimizer.setdefault(e.optimizer, []).append(e)
-    nets = "" if result.config.activation == "relu" else f" ({result.config.activation} MLPs)"
+    c = result.config
+    nets = _nets_suffix(c, f" ({c.activation} MLPs)")
+    unit, x = ("block", "B") if c.model == "transformer" else ("layer", "L")
     for optimizer, exps in by_optimizer.items():
         parts = []
         for e in exps:
             b, h = e.slope.mean, e.slope.half_width
             interval = f" [95 % CI ×{np.exp(b - h):.3g}–×{np.exp(b + h):.3g}]" if np.isfinite(h) else " (one seed)"
-            parts.append(f"{e.checkpoint}: ×{np.exp(b):.3g} per layer{interval} over {report.count(e.slope.n, 'seed')}")
+            seeds = report.count(e.slope.n, "seed")
+            parts.append(f"{e.checkpoint}: ×{np.exp(b):.3g} per {unit}{interval} over {seeds}")
         rows.append(
             Row(
                 f"Reviewer: how fast the breakdown grows with depth — layer 1's gradient change at η=0.05, "
-                f"ln r = a + bL fitted per seed over L = {', '.join(map(str, exps[0].depths))}, {optimizer}" + nets,
+                f"ln r = a + b{x} fitted per seed over {x} = {', '.join(map(str, exps[0].depths))}, {optimizer}" + nets,
                 "measurement",
                 "; ".join(parts) + " (flagged checkpoints left out; a seed needs three depths)",
-                "measured: " + "; ".join(f"{e.checkpoint} ×{np.exp(e.slope.mean):.3g}/layer" for e in exps),
+                "measured: " + "; ".join(f"{e.checkpoint} ×{np.exp(e.slope.mean):.3g}/{unit}" for e in exps),
             )
         )
     return rows
@@ -172,13 +184,13 @@ def _paper_rows(result: StudyBreakdownResult) -> list[Row]:
     return rows
 
 
-def _worst_text(what: str, w: WorstPoint | None) -> str:
+def _worst_text(c, what: str, w: WorstPoint | None) -> str:
     """A bound's worst factor, where it sits, and the same layer's factor at the probe η there."""
     if w is None:
         return f"{what}: none"
     probes = ", ".join(f"{f:.3g}" for f in w.at_probes)
     return (
-        f"{what}: {w.factor:.3g} at L={w.depth}{'r' if w.residual else ''} seed {w.seed} step {w.step} layer "
+        f"{what}: {w.factor:.3g} at {net_name(c, w.depth, w.residual, 'r')} seed {w.seed} step {w.step} layer "
         f"{w.layer} η={w.eta:.3g}{f' ({w.flag})' if w.flag else ''}, there at η = "
         f"{'/'.join(f'{p:g}' for p in PROBES)}: {probes}"
     )
@@ -192,18 +204,19 @@ def _bound_rows(result: StudyBreakdownResult) -> list[Row]:
         per_net, lip = [], []
         for n in nets:
             assert n.c_eff_first is not None
-            name = f"L={n.depth}{'r' if n.residual else ''}"
+            name = net_name(result.config, n.depth, n.residual, "r")
             per_net.append(f"{name}: {n.c_eff_first.median[0]:.3g}→{n.c_eff_first.median[-1]:.3g}")
             at = [int(np.argmin(np.abs(n.eta[1:] - p))) for p in PROBES]  # the probe η on the grid (η > 0)
             lip.append(f"{name}: " + "/".join(f"{n.lipschitz_ratio_end[i]:.2g}" for i in at))
         rows.append(
             Row(
-                f"DRT with constant 1 bounds every layer's gradient change along the slice — {claims.optimizer}",
+                f"DRT with constant 1 bounds every layer's gradient change along the slice — {claims.optimizer}"
+                + _nets_suffix(result.config, ""),
                 "assumption",
                 f"C_eff of layer 1, initialisation→end (median over seeds): {', '.join(per_net)}; "
-                + _worst_text("worst over layers, seeds, η and unflagged checkpoints", claims.drt_worst)
+                + _worst_text(result.config, "worst over layers, seeds, η and unflagged checkpoints", claims.drt_worst)
                 + "; "
-                + _worst_text("flagged checkpoints apart (rule flag)", claims.drt_flagged),
+                + _worst_text(result.config, "flagged checkpoints apart (rule flag)", claims.drt_flagged),
                 violation_factor(claims.drt.statistic) if claims.drt.rule == "bound" else claims.drt.outcome,
                 (claims.drt,),
             )
@@ -211,7 +224,7 @@ def _bound_rows(result: StudyBreakdownResult) -> list[Row]:
         rows.append(
             Row(
                 f"Lipschitz-smooth model, λ = the sharpness at the checkpoint (the smallest constant such a model can "
-                f"use) — {claims.optimizer}, end of training",
+                f"use) — {claims.optimizer}, end of training" + _nets_suffix(result.config, ""),
                 "assumption",
                 f"measured/predicted layer-1 gradient change (median over seeds) at η = "
                 f"{'/'.join(f'{p:g}' for p in PROBES)}: {', '.join(lip)}; worst at {claims.lipschitz_at}",
@@ -220,11 +233,11 @@ def _bound_rows(result: StudyBreakdownResult) -> list[Row]:
             )
         )
         if claims.lipschitz_along is not None:
-            rows.append(_lipschitz_along_row(claims, nets))
+            rows.append(_lipschitz_along_row(result.config, claims, nets))
     return rows
 
 
-def _lipschitz_along_row(claims: BoundClaims, nets: list[NetSummary]) -> Row:
+def _lipschitz_along_row(c, claims: BoundClaims, nets: list[NetSummary]) -> Row:
     """The constants a Lipschitz-smooth model would need along the slice at the end, and the model with the
     largest sharpness there (the secant's ratio is at most 1 by construction: it is the slice's own constant)."""
     parts = []
@@ -233,11 +246,12 @@ def _lipschitz_along_row(claims: BoundClaims, nets: list[NetSummary]) -> Row:
         k = n.lipschitz_constants.median
         ratios = "/".join(f"{q:.2g}" for q in n.lipschitz_ratios.median[1])
         parts.append(
-            f"L={n.depth}{'r' if n.residual else ''}: λ {k[0]:.3g}, largest along {k[1]:.3g}, secant {k[2]:.3g} "
+            f"{net_name(c, n.depth, n.residual, 'r')}: λ {k[0]:.3g}, largest along {k[1]:.3g}, secant {k[2]:.3g} "
             f"(×{k[2] / k[0]:.3g} the point's); measured/predicted with the largest along {ratios}"
         )
     return Row(
-        f"Lipschitz-smooth model, λ = the largest sharpness along the slice — {claims.optimizer}, end of training",
+        f"Lipschitz-smooth model, λ = the largest sharpness along the slice — {claims.optimizer}, end of training"
+        + _nets_suffix(c, ""),
         "assumption",
         f"medians over seeds, at η = {'/'.join(f'{p:g}' for p in PROBES)}: " + "; ".join(parts),
         violation_factor(claims.lipschitz_along.statistic) if claims.lipschitz_along else "not measured",
@@ -256,7 +270,8 @@ def _method_rows(result: StudyBreakdownResult) -> list[Row]:
         rows.append(
             Row(
                 f"Measurement batch: layer 1's curve on the first n training examples against n = {ref_name} "
-                f"({check.optimizer} L={check.depth}, width {result.config.width}, seed {check.seed})",
+                f"({check.optimizer} {net_name(result.config, check.depth)}, width {result.config.width}, seed "
+                f"{check.seed})",
                 "measurement",
                 f"largest relative deviation (signed: below 0, the batch measures less) at η = "
                 f"{', '.join(f'{e:g}' for e in PROBES)}, initialisation and end: "
@@ -272,7 +287,7 @@ def _method_rows(result: StudyBreakdownResult) -> list[Row]:
     for (optimizer, depth, residual), sweep in by_net.items():
         rows.append(
             Row(
-                f"Learning-rate sweep — {optimizer} L={depth}{' residual' if residual else ''} (first seed)",
+                f"Learning-rate sweep — {optimizer} {net_name(result.config, depth, residual)} (first seed)",
                 "measurement",
                 "final training loss: "
                 + ", ".join(
@@ -310,6 +325,9 @@ def rows(results: dict[str, StudyBreakdownResult]) -> list[Row]:
         rows += _depth_rows(results["study_breakdown_gelu"]) + _exponent_rows(results["study_breakdown_gelu"])
     if "study_breakdown_paper_2000_images" in results:  # the data-size check
         rows += _paper_rows(results["study_breakdown_paper_2000_images"])
+    if "study_breakdown_transformer" in results:  # a model the paper never had
+        t = results["study_breakdown_transformer"]
+        rows += _depth_rows(t) + _exponent_rows(t) + _bound_rows(t) + _method_rows(t)
     return rows
 
 
@@ -318,7 +336,7 @@ def summary(result: StudyBreakdownResult) -> str:
     lines = [f"study breakdown: {len(result.cells)} measured cells, {len(result.sweep)} sweep runs, width {c.width}"]
     for net in result.nets or ():
         lines.append(
-            f"{net.optimizer:>8} lr {net.lr:<6g} L={net.depth:<2}{' res' if net.residual else '    '} "
+            f"{net.optimizer:>8} lr {net.lr:<6g} {net_name(c, net.depth, net.residual, ' res'):<8} "
             f"train acc {net.final_train_acc.median:.3f}; layer-1 gradient change at "
             f"η=0.05: init {report.spread(net.probe, (0, PROBE_005))}, "
             f"end {report.spread(net.probe, (-1, PROBE_005))}; "

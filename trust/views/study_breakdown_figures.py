@@ -12,6 +12,25 @@ from trust.views import plots, report
 PROBE_005 = PROBES.index(0.05)
 
 
+def net_name(c, depth: int, residual: bool = False, residual_text: str = " residual") -> str:
+    """A net as rows and figures name it: ``L=16`` (an MLP of 16 weight matrices, ``residual_text`` after a residual
+    one) or ``B=4`` (a transformer of 4 blocks; its L is 2 + 4B, docs/theory.md §1)."""
+    if c.model == "transformer":
+        return f"B={depth}"
+    return f"L={depth}{residual_text if residual else ''}"
+
+
+def nets_text(c) -> str:
+    """What a study's nets are: relu (or gelu, …) MLPs, or transformers (rows of the image as tokens)."""
+    if c.model == "transformer":
+        return "transformers (image rows as tokens)"
+    return f"{c.activation} MLPs"
+
+
+def depth_axis_label(c) -> str:
+    return "blocks B" if c.model == "transformer" else "depth L"
+
+
 def _checkpoint_colours(n: int):
     """One colour per checkpoint, early (light) to late (dark) along cividis (colour-blind safe)."""
     return [plots.plt.cm.cividis(0.9 - 0.85 * i / max(1, n - 1)) for i in range(n)]
@@ -27,10 +46,10 @@ def optimizer_figure(result: StudyBreakdownResult, optimizer: str):
     for row, net in enumerate(nets):
         ax_loss, ax_g = axes[row]
         if not net.seeds:
-            ax_loss.set_title(f"L={net.depth}: every seed diverged")
+            ax_loss.set_title(f"{net_name(c, net.depth, net.residual)}: every seed diverged")
             continue
         assert net.c_eff_first is not None
-        name = f"L={net.depth}{' residual' if net.residual else ''}, {optimizer} lr {net.lr:g}"
+        name = f"{net_name(c, net.depth, net.residual)}, {optimizer} lr {net.lr:g}"
         flagged = [f"{int(n[-1])}/{net.seeds} {what}" for n, what in ((net.zero_loss, "at zero loss"),
                    (net.at_chance, "at chance")) if n.size and n[-1]]  # fmt: skip
         if flagged:  # rule flag at the end: a dead or memorised net's flat or exploding curve, marked
@@ -67,7 +86,7 @@ def optimizer_figure(result: StudyBreakdownResult, optimizer: str):
             ax_loss.set_title("change of the loss along the slice")
             ax_g.set_title("relative change of layer 1's gradient")
             ax_loss.legend(fontsize=6.5, ncol=2, title="checkpoint", title_fontsize=7)
-            ax_g.plot([], [], "k--", label="DRT (1+η)^L − 1")
+            ax_g.plot([], [], "k--", label=drt_label(c))
             ax_g.plot([], [], color="0.45", ls="-.", label="C_eff·DRT (end)")
             ax_g.plot([], [], "k:", label="Lipschitz λ‖ΔW‖/‖g₁‖ (init, end)")
             if c.seeds > 1:
@@ -78,7 +97,7 @@ def optimizer_figure(result: StudyBreakdownResult, optimizer: str):
     for ax in axes[-1]:
         ax.set_xlabel("η (every tensor moved by η‖W_l‖ along −g_l/‖g_l‖)")
     fig.suptitle(
-        f"Gradient breakdown during training: {optimizer}, {c.activation} MLPs of width {c.width} on "
+        f"Gradient breakdown during training: {optimizer}, {nets_text(c)} of width {c.width} on "
         f"{report.dataset(c)}\n"
         f"median of {report.count(c.seeds, 'seed')}, measured on {c.n_measure or 'all'} training examples"
     )
@@ -96,6 +115,17 @@ def _band(ax, x, spreads: list[tuple[Spread | None, tuple]], colour, **kw) -> No
 
 def _probe(net: NetSummary | None, k: int, p: int) -> tuple[Spread | None, tuple]:
     return (net.probe if net is not None else None), (k, p)
+
+
+def _drt_at(result: StudyBreakdownResult, depth: int, eta: float) -> float:
+    """DRT with constant 1 at ``eta`` for the nets of ``depth``, as their cells stored it: ``∏(1 + η) − 1`` over
+    every layer (an MLP's L weight matrices; a transformer's maps and LayerNorm gains, docs/theory.md §1)."""
+    net = next(n for o in result.config.optimizers if (n := result.net(o, depth)) is not None)
+    return float(net.drt[int(np.argmin(np.abs(net.eta - eta)))])
+
+
+def drt_label(c) -> str:
+    return "DRT ∏(1+η) − 1 over every layer" if c.model == "transformer" else "DRT (1+η)^L − 1"
 
 
 def _c_eff(net: NetSummary | None, k: int) -> tuple[Spread | None, tuple]:
@@ -118,9 +148,11 @@ def summary_figure(result: StudyBreakdownResult):
             _band(ax, depths, ends, plots.OPTIMIZER_COLOURS[optimizer], marker="o", label=f"{optimizer}, end")
         init = [_probe(result.net(c.optimizers[0], d), 0, p) for d in depths]
         _band(ax, depths, init, "0.5", ls="--", label="initialisation")
-        ax.plot(depths, [(1 + eta) ** d - 1 for d in depths], "k:", label="DRT (1+η)^L − 1")
+        drt = [_drt_at(result, d, eta) for d in depths]
+        ax.plot(depths, drt, "k:", label=drt_label(c))
         plots.depth_axis(ax, depths)
-        ax.set(yscale="log", xlabel="depth L", ylabel="‖Δg₁‖/‖g₁‖", title=f"({'ab'[col]}) layer 1 at η = {eta}")
+        title = f"({'ab'[col]}) layer 1 at η = {eta}"
+        ax.set(yscale="log", xlabel=depth_axis_label(c), ylabel="‖Δg₁‖/‖g₁‖", title=title)
         ax.legend(fontsize=6.5)
     ax = axes[0, 2]
     for optimizer in c.optimizers:
@@ -128,7 +160,8 @@ def summary_figure(result: StudyBreakdownResult):
         _band(ax, depths, ends, plots.OPTIMIZER_COLOURS[optimizer], marker="o", label=optimizer)
     ax.axhline(1.0, color="k", lw=0.8)
     plots.depth_axis(ax, depths)
-    ax.set(yscale="log", xlabel="depth L", ylabel="C_eff = max_η measured / DRT", title="(c) C_eff of layer 1, end")
+    ax.set(yscale="log", xlabel=depth_axis_label(c), ylabel="C_eff = max_η measured / DRT")
+    ax.set_title("(c) C_eff of layer 1, end")
     ax.legend(fontsize=7)
     _measure_check_panel(axes[0, 3], result)
     for col, optimizer in enumerate(c.optimizers):
@@ -136,7 +169,7 @@ def summary_figure(result: StudyBreakdownResult):
         for net in result.nets_of(optimizer):
             if net.seeds:
                 epochs = net.checkpoint_epoch
-                label = f"L={net.depth}{' residual' if net.residual else ''}"
+                label = net_name(c, net.depth, net.residual)
                 spreads = [_c_eff(net, k) for k in range(len(epochs))]
                 _band(ax, epochs, spreads, plots.depth_colour(net.depth, net.residual), marker=".", label=label)
         ax.axhline(1.0, color="k", lw=0.8)
@@ -156,7 +189,7 @@ def summary_figure(result: StudyBreakdownResult):
     for ax in axes[1, n_opt:]:
         ax.axis("off")
     fig.suptitle(
-        f"Gradient breakdown across depth and training ({c.activation} MLPs, width {c.width}, {report.dataset(c)}, "
+        f"Gradient breakdown across depth and training ({nets_text(c)}, width {c.width}, {report.dataset(c)}, "
         f"{report.count(c.seeds, 'seed')}; bands: the seeds' range)"
     )
     return fig
@@ -171,7 +204,8 @@ def _measure_check_panel(ax, result: StudyBreakdownResult) -> None:
         ax.text(0.5, 0.5, "(d) no measurement-batch check\nin this study", ha="center", transform=ax.transAxes)
         return
     r = checked[0]
-    ax.set_title(f"(d) measurement batch: {r.config.training.optimizer} L={r.config.training.depth}")
+    net = net_name(result.config, r.config.training.depth)
+    ax.set_title(f"(d) measurement batch: {r.config.training.optimizer} {net}")
     assert r.check_gradient.size
     colours = _checkpoint_colours(len(r.check_sizes))
     for i, n in enumerate(r.check_sizes):
@@ -194,4 +228,8 @@ def figures(results: dict[str, StudyBreakdownResult]) -> dict:
     for name in ("study_breakdown_paper", "study_breakdown_paper_2000_images"):  # the long jobs, where stored
         if name in results:
             figures[name] = optimizer_figure(results[name], "fromage")
+    if "study_breakdown_transformer" in results:  # a model the paper never had: its summary and its Figure 1
+        transformer = results["study_breakdown_transformer"]
+        figures["study_breakdown_transformer"] = summary_figure(transformer)
+        figures["study_breakdown_transformer_fromage"] = optimizer_figure(transformer, "fromage")
     return figures

@@ -138,6 +138,21 @@ def test_nnx_refuses_what_it_cannot_read_by_name():
     with pytest.raises(TrustError, match=r"tensor a\.kernel is tied to b\.kernel"):
         from_nnx(Tied())
 
+    class Twice(nnx.Module):  # one Linear applied twice: seen while JAX traces the forward pass
+        def __init__(self):
+            self.fc = nnx.Linear(3, 3, rngs=rngs)
+            self.head = nnx.Linear(3, 2, rngs=rngs)
+
+        def __call__(self, x):
+            return self.head(nnx.relu(self.fc(nnx.relu(self.fc(x)))))
+
+    x = jnp.ones((2, 3))
+    twice = from_nnx(Twice())
+    with pytest.raises(TrustError, match=r"module fc is applied 2 times in one forward pass"):
+        jax.grad(lambda p: twice.apply(p, x).sum())(twice.params)
+    once = from_nnx(nnx.Sequential(nnx.Linear(3, 3, rngs=rngs), nnx.Linear(3, 2, rngs=rngs)))
+    assert once.apply(once.params, x).shape == (2, 2)  # each module once: nothing refused (and counted again)
+
     class Grouped(nnx.Module):
         def __init__(self):
             self.conv = nnx.Conv(4, 4, (3, 3), feature_group_count=2, rngs=rngs)
@@ -256,6 +271,21 @@ def test_equinox_refuses_shared_grouped_and_unknown_leaves():
 
     with pytest.raises(TrustError, match=r"tensor a\.weight is tied to b\.weight"):
         from_equinox(Tied())
+
+    class Twice(eqx.Module):  # one Linear applied twice: seen while JAX traces the forward pass
+        fc: eqx.nn.Linear
+        head: eqx.nn.Linear
+
+        def __init__(self):
+            self.fc = eqx.nn.Linear(3, 3, key=key)
+            self.head = eqx.nn.Linear(3, 2, key=key)
+
+        def __call__(self, x):
+            return self.head(jax.nn.relu(self.fc(jax.nn.relu(self.fc(x)))))
+
+    twice = from_equinox(Twice())
+    with pytest.raises(TrustError, match=r"module fc is applied 2 times in one forward pass"):
+        jax.jit(twice.apply)(twice.params, jnp.ones((2, 3)))
 
 
 # ------------------------------------------------------------------------------------------------------- Linen

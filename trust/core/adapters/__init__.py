@@ -11,6 +11,7 @@ tied weights are refused outright."""
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,4 +64,45 @@ def declared(inferred: Mapping[str, Leaf | TrustError], names: list[str], spec: 
         if isinstance(role, TrustError):
             raise role
         out[name] = role
+    return out
+
+
+def applied_once(modules: Mapping[int, tuple[Any, str]], forward: Callable[[], Any]) -> Any:
+    """``forward()``, counting how often each of ``modules`` (``id → (module, its name)``: those that own
+    parameters) is called, and refusing one called more than once: one tensor, several layers, which the per-layer
+    bounds would count once. The count runs while JAX traces ``forward``, so a compiled function pays nothing; a
+    ``__call__`` that reaches its parent's (``super().__call__``) is one call."""
+    counts: Counter = Counter()
+    active: set[int] = set()
+    originals: dict[type, Any] = {}
+    for module, _ in modules.values():
+        owner = next(c for c in type(module).__mro__ if "__call__" in vars(c))
+        originals.setdefault(owner, vars(owner)["__call__"])
+
+    def counted(original):
+        def call(self, *args, **kwargs):
+            bound = original.__get__(self, type(self))
+            if id(self) in active:  # a parent's __call__ reached through super(): the same application
+                return bound(*args, **kwargs)
+            active.add(id(self))
+            counts[id(self)] += 1
+            try:
+                return bound(*args, **kwargs)
+            finally:
+                active.discard(id(self))
+
+        return call
+
+    for owner, original in originals.items():
+        type.__setattr__(owner, "__call__", counted(original))
+    try:
+        out = forward()
+    finally:
+        for owner, original in originals.items():
+            type.__setattr__(owner, "__call__", original)
+    for key, (_, name) in modules.items():
+        if counts[key] > 1:
+            raise TrustError(f"module {name} is applied {counts[key]} times in one forward pass (one tensor, "
+                             "several layers): the per-layer bounds would count it once; untie the weights to "
+                             "measure them")  # fmt: skip
     return out

@@ -5,7 +5,8 @@ the whole normalised shape — and the model, which takes one example, is mapped
 
 A model with state (``eqx.nn.BatchNorm`` with ``axis_name="batch"``) is applied with the ``state`` given, in the
 mode the user chooses: ``"eval"`` (``eqx.nn.inference_mode``: running statistics) or ``"batch"`` (statistics of
-the batch; the updated state is dropped)."""
+the batch; the updated state is dropped). While the forward pass is traced, a module applied twice (one tensor,
+two layers) is seen and refused."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from trust.base import spec as specs
 from trust.base.errors import TrustError
 from trust.base.spec import Leaf
 from trust.base.tree import leaf_names
-from trust.core.adapters import Model, declared, refuse
+from trust.core.adapters import Model, applied_once, declared, refuse
 
 MODES = ("eval", "batch")
 SPATIAL = {1: "W", 2: "HW", 3: "DHW"}
@@ -64,6 +65,12 @@ def _owner(model, path) -> tuple[eqx.Module, str] | None:
     return (owner, attr) if isinstance(owner, eqx.Module) and attr else None
 
 
+def _module_at(model, path) -> eqx.Module | None:
+    """The module that owns the leaf at ``path`` (:func:`_owner`), if one does."""
+    found = _owner(model, path)
+    return found[0] if found else None
+
+
 def _shared(params) -> None:
     """Refuse parameters that hold one array at two places (a tied weight not wrapped in ``eqx.nn.Shared``)."""
     seen: dict[int, str] = {}
@@ -88,13 +95,19 @@ def from_equinox(model: eqx.Module, state=None, mode: str = "eval", spec: Mappin
         found = _owner(model, path)
         inferred[name] = _role(*found, name) if found else refuse(name, "the model", "it is not a field of a layer")
 
+    paths = [path for path, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
+
     def apply(p, x):
         net = eqx.combine(p, static)
         if mode == "eval":
             net = eqx.nn.inference_mode(net)
+        owners = {
+            id(m): (m, name.rsplit(".", 1)[0]) for name, path in zip(names, paths) if (m := _module_at(net, path))
+        }
         if state is None:
-            return jax.vmap(net)(x)
-        return jax.vmap(net, axis_name="batch", in_axes=(0, None), out_axes=(0, None))(x, state)[0]
+            return applied_once(owners, lambda: jax.vmap(net)(x))
+        batched = jax.vmap(net, axis_name="batch", in_axes=(0, None), out_axes=(0, None))
+        return applied_once(owners, lambda: batched(x, state)[0])
 
     roles = declared(inferred, names, spec)
     return Model(apply, params, roles, f"equinox {type(model).__name__} ({mode} mode)")

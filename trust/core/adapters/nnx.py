@@ -4,7 +4,7 @@ statistics, RNG state), measured as a pure function of a plain dict of parameter
 Normalisation runs in the mode the user chooses: ``"eval"`` (running statistics — the function a trained net
 computes at test time) or ``"batch"`` (statistics of the batch it is applied to, never written back). Either way
 ``apply`` merges a fresh copy of the model inside the traced function, so ``jax.grad`` never mutates a variable
-from another trace level."""
+from another trace level; while it is traced, a module applied twice (one tensor, two layers) is seen and refused."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from trust.base import spec as specs
 from trust.base.errors import TrustError
 from trust.base.spec import Leaf
 from trust.base.tree import leaf_names
-from trust.core.adapters import Model, declared, refuse
+from trust.core.adapters import Model, applied_once, declared, refuse
 
 MODES = ("eval", "batch")
 SPATIAL = {1: "W", 2: "HW", 3: "DHW"}
@@ -74,6 +74,15 @@ def _tied(model: nnx.Module) -> None:
                     owners[id(v)] = here
 
 
+def _param_owners(model: nnx.Module) -> dict[int, tuple[nnx.Module, str]]:
+    """The modules that own a parameter directly, by id, with their paths."""
+    return {
+        id(module): (module, ".".join(map(str, path)) or type(module).__name__)
+        for path, module in nnx.iter_graph(model)
+        if isinstance(module, nnx.Module) and any(isinstance(v, nnx.Param) for v in vars(module).values())
+    }
+
+
 def from_nnx(model: nnx.Module, mode: str = "eval", spec: Mapping[str, Leaf] | None = None) -> Model:
     """A Flax NNX model as a :class:`~trust.core.adapters.Model`. ``mode``: normalisation with running (``"eval"``)
     or batch (``"batch"``) statistics; ``spec``: roles of leaves the adapter cannot infer (or overrides)."""
@@ -93,7 +102,7 @@ def from_nnx(model: nnx.Module, mode: str = "eval", spec: Mapping[str, Leaf] | N
         nnx.replace_by_pure_dict(state, p)
         net = nnx.merge(graphdef, state, rest, copy=True)
         net.eval() if mode == "eval" else net.train()
-        return net(x)
+        return applied_once(_param_owners(net), lambda: net(x))
 
     roles = declared(inferred, leaf_names(pure), spec)
     return Model(apply, pure, roles, f"flax.nnx {type(model).__name__} ({mode} mode)")

@@ -119,21 +119,28 @@ def sharpness(apply: Callable, params, x, y, loss: str = "xent", tol: float = 1e
     def matvec(v):
         return np.asarray(_hvp(apply, loss, params, x, y, jnp.asarray(np.ravel(v), flat.dtype)), dtype=float)
 
-    if n <= LANCZOS_SUBSPACE:  # ARPACK needs n ≥ 3; up to its Krylov subspace's size, n HVPs give the whole Hessian
+    return top_eigenvalue(matvec, n, tol, seed, "the loss Hessian")
+
+
+def top_eigenvalue(matvec: Callable, n: int, tol: float, seed: int, what: str) -> float:
+    """The largest |eigenvalue| of the symmetric ``n × n`` operator ``matvec``: ARPACK's implicitly restarted
+    Lanczos to relative tolerance ``tol`` from a start drawn from ``seed``, or the dense answer for ``n`` up to
+    :data:`LANCZOS_SUBSPACE` (ARPACK needs n ≥ 3; up to its Krylov subspace's size, ``n`` products give the whole
+    matrix). Raises, naming ``what``, when it does not converge or is not finite."""
+    if n <= LANCZOS_SUBSPACE:
         dense = np.stack([matvec(column) for column in np.eye(n)])
-        return _finite_sharpness(float(np.abs(np.linalg.eigvalsh((dense + dense.T) / 2)).max()))
-    start = np.random.default_rng(seed).standard_normal(n)
-    operator = LinearOperator((n, n), matvec=matvec, dtype=float)
-    try:
-        values = eigsh(operator, k=1, which="LM", tol=tol, v0=start, ncv=LANCZOS_SUBSPACE, return_eigenvectors=False)
-    except ArpackNoConvergence:
-        raise TrustError(f"the sharpness (Lanczos) did not reach relative tolerance {tol}") from None
-    return _finite_sharpness(float(abs(values[0])))
-
-
-def _finite_sharpness(lam: float) -> float:
+        lam = float(np.abs(np.linalg.eigvalsh((dense + dense.T) / 2)).max())
+    else:
+        start = np.random.default_rng(seed).standard_normal(n)
+        operator = LinearOperator((n, n), matvec=matvec, dtype=float)
+        try:
+            values = eigsh(operator, k=1, which="LM", tol=tol, v0=start, ncv=LANCZOS_SUBSPACE,
+                           return_eigenvectors=False)  # fmt: skip
+        except ArpackNoConvergence:
+            raise TrustError(f"the top eigenvalue of {what} (Lanczos) did not reach relative tolerance {tol}") from None
+        lam = float(abs(values[0]))
     if not np.isfinite(lam):
-        raise TrustError("the loss Hessian is not finite at these parameters")
+        raise TrustError(f"{what} is not finite at these parameters")
     return lam
 
 

@@ -135,7 +135,13 @@ class MLP:
 
     def preactivations(self, params: list[dict], x: jax.Array) -> tuple[jax.Array, list[jax.Array]]:
         """The output and every layer's pre-activation ``z_l = W_l h_{l-1} (+ b_l)``, each ``(n, d_l)``."""
-        return self._from_first(params[1:], self.first_preactivation(params[0], x), x)
+        return self._from_first(params[1:], self.first_preactivation(params[0], x), x)[:2]
+
+    def layer_inputs(self, params: list[dict], x: jax.Array) -> list[jax.Array]:
+        """What every layer reads: ``h_0 = x, h_1, …, h_{L−1}`` (each ``(n, d_{l−1})``), and the output last —
+        the features whose change measures feature learning (docs/theory.md §12)."""
+        out, _, hs = self._from_first(params[1:], self.first_preactivation(params[0], x), x)
+        return [*hs, out]
 
     def first_preactivation(self, layer: dict, x: jax.Array) -> jax.Array:
         """``z_1 = x·W_1ᵀ (+ b_1)``: linear in the first layer's parameters, so along ``W + η·U`` it is
@@ -148,14 +154,17 @@ class MLP:
         (the skip of a residual first layer)."""
         return self._from_first(rest, z1, x)[0]
 
-    def _from_first(self, rest: list[dict], z1: jax.Array, x: jax.Array) -> tuple[jax.Array, list[jax.Array]]:
+    def _from_first(self, rest: list[dict], z1: jax.Array, x: jax.Array):
+        """The output, the pre-activations and the inputs of the layers (``x`` first)."""
         phi = activation_fn(self.activation, self.slope)
         h, zs = (x + phi(z1)) if self.residual_first else phi(z1), [z1]  # the last layer is never residual
+        hs = [x, h]
         for l, layer in enumerate(rest, start=1):
             z = h @ layer["w"].T
             zs.append(z + layer["b"][None, :] if "b" in layer else z)
             h = h + phi(zs[-1]) if (self.residual and l < len(rest)) else phi(zs[-1])
-        return (h if self.final_activation else zs[-1]), zs
+            hs.append(h)
+        return (h if self.final_activation else zs[-1]), zs, hs[:-1]
 
 
 @partial(jax.jit, static_argnums=(0, 2))

@@ -1,0 +1,144 @@
+"""What a geometry cell measures beyond its 12 families (docs/theory.md §10–§12), on its MLPs: the modular family
+(every raw direction as a step of modular norm η, its output change against the nominal and the exact bound),
+each layer as a module (its input sensitivity by power iteration, its output change per unit modular step), the
+change of every layer's features after one step and after training, and, on chosen cells, the per-layer
+curvature of the loss."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from trust.base import linalg
+from trust.base.errors import TrustError
+from trust.base.spec import weight_indices
+from trust.core import curvature, features, modular, nets
+
+SENSITIVITY_TOL = 1e-3  # power iteration on the input Jacobian: relative residual of the singular pair
+SENSITIVITY_MAX_ITER = 20_000
+CURVATURE_TOL = 1e-3  # Lanczos on each Hessian block: relative tolerance of the Ritz value
+TRACE_TOL = 0.05  # Hutchinson: standard error at most 5 % of the trace
+DENSITY_ORDER, DENSITY_PROBES = 30, 4  # stochastic Lanczos quadrature: resolution and probes
+
+
+def rms(a) -> float:
+    """``‖A‖_F/√(entries)``: the root mean square entry."""
+    a = np.asarray(a, dtype=float)
+    return float(np.linalg.norm(a) / np.sqrt(a.size))
+
+
+def module_of(net: nets.MLP) -> modular.Module:
+    """The net as a module (docs/theory.md §10.1): unit masses; trust's residual hidden layers ``h + φ(Wh)`` by the
+    sum rule. Refused for nets with biases (the modular norm of the paper has none) and a residual first layer."""
+    if net.bias or net.residual_first or net.final_activation:
+        raise TrustError("the modular norm is measured on bias-free MLPs with a linear last layer")
+    return modular.mlp(net.widths, residual_hidden=net.residual)
+
+
+def _shifted(params: list[dict], direction: list[np.ndarray], eta: float) -> list[dict]:
+    return [{**p, "w": p["w"] + eta * jnp.asarray(u, p["w"].dtype)} for p, u in zip(params, direction)]
+
+
+def modular_family(net: nets.MLP, params: list[dict], raw: list[dict], x, eta: np.ndarray) -> np.ndarray:
+    """The output change ``‖F(W + ηU) − F(W)‖_RMS/‖X‖_RMS`` along ``raw`` made a step of modular norm 1
+    (``U_l = s_l·R_l/‖R_l‖_*``, each atom at its share), per η (§10.3)."""
+    module = module_of(net)
+    unit = [
+        s * np.asarray(r["w"], dtype=float) / modular.atom_norm(r["w"], f)
+        for r, f, s in zip(raw, module.fans, module.shares)
+    ]
+    x = jnp.asarray(x)
+    f0, x_rms = net.apply(params, x), rms(x)
+    return np.array([rms(net.apply(_shifted(params, unit, float(e)), x) - f0) / x_rms for e in eta])
+
+
+def modular_bounds(net: nets.MLP, params: list[dict], eta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(nominal, exact, atom norms)``: the nominal bound ``∏(1 + η s_l) − 1`` of well-normed atoms, the exact
+    bound ``∏(‖W_l‖_* + η s_l) − ∏‖W_l‖_*`` (a theorem for the plain bias-free MLP; NaN for a residual one, whose sum
+    rule it is not) and every ``‖W_l‖_*`` (§10.3)."""
+    module = module_of(net)
+    shares, atom = (
+        np.asarray(module.shares),
+        np.array([modular.atom_norm(p["w"], f) for p, f in zip(params, module.fans)]),
+    )
+    eta = np.asarray(eta, dtype=float)[:, None]
+    nominal = np.prod(1 + eta * shares, axis=1) - 1
+    exact = np.prod(atom + eta * shares, axis=1) - np.prod(atom)
+    return nominal, (np.full_like(nominal, np.nan) if net.residual else exact), atom
+
+
+def layer_maps(net: nets.MLP, params: list[dict]) -> list[Callable]:
+    """Every layer as a module ``(W_l, H_{l−1}) ↦ H_l`` on a batch, as trust's MLP computes it."""
+    phi = nets.activation_fn(net.activation, net.slope)
+    last = len(params) - 1
+
+    def layer(l):
+        def f(w, h):
+            z = h @ w.T + (params[l]["b"][None, :] if "b" in params[l] else 0.0)
+            if l == last:
+                return z
+            residual = (net.residual and l > 0) or (net.residual_first and l == 0)
+            return h + phi(z) if residual else phi(z)
+
+        return f
+
+    return [layer(l) for l in range(len(params))]
+
+
+def input_sensitivity(f: Callable, h, tol: float = SENSITIVITY_TOL, seed: int = 0) -> float:
+    """``max_x ‖J_x Δ‖_RMS/‖Δ‖_RMS`` over the batch: the top singular value of the batch's (block-diagonal) input
+    Jacobian in RMS units, by power iteration on ``JᵀJ`` stopped when the singular pair's residual
+    ``‖Jᵀu − σv‖`` is at most ``tol·σ`` (so σ lies within ``tol·σ`` of a singular value; docs/theory.md §8.6)."""
+    h = jnp.asarray(h)
+    out, jvp = jax.linearize(f, h)
+    vjp = jax.linear_transpose(jvp, h)
+    v = jax.random.normal(jax.random.key(seed), h.shape, h.dtype)
+    v = v / jnp.linalg.norm(v)
+    for _ in range(SENSITIVITY_MAX_ITER):
+        u = jvp(v)
+        sigma = float(jnp.linalg.norm(u))
+        if sigma == 0:
+            return 0.0
+        u = u / sigma
+        back = vjp(u)[0]
+        if float(jnp.linalg.norm(back - sigma * v)) <= tol * sigma:
+            per_example_in, per_example_out = h.shape[-1], out.shape[-1]
+            return sigma * float(np.sqrt(per_example_in / per_example_out))
+        v = back / jnp.linalg.norm(back)
+    raise TrustError(f"the input sensitivity (power iteration) did not reach relative residual {tol}")
+
+
+def sensitivities(net: nets.MLP, params: list[dict], grads: list[dict], x) -> tuple[np.ndarray, np.ndarray]:
+    """Per layer as a module (§10.1): the input sensitivity (nominal 1, 2 for trust's residual block) and the output
+    change per unit modular step along the modular optimiser's direction ``√(d_l/d_{l−1})·polar(G_l)``, to first
+    order, ``‖J_W Δ_l‖_RMS/‖H_{l−1}‖_RMS`` (well-normed: at most 1)."""
+    hs = net.layer_inputs(params, jnp.asarray(x))
+    input_s, weight_s = [], []
+    for l, (f, p, g) in enumerate(zip(layer_maps(net, params), params, grads)):
+        h = hs[l]
+        input_s.append(input_sensitivity(lambda a, f=f, w=p["w"]: f(w, a), h, seed=l))
+        fan_out, fan_in = np.shape(p["w"])
+        direction = np.sqrt(fan_out / fan_in) * linalg.polar(np.asarray(g["w"]))
+        change = jax.jvp(lambda w, f=f, h=h: f(w, h), (p["w"],), (jnp.asarray(direction, p["w"].dtype),))[1]
+        weight_s.append(rms(change) / rms(h))
+    return np.array(input_s), np.array(weight_s)
+
+
+def feature_learning(net: nets.MLP, initial: list[dict], one_step: list[dict], end: list[dict], x) -> np.ndarray:
+    """``(2, 3, l)``: after one step and after training, each layer's relative feature change, alignment and
+    spectral step size (:func:`trust.core.features.feature_change`, docs/theory.md §12)."""
+    return np.array([np.stack(features.feature_change(net, initial, p, x)) for p in (one_step, end)])
+
+
+def layer_curvature(net, params: list[dict], x, y, seed: int = 0) -> dict[str, np.ndarray]:
+    """Per weight layer the top |eigenvalue| of its Hessian block; the trace with its standard error; the spectral
+    density's nodes and weights (docs/theory.md §11)."""
+    block = np.array([curvature.block_sharpness(net.apply, params, x, y, i, tol=CURVATURE_TOL, seed=seed)
+                      for i in weight_indices(params)])  # fmt: skip
+    trace = curvature.hessian_trace(net.apply, params, x, y, tol=TRACE_TOL, seed=seed)
+    density = curvature.spectral_density(net.apply, params, x, y, DENSITY_ORDER, DENSITY_PROBES, seed=seed)
+    return {"block": block, "trace": np.array([trace.value, trace.sem, trace.probes]), "nodes": density.nodes,
+            "weights": density.weights}  # fmt: skip

@@ -286,3 +286,15 @@ def test_full_batch_gradient_of_the_square_loss_matches_finite_differences(key):
             down[layer]["w"] = params[layer]["w"].at[index].add(-h)
             expected = (loss(up) - loss(down)) / (2 * h)
             assert float(got[layer]["w"][index]) == pytest.approx(expected, rel=1e-6, abs=1e-9)
+
+
+def test_norms_of_tiny_and_huge_float32_tensors_neither_underflow_nor_overflow():
+    """A memorised net's float32 gradient entries lie below 1e-19, whose squares underflow to 0: the traced norms
+    scale by the largest entry first, as the NumPy ones do, and agree with them to float32 rounding."""
+    rng = np.random.default_rng(0)
+    for scale in (1e-30, 1e-20, 1.0, 1e20, 1e30):
+        t = {"w": jnp.asarray(rng.normal(size=(7, 5)) * scale, jnp.float32), "b": jnp.zeros(3, jnp.float32)}
+        traced = np.asarray(jax.jit(tree.frobenius_norms)(t), dtype=float)
+        assert traced[0] == 0.0 and traced[1] > 0  # leaves in key order: b, w
+        assert traced[1] == pytest.approx(tree.leaf_norms(t)[1], rel=1e-6)  # float32: a few ulps
+    assert np.isnan(np.asarray(tree.frobenius_norms({"w": jnp.array([1.0, np.nan])}))[0])

@@ -79,8 +79,16 @@ def per_leaf(values, n: int) -> np.ndarray:
 
 
 def frobenius_norms(tree) -> jax.Array:
-    """‖T_l‖_F of every leaf, in flatten order (traceable: used inside jitted code)."""
-    return jnp.stack([jnp.linalg.norm(jnp.ravel(t)) for t in leaves(tree)])
+    """‖T_l‖_F of every leaf, in flatten order (traceable: used inside jitted code), scaled by ``max|T_l|`` first as
+    :func:`leaf_norms` is: the squares of a memorised net's float32 gradient entries (below 1e-19) underflow to 0,
+    and an unscaled norm would call a nonzero gradient zero."""
+    return jnp.stack([_scaled_norm(jnp.ravel(t)) for t in leaves(tree)])
+
+
+def _scaled_norm(t: jax.Array) -> jax.Array:
+    largest = jnp.max(jnp.abs(t), initial=0.0)
+    safe = jnp.where((largest > 0) & jnp.isfinite(largest), largest, 1.0)
+    return jnp.where((largest > 0) & jnp.isfinite(largest), safe * jnp.linalg.norm(t / safe), largest)
 
 
 def _norm(t) -> float:

@@ -79,3 +79,25 @@ def test_weight_sensitivity_is_the_first_order_output_change_per_unit_atom_step(
         change = h @ delta.T * ((h @ w.T > 0) if l < 2 else 1.0)
         assert weight_s[l] == pytest.approx(rms(change) / rms(h), rel=1e-10)
         assert weight_s[l] <= 1 + 1e-12  # a 1-Lipschitz layer under a step of ‖Δ‖_* = 1 (a theorem)
+
+
+def test_a_geometry_cell_carries_the_extras_and_the_theorem_holds_on_it():
+    """A tiny trained cell with the modules and the curvature asked for: every extra has its documented shape, the
+    modular family stays under its exact bound at both points (a theorem) and the feature alignment under 1."""
+    from dataclasses import replace
+
+    from trust.experiments.shared import geometry_cell
+
+    training = replace(geometry_cell.CELL_TRAINING, dataset="digits", epochs=1, batch_size=100, width=12, depth=3)
+    config = geometry_cell.GeometryCellConfig(training, eta=(0.01, 0.1), n_measure=60, modules=True, curvature=True)
+    r = geometry_cell.run(config)
+    k, d, e, l = 2, 4, 2, 3
+    assert r.modular_function.shape == (k, d, e) and r.modular_exact.shape == (k, e) and r.modular_nominal.shape == (e,)
+    assert np.all(r.modular_function <= r.modular_exact[:, None, :] * (1 + 1e-5))  # float32 net: rounding
+    assert r.atom_norm.shape == r.input_sensitivity.shape == r.weight_sensitivity.shape == (k, l)
+    assert r.features.shape == (2, 3, l) and np.all(r.features[:, 1] <= 1 + 1e-6)
+    assert r.block_curvature.shape == (k, l) and r.trace.shape == (k, 4) and r.lipschitz_layer.shape == (k, e, l)
+    assert r.density_nodes.shape == r.density_weights.shape == (k, extras.DENSITY_PROBES, extras.DENSITY_ORDER)
+    plain = geometry_cell.run(replace(config, modules=False, curvature=False))
+    assert plain.input_sensitivity.size == plain.block_curvature.size == 0  # asked for on chosen cells only
+    np.testing.assert_array_equal(plain.modular_function, r.modular_function)  # same seed, same numbers

@@ -25,17 +25,18 @@ from trust.core.losses import loss_function
 
 
 def _hvp(apply, params, x, y, loss: str):
-    """``v ↦ ∇²ℒ(W)·v`` on flat vectors, and the flat size."""
+    """``(product, args, n, dtype)``: ``product(v, *args) = ∇²ℒ(W)·v`` on flat vectors with the parameters and the
+    data in ``args`` — passed as arguments through matfree's jitted loops (closed over, XLA would fold them as
+    constants, slowly) — and the flat size."""
     check_finite(params, "parameters")
     flat, unravel = ravel_pytree(params)
-    x, y = jnp.asarray(x), jnp.asarray(y)
-    grad = jax.grad(lambda p: loss_function(loss)(apply(p, x), y))
 
     @jax.jit
-    def hvp(v):
-        return ravel_pytree(jax.jvp(grad, (params,), (unravel(v.astype(flat.dtype)),))[1])[0]
+    def product(v, p, x, y):
+        grad = jax.grad(lambda q: loss_function(loss)(apply(q, x), y))
+        return ravel_pytree(jax.jvp(grad, (p,), (unravel(v.astype(flat.dtype)),))[1])[0]
 
-    return hvp, flat.size, flat.dtype
+    return product, (params, jnp.asarray(x), jnp.asarray(y)), flat.size, flat.dtype
 
 
 def block_slices(params) -> list[slice]:
@@ -52,7 +53,7 @@ def block_sharpness(apply, params, x, y, layer: int, loss: str = "xent", tol: fl
     tensor moves — the constant of a per-layer Lipschitz-smooth model (§11.1). Lanczos on the block's
     Hessian-vector products (the full HVP of a vector zero outside the block, read on the block) to relative
     tolerance ``tol``; a block of at most :data:`~trust.core.estimate.LANCZOS_SUBSPACE` entries is built densely."""
-    hvp, n, dtype = _hvp(apply, params, x, y, loss)
+    hvp, args, n, dtype = _hvp(apply, params, x, y, loss)
     blocks = block_slices(params)
     if not 0 <= layer < len(blocks):
         raise TrustError(f"layer {layer} is not a leaf of the parameters (0 … {len(blocks) - 1})")
@@ -61,18 +62,20 @@ def block_sharpness(apply, params, x, y, layer: int, loss: str = "xent", tol: fl
     def matvec(v):
         full = np.zeros(n)
         full[block] = np.ravel(v)
-        return np.asarray(hvp(jnp.asarray(full, dtype)), dtype=float)[block]
+        return np.asarray(hvp(jnp.asarray(full, dtype), *args), dtype=float)[block]
 
     size = block.stop - block.start
     return estimate.top_eigenvalue(matvec, size, tol, seed, f"the Hessian block of {leaf_names(params)[layer]}")
 
 
 class Trace(NamedTuple):
-    """A Hutchinson estimate: the trace, its standard error and the probes it took."""
+    """A Hutchinson estimate: the trace, its standard error, the probes it took and whether the standard error
+    reached the stated fraction of the estimate (an indefinite Hessian whose trace nearly cancels may not)."""
 
     value: float
     sem: float
     probes: int
+    converged: bool
 
 
 def hessian_trace(
@@ -80,22 +83,24 @@ def hessian_trace(
 ) -> Trace:
     """``tr ∇²ℒ(W)`` by Hutchinson's estimator ``E[vᵀHv]`` over Rademacher ``v`` (§11.2): batches of ``batch``
     probes (matfree's Monte-Carlo estimator), each batch mean one sample, until the standard error of their mean is
-    at most ``tol·|estimate|`` (three batches at least); raises if ``max_probes`` do not get there."""
-    hvp, n, dtype = _hvp(apply, params, x, y, loss)
+    at most ``tol·|estimate|`` (three batches at least), or ``max_probes`` are spent — then the estimate is returned
+    with its standard error and ``converged`` false."""
+    hvp, args, n, dtype = _hvp(apply, params, x, y, loss)
     flat = jnp.zeros(n, dtype)
     estimator = jax.jit(
         stochtrace.estimator_monte_carlo(stochtrace.monte_carlo_trace(), stochtrace.sampler_signs(flat, num=batch)),
         static_argnums=(0,),
     )
+    if max_probes < 3 * batch:
+        raise TrustError(f"max_probes must allow three batches of {batch}, got {max_probes}")
     key, means = jax.random.key(seed), list[float]()
-    while len(means) * batch < max_probes:
+    while True:
         key, sub = jax.random.split(key)
-        means.append(float(estimator(hvp, sub)))
+        means.append(float(estimator(hvp, sub, *args)))
         if len(means) >= 3:
             mean, sem = float(np.mean(means)), float(np.std(means, ddof=1) / np.sqrt(len(means)))
-            if sem <= tol * abs(mean):
-                return Trace(mean, sem, len(means) * batch)
-    raise TrustError(f"the Hessian trace did not reach relative standard error {tol} in {max_probes} probes")
+            if sem <= tol * abs(mean) or (len(means) + 1) * batch > max_probes:
+                return Trace(mean, sem, len(means) * batch, sem <= tol * abs(mean))
 
 
 class Density(NamedTuple):
@@ -118,14 +123,14 @@ def spectral_density(apply, params, x, y, order: int = 40, probes: int = 8, loss
     eigenvectors are the nodes and weights of the Gauss quadrature of ``vᵀf(H)v/vᵀv`` — exact for every polynomial
     ``f`` of degree below ``2·order``. ``order`` sets the resolution (as a histogram's bins do), not a stopping
     point: a larger order resolves more of the spectrum; an order at the size of the net gives its eigenvalues."""
-    hvp, n, dtype = _hvp(apply, params, x, y, loss)
+    hvp, args, n, dtype = _hvp(apply, params, x, y, loss)
     if not 1 <= order <= n or probes < 1:
         raise TrustError(f"order must lie in 1 … {n} (the parameters) and probes be ≥ 1, got {order}, {probes}")
     lanczos = jax.jit(decomp.tridiag_sym(order, materialize=True, reortho="full"), static_argnums=(0,))
     signs = stochtrace.sampler_signs(jnp.zeros(n, dtype), num=probes)(jax.random.key(seed))
     nodes, weights = [], []
     for v in signs:
-        small = np.asarray(lanczos(hvp, v).J_small, dtype=float)
+        small = np.asarray(lanczos(hvp, v, *args).J_small, dtype=float)
         theta, vectors = np.linalg.eigh((small + small.T) / 2)
         nodes.append(theta)
         weights.append(vectors[0] ** 2)

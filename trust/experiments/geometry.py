@@ -37,6 +37,8 @@ from trust.experiments.shared.geometry_cell import (
 from trust.experiments.shared.runner import Experiment, Study, run_study
 
 NO_RESNETS = "no ResNet cells in this study"
+# the per-layer curvature (tens of seconds a point at width 128): the depth sweep's first seed under these
+CURVATURE_OPTIMIZERS = ("fromage", "sgd", "adam")
 
 
 RESNETS = tuple(f"{m}{'' if n == 'none' else '_' + n}" for m in ("resnet8", "resnet16") for n in nets.NORMS)
@@ -113,13 +115,16 @@ def _training(c: GeometryConfig, **fields) -> train.TrainConfig:
 
 
 def _grid(c: GeometryConfig) -> dict[str, GeometryCellConfig]:
-    """The MLP cells of both sweeps by name (their shared cells once)."""
+    """The MLP cells of both sweeps by name (their shared cells once). The first seed's cells also measure the
+    layers as modules; those of the depth sweep under :data:`CURVATURE_OPTIMIZERS` the per-layer curvature."""
     nets_ = [(w, c.depth) for w in c.widths] + [(c.width, depth) for depth in c.depths]
     return {
         _name(optimizer, width, depth, s): GeometryCellConfig(
             _training(c, seed=s, optimizer=optimizer, depth=depth, width=width, bias=c.bias, dataset=c.dataset),
             eta=c.eta,
             n_measure=c.n_measure,
+            modules=s == c.seed,
+            curvature=s == c.seed and width == c.width and depth in c.depths and optimizer in CURVATURE_OPTIMIZERS,
         )
         for optimizer in c.optimizers
         for s in range(c.seed, c.seed + c.seeds)

@@ -8,6 +8,7 @@ three geometries, the operator-norm theorem's ratio (bias-free MLPs) and the sta
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -18,17 +19,25 @@ from trust.base.errors import Diverged, TrustError
 from trust.base.schema import Config, Result, param, value
 from trust.base.spec import weight_indices
 from trust.base.tree import leaf_norms, leaves
-from trust.core import bounds, measure, perturb, train
+from trust.core import bounds, measure, nets, perturb, train
+from trust.experiments.shared import geometry_extras as extras
 from trust.experiments.shared import points
 from trust.experiments.shared.runner import Experiment
 
 RAW_DIRECTIONS = ("gradient", "orthogonalised", "random", "step")  # each stepped in every geometry
+SPANS = ("one step", "training")  # feature learning: from initialisation to step 1, and to the end
+FEATURES = ("relative change", "alignment", "spectral step")
 GEOMETRIES = tuple(perturb.GEOMETRIES)  # frobenius, spectral, elementwise
 DIVERGED = "training diverged (a non-finite loss): nothing was measured"
 DEAD = "some layer's gradient (or the optimiser's step) is zero at this checkpoint: the family is undefined there"
 OPERATOR_TOL = 1e-6  # relative tolerance of the operator norms (power iteration above 256; else an exact SVD)
 ZERO_BOUND = "infinite at η = 0, where the bound and the measured change are both zero"
 BIASED = "the operator-norm theorem is for bias-free MLPs (docs/theory.md §2.3); this net has biases or is a ResNet"
+NOT_MODULAR = "the modular norm is measured on bias-free MLPs (docs/theory.md §10): empty for ResNets and biased MLPs"
+RESIDUAL = "NaN for a residual MLP: the exact bound of docs/theory.md §10.3 is for the plain composition"
+NOT_MLP = "feature learning is measured on MLPs (docs/theory.md §12): empty for ResNets"
+NO_MODULES = "measured only on the cells chosen for it (config.modules; docs/theory.md §10): empty elsewhere"
+NO_CURVATURE = "measured only on the cells chosen for it (config.curvature; docs/theory.md §11): empty elsewhere"
 
 # A geometry cell's training by default: a bias-free width-128 MLP of depth 4, 2 epochs of Fromage on MNIST-5k
 CELL_TRAINING = train.TrainConfig(
@@ -49,6 +58,10 @@ class GeometryCellConfig(Config):
         (0.01, 0.03, 0.1, 0.3), "the η grid (relative step in each geometry)", minimum=0, increasing=True
     )
     n_measure: int = param(500, "measurement batch: the first n training examples (0: all)", minimum=0)
+    modules: bool = param(False, "also every layer's input sensitivity and output change per unit modular step")
+    curvature: bool = param(
+        False, "also each layer's Hessian-block curvature, the Hessian's trace and its spectral density at both points"
+    )
 
     def validate(self):
         if not self.eta or min(self.eta) <= 0:
@@ -67,6 +80,11 @@ class GeometryCellConfig(Config):
     def theorem_applies(self) -> bool:
         """Whether the operator-norm bound is a theorem here: a bias-free relu MLP (docs/theory.md §2.3)."""
         return self.training.model == "mlp" and not self.training.bias
+
+    @property
+    def modular(self) -> bool:
+        """Whether the modular family and the layers as modules are measured: bias-free MLPs (docs/theory.md §10)."""
+        return self.training.model == "mlp" and not self.training.bias and not self.training.residual_first
 
 
 @dataclass(frozen=True, eq=False)
@@ -100,6 +118,27 @@ class GeometryCellResult(Result):
         DEAD, bulk=True, empty=True, axes=("checkpoint", "direction", "geometry", "layer")
     )  # (k, d, g, l) stable rank of ΔW_l
     weight_rank: np.ndarray = value(DIVERGED, empty=True, axes=("checkpoint", "layer"))  # (k, l) stable rank of W_l
+    # docs/theory.md §10: every raw direction as a step of modular norm η; ‖ΔF‖_RMS/‖X‖_RMS
+    modular_function: np.ndarray = value(f"{DEAD}; {NOT_MODULAR}", empty=True, axes=("checkpoint", "direction", "eta"))
+    modular_nominal: np.ndarray = value(NOT_MODULAR, empty=True, axes=("eta",))  # ∏(1 + η s_l) − 1
+    # ∏(‖W_l‖_* + η s_l) − ∏‖W_l‖_*: a theorem for the plain net (NaN for a residual one)
+    modular_exact: np.ndarray = value(f"{NOT_MODULAR}; {RESIDUAL}", empty=True, axes=("checkpoint", "eta"))
+    atom_norm: np.ndarray = value(NOT_MODULAR, empty=True, axes=("checkpoint", "layer"))  # ‖W_l‖_*
+    # (config.modules) each layer as a module: its input sensitivity and its output change per unit modular step
+    input_sensitivity: np.ndarray = value(f"{NOT_MODULAR}; {NO_MODULES}", empty=True, axes=("checkpoint", "layer"))
+    weight_sensitivity: np.ndarray = value(
+        f"{DEAD}; {NOT_MODULAR}; {NO_MODULES}", empty=True, axes=("checkpoint", "layer")
+    )
+    # docs/theory.md §12: after one step and after training, each layer's relative feature change, alignment and
+    # spectral step size
+    features: np.ndarray = value(NOT_MLP, empty=True, axes=("span", "feature", "layer"))
+    # docs/theory.md §11 (config.curvature): each layer's Hessian-block top |eigenvalue|; the trace, its standard
+    # error and probes; the spectral density's nodes and weights; λ_l·‖ΔW_l‖/‖g_l‖ along the paper's slice
+    block_curvature: np.ndarray = value(NO_CURVATURE, empty=True, axes=("checkpoint", "layer"))
+    trace: np.ndarray = value(NO_CURVATURE, empty=True, axes=("checkpoint", "trace"))
+    density_nodes: np.ndarray = value(NO_CURVATURE, empty=True, axes=("checkpoint", "probe", "node"))
+    density_weights: np.ndarray = value(NO_CURVATURE, empty=True, axes=("checkpoint", "probe", "node"))
+    lipschitz_layer: np.ndarray = value(f"{DEAD}; {NO_CURVATURE}", empty=True, axes=("checkpoint", "eta", "layer"))
 
     @property
     def measured(self) -> bool:
@@ -115,7 +154,49 @@ class GeometryCellResult(Result):
 
     def coordinates(self) -> dict[str, list]:
         return {"checkpoint": ["init", "end"], "direction": list(RAW_DIRECTIONS), "geometry": list(GEOMETRIES),
-                "size": list(GEOMETRIES), "eta": list(self.eta)}  # fmt: skip
+                "size": list(GEOMETRIES), "eta": list(self.eta), "span": list(SPANS), "feature": list(FEATURES),
+                "trace": ["value", "standard error", "probes", "converged"],
+                "probe": list(range(extras.DENSITY_PROBES)), "node": list(range(extras.DENSITY_ORDER))}  # fmt: skip
+
+
+def _raws(params, grads, step, key) -> dict:
+    """The four raw directions at a point (:data:`RAW_DIRECTIONS`)."""
+    return {
+        "gradient": jax.tree_util.tree_map(jnp.negative, grads),
+        "orthogonalised": perturb.orthogonalised(grads),
+        "random": perturb.gaussian(key, params),
+        "step": step,
+    }
+
+
+def _extras(config: GeometryCellConfig, net, params, step, x, y, eta, key) -> dict[str, np.ndarray]:
+    """At one point, what issue 29 adds (:mod:`~trust.experiments.shared.geometry_extras`): the modular family and
+    the layers as modules on bias-free MLPs, the per-layer curvature on the cells chosen for it; empty elsewhere,
+    NaN where a gradient or the step is zero."""
+    out: dict[str, np.ndarray] = {}
+    grads = measure.full_batch_gradient(net.apply, params, x, y)
+    dead = not (np.all(leaf_norms(grads) > 0) and np.all(leaf_norms(step) > 0))
+    layers = len(weight_indices(params))
+    if config.modular:
+        nominal, exact, atom = extras.modular_bounds(net, params, eta)
+        raws = None if dead else _raws(params, grads, step, key)
+        out["modular_function"] = np.array([
+            np.full(eta.size, np.nan) if raws is None else extras.modular_family(net, params, raws[d], x, eta)
+            for d in RAW_DIRECTIONS
+        ])  # fmt: skip
+        out |= {"modular_nominal": nominal, "modular_exact": exact, "atom_norm": atom}
+    if config.modular and config.modules:
+        input_s, weight_s = extras.sensitivities(net, params, grads, x)
+        out |= {"input_sensitivity": input_s, "weight_sensitivity": weight_s if not dead else np.full(layers, np.nan)}
+    if config.curvature:
+        c = extras.layer_curvature(net, params, x, y, seed=config.training.seed)
+        weights, norms = np.asarray(leaf_norms(params)), np.asarray(leaf_norms(grads))
+        index = weight_indices(params)
+        with np.errstate(divide="ignore", invalid="ignore"):  # a zero gradient: NaN, the family is dead there
+            lipschitz = c["block"][None, :] * eta[:, None] * weights[index][None, :] / norms[index][None, :]
+        out |= {"block_curvature": c["block"], "trace": c["trace"], "density_nodes": c["nodes"],
+                "density_weights": c["weights"], "lipschitz_layer": np.where(dead, np.nan, lipschitz)}  # fmt: skip
+    return out
 
 
 def _measure(net, params, step, x, y, eta, key) -> dict[str, np.ndarray] | None:
@@ -123,12 +204,7 @@ def _measure(net, params, step, x, y, eta, key) -> dict[str, np.ndarray] | None:
     grads = measure.full_batch_gradient(net.apply, params, x, y)
     if not (np.all(leaf_norms(grads) > 0) and np.all(leaf_norms(step) > 0)):
         return None
-    raws = {
-        "gradient": jax.tree_util.tree_map(jnp.negative, grads),
-        "orthogonalised": perturb.orthogonalised(grads),
-        "random": perturb.gaussian(key, params),
-        "step": step,
-    }
+    raws = _raws(params, grads, step, key)
     layers = weight_indices(params)
     op_params = linalg.operator_norms(params, OPERATOR_TOL)  # once per point: every spectral size divides by them
     w_op = op_params[layers]
@@ -178,13 +254,20 @@ def run(config: GeometryCellConfig) -> GeometryCellResult:
     x, y = points.measurement_batch(ds, config.n_measure)
     eta = np.asarray(config.eta, dtype=float)
     per_point: list[dict[str, np.ndarray] | None] = []
-    ranks = []
+    ranks, added = [], []
     for k, (s, s_next) in enumerate(pairs):
         params = trained.checkpoints[s]
         step = jax.tree_util.tree_map(jnp.subtract, trained.checkpoints[s_next], params)
         key = jax.random.fold_in(jax.random.key(config.training.seed), k)
         per_point.append(_measure(trained.net, params, step, x, y, eta, key))
         ranks.append(linalg.stable_ranks(params)[weight_indices(params)])
+        added.append(_extras(config, trained.net, params, step, x, y, eta, key))
+    more: dict[str, Any] = {n: np.stack([a[n] for a in added]) for n in added[0] if n != "modular_nominal"}
+    if "modular_nominal" in added[0]:
+        more["modular_nominal"] = added[0]["modular_nominal"]
+    if isinstance(trained.net, nets.MLP):
+        ckpt = trained.checkpoints
+        more["features"] = extras.feature_learning(trained.net, ckpt[0], ckpt[1], ckpt[last], x)
     layers, families = len(weight_indices(trained.params)), (len(RAW_DIRECTIONS), len(GEOMETRIES))
     shapes = {
         "function": families + (eta.size,),
@@ -214,6 +297,7 @@ def run(config: GeometryCellConfig) -> GeometryCellResult:
         sizes=stack("sizes"),
         step_rank=stack("rank"),
         weight_rank=np.asarray(ranks, dtype=float),
+        **more,
     )
 
 

@@ -17,10 +17,10 @@ from trust.base.errors import TrustError
 from trust.base.spec import weight_indices
 from trust.core import curvature, features, modular, nets
 
-SENSITIVITY_TOL = 1e-3  # power iteration on the input Jacobian: relative residual of the singular pair
+SENSITIVITY_TOL = 1e-2  # power iteration on the input Jacobian: relative residual of the singular pair (σ to 1 %)
 SENSITIVITY_MAX_ITER = 20_000
 CURVATURE_TOL = 1e-3  # Lanczos on each Hessian block: relative tolerance of the Ritz value
-TRACE_TOL = 0.05  # Hutchinson: standard error at most 5 % of the trace
+TRACE_TOL, TRACE_PROBES = 0.05, 512  # Hutchinson: standard error at most 5 % of the trace, or 512 probes
 DENSITY_ORDER, DENSITY_PROBES = 30, 4  # stochastic Lanczos quadrature: resolution and probes
 
 
@@ -138,7 +138,8 @@ def layer_curvature(net, params: list[dict], x, y, seed: int = 0) -> dict[str, n
     density's nodes and weights (docs/theory.md §11)."""
     block = np.array([curvature.block_sharpness(net.apply, params, x, y, i, tol=CURVATURE_TOL, seed=seed)
                       for i in weight_indices(params)])  # fmt: skip
-    trace = curvature.hessian_trace(net.apply, params, x, y, tol=TRACE_TOL, seed=seed)
+    trace = curvature.hessian_trace(net.apply, params, x, y, tol=TRACE_TOL, max_probes=TRACE_PROBES, seed=seed)
     density = curvature.spectral_density(net.apply, params, x, y, DENSITY_ORDER, DENSITY_PROBES, seed=seed)
-    return {"block": block, "trace": np.array([trace.value, trace.sem, trace.probes]), "nodes": density.nodes,
+    return {"block": block, "trace": np.array([trace.value, trace.sem, trace.probes, trace.converged]),
+            "nodes": density.nodes,
             "weights": density.weights}  # fmt: skip

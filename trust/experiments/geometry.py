@@ -114,9 +114,16 @@ def _training(c: GeometryConfig, **fields) -> train.TrainConfig:
     return replace(geometry_cell.CELL_TRAINING, data_dir=c.data_dir, epochs=c.epochs, batch_size=c.batch_size, **fields)
 
 
+def _curvature_depths(c: GeometryConfig) -> tuple[int, ...]:
+    """The depth sweep's shallowest net besides 2 (or 2) and its deepest: the two ends the curvature is compared at."""
+    deeper = [d for d in c.depths if d > 2]
+    return tuple(sorted({deeper[0] if deeper else c.depths[0], c.depths[-1]}))
+
+
 def _grid(c: GeometryConfig) -> dict[str, GeometryCellConfig]:
     """The MLP cells of both sweeps by name (their shared cells once). The first seed's cells also measure the
-    layers as modules; those of the depth sweep under :data:`CURVATURE_OPTIMIZERS` the per-layer curvature."""
+    layers as modules; those of the depth sweep at two depths (:func:`_curvature_depths`: 4 and 16 by default)
+    under :data:`CURVATURE_OPTIMIZERS` the per-layer curvature."""
     nets_ = [(w, c.depth) for w in c.widths] + [(c.width, depth) for depth in c.depths]
     return {
         _name(optimizer, width, depth, s): GeometryCellConfig(
@@ -124,7 +131,10 @@ def _grid(c: GeometryConfig) -> dict[str, GeometryCellConfig]:
             eta=c.eta,
             n_measure=c.n_measure,
             modules=s == c.seed,
-            curvature=s == c.seed and width == c.width and depth in c.depths and optimizer in CURVATURE_OPTIMIZERS,
+            curvature=s == c.seed
+            and width == c.width
+            and depth in _curvature_depths(c)
+            and optimizer in CURVATURE_OPTIMIZERS,
         )
         for optimizer in c.optimizers
         for s in range(c.seed, c.seed + c.seeds)

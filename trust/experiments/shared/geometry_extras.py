@@ -7,6 +7,7 @@ curvature of the loss."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -51,8 +52,14 @@ def modular_family(net: nets.MLP, params: list[dict], raw: list[dict], x, eta: n
         for r, f, s in zip(raw, module.fans, module.shares)
     ]
     x = jnp.asarray(x)
-    f0, x_rms = net.apply(params, x), rms(x)
-    return np.array([rms(net.apply(_shifted(params, unit, float(e)), x) - f0) / x_rms for e in eta])
+    f0, x_rms = _apply(net, params, x), rms(x)
+    return np.array([rms(_apply(net, _shifted(params, unit, float(e)), x) - f0) / x_rms for e in eta])
+
+
+@partial(jax.jit, static_argnums=0)
+def _apply(net: nets.MLP, params, x):
+    """The net's forward pass, compiled once per net and shape (a net is a hashable, shared description)."""
+    return net.apply(params, x)
 
 
 def modular_bounds(net: nets.MLP, params: list[dict], eta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

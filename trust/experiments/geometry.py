@@ -37,8 +37,9 @@ from trust.experiments.shared.geometry_cell import (
 from trust.experiments.shared.runner import Experiment, Study, run_study
 
 NO_RESNETS = "no ResNet cells in this study"
-# the per-layer curvature (tens of seconds a point at width 128): the depth sweep's first seed under these
-CURVATURE_OPTIMIZERS = ("fromage", "sgd", "adam")
+# the layers as modules (a power iteration per layer) and the per-layer curvature (tens of seconds a point at
+# width 128) on the first seed's cells of these optimisers only
+DETAIL_OPTIMIZERS = ("fromage", "sgd", "adam")
 
 
 RESNETS = tuple(f"{m}{'' if n == 'none' else '_' + n}" for m in ("resnet8", "resnet16") for n in nets.NORMS)
@@ -66,6 +67,10 @@ class GeometryConfig(Config):
     seeds: int = param(0, "seeds per MLP configuration; 0: 5 (2 with --quick)", minimum=0)
     epochs: int = param(0, "training epochs; 0: 2 (1 with --quick)", minimum=0)
     bias: bool = param(False, "layers carry biases (off: the operator-norm bound is a theorem)")
+    residual_depths: tuple[int, ...] = param(
+        (), "depths of residual MLPs h + φ(Wh) at the depth sweep's width (≥ 3; none by default: a long job's)",
+        minimum=3, increasing=True,
+    )  # fmt: skip
     resnets: tuple[str, ...] = param(
         (), "ResNet cells (8 channels); none given: resnet8 resnet8_batch (none with --quick)", choices=RESNETS
     )
@@ -105,8 +110,8 @@ class GeometryConfig(Config):
             raise TrustError("eta entries must be > 0 (the width exponent takes logarithms)")
 
 
-def _name(optimizer: str, width: int, depth: int, seed: int) -> str:
-    return f"{optimizer}_w{width}_L{depth}_s{seed}"
+def _name(optimizer: str, width: int, depth: int, seed: int, residual: bool = False) -> str:
+    return f"{optimizer}_w{width}_L{depth}{'_residual' if residual else ''}_s{seed}"
 
 
 def _training(c: GeometryConfig, **fields) -> train.TrainConfig:
@@ -121,25 +126,25 @@ def _curvature_depths(c: GeometryConfig) -> tuple[int, ...]:
 
 
 def _grid(c: GeometryConfig) -> dict[str, GeometryCellConfig]:
-    """The MLP cells of both sweeps by name (their shared cells once). The first seed's cells also measure the
-    layers as modules; those of the depth sweep at two depths (:func:`_curvature_depths`: 4 and 16 by default)
-    under :data:`CURVATURE_OPTIMIZERS` the per-layer curvature."""
-    nets_ = [(w, c.depth) for w in c.widths] + [(c.width, depth) for depth in c.depths]
+    """The MLP cells of both sweeps and the residual MLPs by name (shared cells once). Under
+    :data:`DETAIL_OPTIMIZERS`, the first seed's cells also measure the layers as modules, and those of the depth
+    sweep at two depths (:func:`_curvature_depths`: 4 and 16 by default) the per-layer curvature."""
+    nets_ = [(w, c.depth, False) for w in c.widths] + [(c.width, depth, False) for depth in c.depths]
+    nets_ += [(c.width, depth, True) for depth in c.residual_depths]
     return {
-        _name(optimizer, width, depth, s): GeometryCellConfig(
-            _training(c, seed=s, optimizer=optimizer, depth=depth, width=width, bias=c.bias, dataset=c.dataset),
+        _name(optimizer, width, depth, s, residual): GeometryCellConfig(
+            _training(c, seed=s, optimizer=optimizer, depth=depth, width=width, bias=c.bias, dataset=c.dataset,
+                      residual=residual),
             eta=c.eta,
             n_measure=c.n_measure,
-            modules=s == c.seed,
-            curvature=s == c.seed
-            and width == c.width
-            and depth in _curvature_depths(c)
-            and optimizer in CURVATURE_OPTIMIZERS,
+            modules=s == c.seed and optimizer in DETAIL_OPTIMIZERS,
+            curvature=s == c.seed and not residual and width == c.width and depth in _curvature_depths(c)
+            and optimizer in DETAIL_OPTIMIZERS,
         )
         for optimizer in c.optimizers
         for s in range(c.seed, c.seed + c.seeds)
-        for width, depth in nets_
-    }
+        for width, depth, residual in nets_
+    }  # fmt: skip
 
 
 def _resnet_grid(c: GeometryConfig) -> dict[str, GeometryCellConfig]:
@@ -224,6 +229,7 @@ class GeometryResult(Result):
     # per seed, each family's worst function change over its own bound (the "tightest" ordering's seeds)
     seed_worst: np.ndarray = value(DEAD, empty=True, axes=("seed", "direction", "geometry"))  # (r, d, g)
     summary: GeometrySummary | None = value(derived=True)
+    residual: Sweep | None = None  # the residual MLPs across depth (config.residual_depths), None without them
 
     def derive(self) -> GeometryResult:
         return replace(self, summary=geometry_summary.summary(self))
@@ -236,10 +242,13 @@ class GeometryResult(Result):
                 "width": list(self.width.values), "depth": list(self.depth.values)}  # fmt: skip
 
 
-def _sweep(c: GeometryConfig, done: dict, values: tuple[int, ...], width_of, depth_of) -> Sweep:
+def _sweep(c: GeometryConfig, done: dict, values: tuple[int, ...], width_of, depth_of, residual=False) -> Sweep:
     """The cells of one sweep: ``width_of(v)``, ``depth_of(v)`` give the net of the swept value ``v``."""
     results = [
-        [[done[_name(opt, width_of(v), depth_of(v), s)] for v in values] for s in range(c.seed, c.seed + c.seeds)]
+        [
+            [done[_name(opt, width_of(v), depth_of(v), s, residual)] for v in values]
+            for s in range(c.seed, c.seed + c.seeds)
+        ]
         for opt in c.optimizers
     ]
     shape = (len(c.optimizers), c.seeds, len(values))
@@ -316,7 +325,9 @@ def combine(config: GeometryConfig, done: dict) -> GeometryResult:
     c = config.resolved()
     width = _sweep(c, done, c.widths, lambda w: w, lambda w: c.depth)
     depth = _sweep(c, done, c.depths, lambda d: c.width, lambda d: d)
-    measured = [done[name] for name in _grid(c) if done[name].measured]
+    residual = _sweep(c, done, c.residual_depths, lambda d: c.width, lambda d: d, True) if c.residual_depths else None
+    # the plain MLPs' ratios and theorem (a residual net's are its own: the operator-norm theorem is not about it)
+    measured = [done[name] for name in _grid(c) if done[name].measured and not done[name].config.training.residual]
     n_d, n_g = len(RAW_DIRECTIONS), len(GEOMETRIES)
     ratio_function, ratio_gradient = _ratios(measured, c.optimizers[0])
     resnets = [done[name] for name in _resnet_grid(c) if done[name].measured]
@@ -341,6 +352,7 @@ def combine(config: GeometryConfig, done: dict) -> GeometryResult:
         config=c,
         width=width,
         depth=depth,
+        residual=residual,
         ratio_function=ratio_function,
         ratio_gradient=ratio_gradient,
         operator_worst=float(operator.max()) if operator.size else float("nan"),

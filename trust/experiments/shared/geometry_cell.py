@@ -78,8 +78,8 @@ class GeometryCellConfig(Config):
 
     @property
     def theorem_applies(self) -> bool:
-        """Whether the operator-norm bound is a theorem here: a bias-free relu MLP (docs/theory.md §2.3)."""
-        return self.training.model == "mlp" and not self.training.bias
+        """Whether the operator-norm bound is a theorem here: a plain bias-free relu MLP (docs/theory.md §2.3)."""
+        return self.training.model == "mlp" and not self.training.bias and not self.training.residual
 
     @property
     def modular(self) -> bool:

@@ -40,3 +40,15 @@ def test_the_readme_examples_of_your_own_model_run_and_print_what_they_say(monke
             assert len(printed) == len(expected), (block, printed)
             for got, want in zip(printed, expected):
                 assert got.startswith(want), (got, want)
+
+
+def test_the_readme_library_examples_run_as_written():
+    """The Library section's two blocks (the slice, then the modular norm, curvature and features on its net)."""
+    text = (ROOT / "README.md").read_text().split("\n## The library\n", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert len(blocks) == 2
+    namespace: dict = {}
+    with jax.enable_x64(False):  # as a user runs them
+        for block in blocks:
+            exec(compile(block, "README.md", "exec"), namespace)
+    assert namespace["modular"].norm(namespace["m"], namespace["step"]) == pytest.approx(0.1, rel=1e-5)

@@ -47,6 +47,27 @@ def test_cells_and_sweeps(study):
     np.testing.assert_array_equal(result.depth.function[:, :, 0], result.width.function[:, :, 0])
 
 
+def test_each_sweep_gathers_its_cells_modular_family_and_feature_learning(study):
+    """docs/theory.md §10, §12: per cell and family, the modular family's largest ratio over η to the nominal and
+    to the exact bound (a theorem on these bias-free nets: at most 1), ∏‖W_l‖_*, and the first, median hidden and
+    last layer's feature learning — each read back from the cells by hand."""
+    done, result = study
+    for name, (v, sweep) in {"fromage_w16_L2_s1": (1, result.width), "fromage_w8_L3_s0": (1, result.depth)}.items():
+        cell = done[name]
+        r = int(name[-1])
+        expected = np.max(cell.modular_function / cell.modular_nominal, axis=-1)
+        np.testing.assert_allclose(sweep.modular_c_eff[0, r, v], expected, rtol=1e-12)
+        np.testing.assert_allclose(sweep.atom_product[0, r, v], np.prod(cell.atom_norm, axis=1), rtol=1e-12)
+        features = cell.features  # (span, feature, layer)
+        hidden = np.median(features[..., 1:-1], axis=-1) if features.shape[-1] > 2 else np.nan
+        np.testing.assert_allclose(sweep.features[0, r, v, ..., 0], features[..., 0], rtol=1e-12)
+        np.testing.assert_allclose(sweep.features[0, r, v, ..., 1], hidden, rtol=1e-12)
+        np.testing.assert_allclose(sweep.features[0, r, v, ..., 2], features[..., -1], rtol=1e-12)
+    for sweep in (result.width, result.depth):
+        assert np.all(sweep.modular_exact <= 1 + 1e-5)  # the theorem of §10.3 in float32 nets
+    assert result.residual is None
+
+
 def test_each_family_has_its_prescribed_size_in_its_own_geometry(study):
     """The step of every family has relative size exactly 1 per unit η in its own geometry (closed form: the
     constructor divides by the measured norm), measured again here by NumPy. Training runs in float32, whose

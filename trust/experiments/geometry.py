@@ -28,8 +28,13 @@ from trust.experiments.shared.geometry_cell import (
     BIASED,
     DEAD,
     DIVERGED,
+    FEATURES,
     GEOMETRIES,
+    NOT_MLP,
+    NOT_MODULAR,
     RAW_DIRECTIONS,
+    RESIDUAL,
+    SPANS,
     ZERO_BOUND,
     GeometryCellConfig,
     GeometryCellResult,
@@ -191,9 +196,28 @@ class Sweep:
     step_rank: np.ndarray = value(
         f"{DIVERGED}; {DEAD}", axes=("optimizer", "seed", "value", "checkpoint", "direction")
     )  # (o, r, v, k, d) mean over layers of srank ΔW_l
+    # docs/theory.md §10: per family, the largest over η of the modular family's ‖ΔF‖_RMS/‖X‖_RMS over the nominal
+    # bound ∏(1 + η s_l) − 1 (its effective constant) and over the exact bound (a theorem on the plain nets: ≤ 1)
+    modular_c_eff: np.ndarray = value(
+        f"{DIVERGED}; {DEAD}; {NOT_MODULAR}", empty=True, axes=("optimizer", "seed", "value", "checkpoint", "direction")
+    )  # fmt: skip
+    modular_exact: np.ndarray = value(
+        f"{DIVERGED}; {DEAD}; {NOT_MODULAR}; {RESIDUAL}", empty=True,
+        axes=("optimizer", "seed", "value", "checkpoint", "direction"),
+    )  # fmt: skip
+    # ∏_l ‖W_l‖_*: the factor the nominal bound assumes to be at most 1
+    atom_product: np.ndarray = value(
+        f"{DIVERGED}; {NOT_MODULAR}", empty=True, axes=("optimizer", "seed", "value", "checkpoint")
+    )  # fmt: skip
+    # docs/theory.md §12: the first layer, the median hidden layer and the last layer's relative feature change,
+    # alignment and spectral step, after one step and after training
+    features: np.ndarray = value(
+        f"{DIVERGED}; {NOT_MLP}", empty=True, axes=("optimizer", "seed", "value", "span", "feature", "layer_group")
+    )  # fmt: skip
 
     def coordinates(self) -> dict[str, list]:
-        return {"value": list(self.values)}
+        return {"value": list(self.values), "span": list(SPANS), "feature": list(FEATURES),
+                "layer_group": list(LAYER_GROUPS)}  # fmt: skip
 
 
 @dataclass(frozen=True, eq=False)
@@ -242,6 +266,17 @@ class GeometryResult(Result):
                 "width": list(self.width.values), "depth": list(self.depth.values)}  # fmt: skip
 
 
+LAYER_GROUPS = ("first", "hidden (median)", "last")
+
+
+def layer_groups(per_layer: np.ndarray) -> np.ndarray:
+    """``(…, 3)``: a per-layer array's first layer, the median of its hidden layers (NaN without any) and its last
+    layer — the rectangular layers apart from the square ones (docs/theory.md §12)."""
+    hidden = per_layer[..., 1:-1]
+    middle = np.median(hidden, axis=-1) if hidden.shape[-1] else np.full(per_layer.shape[:-1], np.nan)
+    return np.stack([per_layer[..., 0], middle, per_layer[..., -1]], axis=-1)
+
+
 def _sweep(c: GeometryConfig, done: dict, values: tuple[int, ...], width_of, depth_of, residual=False) -> Sweep:
     """The cells of one sweep: ``width_of(v)``, ``depth_of(v)`` give the net of the swept value ``v``."""
     results = [
@@ -259,6 +294,10 @@ def _sweep(c: GeometryConfig, done: dict, values: tuple[int, ...], width_of, dep
         "c_eff": np.full(shape + (n_k, n_g), np.nan),
         "weight_rank": np.full(shape + (n_k,), np.nan),
         "step_rank": np.full(shape + (n_k, n_d), np.nan),
+        "modular_c_eff": np.full(shape + (n_k, n_d), np.nan),
+        "modular_exact": np.full(shape + (n_k, n_d), np.nan),
+        "atom_product": np.full(shape + (n_k,), np.nan),
+        "features": np.full(shape + (len(SPANS), len(FEATURES), len(LAYER_GROUPS)), np.nan),
     }
     for index in np.ndindex(*shape):
         o, r, v = index
@@ -273,6 +312,13 @@ def _sweep(c: GeometryConfig, done: dict, values: tuple[int, ...], width_of, dep
         for s in range(n_g):
             bound = cell.bound(s)[:, 0, 0]  # (k, e)
             out["c_eff"][index + (slice(None), s)] = np.max(worst / bound, axis=-1)
+        if cell.modular_function.size:
+            out["modular_c_eff"][index] = np.max(cell.modular_function / cell.modular_nominal, axis=-1)
+            with np.errstate(invalid="ignore"):  # a residual net's exact bound is NaN (not its theorem)
+                out["modular_exact"][index] = np.max(cell.modular_function / cell.modular_exact[:, None], axis=-1)
+            out["atom_product"][index] = np.prod(cell.atom_norm, axis=-1)
+        if cell.features.size:
+            out["features"][index] = layer_groups(cell.features)
     return Sweep(values=values, **out)
 
 

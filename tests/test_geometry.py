@@ -66,6 +66,14 @@ def test_each_sweep_gathers_its_cells_modular_family_and_feature_learning(study)
     for sweep in (result.width, result.depth):
         assert np.all(sweep.modular_exact <= 1 + 1e-5)  # the theorem of §10.3 in float32 nets
     assert result.residual is None
+    # the first seed's cells measured their layers as modules; the depth sweep's deepest also its curvature
+    records = {(r.width, r.depth, r.seed): r for r in result.layers}
+    assert sorted(records) == [(8, 2, 0), (8, 3, 0), (16, 2, 0)]
+    deep, cell = records[8, 3, 0], done["fromage_w8_L3_s0"]
+    np.testing.assert_array_equal(deep.input_sensitivity, cell.input_sensitivity)
+    np.testing.assert_array_equal(deep.block_curvature, cell.block_curvature)
+    np.testing.assert_array_equal(deep.breakdown, cell.gradient[:, 0, 0])
+    assert deep.block_curvature.shape == (2, 3) and records[8, 2, 0].block_curvature.size == 0
 
 
 def test_each_family_has_its_prescribed_size_in_its_own_geometry(study):

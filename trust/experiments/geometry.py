@@ -42,6 +42,7 @@ from trust.experiments.shared.geometry_cell import (
 from trust.experiments.shared.runner import Experiment, Study, run_study
 
 NO_RESNETS = "no ResNet cells in this study"
+NOT_MEASURED = "empty where the cell did not measure it (config.modules, config.curvature)"
 # the layers as modules (a power iteration per layer) and the per-layer curvature (tens of seconds a point at
 # width 128) on the first seed's cells of these optimisers only
 DETAIL_OPTIMIZERS = ("fromage", "sgd", "adam")
@@ -220,6 +221,49 @@ class Sweep:
                 "layer_group": list(LAYER_GROUPS)}  # fmt: skip
 
 
+@dataclass(frozen=True)
+class LayerRecord:
+    """One chosen cell's per-layer measurements (``config.modules``, ``config.curvature``; docs/theory.md §10.1,
+    §11), layer ``l`` counted from 1; an array is empty where its measurement was not asked for."""
+
+    optimizer: str
+    width: int
+    depth: int
+    residual: bool
+    seed: int
+    input_sensitivity: np.ndarray = value(NOT_MEASURED, empty=True, axes=("checkpoint", "layer"))
+    weight_sensitivity: np.ndarray = value(f"{NOT_MEASURED}; {DEAD}", empty=True, axes=("checkpoint", "layer"))
+    block_curvature: np.ndarray = value(NOT_MEASURED, empty=True, axes=("checkpoint", "layer"))
+    trace: np.ndarray = value(NOT_MEASURED, empty=True, axes=("checkpoint", "trace"))
+    # along the paper's slice (the gradient family in Frobenius sizes): each layer's measured relative gradient
+    # change and its per-layer Lipschitz prediction λ_l·‖ΔW_l‖/‖g_l‖
+    breakdown: np.ndarray = value(f"{NOT_MEASURED}; {DEAD}", empty=True, axes=("checkpoint", "eta", "layer"))
+    lipschitz_layer: np.ndarray = value(f"{NOT_MEASURED}; {DEAD}", empty=True, axes=("checkpoint", "eta", "layer"))
+    density_nodes: np.ndarray = value(NOT_MEASURED, empty=True, axes=("checkpoint", "probe", "node"))
+    density_weights: np.ndarray = value(NOT_MEASURED, empty=True, axes=("checkpoint", "probe", "node"))
+
+    def coordinates(self) -> dict[str, list]:
+        return {"layer": list(range(1, self.depth + 1)), "trace": ["value", "standard error", "probes", "converged"],
+                "probe": list(range(self.density_nodes.shape[1] if self.density_nodes.size else 0)),
+                "node": list(range(self.density_nodes.shape[2] if self.density_nodes.size else 0))}  # fmt: skip
+
+
+def layer_records(cells: dict[str, GeometryCellResult]) -> tuple[LayerRecord, ...]:
+    """The records of the measured cells that measured their layers as modules or their curvature, in grid order."""
+    out = []
+    for cell in cells.values():
+        if not cell.measured or not (cell.input_sensitivity.size or cell.block_curvature.size):
+            continue
+        t = cell.config.training
+        curvature = cell.block_curvature.size > 0
+        out.append(LayerRecord(
+            t.optimizer, t.width, t.depth, t.residual, t.seed, cell.input_sensitivity, cell.weight_sensitivity,
+            cell.block_curvature, cell.trace, cell.gradient[:, 0, 0] if curvature else np.empty(0),
+            cell.lipschitz_layer, cell.density_nodes, cell.density_weights,
+        ))  # fmt: skip
+    return tuple(out)
+
+
 @dataclass(frozen=True, eq=False)
 class GeometryResult(Result):
     config: GeometryConfig
@@ -254,6 +298,7 @@ class GeometryResult(Result):
     seed_worst: np.ndarray = value(DEAD, empty=True, axes=("seed", "direction", "geometry"))  # (r, d, g)
     summary: GeometrySummary | None = value(derived=True)
     residual: Sweep | None = None  # the residual MLPs across depth (config.residual_depths), None without them
+    layers: tuple[LayerRecord, ...] = ()  # the chosen cells' per-layer sensitivities and curvature
 
     def derive(self) -> GeometryResult:
         return replace(self, summary=geometry_summary.summary(self))
@@ -399,6 +444,7 @@ def combine(config: GeometryConfig, done: dict) -> GeometryResult:
         width=width,
         depth=depth,
         residual=residual,
+        layers=layer_records({name: done[name] for name in _grid(c)}),
         ratio_function=ratio_function,
         ratio_gradient=ratio_gradient,
         operator_worst=float(operator.max()) if operator.size else float("nan"),

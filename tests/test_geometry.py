@@ -157,7 +157,14 @@ def test_combined_ratios_and_exponent(study):
     rt = geometry.GeometryResult.from_json(result.to_json(), result.arrays())
     assert schema.same(result, rt)
     rows = geometry_views.rows({"geometry": result})
-    assert [r.kind for r in rows] == ["assumption", "theorem", *["claim"] * 4, "measurement"]
+    # the tightest geometry, the operator-norm theorem, four exponents, C_eff; the modular bound (a theorem) and its
+    # constant across depth; feature learning per span and layer group
+    assert [r.kind for r in rows] == ["assumption", "theorem", *["claim"] * 4, "measurement", "theorem", "claim",
+                                      *["claim"] * 6]  # fmt: skip
+    modular = rows[7]
+    assert modular.verdict == result.summary.modular_theorem.outcome == "holds"
+    features = [r for r in rows if r.claim.startswith("Feature learning across width")]
+    assert [len(r.verdicts) for r in features] == [1] * 6  # one optimiser in this study
     exponent_rows = [r for r in rows if r.claim.startswith("Width exponent")]
     for row, claim in zip(exponent_rows, result.summary.exponents):
         # one rule "interval" verdict per optimiser, each named with its outcome

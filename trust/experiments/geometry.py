@@ -20,8 +20,10 @@ from trust.core import data, estimate, nets, train
 from trust.experiments import geometry_summary
 from trust.experiments.geometry_summary import (
     CHECKPOINTS,
+    LAYER_GROUPS,
     ONE_WIDTH,
     GeometrySummary,
+    width_exponent,
 )
 from trust.experiments.shared import geometry_cell
 from trust.experiments.shared.geometry_cell import (
@@ -170,14 +172,6 @@ def cells(config: GeometryConfig, done: dict) -> dict[str, GeometryCellConfig]:
     return {**_grid(c), **_resnet_grid(c)}
 
 
-def width_exponent(widths, values) -> float:
-    """The least-squares slope ``p`` of ``log values`` against ``log widths`` (docs/theory.md §8.5); NaN with fewer
-    than two distinct widths (no slope)."""
-    if len(set(widths)) < 2:
-        return float("nan")
-    return float(np.polyfit(np.log(np.asarray(widths, dtype=float)), np.log(np.asarray(values, dtype=float)), 1)[0])
-
-
 @dataclass(frozen=True)
 class Sweep:
     """One sweep (over ``values`` of the width or the depth). Axes: optimiser ``o``, seed ``r``, the swept value
@@ -309,9 +303,6 @@ class GeometryResult(Result):
                 "checkpoint": list(CHECKPOINTS), "direction": list(RAW_DIRECTIONS), "geometry": list(GEOMETRIES),
                 "size": list(GEOMETRIES), "eta": list(c.eta), "statistic": ["median", "worst"],
                 "width": list(self.width.values), "depth": list(self.depth.values)}  # fmt: skip
-
-
-LAYER_GROUPS = ("first", "hidden (median)", "last")
 
 
 def layer_groups(per_layer: np.ndarray) -> np.ndarray:

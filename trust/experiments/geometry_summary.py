@@ -13,7 +13,9 @@ import numpy as np
 from trust.base.schema import Spread, Verdict, value
 from trust.core import estimate
 from trust.experiments.shared import rules
-from trust.experiments.shared.geometry_cell import DEAD, DIVERGED, GEOMETRIES, RAW_DIRECTIONS
+from trust.experiments.shared.geometry_cell import DEAD, DIVERGED, GEOMETRIES, RAW_DIRECTIONS, SPANS
+
+LAYER_GROUPS = ("first", "hidden (median)", "last")
 
 if TYPE_CHECKING:
     from trust.experiments.geometry import GeometryResult
@@ -82,10 +84,28 @@ class GeometrySummary:
     # in two epochs): their end values measure an untrained net — (at chance, cells) per depth
     depth_at_chance: np.ndarray = value(empty=True, axes=("depth",))
     depth_cells: np.ndarray = value(empty=True, axes=("depth",))
+    # docs/theory.md §10: the modular family's exact bound (a theorem on the plain bias-free nets); its effective
+    # constant along the gradient (measured/nominal) across depth over optimisers × seeds, ∏‖W_l‖_* beside it;
+    # per optimiser, the deepest net's constant at the end against the shallowest's (rule compare, Holm)
+    modular_theorem: Verdict | None = None
+    modular_depth: Spread | None = value(default=None, axes=("checkpoint", "depth"))
+    atom_product_depth: Spread | None = value(default=None, axes=("checkpoint", "depth"))
+    modular_orders: tuple[Verdict, ...] = ()
+    # docs/theory.md §12: per optimiser, span and layer group, the width exponent of the relative feature change
+    # (mean over seeds and its 95 % half-width; the spectral condition predicts 0) and rule interval's verdicts
+    feature_exponent: np.ndarray = value(
+        f"{DIVERGED}; {ONE_WIDTH}", empty=True, axes=("optimizer", "span", "layer_group")
+    )  # fmt: skip
+    feature_exponent_half: np.ndarray = value(
+        f"{estimate.ONE_SAMPLE}; {ONE_WIDTH}", empty=True, axes=("optimizer", "span", "layer_group")
+    )  # fmt: skip
+    feature_verdicts: tuple[Verdict, ...] = ()  # (o, span, group) flattened in that order
 
     def coordinates(self) -> dict[str, list]:
-        """The summary's own axes: the fixed directions and the geometries a bound's sizes are taken in."""
-        return {"fixed_direction": list(RAW_DIRECTIONS[:N_FIXED]), "bound_size": list(GEOMETRIES[:N_SIZES])}
+        """The summary's own axes: the fixed directions, the geometries a bound's sizes are taken in, the spans and
+        layer groups of feature learning."""
+        return {"fixed_direction": list(RAW_DIRECTIONS[:N_FIXED]), "bound_size": list(GEOMETRIES[:N_SIZES]),
+                "span": list(SPANS), "layer_group": list(LAYER_GROUPS)}  # fmt: skip
 
 
 def _over_cells(values: np.ndarray, axes: int = 2) -> Spread:
@@ -133,6 +153,54 @@ def _exponent_claims(r: GeometryResult) -> tuple[ExponentClaim, ...]:
     return tuple(out)
 
 
+MODULAR_ALLOWANCE = 1e-3  # the exact bound's rounding allowance: float32 outputs differenced at the smallest η
+
+
+def _modular(r: GeometryResult) -> dict:
+    """The modular family's claims (docs/theory.md §10.3), or nothing for a result without it."""
+    sweeps = [sw for sw in (r.width, r.depth) if sw.modular_c_eff.size]
+    if not sweeps:
+        return {}
+    exact = np.concatenate([rules.finite(sw.modular_exact) for sw in sweeps])
+    theorem = rules.theorem(int(np.sum(exact > 1 + MODULAR_ALLOWANCE)), rules.finite_median(exact),
+                            float(exact.max()) if exact.size else float("nan"), r.config.seeds)  # fmt: skip
+    d = RAW_DIRECTIONS.index("gradient")
+    depth = r.depth.modular_c_eff[..., d]  # (o, r, v, k)
+    orders = [rules.compare(depth[o, :, -1, 1], depth[o, :, 0, 1]) for o in range(depth.shape[0])]
+    return {
+        "modular_theorem": theorem,
+        "modular_depth": _over_cells(np.moveaxis(depth, 2, -1)),
+        "atom_product_depth": _over_cells(np.moveaxis(r.depth.atom_product, 2, -1)),
+        "modular_orders": tuple(rules.holm(orders)),
+    }
+
+
+def _features(r: GeometryResult) -> dict:
+    """The width exponent of each layer group's relative feature change, per optimiser and span (§12)."""
+    sw = r.width
+    if not sw.features.size:
+        return {}
+    n_o, n_span, n_group = sw.features.shape[0], sw.features.shape[3], sw.features.shape[5]
+    mean, half = np.full((n_o, n_span, n_group), np.nan), np.full((n_o, n_span, n_group), np.nan)
+    verdicts = []
+    for o, t, g in np.ndindex(n_o, n_span, n_group):
+        values = sw.features[o, :, :, t, 0, g]  # (seed, width): the relative change
+        per_seed = [width_exponent(sw.values, v) for v in values if np.all(v > 0)]
+        if per_seed:
+            ci = estimate.mean_ci(per_seed)
+            mean[o, t, g], half[o, t, g] = ci.mean, ci.half_width
+        verdicts.append(rules.interval(0.0, float(mean[o, t, g]), float(half[o, t, g]), len(per_seed)))
+    return {"feature_exponent": mean, "feature_exponent_half": half, "feature_verdicts": tuple(verdicts)}
+
+
+def width_exponent(widths, values) -> float:
+    """The least-squares slope ``p`` of ``log values`` against ``log widths`` (docs/theory.md §8.5); NaN with fewer
+    than two distinct widths (no slope)."""
+    if len(set(widths)) < 2:
+        return float("nan")
+    return float(np.polyfit(np.log(np.asarray(widths, dtype=float)), np.log(np.asarray(values, dtype=float)), 1)[0])
+
+
 def summary(r: GeometryResult) -> GeometrySummary:
     """Everything the geometry views show, from the combined study (:class:`GeometrySummary`)."""
     sw, n_s = r.width, N_SIZES
@@ -165,4 +233,6 @@ def summary(r: GeometryResult) -> GeometrySummary:
         explains=rules.explains(widest[:, 0], widest[:, 1]),
         depth_at_chance=np.sum(rules.at_chance(r.depth.train_acc, CHANCE), axis=(0, 1)),
         depth_cells=np.sum(np.isfinite(r.depth.train_acc), axis=(0, 1)),
+        **_modular(r),
+        **_features(r),
     )

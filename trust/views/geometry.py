@@ -7,11 +7,17 @@ import numpy as np
 
 from trust.base.schema import Spread
 from trust.experiments.geometry import GeometryResult
-from trust.experiments.geometry_summary import CHECKPOINTS, ExponentClaim, GeometrySummary
-from trust.experiments.shared.geometry_cell import GEOMETRIES, RAW_DIRECTIONS
+from trust.experiments.geometry_summary import (
+    CHECKPOINTS,
+    LAYER_GROUPS,
+    MODULAR_ALLOWANCE,
+    ExponentClaim,
+    GeometrySummary,
+)
+from trust.experiments.shared.geometry_cell import GEOMETRIES, RAW_DIRECTIONS, SPANS
 from trust.experiments.shared.rules import CHANCE_FACTOR
 from trust.views import plots, report
-from trust.views.report import Row, count, plus_minus
+from trust.views.report import Row, compare_text, count, plus_minus, spread
 
 
 def _exponent(r: GeometryResult, o: int, k: int, d: int, g: int) -> str:
@@ -261,8 +267,77 @@ def study_rows(r: GeometryResult) -> list[Row]:
     return out
 
 
+def _modular_rows(r: GeometryResult, s) -> list[Row]:
+    """docs/theory.md §10.3: the exact bound of a modular step (a theorem), and whether the modular family's
+    effective constant along the gradient stays the same across depth."""
+    if s.modular_theorem is None:
+        return []
+    c, t = r.config, s.modular_theorem
+    depth, atoms = s.modular_depth, s.atom_product_depth
+    per_depth = "; ".join(
+        f"{tag}: " + ", ".join(f"L={d} {spread(depth, (k, v))}" for v, d in enumerate(c.depths))
+        for k, tag in enumerate(CHECKPOINTS)
+    )
+    products = "; ".join(
+        f"{tag}: " + ", ".join(f"L={d} {spread(atoms, (k, v))}" for v, d in enumerate(c.depths))
+        for k, tag in enumerate(CHECKPOINTS)
+    )
+    orders = "; ".join(
+        f"{o}: {compare_text(v, yes='deeper larger', no='deeper smaller')}"
+        for o, v in zip(c.optimizers, s.modular_orders)
+    )
+    return [
+        Row(
+            "Modular norm: a step of modular norm η moves a bias-free MLP's output by at most "
+            "∏(‖W_l‖_* + η s_l) − ∏‖W_l‖_* (in RMS units; docs/theory.md §10.3), every raw direction",
+            "theorem",
+            f"worst measured/bound {t.high:.3g}, median {t.effect:.3g}, {t.statistic} above 1 + "
+            f"{MODULAR_ALLOWANCE:g} (float32 outputs differenced at the smallest η)",
+            t.outcome,
+            (t,),
+        ),
+        Row(
+            f"Modular norm: is the effective constant (measured over the nominal ∏(1 + η s_l) − 1, which assumes "
+            f"well-normed layers) the same at every depth? Along the gradient, width {c.width}",
+            "claim",
+            f"largest measured/nominal over η, median [range] over optimisers × seeds — {per_depth}; "
+            f"∏‖W_l‖_* (the factor the nominal bound takes to be 1) — {products}",
+            f"deepest against shallowest at the end — {orders}",
+            s.modular_orders,
+        ),
+    ]
+
+
+def _feature_rows(r: GeometryResult, s) -> list[Row]:
+    """docs/theory.md §12: the width exponent of each layer group's relative feature change (predicted 0)."""
+    if not len(s.feature_verdicts):
+        return []
+    c, out = r.config, []
+    n_span, n_group = len(SPANS), len(LAYER_GROUPS)
+    for t, span in enumerate(SPANS):
+        for g, group in enumerate(LAYER_GROUPS):
+            verdicts = [s.feature_verdicts[(o * n_span + t) * n_group + g] for o in range(len(c.optimizers))]
+            cells = ", ".join(
+                f"{o} {plus_minus(s.feature_exponent[i, t, g], s.feature_exponent_half[i, t, g], c.seeds, 2)}"
+                for i, o in enumerate(c.optimizers)
+            )
+            out.append(
+                Row(
+                    f"Feature learning across width: the {group} layer's relative feature change ‖Δh_l‖/‖h_l‖ "
+                    f"after {span}, ∝ n^p — the spectral condition predicts p = 0 (docs/theory.md §12)",
+                    "claim",
+                    f"p (95 % CI over seeds), widths {c.widths[0]}–{c.widths[-1]} at depth {c.depth}: {cells}",
+                    "; ".join(f"{o}: {v.outcome}" for o, v in zip(c.optimizers, verdicts)),
+                    tuple(verdicts),
+                )
+            )
+    return out
+
+
 def rows(results: dict) -> list[Row]:
-    return study_rows(results["geometry"])
+    r = results["geometry"]
+    s = _summary(r)
+    return study_rows(r) + _modular_rows(r, s) + _feature_rows(r, s)
 
 
 def summary(result: GeometryResult) -> str:

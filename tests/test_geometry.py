@@ -171,7 +171,18 @@ def test_combined_ratios_and_exponent(study):
         assert [v.outcome == "consistent" for v in row.verdicts] == list(claim.inside)
         assert row.verdict.count(": consistent") == claim.consistent
     figures = geometry_views.figures({"geometry": result})
-    assert sorted(figures) == ["geometry_ceff", "geometry_ranks", "geometry_ratios", "geometry_width"]
+    assert sorted(figures) == [
+        "geometry_ceff",
+        "geometry_modular",
+        "geometry_ranks",
+        "geometry_ratios",
+        "geometry_width",
+    ]
+    modular = figures["geometry_modular"].axes
+    # (a) the modular C_eff's medians at init and end are the summary's; (c, d) one line per group and span
+    drawn = [line for line in modular[0].get_lines() if line.get_label().startswith("modular")]
+    np.testing.assert_allclose(drawn[1].get_ydata(), result.summary.modular_depth.median[1], rtol=1e-12)
+    assert len([line for line in modular[2].get_lines() if "after" in line.get_label()]) == 6
     width = figures["geometry_width"]
     for ax in width.axes:
         assert ax.get_xlabel() == "width n"

@@ -100,6 +100,8 @@ class GeometrySummary:
         f"{estimate.ONE_SAMPLE}; {ONE_WIDTH}", empty=True, axes=("optimizer", "span", "layer_group")
     )  # fmt: skip
     feature_verdicts: tuple[Verdict, ...] = ()  # (o, span, group) flattened in that order
+    # the relative feature change, alignment and spectral step against width, over optimisers × seeds
+    feature_width: Spread | None = value(default=None, axes=("span", "feature", "layer_group", "width"))
 
     def coordinates(self) -> dict[str, list]:
         """The summary's own axes: the fixed directions, the geometries a bound's sizes are taken in, the spans and
@@ -190,7 +192,8 @@ def _features(r: GeometryResult) -> dict:
             ci = estimate.mean_ci(per_seed)
             mean[o, t, g], half[o, t, g] = ci.mean, ci.half_width
         verdicts.append(rules.interval(0.0, float(mean[o, t, g]), float(half[o, t, g]), len(per_seed)))
-    return {"feature_exponent": mean, "feature_exponent_half": half, "feature_verdicts": tuple(verdicts)}
+    return {"feature_exponent": mean, "feature_exponent_half": half, "feature_verdicts": tuple(verdicts),
+            "feature_width": _over_cells(np.moveaxis(sw.features, 2, -1))}  # fmt: skip
 
 
 def width_exponent(widths, values) -> float:

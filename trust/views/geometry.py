@@ -166,14 +166,67 @@ def ceff_figure(r: GeometryResult):
     return fig
 
 
+def modular_figure(r: GeometryResult):
+    """docs/theory.md §10, §12: (a) the modular family's effective constant along the gradient against depth, at
+    initialisation and the end, beside the Frobenius and spectral C_eff of the paper's slice; (b) ∏‖W_l‖_*, the
+    factor the nominal bound takes to be 1; (c, d) the first, median hidden and last layer's relative feature change
+    and alignment against width, after one step (dashed) and after training. Bands: optimisers × seeds."""
+    fig, axes = plots.subplots(1, 4, figsize=(20, 4.6))
+    s, c = _summary(r), r.config
+    assert s.modular_depth is not None and s.atom_product_depth is not None and s.feature_width is not None
+    depths, widths = np.asarray(c.depths, dtype=float), np.asarray(c.widths, dtype=float)
+    ax = axes[0][0]
+    for k, style in ((0, "o--"), (1, "s-")):
+        med, lo, hi = _band(s.modular_depth, (k,))
+        ax.plot(depths, med, style, color="C3", label=f"modular step (function change), {CHECKPOINTS[k]}")
+        ax.fill_between(depths, lo, hi, color="C3", alpha=0.12)
+        for g, geometry in enumerate(GEOMETRIES[:2]):
+            ax.plot(depths, _band(s.c_eff_depth, (k, g))[0], style, color=f"C{g}", lw=0.9, alpha=0.7,
+                    label=f"paper's slice (gradient change), {geometry} sizes, {CHECKPOINTS[k]}")  # fmt: skip
+    ax.axhline(1.0, color="k", lw=1)
+    ax.set(yscale="log", ylabel="effective constant: max_η measured / its nominal bound",
+           title=f"(a) modular C_eff against depth (width {c.width})")  # fmt: skip
+    ax = axes[0][1]
+    for k, style in ((0, "o--"), (1, "s-")):
+        med, lo, hi = _band(s.atom_product_depth, (k,))
+        ax.plot(depths, med, style, color="C3", label=CHECKPOINTS[k])
+        ax.fill_between(depths, lo, hi, color="C3", alpha=0.12)
+    ax.axhline(1.0, color="k", lw=1)
+    ax.set(yscale="log", ylabel="∏_l ‖W_l‖_*  (well-normed: ≤ 1)", title="(b) what the nominal bound assumes")
+    for ax, f, title in ((axes[0][2], 0, "(c) relative feature change"), (axes[0][3], 1, "(d) alignment")):
+        for g, group in enumerate(LAYER_GROUPS):
+            for t, style in ((0, "o--"), (1, "s-")):
+                med, lo, hi = _band(s.feature_width, (t, f, g))
+                ax.plot(widths, med, style, color=f"C{g + 4}", label=f"{group}, after {SPANS[t]}")
+                if t == 1:
+                    ax.fill_between(widths, lo, hi, color=f"C{g + 4}", alpha=0.12)
+        ax.set(yscale="log", xlabel=f"width n (depth {c.depth})", title=title)
+        ax.set_ylabel("‖Δh_l‖/‖h_l‖" if f == 0 else "‖ΔW_l Hᵀ‖_F / (‖ΔW_l‖_op ‖H‖_F)")
+    for ax in axes[0][:2]:
+        ax.set(xscale="log", xlabel="depth L")
+        ax.set_xticks(depths, [str(int(d)) for d in depths])
+        ax.set_xticks([], minor=True)
+    for ax in axes[0][2:]:
+        ax.set_xscale("log")
+        ax.set_xticks(widths, [str(int(w)) for w in widths])
+        ax.set_xticks([], minor=True)
+    for ax in axes[0]:
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=6.5)
+    return fig
+
+
 def figures(results: dict) -> dict:
     r = results["geometry"]
-    return {
+    out = {
         "geometry_width": width_figure(r),
         "geometry_ranks": ranks_figure(r),
         "geometry_ratios": ratios_figure(r),
         "geometry_ceff": ceff_figure(r),
     }
+    if _summary(r).modular_depth is not None:  # a result from before trust measured the modular family has none
+        out["geometry_modular"] = modular_figure(r)
+    return out
 
 
 def _tightest_row(ratio: np.ndarray, tightest: tuple[str, ...], where: str, runner_up=(), orders=()) -> Row:

@@ -159,8 +159,11 @@ def test_combined_ratios_and_exponent(study):
     rows = geometry_views.rows({"geometry": result})
     # the tightest geometry, the operator-norm theorem, four exponents, C_eff; the modular bound (a theorem) and its
     # constant across depth; feature learning per span and layer group
+    # and the chosen cells' layers: input sensitivity, output change per unit modular step, per-layer Lipschitz
     assert [r.kind for r in rows] == ["assumption", "theorem", *["claim"] * 4, "measurement", "theorem", "claim",
-                                      *["claim"] * 6]  # fmt: skip
+                                      *["claim"] * 6, "measurement", "theorem", "assumption"]  # fmt: skip
+    assert rows[-2].verdict == result.summary.weight_theorem.outcome == "holds"
+    assert result.summary.records == ("fromage w8 L2 s0", "fromage w16 L2 s0", "fromage w8 L3 s0")  # grid order
     modular = rows[7]
     assert modular.verdict == result.summary.modular_theorem.outcome == "holds"
     features = [r for r in rows if r.claim.startswith("Feature learning across width")]

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 CHECKPOINTS = ("init", "end")
 PREDICTED_EXPONENT = {"frobenius": 0.5, "spectral": 0.0}  # for the low-stable-rank directions (§8.5)
 ONE_WIDTH = "fewer than two widths: no width exponent"
+NO_RECORD = "NaN where the record's cell did not measure it (sensitivities or curvature); empty without records"
+WEIGHT_ALLOWANCE = 1e-5  # float32 first-order changes: the theorem's rounding allowance
 N_FIXED = 3  # RAW_DIRECTIONS[:3]: the directions that do not depend on the optimiser (its own step is last)
 N_SIZES = 2  # GEOMETRIES[:2]: the geometries (Frobenius, spectral) whose sizes a bound is taken in
 
@@ -91,6 +93,15 @@ class GeometrySummary:
     modular_depth: Spread | None = value(default=None, axes=("checkpoint", "depth"))
     atom_product_depth: Spread | None = value(default=None, axes=("checkpoint", "depth"))
     modular_orders: tuple[Verdict, ...] = ()
+    # docs/theory.md §10.4, §11: the chosen cells' layers (one entry per record in r.layers), grouped as first,
+    # median hidden and last layer, at initialisation and the end
+    records: tuple[str, ...] = ()  # the records' names: optimiser, width, depth, seed
+    input_sensitivity: np.ndarray = value(NO_RECORD, empty=True, axes=("record", "checkpoint", "layer_group"))
+    weight_sensitivity: np.ndarray = value(NO_RECORD, empty=True, axes=("record", "checkpoint", "layer_group"))
+    weight_theorem: Verdict | None = None  # output change per unit modular step ≤ 1 (1-Lipschitz layers)
+    block_curvature: np.ndarray = value(NO_RECORD, empty=True, axes=("record", "checkpoint", "layer_group"))
+    # the per-layer Lipschitz model λ_l‖ΔW_l‖/‖g_l‖ along the paper's slice, worst measured/predicted at the end
+    layer_lipschitz: Verdict | None = None
     # docs/theory.md §12: per optimiser, span and layer group, the width exponent of the relative feature change
     # (mean over seeds and its 95 % half-width; the spectral condition predicts 0) and rule interval's verdicts
     feature_exponent: np.ndarray = value(
@@ -107,7 +118,7 @@ class GeometrySummary:
         """The summary's own axes: the fixed directions, the geometries a bound's sizes are taken in, the spans and
         layer groups of feature learning."""
         return {"fixed_direction": list(RAW_DIRECTIONS[:N_FIXED]), "bound_size": list(GEOMETRIES[:N_SIZES]),
-                "span": list(SPANS), "layer_group": list(LAYER_GROUPS)}  # fmt: skip
+                "span": list(SPANS), "layer_group": list(LAYER_GROUPS), "record": list(self.records)}  # fmt: skip
 
 
 def _over_cells(values: np.ndarray, axes: int = 2) -> Spread:
@@ -177,6 +188,37 @@ def _modular(r: GeometryResult) -> dict:
     }
 
 
+def _groups(arrays: list[np.ndarray]) -> np.ndarray:
+    """``(record, k, 3)``: each record's (k, l) array as its first, median hidden and last layer (NaN if empty)."""
+    out = np.full((len(arrays), len(CHECKPOINTS), len(LAYER_GROUPS)), np.nan)
+    for i, a in enumerate(arrays):
+        if a.size:
+            hidden = np.median(a[:, 1:-1], axis=1) if a.shape[1] > 2 else np.full(a.shape[0], np.nan)
+            out[i] = np.stack([a[:, 0], hidden, a[:, -1]], axis=1)
+    return out
+
+
+def _layers(r: GeometryResult) -> dict:
+    """The chosen cells' sensitivities and curvature (docs/theory.md §10.4, §11), or nothing without records."""
+    if not r.layers:
+        return {}
+    weight = np.concatenate([rules.finite(rec.weight_sensitivity) for rec in r.layers])
+    with_curvature = [rec for rec in r.layers if rec.block_curvature.size]
+    out = {
+        "records": tuple(f"{rec.optimizer} w{rec.width} L{rec.depth}{'r' if rec.residual else ''} s{rec.seed}"
+                         for rec in r.layers),
+        "input_sensitivity": _groups([rec.input_sensitivity for rec in r.layers]),
+        "weight_sensitivity": _groups([rec.weight_sensitivity for rec in r.layers]),
+        "block_curvature": _groups([rec.block_curvature for rec in r.layers]),
+        "weight_theorem": rules.theorem(int(np.sum(weight > 1 + WEIGHT_ALLOWANCE)), rules.finite_median(weight),
+                                        float(weight.max()) if weight.size else float("nan"), len(r.layers)),
+    }  # fmt: skip
+    if with_curvature:  # at the end, η > 0: the slice's measured change over the per-layer prediction
+        ratios = np.concatenate([rules.finite(rec.breakdown[1] / rec.lipschitz_layer[1]) for rec in with_curvature])
+        out["layer_lipschitz"] = rules.bound(float(ratios.max()) if ratios.size else float("nan"), len(with_curvature))
+    return out
+
+
 def _features(r: GeometryResult) -> dict:
     """The width exponent of each layer group's relative feature change, per optimiser and span (§12)."""
     sw = r.width
@@ -238,4 +280,5 @@ def summary(r: GeometryResult) -> GeometrySummary:
         depth_cells=np.sum(np.isfinite(r.depth.train_acc), axis=(0, 1)),
         **_modular(r),
         **_features(r),
+        **_layers(r),
     )

@@ -17,7 +17,7 @@ from trust.experiments.geometry_summary import (
 from trust.experiments.shared.geometry_cell import GEOMETRIES, RAW_DIRECTIONS, SPANS
 from trust.experiments.shared.rules import CHANCE_FACTOR
 from trust.views import plots, report
-from trust.views.report import Row, compare_text, count, plus_minus, spread
+from trust.views.report import Row, compare_text, count, plus_minus, spread, violation_factor
 
 
 def _exponent(r: GeometryResult, o: int, k: int, d: int, g: int) -> str:
@@ -387,10 +387,58 @@ def _feature_rows(r: GeometryResult, s) -> list[Row]:
     return out
 
 
+def _grouped(values: np.ndarray, records: tuple[str, ...]) -> str:
+    """Per record, its first / median hidden / last layer at initialisation → the end."""
+
+    def at(k: int, i: int) -> str:
+        return "/".join(f"{x:.3g}" for x in values[i, k])
+
+    return "; ".join(f"{name}: {at(0, i)} → {at(1, i)}" for i, name in enumerate(records))
+
+
+def _layer_rows(s) -> list[Row]:
+    """docs/theory.md §10.4, §11: the layers as modules and the per-layer curvature, on the chosen cells."""
+    if s.weight_theorem is None:
+        return []
+    rows = [
+        Row(
+            "Well-normed modules: each layer's input sensitivity (top singular value of its input Jacobian, RMS → "
+            "RMS) against the modular norm's nominal 1",
+            "measurement",
+            "first/median hidden/last layer, initialisation → end: " + _grouped(s.input_sensitivity, s.records),
+            "measured",
+        ),
+        Row(
+            "A layer's output change per unit modular step along the modular optimiser's direction is at most 1 "
+            "(1-Lipschitz layers; docs/theory.md §10.4)",
+            "theorem",
+            f"worst {s.weight_theorem.high:.3g}, median {s.weight_theorem.effect:.3g} over the chosen cells' layers "
+            f"and both points; first/median hidden/last: " + _grouped(s.weight_sensitivity, s.records),
+            s.weight_theorem.outcome,
+            (s.weight_theorem,),
+        ),
+    ]
+    if s.layer_lipschitz is not None:
+        curvature = [i for i in range(len(s.records)) if np.isfinite(s.block_curvature[i]).any()]
+        rows.append(
+            Row(
+                "Per-layer Lipschitz model: each layer's gradient change along the paper's slice at most "
+                "λ_l‖ΔW_l‖/‖g_l‖, λ_l its Hessian block's top |eigenvalue| (docs/theory.md §11.1), end of training",
+                "assumption",
+                "λ_l, first/median hidden/last, initialisation → end: "
+                + _grouped(s.block_curvature[curvature], tuple(s.records[i] for i in curvature))
+                + f"; worst measured/predicted at the end {s.layer_lipschitz.statistic:.3g}",
+                violation_factor(s.layer_lipschitz.statistic),
+                (s.layer_lipschitz,),
+            )
+        )
+    return rows
+
+
 def rows(results: dict) -> list[Row]:
     r = results["geometry"]
     s = _summary(r)
-    return study_rows(r) + _modular_rows(r, s) + _feature_rows(r, s)
+    return study_rows(r) + _modular_rows(r, s) + _feature_rows(r, s) + _layer_rows(s)
 
 
 def summary(result: GeometryResult) -> str:

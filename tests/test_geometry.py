@@ -174,13 +174,12 @@ def test_combined_ratios_and_exponent(study):
         assert [v.outcome == "consistent" for v in row.verdicts] == list(claim.inside)
         assert row.verdict.count(": consistent") == claim.consistent
     figures = geometry_views.figures({"geometry": result})
-    assert sorted(figures) == [
-        "geometry_ceff",
-        "geometry_modular",
-        "geometry_ranks",
-        "geometry_ratios",
-        "geometry_width",
-    ]
+    assert sorted(figures) == ["geometry_ceff", "geometry_layers", "geometry_modular", "geometry_ranks",
+                               "geometry_ratios", "geometry_width"]  # fmt: skip
+    layers = figures["geometry_layers"].axes
+    # (b) each record with curvature draws its λ_l at init and end, the values the record holds
+    drawn = [line for line in layers[1].get_lines() if line.get_label() == "fromage L=3, end"]
+    np.testing.assert_allclose(drawn[0].get_ydata(), result.layers[-1].block_curvature[1], rtol=1e-12)
     modular = figures["geometry_modular"].axes
     # (a) the modular C_eff's medians at init and end are the summary's; (c, d) one line per group and span
     drawn = [line for line in modular[0].get_lines() if line.get_label().startswith("modular")]

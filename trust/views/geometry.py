@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from trust.base.schema import Spread
+from trust.core import curvature
 from trust.experiments.geometry import GeometryResult
 from trust.experiments.geometry_summary import (
     CHECKPOINTS,
@@ -216,6 +217,60 @@ def modular_figure(r: GeometryResult):
     return fig
 
 
+def layers_figure(r: GeometryResult):
+    """docs/theory.md §10.4, §11, on the chosen cells: (a) every layer's input sensitivity at initialisation
+    (dashed) and the end, against the nominal 1; (b) every layer's Hessian-block top |eigenvalue|; (c) the measured
+    gradient change of each layer along the paper's slice over its per-layer Lipschitz prediction at the end, at
+    the smallest η; (d) the Hessian's spectral density (stochastic Lanczos quadrature, smoothed) of the deepest
+    cell of the first optimiser, at initialisation and the end."""
+    fig, axes = plots.subplots(1, 4, figsize=(20, 4.6))
+    records = [rec for rec in r.layers if rec.input_sensitivity.size]
+    curved = [rec for rec in r.layers if rec.block_curvature.size]
+    colours = {opt: f"C{i}" for i, opt in enumerate(r.config.optimizers)}
+    for ax, recs, field, title in (
+        (axes[0][0], [rec for rec in records if rec.width == r.config.width], "input_sensitivity",
+         f"(a) input sensitivity (width {r.config.width})"),
+        (axes[0][1], curved, "block_curvature", "(b) Hessian block λ_l"),
+    ):  # fmt: skip
+        for rec in recs:
+            values = getattr(rec, field)
+            layers = np.arange(1, values.shape[1] + 1)
+            for k, style in ((0, "--"), (1, "-")):
+                ax.plot(layers, values[k], style, color=colours[rec.optimizer], marker=".", lw=1,
+                        label=f"{rec.optimizer} L={rec.depth}, {CHECKPOINTS[k]}")  # fmt: skip
+        ax.set(yscale="log", xlabel="layer l", title=title)
+        ax.legend(fontsize=6)
+    axes[0][0].axhline(1.0, color="k", lw=1)
+    axes[0][0].set_ylabel("√(d_in/d_out)·max_x ‖J_x‖_op  (nominal 1)")
+    axes[0][1].set_ylabel("top |eigenvalue| of the Hessian's block of W_l")
+    ax = axes[0][2]
+    for rec in curved:
+        ratio = rec.breakdown[1, 0] / rec.lipschitz_layer[1, 0]
+        marker = "s" if rec.depth == max(x.depth for x in curved) else "o"
+        ax.plot(np.arange(1, ratio.size + 1), plots.positive(ratio), color=colours[rec.optimizer], marker=marker,
+                label=f"{rec.optimizer} L={rec.depth}")  # fmt: skip
+    ax.axhline(1.0, color="k", lw=1)
+    ax.set(yscale="log", xlabel="layer l", ylabel="measured ‖Δg_l‖/‖g_l‖ / (λ_l‖ΔW_l‖/‖g_l‖)",
+           title=f"(c) per-layer Lipschitz model, end, η = {r.config.eta[0]:g}")  # fmt: skip
+    ax.legend(fontsize=6)
+    ax = axes[0][3]
+    if curved:
+        rec = max((x for x in curved if x.optimizer == curved[0].optimizer), key=lambda x: x.depth)
+        for k, style in ((0, "--"), (1, "-")):
+            density = curvature.Density(rec.density_nodes[k], rec.density_weights[k])
+            scale = float(np.max(np.abs(rec.density_nodes[k])))
+            grid = np.linspace(-1.05 * scale, 1.05 * scale, 801)
+            ax.plot(grid, density.smoothed(grid, width=scale / 40), style, color="C3", label=CHECKPOINTS[k])
+        ax.set(yscale="log", ylim=(1e-6, None), xlabel="eigenvalue of ∇²ℒ", ylabel="density (smoothed)",
+               title=f"(d) spectral density: {rec.optimizer} L={rec.depth}")  # fmt: skip
+        ax.legend(fontsize=7)
+    for ax in axes[0][:3]:
+        ax.xaxis.set_major_locator(plots.plt.MaxNLocator(integer=True))
+    for ax in axes[0]:
+        ax.grid(alpha=0.3, which="both")
+    return fig
+
+
 def figures(results: dict) -> dict:
     r = results["geometry"]
     out = {
@@ -226,6 +281,8 @@ def figures(results: dict) -> dict:
     }
     if _summary(r).modular_depth is not None:  # a result from before trust measured the modular family has none
         out["geometry_modular"] = modular_figure(r)
+    if r.layers:
+        out["geometry_layers"] = layers_figure(r)
     return out
 
 

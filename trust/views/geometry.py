@@ -256,12 +256,14 @@ def layers_figure(r: GeometryResult):
     ax = axes[0][3]
     if curved:
         rec = max((x for x in curved if x.optimizer == curved[0].optimizer), key=lambda x: x.depth)
+        scale = float(np.max(np.abs(rec.density_nodes)))  # one grid and one kernel width for both checkpoints
+        grid = np.linspace(-1.05 * scale, 1.05 * scale, 801)
+        curves = [curvature.Density(rec.density_nodes[k], rec.density_weights[k]).smoothed(grid, scale / 40)
+                  for k in range(len(CHECKPOINTS))]  # fmt: skip
         for k, style in ((0, "--"), (1, "-")):
-            density = curvature.Density(rec.density_nodes[k], rec.density_weights[k])
-            scale = float(np.max(np.abs(rec.density_nodes[k])))
-            grid = np.linspace(-1.05 * scale, 1.05 * scale, 801)
-            ax.plot(grid, density.smoothed(grid, width=scale / 40), style, color="C3", label=CHECKPOINTS[k])
-        ax.set(yscale="log", ylim=(1e-6, None), xlabel="eigenvalue of ∇²ℒ", ylabel="density (smoothed)",
+            ax.plot(grid, curves[k], style, color="C3", label=CHECKPOINTS[k])
+        top = 2 * float(np.max(curves))
+        ax.set(yscale="log", ylim=(top * 1e-7, top), xlabel="eigenvalue of ∇²ℒ", ylabel="density (smoothed)",
                title=f"(d) spectral density: {rec.optimizer} L={rec.depth}")  # fmt: skip
         ax.legend(fontsize=7)
     for ax in axes[0][:3]:

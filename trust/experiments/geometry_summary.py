@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from trust.base.schema import Spread, Verdict, value
-from trust.core import estimate
+from trust.core import curvature, estimate
 from trust.experiments.shared import rules
 from trust.experiments.shared.geometry_cell import DEAD, DIVERGED, GEOMETRIES, RAW_DIRECTIONS, SPANS
 
@@ -25,6 +25,7 @@ PREDICTED_EXPONENT = {"frobenius": 0.5, "spectral": 0.0}  # for the low-stable-r
 ONE_WIDTH = "fewer than two widths: no width exponent"
 NO_RECORD = "NaN where the record's cell did not measure it (sensitivities or curvature); empty without records"
 WEIGHT_ALLOWANCE = 1e-5  # float32 first-order changes: the theorem's rounding allowance
+DENSITY_GRID, DENSITY_KERNEL = 801, 40  # the smoothed density: grid points, and the kernel as a fraction of the range
 N_FIXED = 3  # RAW_DIRECTIONS[:3]: the directions that do not depend on the optimiser (its own step is last)
 N_SIZES = 2  # GEOMETRIES[:2]: the geometries (Frobenius, spectral) whose sizes a bound is taken in
 
@@ -102,6 +103,11 @@ class GeometrySummary:
     block_curvature: np.ndarray = value(NO_RECORD, empty=True, axes=("record", "checkpoint", "layer_group"))
     # the per-layer Lipschitz model λ_l‖ΔW_l‖/‖g_l‖ along the paper's slice, worst measured/predicted at the end
     layer_lipschitz: Verdict | None = None
+    # the Hessian's spectral density of the deepest curvature cell of the first optimiser measured, at
+    # initialisation and the end, smoothed on one grid with one kernel width (docs/theory.md §11.3)
+    density_record: str = ""
+    density_grid: np.ndarray = value(empty=True, axes=("eigenvalue",))
+    density: np.ndarray = value(empty=True, axes=("checkpoint", "eigenvalue"))
     # docs/theory.md §12: per optimiser, span and layer group, the width exponent of the relative feature change
     # (mean over seeds and its 95 % half-width; the spectral condition predicts 0) and rule interval's verdicts
     feature_exponent: np.ndarray = value(
@@ -118,7 +124,8 @@ class GeometrySummary:
         """The summary's own axes: the fixed directions, the geometries a bound's sizes are taken in, the spans and
         layer groups of feature learning."""
         return {"fixed_direction": list(RAW_DIRECTIONS[:N_FIXED]), "bound_size": list(GEOMETRIES[:N_SIZES]),
-                "span": list(SPANS), "layer_group": list(LAYER_GROUPS), "record": list(self.records)}  # fmt: skip
+                "span": list(SPANS), "layer_group": list(LAYER_GROUPS), "record": list(self.records),
+                "eigenvalue": list(self.density_grid)}  # fmt: skip
 
 
 def _over_cells(values: np.ndarray, axes: int = 2) -> Spread:
@@ -213,7 +220,17 @@ def _layers(r: GeometryResult) -> dict:
         "weight_theorem": rules.theorem(int(np.sum(weight > 1 + WEIGHT_ALLOWANCE)), rules.finite_median(weight),
                                         float(weight.max()) if weight.size else float("nan"), len(r.layers)),
     }  # fmt: skip
-    if with_curvature:  # at the end, η > 0: the slice's measured change over the per-layer prediction
+    if with_curvature:
+        rec = max((x for x in with_curvature if x.optimizer == with_curvature[0].optimizer), key=lambda x: x.depth)
+        scale = float(np.max(np.abs(rec.density_nodes)))
+        grid = np.linspace(-1.05 * scale, 1.05 * scale, DENSITY_GRID)
+        out["density_record"] = f"{rec.optimizer} L={rec.depth}"
+        out["density_grid"] = grid
+        out["density"] = np.stack([
+            curvature.Density(rec.density_nodes[k], rec.density_weights[k]).smoothed(grid, scale / DENSITY_KERNEL)
+            for k in range(len(CHECKPOINTS))
+        ])  # fmt: skip
+    if with_curvature:  # at the end: the slice's measured change over the per-layer prediction
         ratios = np.concatenate([rules.finite(rec.breakdown[1] / rec.lipschitz_layer[1]) for rec in with_curvature])
         out["layer_lipschitz"] = rules.bound(float(ratios.max()) if ratios.size else float("nan"), len(with_curvature))
     return out

@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 
 from trust.base.schema import Spread
-from trust.core import curvature
 from trust.experiments.geometry import GeometryResult
 from trust.experiments.geometry_summary import (
     CHECKPOINTS,
@@ -254,17 +253,13 @@ def layers_figure(r: GeometryResult):
            title=f"(c) per-layer Lipschitz model, end, η = {r.config.eta[0]:g}")  # fmt: skip
     ax.legend(fontsize=6)
     ax = axes[0][3]
-    if curved:
-        rec = max((x for x in curved if x.optimizer == curved[0].optimizer), key=lambda x: x.depth)
-        scale = float(np.max(np.abs(rec.density_nodes)))  # one grid and one kernel width for both checkpoints
-        grid = np.linspace(-1.05 * scale, 1.05 * scale, 801)
-        curves = [curvature.Density(rec.density_nodes[k], rec.density_weights[k]).smoothed(grid, scale / 40)
-                  for k in range(len(CHECKPOINTS))]  # fmt: skip
+    s = _summary(r)
+    if s.density.size:
         for k, style in ((0, "--"), (1, "-")):
-            ax.plot(grid, curves[k], style, color="C3", label=CHECKPOINTS[k])
-        top = 2 * float(np.max(curves))
+            ax.plot(s.density_grid, s.density[k], style, color="C3", label=CHECKPOINTS[k])
+        top = 2 * float(np.max(s.density))
         ax.set(yscale="log", ylim=(top * 1e-7, top), xlabel="eigenvalue of ∇²ℒ", ylabel="density (smoothed)",
-               title=f"(d) spectral density: {rec.optimizer} L={rec.depth}")  # fmt: skip
+               title=f"(d) spectral density: {s.density_record}")  # fmt: skip
         ax.legend(fontsize=7)
     for ax in axes[0][:3]:
         ax.xaxis.set_major_locator(plots.plt.MaxNLocator(integer=True))

@@ -21,20 +21,18 @@ from matfree import decomp, stochtrace
 from trust.base.errors import TrustError
 from trust.base.tree import check_finite, leaf_names, leaves
 from trust.core import estimate
-from trust.core.losses import loss_function
 
 
 def _hvp(apply, params, x, y, loss: str):
-    """``(product, args, n, dtype)``: ``product(v, *args) = ∇²ℒ(W)·v`` on flat vectors with the parameters and the
-    data in ``args`` — passed as arguments through matfree's jitted loops (closed over, XLA would fold them as
-    constants, slowly) — and the flat size."""
+    """``(product, args, n, dtype)``: ``product(v, *args) = ∇²ℒ(W)·v`` on flat vectors
+    (:func:`trust.core.estimate.hessian_vector_product`) with the parameters and the data in ``args`` — passed as
+    arguments through matfree's jitted loops (closed over, XLA would fold them as constants, slowly) — and the flat
+    size."""
     check_finite(params, "parameters")
-    flat, unravel = ravel_pytree(params)
+    flat, _ = ravel_pytree(params)
 
-    @jax.jit
     def product(v, p, x, y):
-        grad = jax.grad(lambda q: loss_function(loss)(apply(q, x), y))
-        return ravel_pytree(jax.jvp(grad, (p,), (unravel(v.astype(flat.dtype)),))[1])[0]
+        return estimate.hessian_vector_product(apply, loss, p, x, y, v)
 
     return product, (params, jnp.asarray(x), jnp.asarray(y)), flat.size, flat.dtype
 

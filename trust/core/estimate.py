@@ -93,7 +93,7 @@ def lemma2_threshold(cos, depth: int, constant: float = 1.0) -> np.ndarray:
 
 
 @partial(jax.jit, static_argnums=(0, 1))
-def _hvp(apply, loss, params, x, y, v):
+def hessian_vector_product(apply, loss, params, x, y, v):
     """``∇²ℒ(W)·v`` for a flat ``v``: forward-over-reverse (``jvp`` of ``grad``)."""
     flat, unravel = ravel_pytree(params)
     grad = jax.grad(lambda p: loss_function(loss)(apply(p, x), y))
@@ -117,7 +117,9 @@ def sharpness(apply: Callable, params, x, y, loss: str = "xent", tol: float = 1e
     x, y = jnp.asarray(x), jnp.asarray(y)
 
     def matvec(v):
-        return np.asarray(_hvp(apply, loss, params, x, y, jnp.asarray(np.ravel(v), flat.dtype)), dtype=float)
+        return np.asarray(
+            hessian_vector_product(apply, loss, params, x, y, jnp.asarray(np.ravel(v), flat.dtype)), dtype=float
+        )
 
     return top_eigenvalue(matvec, n, tol, seed, "the loss Hessian")
 

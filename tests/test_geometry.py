@@ -246,7 +246,8 @@ def test_geometry_measure_refuses_a_dead_point(key):
     ds = train.load_data(train.TrainConfig())
     x, y = ds.x_train[:20], ds.y_train[:20]
     step = jax.tree_util.tree_map(jnp.ones_like, params)
-    assert geometry_cell._measure(net, params, step, x, y, np.array([0.1]), key) is None
+    _, raws = geometry_cell._directions(net, params, step, x, y, key)
+    assert raws is None and geometry_cell._measure(net, params, raws, x, y, np.array([0.1])) is None
     with pytest.raises(TrustError):
         measure.relative_distances(net.apply, params, x, y, perturb.gaussian(key, params), [0.1])
 

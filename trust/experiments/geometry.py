@@ -23,6 +23,7 @@ from trust.experiments.geometry_summary import (
     LAYER_GROUPS,
     ONE_WIDTH,
     GeometrySummary,
+    layer_groups,
     width_exponent,
 )
 from trust.experiments.shared import geometry_cell
@@ -303,14 +304,6 @@ class GeometryResult(Result):
                 "checkpoint": list(CHECKPOINTS), "direction": list(RAW_DIRECTIONS), "geometry": list(GEOMETRIES),
                 "size": list(GEOMETRIES), "eta": list(c.eta), "statistic": ["median", "worst"],
                 "width": list(self.width.values), "depth": list(self.depth.values)}  # fmt: skip
-
-
-def layer_groups(per_layer: np.ndarray) -> np.ndarray:
-    """``(…, 3)``: a per-layer array's first layer, the median of its hidden layers (NaN without any) and its last
-    layer — the rectangular layers apart from the square ones (docs/theory.md §12)."""
-    hidden = per_layer[..., 1:-1]
-    middle = np.median(hidden, axis=-1) if hidden.shape[-1] else np.full(per_layer.shape[:-1], np.nan)
-    return np.stack([per_layer[..., 0], middle, per_layer[..., -1]], axis=-1)
 
 
 def _sweep(c: GeometryConfig, done: dict, values: tuple[int, ...], width_of, depth_of, residual=False) -> Sweep:

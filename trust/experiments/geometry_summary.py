@@ -195,13 +195,20 @@ def _modular(r: GeometryResult) -> dict:
     }
 
 
+def layer_groups(per_layer: np.ndarray) -> np.ndarray:
+    """``(…, 3)``: a per-layer array's first layer, the median of its hidden layers (NaN without any) and its last
+    layer — the rectangular layers apart from the square ones (docs/theory.md §12)."""
+    hidden = per_layer[..., 1:-1]
+    middle = np.median(hidden, axis=-1) if hidden.shape[-1] else np.full(per_layer.shape[:-1], np.nan)
+    return np.stack([per_layer[..., 0], middle, per_layer[..., -1]], axis=-1)
+
+
 def _groups(arrays: list[np.ndarray]) -> np.ndarray:
-    """``(record, k, 3)``: each record's (k, l) array as its first, median hidden and last layer (NaN if empty)."""
+    """``(record, k, 3)``: each record's (k, l) array as its :func:`layer_groups` (NaN where it is empty)."""
     out = np.full((len(arrays), len(CHECKPOINTS), len(LAYER_GROUPS)), np.nan)
     for i, a in enumerate(arrays):
         if a.size:
-            hidden = np.median(a[:, 1:-1], axis=1) if a.shape[1] > 2 else np.full(a.shape[0], np.nan)
-            out[i] = np.stack([a[:, 0], hidden, a[:, -1]], axis=1)
+            out[i] = layer_groups(a)
     return out
 
 

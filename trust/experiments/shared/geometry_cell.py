@@ -159,27 +159,30 @@ class GeometryCellResult(Result):
                 "probe": list(range(extras.DENSITY_PROBES)), "node": list(range(extras.DENSITY_ORDER))}  # fmt: skip
 
 
-def _raws(params, grads, step, key) -> dict:
-    """The four raw directions at a point (:data:`RAW_DIRECTIONS`)."""
-    return {
+def _directions(net, params, step, x, y, key) -> tuple[dict, dict | None]:
+    """At a point, the full-batch gradient and the four raw directions (:data:`RAW_DIRECTIONS`), computed once for
+    the 12 families and the extras; the directions are ``None`` where a layer's gradient or the step is zero."""
+    grads = measure.full_batch_gradient(net.apply, params, x, y)
+    if not (np.all(leaf_norms(grads) > 0) and np.all(leaf_norms(step) > 0)):
+        return grads, None
+    raws = {
         "gradient": jax.tree_util.tree_map(jnp.negative, grads),
         "orthogonalised": perturb.orthogonalised(grads),
         "random": perturb.gaussian(key, params),
         "step": step,
     }
+    return grads, raws
 
 
-def _extras(config: GeometryCellConfig, net, params, step, x, y, eta, key) -> dict[str, np.ndarray]:
+def _extras(config: GeometryCellConfig, net, params, grads, raws, x, y, eta) -> dict[str, np.ndarray]:
     """At one point, what issue 29 adds (:mod:`~trust.experiments.shared.geometry_extras`): the modular family and
     the layers as modules on bias-free MLPs, the per-layer curvature on the cells chosen for it; empty elsewhere,
-    NaN where a gradient or the step is zero."""
+    NaN where a gradient or the step is zero (``raws`` is ``None``)."""
     out: dict[str, np.ndarray] = {}
-    grads = measure.full_batch_gradient(net.apply, params, x, y)
-    dead = not (np.all(leaf_norms(grads) > 0) and np.all(leaf_norms(step) > 0))
+    dead = raws is None
     layers = len(weight_indices(params))
     if config.modular:
         nominal, exact, atom = extras.modular_bounds(net, params, eta)
-        raws = None if dead else _raws(params, grads, step, key)
         out["modular_function"] = np.array([
             np.full(eta.size, np.nan) if raws is None else extras.modular_family(net, params, raws[d], x, eta)
             for d in RAW_DIRECTIONS
@@ -199,12 +202,11 @@ def _extras(config: GeometryCellConfig, net, params, step, x, y, eta, key) -> di
     return out
 
 
-def _measure(net, params, step, x, y, eta, key) -> dict[str, np.ndarray] | None:
-    """The 12 families at one point; ``None`` where a layer's gradient or the step is zero (undefined)."""
-    grads = measure.full_batch_gradient(net.apply, params, x, y)
-    if not (np.all(leaf_norms(grads) > 0) and np.all(leaf_norms(step) > 0)):
+def _measure(net, params, raws: dict | None, x, y, eta) -> dict[str, np.ndarray] | None:
+    """The 12 families at one point along its raw directions (:func:`_directions`); ``None`` where they are
+    undefined (a layer's gradient or the step is zero)."""
+    if raws is None:
         return None
-    raws = _raws(params, grads, step, key)
     layers = weight_indices(params)
     op_params = linalg.operator_norms(params, OPERATOR_TOL)  # once per point: every spectral size divides by them
     w_op = op_params[layers]
@@ -259,9 +261,10 @@ def run(config: GeometryCellConfig) -> GeometryCellResult:
         params = trained.checkpoints[s]
         step = jax.tree_util.tree_map(jnp.subtract, trained.checkpoints[s_next], params)
         key = jax.random.fold_in(jax.random.key(config.training.seed), k)
-        per_point.append(_measure(trained.net, params, step, x, y, eta, key))
+        grads, raws = _directions(trained.net, params, step, x, y, key)
+        per_point.append(_measure(trained.net, params, raws, x, y, eta))
         ranks.append(linalg.stable_ranks(params)[weight_indices(params)])
-        added.append(_extras(config, trained.net, params, step, x, y, eta, key))
+        added.append(_extras(config, trained.net, params, grads, raws, x, y, eta))
     more: dict[str, Any] = {n: np.stack([a[n] for a in added]) for n in added[0] if n != "modular_nominal"}
     if "modular_nominal" in added[0]:
         more["modular_nominal"] = added[0]["modular_nominal"]

@@ -154,17 +154,27 @@ class MLP:
         (the skip of a residual first layer)."""
         return self._from_first(rest, z1, x)[0]
 
+    def layer_output(self, l: int, z: jax.Array, h: jax.Array) -> jax.Array:
+        """Layer ``l``'s output (counted from 0) from its pre-activation ``z`` and its input ``h``: ``φ(z)``, or
+        ``h + φ(z)`` on a residual layer (the hidden ones; the first too with ``residual_first``); the last layer
+        is never residual, and is ``z`` itself unless ``final_activation``."""
+        last = l == self.depth - 1
+        if last and not self.final_activation:
+            return z
+        phi = activation_fn(self.activation, self.slope)
+        residual = (self.residual_first and l == 0) or (self.residual and l > 0 and not last)
+        return h + phi(z) if residual else phi(z)
+
     def _from_first(self, rest: list[dict], z1: jax.Array, x: jax.Array):
         """The output, the pre-activations and the inputs of the layers (``x`` first)."""
-        phi = activation_fn(self.activation, self.slope)
-        h, zs = (x + phi(z1)) if self.residual_first else phi(z1), [z1]  # the last layer is never residual
+        h, zs = self.layer_output(0, z1, x), [z1]
         hs = [x, h]
         for l, layer in enumerate(rest, start=1):
             z = h @ layer["w"].T
             zs.append(z + layer["b"][None, :] if "b" in layer else z)
-            h = h + phi(zs[-1]) if (self.residual and l < len(rest)) else phi(zs[-1])
+            h = self.layer_output(l, zs[-1], h)
             hs.append(h)
-        return (h if self.final_activation else zs[-1]), zs, hs[:-1]
+        return h, zs, hs[:-1]
 
 
 @partial(jax.jit, static_argnums=(0, 2))

@@ -78,17 +78,13 @@ def modular_bounds(net: nets.MLP, params: list[dict], eta: np.ndarray) -> tuple[
 
 
 def layer_maps(net: nets.MLP, params: list[dict]) -> list[Callable]:
-    """Every layer as a module ``(W_l, H_{l−1}) ↦ H_l`` on a batch, as trust's MLP computes it."""
-    phi = nets.activation_fn(net.activation, net.slope)
-    last = len(params) - 1
+    """Every layer as a module ``(W_l, H_{l−1}) ↦ H_l`` on a batch, as trust's MLP computes it
+    (:meth:`trust.core.nets.MLP.layer_output`)."""
 
     def layer(l):
         def f(w, h):
             z = h @ w.T + (params[l]["b"][None, :] if "b" in params[l] else 0.0)
-            if l == last:
-                return z
-            residual = (net.residual and l > 0) or (net.residual_first and l == 0)
-            return h + phi(z) if residual else phi(z)
+            return net.layer_output(l, z, h)
 
         return f
 

@@ -253,24 +253,6 @@ def test_geometry_measure_refuses_a_dead_point(key):
 
 
 @pytest.mark.slow
-def test_a_resnet_cell_in_every_geometry():
-    """A ResNet-8 with BatchNorm (kernels as patch matrices, scales as diag(s)): every family has its size in its
-    own geometry, and the operator-norm theorem is not claimed (NaN with its reason)."""
-    config = geometry.GeometryConfig(
-        dataset="digits", widths=(8,), depth=2, depths=(2,), width=8, optimizers=("fromage",), seeds=1, epochs=1,
-        eta=(0.01,), n_measure=60, batch_size=100, resnets=("resnet8_batch",), resnet_optimizers=("fromage",),
-    )  # fmt: skip
-    result = geometry.run(config)
-    assert np.all(np.isfinite(result.resnet_function))
-    assert result.resnet_function.shape == (2, 4, 3)
-    c = next(c for n, c in geometry.cells(config, {}).items() if "resnet" in n)
-    r = geometry_cell.run(c)
-    for g in range(3):
-        np.testing.assert_allclose(r.sizes[:, :, g, g], 1.0, rtol=1e-5)  # float32 norms
-    assert np.isnan(r.operator_ratio).all()
-    assert "operator_ratio" in r.to_json()["undefined"]
-
-
 def test_a_geometry_cell_stored_flat_by_trust_0_3_is_the_same_run():
     """trust 0.3 wrote the cell's training fields flat (``lr`` for the rate, a ResNet's biases implied)."""
     flat = dict(optimizer="adam", lr=0.0, model="resnet8", depth=4, width=128, bias=False, norm="batch", channels=8,
@@ -309,3 +291,44 @@ def test_the_json_is_read_through_its_labels_only(study):
     assert np.shape(cell.gradient)[:4] == tuple(
         len(bulk["gradient"]["coords"][d]) for d in bulk["gradient"]["dims"][:4]
     )
+
+
+def test_residual_mlps_and_a_norm_free_resnet_in_the_modular_norm(tmp_path):
+    """docs/theory.md §10.5: residual MLPs across depth and a ResNet-8 without normalisation carry the modular
+    family (its exact bound a theorem there too: at most 1 beyond float32 rounding), a normalised ResNet NaN with
+    its reason; the summary, the rows and the modular figure show both. (Madam: no per-layer detail cells.) The
+    ResNet with BatchNorm in every geometry (kernels as patch matrices, scales as diag(s)): every family has its
+    size in its own geometry, and the operator-norm theorem is not claimed (NaN with its reason)."""
+    config = geometry.GeometryConfig(
+        dataset="digits", widths=(8,), depth=3, depths=(3, 4), width=8, residual_depths=(3, 4), optimizers=("madam",),
+        seeds=2, epochs=1, eta=(0.01, 0.1), n_measure=60, batch_size=100, resnets=("resnet8", "resnet8_batch"),
+        resnet_optimizers=("fromage",), resnet_seeds=1,
+    )  # fmt: skip
+    done = {}
+    result = runner.run_study(geometry.STUDY, config, lambda name, c: done.setdefault(name, geometry_cell.run(c)))
+    assert result.residual is not None and result.residual.modular_c_eff.shape == (1, 2, 2, 2, 4)
+    assert np.all(result.residual.modular_exact <= 1 + 1e-5)  # float32 nets
+    assert result.resnet_modular_c_eff.shape == (1, 1, 2, 2, 4)
+    plain, batch = result.resnet_modular_c_eff[:, :, 0], result.resnet_modular_c_eff[:, :, 1]
+    assert np.all(np.isfinite(plain)) and np.all(np.isnan(batch))
+    assert np.all(result.resnet_modular_exact[:, :, 0] <= 1 + 1e-5)
+    cell = done["fromage_resnet8_s0"]
+    np.testing.assert_allclose(
+        result.resnet_modular_c_eff[0, 0, 0], np.max(cell.modular_function / cell.modular_nominal, axis=-1), rtol=1e-12
+    )
+    batch_cell = done["fromage_resnet8_batch_s0"]
+    assert batch_cell.modular_function.size == 0  # not measured: NOT_MODULAR says why
+    assert np.all(np.isfinite(result.resnet_function)) and result.resnet_function.shape == (2, 4, 3)
+    for g in range(3):
+        np.testing.assert_allclose(batch_cell.sizes[:, :, g, g], 1.0, rtol=1e-5)  # float32 norms
+    assert np.isnan(batch_cell.operator_ratio).all() and "operator_ratio" in batch_cell.to_json()["undefined"]
+    s = result.summary
+    assert s.residual_modular_depth is not None and s.resnet_modular is not None
+    assert s.modular_theorem.statistic == 0 and len(s.residual_modular_orders) == 1
+    claims = [row.claim for row in geometry_views.rows({"geometry": result})]
+    assert any(c.startswith("Modular norm on residual MLPs") for c in claims)
+    assert any(c.startswith("Modular norm on ResNets without normalisation") for c in claims)
+    figure = geometry_views.figures({"geometry": result})["geometry_modular"]
+    labels = [line.get_label() for ax in figure.axes for line in ax.get_lines()]
+    assert "residual MLP, end" in labels
+    plots.save(figure, tmp_path / "modular")

@@ -292,7 +292,7 @@ class ResNet:
         """L, the weight layers on the main path: stem + 2 per block + head."""
         return 2 + 2 * sum(self.blocks)
 
-    def _plan(self) -> list[tuple[int, int, int, bool]]:
+    def plan(self) -> list[tuple[int, int, int, bool]]:
         """(in channels, out channels, stride, projection shortcut?) of every block, in order."""
         plan, channels = [], self.widths[0]
         for stage, (width, count) in enumerate(zip(self.widths, self.blocks)):
@@ -311,7 +311,7 @@ class ResNet:
         # One normal draw for every kernel and one uniform draw for the head, sliced (as MLP._draw: each random
         # op is compiled separately, and one per kernel made the compile dominate).
         kernels = [(3, self.image[2], self.widths[0])]
-        for c_in, c_out, _, projected in self._plan():
+        for c_in, c_out, _, projected in self.plan():
             kernels += [(3, c_in, c_out), (3, c_out, c_out)] + ([(1, c_in, c_out)] if projected else [])
         sizes = [k * k * c_in * c_out for k, c_in, c_out in kernels]
         flat = jax.random.normal(jax.random.fold_in(key, 0), (sum(sizes),), dtype)
@@ -327,7 +327,7 @@ class ResNet:
             return {"scale": jnp.ones((c,), dtype), "shift": jnp.zeros((c,), dtype)}
 
         params: list[dict] = [next(kernel)]
-        for c_in, c_out, _, projected in self._plan():
+        for c_in, c_out, _, projected in self.plan():
             block: dict[str, dict] = {"conv1": next(kernel), "conv2": next(kernel)}
             if projected:
                 block["proj"] = next(kernel)
@@ -395,7 +395,7 @@ class ResNet:
             return normalised * layer["scale"].reshape(channel) + layer["shift"].reshape(channel)
 
         h = _conv(h, params[0]["w"], 1)
-        for block, (_, _, stride, _) in zip(params[1:-1], self._plan()):
+        for block, (_, _, stride, _) in zip(params[1:-1], self.plan()):
             a = phi(normalise(block["norm1"], h) if "norm1" in block else h)
             shortcut = _conv(a, block["proj"]["w"], stride) if "proj" in block else h
             z = _conv(a, block["conv1"]["w"], stride)

@@ -36,7 +36,6 @@ from trust.experiments.shared.geometry_cell import (
     NOT_MLP,
     NOT_MODULAR,
     RAW_DIRECTIONS,
-    RESIDUAL,
     SPANS,
     ZERO_BOUND,
     GeometryCellConfig,
@@ -198,8 +197,7 @@ class Sweep:
         f"{DIVERGED}; {DEAD}; {NOT_MODULAR}", empty=True, axes=("optimizer", "seed", "value", "checkpoint", "direction")
     )  # fmt: skip
     modular_exact: np.ndarray = value(
-        f"{DIVERGED}; {DEAD}; {NOT_MODULAR}; {RESIDUAL}", empty=True,
-        axes=("optimizer", "seed", "value", "checkpoint", "direction"),
+        f"{DIVERGED}; {DEAD}; {NOT_MODULAR}", empty=True, axes=("optimizer", "seed", "value", "checkpoint", "direction")
     )  # fmt: skip
     # ∏_l ‖W_l‖_*: the factor the nominal bound assumes to be at most 1
     atom_product: np.ndarray = value(
@@ -294,6 +292,18 @@ class GeometryResult(Result):
     summary: GeometrySummary | None = value(derived=True)
     residual: Sweep | None = None  # the residual MLPs across depth (config.residual_depths), None without them
     layers: tuple[LayerRecord, ...] = ()  # the chosen cells' per-layer sensitivities and curvature
+    # docs/theory.md §10.5: the ResNet cells in the modular norm, as Sweep's modular arrays (o, r, resnet, k[, d])
+    resnet_modular_c_eff: np.ndarray = value(
+        f"{DIVERGED}; {DEAD}; {NOT_MODULAR}", empty=True,
+        axes=("resnet_optimizer", "resnet_seed", "resnet", "checkpoint", "direction"),
+    )  # fmt: skip
+    resnet_modular_exact: np.ndarray = value(
+        f"{DIVERGED}; {DEAD}; {NOT_MODULAR}", empty=True,
+        axes=("resnet_optimizer", "resnet_seed", "resnet", "checkpoint", "direction"),
+    )  # fmt: skip
+    resnet_atom_product: np.ndarray = value(
+        f"{DIVERGED}; {NOT_MODULAR}", empty=True, axes=("resnet_optimizer", "resnet_seed", "resnet", "checkpoint")
+    )  # fmt: skip
 
     def derive(self) -> GeometryResult:
         return replace(self, summary=geometry_summary.summary(self))
@@ -303,7 +313,10 @@ class GeometryResult(Result):
         return {"optimizer": list(c.optimizers), "seed": list(range(c.seed, c.seed + c.seeds)),
                 "checkpoint": list(CHECKPOINTS), "direction": list(RAW_DIRECTIONS), "geometry": list(GEOMETRIES),
                 "size": list(GEOMETRIES), "eta": list(c.eta), "statistic": ["median", "worst"],
-                "width": list(self.width.values), "depth": list(self.depth.values)}  # fmt: skip
+                "width": list(self.width.values), "depth": list(self.depth.values),
+                "resnet_optimizer": list(c.resnet_optimizers), "resnet": list(c.resnets),
+                "resnet_seed": list(range(c.seed, c.seed + c.resnet_seeds)),
+                "residual_depth": list(c.residual_depths)}  # fmt: skip
 
 
 def _sweep(c: GeometryConfig, done: dict, values: tuple[int, ...], width_of, depth_of, residual=False) -> Sweep:
@@ -342,13 +355,38 @@ def _sweep(c: GeometryConfig, done: dict, values: tuple[int, ...], width_of, dep
             bound = cell.bound(s)[:, 0, 0]  # (k, e)
             out["c_eff"][index + (slice(None), s)] = np.max(worst / bound, axis=-1)
         if cell.modular_function.size:
-            out["modular_c_eff"][index] = np.max(cell.modular_function / cell.modular_nominal, axis=-1)
-            with np.errstate(invalid="ignore"):  # a residual net's exact bound is NaN (not its theorem)
-                out["modular_exact"][index] = np.max(cell.modular_function / cell.modular_exact[:, None], axis=-1)
-            out["atom_product"][index] = np.prod(cell.atom_norm, axis=-1)
+            out["modular_c_eff"][index], out["modular_exact"][index], out["atom_product"][index] = _modular(cell)
         if cell.features.size:
             out["features"][index] = layer_groups(cell.features)
     return Sweep(values=values, **out)
+
+
+def _modular(cell: GeometryCellResult) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(k, d)`` the modular family's largest measured/nominal and measured/exact over η, ``(k,)`` ∏‖W_l‖_*."""
+    return (
+        np.max(cell.modular_function / cell.modular_nominal, axis=-1),
+        np.max(cell.modular_function / cell.modular_exact[:, None], axis=-1),
+        np.prod(cell.atom_norm, axis=-1),
+    )
+
+
+def _resnet_modular(c: GeometryConfig, done: dict) -> dict[str, Any]:
+    """The ResNet cells' modular arrays (:func:`_modular`), ``(o, r, resnet, k[, d])``: NaN for a normalised ResNet
+    or a cell that diverged; empty without a ResNet measured in the modular norm."""
+    shape = (len(c.resnet_optimizers), c.resnet_seeds, len(c.resnets))
+    n_k, n_d = len(CHECKPOINTS), len(RAW_DIRECTIONS)
+    out = {"resnet_modular_c_eff": np.full(shape + (n_k, n_d), np.nan),
+           "resnet_modular_exact": np.full(shape + (n_k, n_d), np.nan),
+           "resnet_atom_product": np.full(shape + (n_k,), np.nan)}  # fmt: skip
+    found = False
+    for index in np.ndindex(*shape):
+        o, r, v = index
+        cell = done[f"{c.resnet_optimizers[o]}_{c.resnets[v]}_s{c.seed + r}"]  # as _resnet_grid names it
+        if cell.measured and cell.modular_function.size:
+            found = True
+            for key, values in zip(out, _modular(cell)):
+                out[key][index] = values
+    return out if found else {}
 
 
 def _ratios(measured: list[GeometryCellResult], first: str) -> tuple[np.ndarray, np.ndarray]:
@@ -441,6 +479,7 @@ def combine(config: GeometryConfig, done: dict) -> GeometryResult:
         resnet_gradient=resnet_gradient,
         diverged=sum(1 for name in [*_grid(c), *_resnet_grid(c)] if done[name].diverged_epoch),
         seed_worst=_seed_worst(measured, c.optimizers[0], range(c.seed, c.seed + c.seeds)),
+        **_resnet_modular(c, done),
     ).derive()
 
 

@@ -94,6 +94,14 @@ class GeometrySummary:
     modular_depth: Spread | None = value(default=None, axes=("checkpoint", "depth"))
     atom_product_depth: Spread | None = value(default=None, axes=("checkpoint", "depth"))
     modular_orders: tuple[Verdict, ...] = ()
+    # the residual MLPs (config.residual_depths) alike, with their gradient slice's C_eff in Frobenius and spectral
+    # sizes beside; the ResNets' constant along the gradient and ∏‖W_l‖_* per ResNet, over optimisers × seeds
+    residual_modular_depth: Spread | None = value(default=None, axes=("checkpoint", "residual_depth"))
+    residual_atom_product_depth: Spread | None = value(default=None, axes=("checkpoint", "residual_depth"))
+    residual_c_eff: Spread | None = value(default=None, axes=("checkpoint", "bound_size", "residual_depth"))
+    residual_modular_orders: tuple[Verdict, ...] = ()
+    resnet_modular: Spread | None = value(default=None, axes=("resnet", "checkpoint"))
+    resnet_atom_product: Spread | None = value(default=None, axes=("resnet", "checkpoint"))
     # docs/theory.md §10.4, §11: the chosen cells' layers (one entry per record in r.layers), grouped as first,
     # median hidden and last layer, at initialisation and the end
     records: tuple[str, ...] = ()  # the records' names: optimiser, width, depth, seed
@@ -177,21 +185,34 @@ MODULAR_ALLOWANCE = 1e-3  # the exact bound's rounding allowance: float32 output
 
 
 def _modular(r: GeometryResult) -> dict:
-    """The modular family's claims (docs/theory.md §10.3), or nothing for a result without it."""
-    sweeps = [sw for sw in (r.width, r.depth) if sw.modular_c_eff.size]
+    """The modular family's claims (docs/theory.md §10.3, §10.5), or nothing for a result without it."""
+    sweeps = [sw for sw in (r.width, r.depth, r.residual) if sw is not None and sw.modular_c_eff.size]
     if not sweeps:
         return {}
-    exact = np.concatenate([rules.finite(sw.modular_exact) for sw in sweeps])
+    exact = np.concatenate([rules.finite(a) for a in [sw.modular_exact for sw in sweeps] + [r.resnet_modular_exact]])
     theorem = rules.theorem(int(np.sum(exact > 1 + MODULAR_ALLOWANCE)), rules.finite_median(exact),
                             float(exact.max()) if exact.size else float("nan"), r.config.seeds)  # fmt: skip
     d = RAW_DIRECTIONS.index("gradient")
-    depth = r.depth.modular_c_eff[..., d]  # (o, r, v, k)
+    out = {"modular_theorem": theorem, **_modular_depth(r.depth, d, "")}
+    if r.residual is not None and r.residual.modular_c_eff.size:
+        out |= _modular_depth(r.residual, d, "residual_")
+        out["residual_c_eff"] = _over_cells(np.moveaxis(r.residual.c_eff[..., :N_SIZES], 2, -1))
+    if r.resnet_modular_c_eff.size:
+        out["resnet_modular"] = _over_cells(r.resnet_modular_c_eff[..., d])
+        out["resnet_atom_product"] = _over_cells(r.resnet_atom_product)
+    return out
+
+
+def _modular_depth(sw, d: int, prefix: str) -> dict:
+    """A depth sweep's modular constant along direction ``d`` and ∏‖W_l‖_* per checkpoint and depth, over
+    optimisers × seeds; per optimiser, the deepest net's constant at the end against the shallowest's (rule
+    compare, Holm)."""
+    depth = sw.modular_c_eff[..., d]  # (o, r, v, k)
     orders = [rules.compare(depth[o, :, -1, 1], depth[o, :, 0, 1]) for o in range(depth.shape[0])]
     return {
-        "modular_theorem": theorem,
-        "modular_depth": _over_cells(np.moveaxis(depth, 2, -1)),
-        "atom_product_depth": _over_cells(np.moveaxis(r.depth.atom_product, 2, -1)),
-        "modular_orders": tuple(rules.holm(orders)),
+        f"{prefix}modular_depth": _over_cells(np.moveaxis(depth, 2, -1)),
+        f"{prefix}atom_product_depth": _over_cells(np.moveaxis(sw.atom_product, 2, -1)),
+        f"{prefix}modular_orders": tuple(rules.holm(orders)),
     }
 
 

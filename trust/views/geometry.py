@@ -166,6 +166,24 @@ def ceff_figure(r: GeometryResult):
     return fig
 
 
+def _other_nets(ax, r: GeometryResult, residual: Spread | None, resnet: Spread | None) -> None:
+    """Beside the plain MLPs: the residual MLPs' medians and bands against depth, each norm-free ResNet's median
+    and range at its depth, at initialisation (open) and the end (filled)."""
+    c = r.config
+    for k, style in ((0, "o--"), (1, "s-")):
+        if residual is not None:
+            med, lo, hi = _band(residual, (k,))
+            ax.plot(c.residual_depths, med, style, color="C8", label=f"residual MLP, {CHECKPOINTS[k]}")
+            ax.fill_between(c.residual_depths, lo, hi, color="C8", alpha=0.12)
+        for v, name in enumerate(c.resnets):
+            med, lo, hi = _band(resnet, (v, k)) if resnet is not None else (np.nan,) * 3
+            if np.isfinite(med):
+                depth = int(name.partition("_")[0].removeprefix("resnet"))  # resnet8, resnet16: its depth
+                label = f"{name} ({c.resnet_dataset}), {CHECKPOINTS[k]}"
+                ax.errorbar([depth], [med], yerr=[[med - lo], [hi - med]], fmt="D", color="C9", capsize=3,
+                            mfc="none" if k == 0 else "C9", label=label)  # fmt: skip
+
+
 def modular_figure(r: GeometryResult):
     """docs/theory.md §10, §12: (a) the modular family's effective constant along the gradient against depth, at
     initialisation and the end, beside the Frobenius and spectral C_eff of the paper's slice; (b) ∏‖W_l‖_*, the
@@ -183,6 +201,7 @@ def modular_figure(r: GeometryResult):
         for g, geometry in enumerate(GEOMETRIES[:2]):
             ax.plot(depths, _band(s.c_eff_depth, (k, g))[0], style, color=f"C{g}", lw=0.9, alpha=0.7,
                     label=f"paper's slice (gradient change), {geometry} sizes, {CHECKPOINTS[k]}")  # fmt: skip
+    _other_nets(ax, r, s.residual_modular_depth, s.resnet_modular)
     ax.axhline(1.0, color="k", lw=1)
     ax.set(yscale="log", ylabel="effective constant: max_η measured / its nominal bound",
            title=f"(a) modular C_eff against depth (width {c.width})")  # fmt: skip
@@ -191,6 +210,7 @@ def modular_figure(r: GeometryResult):
         med, lo, hi = _band(s.atom_product_depth, (k,))
         ax.plot(depths, med, style, color="C3", label=CHECKPOINTS[k])
         ax.fill_between(depths, lo, hi, color="C3", alpha=0.12)
+    _other_nets(ax, r, s.residual_atom_product_depth, s.resnet_atom_product)
     ax.axhline(1.0, color="k", lw=1)
     ax.set(yscale="log", ylabel="∏_l ‖W_l‖_*  (well-normed: ≤ 1)", title="(b) what the nominal bound assumes")
     for ax, f, title in ((axes[0][2], 0, "(c) relative feature change"), (axes[0][3], 1, "(d) alignment")):
@@ -381,22 +401,13 @@ def _modular_rows(r: GeometryResult, s) -> list[Row]:
         return []
     c, t = r.config, s.modular_theorem
     depth, atoms = s.modular_depth, s.atom_product_depth
-    per_depth = "; ".join(
-        f"{tag}: " + ", ".join(f"L={d} {spread(depth, (k, v))}" for v, d in enumerate(c.depths))
-        for k, tag in enumerate(CHECKPOINTS)
-    )
-    products = "; ".join(
-        f"{tag}: " + ", ".join(f"L={d} {spread(atoms, (k, v))}" for v, d in enumerate(c.depths))
-        for k, tag in enumerate(CHECKPOINTS)
-    )
-    orders = "; ".join(
-        f"{o}: {compare_text(v, yes='deeper larger', no='deeper smaller')}"
-        for o, v in zip(c.optimizers, s.modular_orders)
-    )
-    return [
+    per_depth, products = _per_depth(depth, c.depths), _per_depth(atoms, c.depths)
+    orders = _orders(c.optimizers, s.modular_orders)
+    rows = [
         Row(
-            "Modular norm: a step of modular norm η moves a bias-free MLP's output by at most "
-            "∏(‖W_l‖_* + η s_l) − ∏‖W_l‖_* (in RMS units; docs/theory.md §10.3), every raw direction",
+            "Modular norm: a step of modular norm η moves the output of an MLP (plain or residual) or of a ResNet "
+            "without normalisation by at most the bound of docs/theory.md §10.3 with the measured atom norms "
+            "(∏(‖W_l‖_* + η s_l) − ∏‖W_l‖_* for a plain MLP; in RMS units), every raw direction",
             "theorem",
             f"worst measured/bound {t.high:.3g}, median {t.effect:.3g}, {t.statistic} above 1 + "
             f"{MODULAR_ALLOWANCE:g} (float32 outputs differenced at the smallest η)",
@@ -413,6 +424,69 @@ def _modular_rows(r: GeometryResult, s) -> list[Row]:
             s.modular_orders,
         ),
     ]
+    if s.residual_modular_depth is not None and s.residual_atom_product_depth is not None:
+        rows.append(_residual_row(r, s))
+    if s.resnet_modular is not None and s.resnet_atom_product is not None:
+        rows.append(_resnet_row(r, s))
+    return rows
+
+
+def _orders(optimizers, verdicts) -> str:
+    return "; ".join(
+        f"{o}: {compare_text(v, yes='deeper larger', no='deeper smaller')}" for o, v in zip(optimizers, verdicts)
+    )
+
+
+def _per_depth(values: Spread, depths) -> str:
+    """``init: L=… spread, …; end: …`` of a spread over (checkpoint, depth)."""
+    return "; ".join(
+        f"{tag}: " + ", ".join(f"L={d} {spread(values, (k, v))}" for v, d in enumerate(depths))
+        for k, tag in enumerate(CHECKPOINTS)
+    )
+
+
+def _residual_row(r: GeometryResult, s) -> Row:
+    """docs/theory.md §10.5: the residual MLPs' modular constant across depth, their C_eff in the paper's sizes."""
+    c = r.config
+    assert s.residual_modular_depth is not None and s.residual_atom_product_depth is not None
+    assert s.residual_c_eff is not None
+    depths = c.residual_depths
+    sizes = "; ".join(
+        f"{geometry} sizes, {tag}: "
+        + ", ".join(f"L={d} {spread(s.residual_c_eff, (k, g, v))}" for v, d in enumerate(depths))
+        for g, geometry in enumerate(GEOMETRIES[:2])
+        for k, tag in enumerate(CHECKPOINTS)
+    )
+    orders = _orders(c.optimizers, s.residual_modular_orders)
+    return Row(
+        f"Modular norm on residual MLPs (h + φ(Wh), sensitivity 2 a block; docs/theory.md §10.5): is the effective "
+        f"constant the same at every depth? Along the gradient, width {c.width}",
+        "claim",
+        f"largest measured/nominal over η — {_per_depth(s.residual_modular_depth, depths)}; ∏‖W_l‖_* — "
+        f"{_per_depth(s.residual_atom_product_depth, depths)}; beside them the paper's slice's C_eff — {sizes}",
+        f"deepest against shallowest at the end — {orders}",
+        s.residual_modular_orders,
+    )
+
+
+def _resnet_row(r: GeometryResult, s) -> Row:
+    """docs/theory.md §10.5: the ResNets without normalisation in the modular norm (a measurement)."""
+    c = r.config
+    assert s.resnet_modular is not None and s.resnet_atom_product is not None
+    measured = [v for v in range(len(c.resnets)) if np.isfinite(s.resnet_modular.median[v]).any()]
+    text = "; ".join(
+        f"{c.resnets[v]}: constant {spread(s.resnet_modular, (v, 0))} → {spread(s.resnet_modular, (v, 1))}, "
+        f"∏‖W_l‖_* {spread(s.resnet_atom_product, (v, 0))} → {spread(s.resnet_atom_product, (v, 1))}"
+        for v in measured
+    )
+    return Row(
+        "Modular norm on ResNets without normalisation (convolutions and the head's bias as atoms; "
+        "docs/theory.md §10.5): the effective constant along the gradient and ∏‖W_l‖_*",
+        "measurement",
+        f"initialisation → end, median [range] over {', '.join(c.resnet_optimizers)} × "
+        f"{count(c.resnet_seeds, 'seed')} on {c.resnet_dataset} — {text}",
+        "measured",
+    )
 
 
 def _feature_rows(r: GeometryResult, s) -> list[Row]:

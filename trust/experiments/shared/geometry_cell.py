@@ -33,8 +33,8 @@ DEAD = "some layer's gradient (or the optimiser's step) is zero at this checkpoi
 OPERATOR_TOL = 1e-6  # relative tolerance of the operator norms (power iteration above 256; else an exact SVD)
 ZERO_BOUND = "infinite at η = 0, where the bound and the measured change are both zero"
 BIASED = "the operator-norm theorem is for bias-free MLPs (docs/theory.md §2.3); this net has biases or is a ResNet"
-NOT_MODULAR = "the modular norm is measured on bias-free MLPs (docs/theory.md §10): empty for ResNets and biased MLPs"
-RESIDUAL = "NaN for a residual MLP: the exact bound of docs/theory.md §10.3 is for the plain composition"
+NOT_MODULAR = ("the modular norm is measured on MLPs and ResNets without normalisation (docs/theory.md §10.5): empty "
+               "for a normalised ResNet")  # fmt: skip
 NOT_MLP = "feature learning is measured on MLPs (docs/theory.md §12): empty for ResNets"
 NO_MODULES = "measured only on the cells chosen for it (config.modules; docs/theory.md §10): empty elsewhere"
 NO_CURVATURE = "measured only on the cells chosen for it (config.curvature; docs/theory.md §11): empty elsewhere"
@@ -68,6 +68,9 @@ class GeometryCellConfig(Config):
             raise TrustError("eta must be a non-empty grid of positive steps")
         if self.training.checkpoints or self.training.checkpoint_steps:
             raise TrustError("a geometry cell chooses its own checkpoints (the first and last steps)")
+        if self.modules and not (self.modular and self.training.model == "mlp"):
+            raise TrustError("modules (each layer as a module) are measured on MLPs with a plain first layer and a "
+                             "Lipschitz activation")  # fmt: skip
 
     @classmethod
     def upgrade(cls, d: dict) -> dict:
@@ -83,8 +86,11 @@ class GeometryCellConfig(Config):
 
     @property
     def modular(self) -> bool:
-        """Whether the modular family and the layers as modules are measured: bias-free MLPs (docs/theory.md §10)."""
-        return self.training.model == "mlp" and not self.training.bias and not self.training.residual_first
+        """Whether the modular family is measured (docs/theory.md §10.5): MLPs with a plain first layer and ResNets
+        without normalisation, with an activation of :data:`~trust.experiments.shared.geometry_extras.LIPSCHITZ`."""
+        t = self.training
+        plain = not t.residual_first if t.model == "mlp" else t.model.startswith("resnet") and t.norm == "none"
+        return plain and t.activation in extras.LIPSCHITZ
 
 
 @dataclass(frozen=True, eq=False)
@@ -120,10 +126,10 @@ class GeometryCellResult(Result):
     weight_rank: np.ndarray = value(DIVERGED, empty=True, axes=("checkpoint", "layer"))  # (k, l) stable rank of W_l
     # docs/theory.md §10: every raw direction as a step of modular norm η; ‖ΔF‖_RMS/‖X‖_RMS
     modular_function: np.ndarray = value(f"{DEAD}; {NOT_MODULAR}", empty=True, axes=("checkpoint", "direction", "eta"))
-    modular_nominal: np.ndarray = value(NOT_MODULAR, empty=True, axes=("eta",))  # ∏(1 + η s_l) − 1
-    # ∏(‖W_l‖_* + η s_l) − ∏‖W_l‖_*: a theorem for the plain net (NaN for a residual one)
-    modular_exact: np.ndarray = value(f"{NOT_MODULAR}; {RESIDUAL}", empty=True, axes=("checkpoint", "eta"))
-    atom_norm: np.ndarray = value(NOT_MODULAR, empty=True, axes=("checkpoint", "layer"))  # ‖W_l‖_*
+    modular_nominal: np.ndarray = value(NOT_MODULAR, empty=True, axes=("eta",))  # ∏(1 + η s_l) − 1 on a plain MLP
+    # the exact bound with the measured ‖W_l‖_* (a theorem; ∏(‖W_l‖_* + η s_l) − ∏‖W_l‖_* on a plain MLP)
+    modular_exact: np.ndarray = value(NOT_MODULAR, empty=True, axes=("checkpoint", "eta"))
+    atom_norm: np.ndarray = value(NOT_MODULAR, empty=True, axes=("checkpoint", "atom"))  # ‖W_l‖_*
     # (config.modules) each layer as a module: its input sensitivity and its output change per unit modular step
     input_sensitivity: np.ndarray = value(f"{NOT_MODULAR}; {NO_MODULES}", empty=True, axes=("checkpoint", "layer"))
     weight_sensitivity: np.ndarray = value(
@@ -182,7 +188,7 @@ def _extras(config: GeometryCellConfig, net, params, grads, raws, x, y, eta) -> 
     dead = raws is None
     layers = len(weight_indices(params))
     if config.modular:
-        nominal, exact, atom = extras.modular_bounds(net, params, eta)
+        nominal, exact, atom = extras.modular_bounds(net, params, x, eta)
         out["modular_function"] = np.array([
             np.full(eta.size, np.nan) if raws is None else extras.modular_family(net, params, raws[d], x, eta)
             for d in RAW_DIRECTIONS

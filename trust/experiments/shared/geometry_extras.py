@@ -1,13 +1,14 @@
-"""What a geometry cell measures beyond its 12 families (docs/theory.md §10–§12), on its MLPs: the modular family
-(every raw direction as a step of modular norm η, its output change against the nominal and the exact bound),
-each layer as a module (its input sensitivity by power iteration, its output change per unit modular step), the
-change of every layer's features after one step and after training, and, on chosen cells, the per-layer
-curvature of the loss."""
+"""What a geometry cell measures beyond its 12 families (docs/theory.md §10–§12): on its MLPs and its ResNets
+without normalisation the modular family (every raw direction as a step of modular norm η, its output change
+against the nominal and the exact bound); on its MLPs each layer as a module (its input sensitivity by power
+iteration, its output change per unit modular step) and the change of every layer's features after one step and
+after training; and, on chosen cells, the per-layer curvature of the loss."""
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
-from functools import partial
+from functools import partial, reduce
 
 import jax
 import jax.numpy as jnp
@@ -31,50 +32,88 @@ def rms(a) -> float:
     return float(np.linalg.norm(a) / np.sqrt(a.size))
 
 
-def module_of(net: nets.MLP) -> modular.Module:
-    """The net as a module (docs/theory.md §10.1): unit masses; trust's residual hidden layers ``h + φ(Wh)`` by the
-    sum rule. Refused for nets with biases (the modular norm of the paper has none) and a residual first layer."""
-    if net.bias or net.residual_first or net.final_activation:
-        raise TrustError("the modular norm is measured on bias-free MLPs with a linear last layer")
-    return modular.mlp(net.widths, residual_hidden=net.residual)
+# the bonds' Lipschitz constants with φ(0) = 0 (docs/theory.md §10.1); a smooth relu (gelu, softplus) is refused
+LIPSCHITZ = {"relu": lambda slope: 1.0, "leaky_relu": lambda slope: max(1.0, abs(slope)), "tanh": lambda slope: 1.0,
+             "identity": lambda slope: 1.0}  # fmt: skip
 
 
-def _shifted(params: list[dict], direction: list[np.ndarray], eta: float) -> list[dict]:
-    return [{**p, "w": p["w"] + eta * jnp.asarray(u, p["w"].dtype)} for p, u in zip(params, direction)]
+def module_of(net: nets.MLP | nets.ResNet) -> modular.Module:
+    """The net as a module (docs/theory.md §10.1, §10.5): unit masses; trust's residual hidden layers ``h + φ(Wh)``
+    by the sum rule; a ResNet without normalisation as :func:`trust.core.modular.resnet`. Refused, by name, for an
+    MLP with a residual first layer or an activated last layer, a normalised ResNet and a smooth activation."""
+    if net.activation not in LIPSCHITZ:
+        raise TrustError(f"the modular norm needs a Lipschitz activation with φ(0) = 0 ({', '.join(LIPSCHITZ)}); "
+                         f"this net has {net.activation}")  # fmt: skip
+    relu = modular.bond(LIPSCHITZ[net.activation](net.slope))
+    if isinstance(net, nets.ResNet):
+        if net.norm != "none":
+            raise TrustError(f"the modular norm is not measured on a ResNet with {net.norm} normalisation: its input "
+                             "sensitivity is unbounded (it divides by its input's spread)")  # fmt: skip
+        return modular.resnet(net.image[2], net.plan(), net.n_classes, phi=relu)
+    if net.residual_first or net.final_activation:
+        raise TrustError("the modular norm is measured on MLPs with a plain first layer and a linear last layer")
+    return modular.mlp(net.widths, residual_hidden=net.residual, biases=net.bias, phi=relu)
 
 
-def modular_family(net: nets.MLP, params: list[dict], raw: list[dict], x, eta: np.ndarray) -> np.ndarray:
+def atom_paths(net: nets.MLP | nets.ResNet) -> list[tuple]:
+    """Where each atom of :func:`module_of` sits in the net's parameters, in atom order (input first)."""
+    if isinstance(net, nets.ResNet):
+        plan = net.plan()
+        paths: list[tuple] = [(0, "w")]
+        for i, (_, _, _, projected) in enumerate(plan, start=1):
+            paths += [(i, "conv1", "w"), (i, "conv2", "w")] + ([(i, "proj", "w")] if projected else [])
+        return paths + [(len(plan) + 1, "w"), (len(plan) + 1, "b")]
+    return [(l, k) for l in range(net.depth) for k in (("w", "b") if net.bias else ("w",))]
+
+
+def atom_tensors(net, tree) -> list:
+    """The tensors of ``tree`` (parameters or a direction) at :func:`atom_paths`, in atom order."""
+    return [reduce(operator.getitem, path, tree) for path in atom_paths(net)]
+
+
+def _moved(net, params, unit: list[np.ndarray], eta: float):
+    """``params`` with every atom moved by ``eta·unit``."""
+    out = jax.tree_util.tree_map(lambda a: a, params)  # fresh containers, the same arrays
+    for path, u in zip(atom_paths(net), unit):
+        parent = reduce(operator.getitem, path[:-1], out)
+        parent[path[-1]] = parent[path[-1]] + eta * jnp.asarray(u, parent[path[-1]].dtype)
+    return out
+
+
+def modular_family(net, params, raw, x, eta: np.ndarray) -> np.ndarray:
     """The output change ``‖F(W + ηU) − F(W)‖_RMS/‖X‖_RMS`` along ``raw`` made a step of modular norm 1
     (``U_l = s_l·R_l/‖R_l‖_*``, each atom at its share), per η (§10.3)."""
     module = module_of(net)
     unit = [
-        s * np.asarray(r["w"], dtype=float) / modular.atom_norm(r["w"], f)
-        for r, f, s in zip(raw, module.fans, module.shares)
+        s * np.asarray(r, dtype=float) / modular.atom_norm(r, a)
+        for r, a, s in zip(atom_tensors(net, raw), module.atoms, module.shares)
     ]
     x = jnp.asarray(x)
     f0, x_rms = _apply(net, params, x), rms(x)
-    return np.array([rms(_apply(net, _shifted(params, unit, float(e)), x) - f0) / x_rms for e in eta])
+    return np.array([rms(_apply(net, _moved(net, params, unit, float(e)), x) - f0) / x_rms for e in eta])
 
 
 @partial(jax.jit, static_argnums=0)
-def _apply(net: nets.MLP, params, x):
+def _apply(net, params, x):
     """The net's forward pass, compiled once per net and shape (a net is a hashable, shared description)."""
     return net.apply(params, x)
 
 
-def modular_bounds(net: nets.MLP, params: list[dict], eta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(nominal, exact, atom norms)``: the nominal bound ``∏(1 + η s_l) − 1`` of well-normed atoms, the exact
-    bound ``∏(‖W_l‖_* + η s_l) − ∏‖W_l‖_*`` (a theorem for the plain bias-free MLP; NaN for a residual one, whose sum
-    rule it is not) and every ``‖W_l‖_*`` (§10.3)."""
+def modular_bounds(net, params, x, eta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(nominal, exact, atom norms)`` per η for a step of modular norm η on the batch ``x``, in units of
+    ``‖X‖_RMS``: the nominal bound of well-normed atoms (every ``‖W_l‖_* = 1``; ``∏(1 + η s_l) − 1`` for a plain
+    MLP), the exact bound with the measured ``‖W_l‖_*`` (a theorem: :func:`trust.core.modular.change_bound`,
+    ``∏(‖W_l‖_* + η s_l) − ∏‖W_l‖_*`` for a plain MLP) and every ``‖W_l‖_*`` (§10.3)."""
     module = module_of(net)
-    shares, atom = (
-        np.asarray(module.shares),
-        np.array([modular.atom_norm(p["w"], f) for p, f in zip(params, module.fans)]),
-    )
-    eta = np.asarray(eta, dtype=float)[:, None]
-    nominal = np.prod(1 + eta * shares, axis=1) - 1
-    exact = np.prod(atom + eta * shares, axis=1) - np.prod(atom)
-    return nominal, (np.full_like(nominal, np.nan) if net.residual else exact), atom
+    atom = np.array([modular.atom_norm(w, a) for w, a in zip(atom_tensors(net, params), module.atoms)])
+    x_rms = rms(x)
+
+    def bound(norms, e):
+        d, offset = modular.change_bound(module, norms, e * np.asarray(module.shares))
+        return d + offset / x_rms
+
+    eta = np.asarray(eta, dtype=float)
+    return np.array([bound(np.ones_like(atom), e) for e in eta]), np.array([bound(atom, e) for e in eta]), atom
 
 
 def layer_maps(net: nets.MLP, params: list[dict]) -> list[Callable]:

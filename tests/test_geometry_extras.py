@@ -1,4 +1,4 @@
-"""A geometry cell's extra measurements (docs/theory.md §10–§12) on small bias-free MLPs: the modular family
+"""A geometry cell's extra measurements (docs/theory.md §10–§12) on small MLPs and a ResNet: the modular family
 under its exact bound (a theorem: zero violations), the layers as modules against NumPy, and the input
 sensitivity by power iteration against the per-example SVDs."""
 

@@ -181,9 +181,10 @@ def _directions(net, params, step, x, y, key) -> tuple[dict, dict | None]:
 
 
 def _extras(config: GeometryCellConfig, net, params, grads, raws, x, y, eta) -> dict[str, np.ndarray]:
-    """At one point, what issue 29 adds (:mod:`~trust.experiments.shared.geometry_extras`): the modular family and
-    the layers as modules on bias-free MLPs, the per-layer curvature on the cells chosen for it; empty elsewhere,
-    NaN where a gradient or the step is zero (``raws`` is ``None``)."""
+    """At one point, what issue 29 adds (:mod:`~trust.experiments.shared.geometry_extras`): the modular family on
+    MLPs and norm-free ResNets (:attr:`GeometryCellConfig.modular`), the layers as modules and the per-layer
+    curvature on the cells chosen for them; empty elsewhere, NaN where a gradient or the step is zero (``raws`` is
+    ``None``)."""
     out: dict[str, np.ndarray] = {}
     dead = raws is None
     layers = len(weight_indices(params))

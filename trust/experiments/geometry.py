@@ -513,6 +513,17 @@ def paper_configs(quick: bool, seed: int) -> dict[str, GeometryConfig]:
     return {"geometry": GeometryConfig(seed=seed)}
 
 
+def long_configs(seed: int) -> dict[str, GeometryConfig]:
+    """The full run's study with more nets (its other cells are the full run's, the same configs, reused when its
+    cells are copied in): residual MLPs ``h + φ(Wh)`` of depths 4, 8 and 16 at width 128 (the modular norm on
+    residual nets, docs/theory.md §10.5); and the width sweep to 1024 (the per-layer feature-learning exponents
+    over 32–1024, §12)."""
+    return {
+        "geometry_residual": GeometryConfig(residual_depths=(4, 8, 16), seed=seed),
+        "geometry_width_1024": GeometryConfig(widths=(32, 64, 128, 256, 512, 1024), seed=seed),
+    }
+
+
 EXPERIMENT = Experiment(
     GeometryConfig,
     GeometryResult,
@@ -520,4 +531,5 @@ EXPERIMENT = Experiment(
     paper_configs,
     help="Frobenius, spectral and elementwise steps: bounds, stable ranks, width exponent, C_eff explained",
     study=STUDY,
+    long_configs=long_configs,
 )

@@ -300,6 +300,9 @@ def figures(results: dict) -> dict:
         out["geometry_modular"] = modular_figure(r)
     if r.layers:
         out["geometry_layers"] = layers_figure(r)
+    for name in (LONG_RESIDUAL, LONG_WIDE):  # the long jobs' modular figures: residual MLPs; widths to 1024
+        if name in results and _summary(results[name]).modular_depth is not None:
+            out[name] = modular_figure(results[name])
     return out
 
 
@@ -489,8 +492,9 @@ def _resnet_row(r: GeometryResult, s) -> Row:
     )
 
 
-def _feature_rows(r: GeometryResult, s) -> list[Row]:
-    """docs/theory.md §12: the width exponent of each layer group's relative feature change (predicted 0)."""
+def _feature_rows(r: GeometryResult, s, where: str = "") -> list[Row]:
+    """docs/theory.md §12: the width exponent of each layer group's relative feature change (predicted 0);
+    ``where`` names a long job's study."""
     if not len(s.feature_verdicts):
         return []
     c, out = r.config, []
@@ -505,7 +509,7 @@ def _feature_rows(r: GeometryResult, s) -> list[Row]:
             out.append(
                 Row(
                     f"Feature learning across width: the {group} layer's relative feature change ‖Δh_l‖/‖h_l‖ "
-                    f"after {span}, ∝ n^p — the spectral condition predicts p = 0 (docs/theory.md §12)",
+                    f"after {span}, ∝ n^p — the spectral condition predicts p = 0 (docs/theory.md §12){where}",
                     "claim",
                     f"p (95 % CI over seeds), widths {c.widths[0]}–{c.widths[-1]} at depth {c.depth}: {cells}",
                     "; ".join(f"{o}: {v.outcome}" for o, v in zip(c.optimizers, verdicts)),
@@ -563,10 +567,19 @@ def _layer_rows(s) -> list[Row]:
     return rows
 
 
+LONG_RESIDUAL, LONG_WIDE = "geometry_residual", "geometry_width_1024"  # the long jobs (geometry.long_configs)
+
+
 def rows(results: dict) -> list[Row]:
     r = results["geometry"]
     s = _summary(r)
-    return study_rows(r) + _modular_rows(r, s) + _feature_rows(r, s) + _layer_rows(s)
+    out = study_rows(r) + _modular_rows(r, s) + _feature_rows(r, s) + _layer_rows(s)
+    if LONG_RESIDUAL in results and _summary(results[LONG_RESIDUAL]).residual_modular_depth is not None:
+        out.append(_residual_row(results[LONG_RESIDUAL], _summary(results[LONG_RESIDUAL])))
+    if LONG_WIDE in results:
+        wide = results[LONG_WIDE]
+        out += _feature_rows(wide, _summary(wide), f" — long job {LONG_WIDE}")
+    return out
 
 
 def summary(result: GeometryResult) -> str:

@@ -272,3 +272,19 @@ def test_a_resnets_sensitivity_is_two_per_block():
     m = modular.resnet(1, plan, 10)
     assert m.sensitivity == 2.0**4 and m.mass == 2 + 2 * 4 + 2 + 1  # stem, 2 a block, 2 projections, head, bias
     assert [a.kind for a in m.atoms] == ["conv"] * 11 + ["dense", "bias"]
+
+
+def test_hidden_layers_tared_to_one_leave_the_first_and_last_a_third_of_the_step():
+    """The alternative mass allocation (docs/theory.md §10.1): first and last layers mass 1, the four hidden
+    layers together mass 1: shares 1/3, 1/12 × 4, 1/3 — against 1/6 each with unit masses; the same norm as the
+    paper's recursive definition with the hidden stack's mass set to 1."""
+    widths = (5,) + (4,) * 5 + (3,)
+    tared = modular.mlp(widths, hidden_mass=1.0)
+    assert tared.shares == pytest.approx((1 / 3,) + (1 / 12,) * 4 + (1 / 3,), rel=1e-14)
+    assert modular.mlp(widths).shares == pytest.approx((1 / 6,) * 6, rel=1e-14)
+    assert tared.mass == 3.0 and tared.sensitivity == 1.0
+    hidden = ("compose", RELU, lin(4, 4, 0.25))  # each hidden layer mass 1/4: the stack's mass is 1
+    tree = ("compose", lin(3, 4), ("compose", hidden, ("compose", hidden, ("compose", hidden,
+            ("compose", hidden, ("compose", RELU, lin(4, 5)))))))  # fmt: skip
+    ws = [RNG.normal(size=f) for f in shapes(tared)]
+    assert modular.norm(tared, ws) == pytest.approx(recursive_norm(tree, ws), rel=1e-12)

@@ -165,11 +165,13 @@ def residual(block: Module, depth: int) -> Module:
 
 
 def mlp(widths: Sequence[int], residual_hidden: bool = False, depth_scaled: bool = False, biases: bool = False,
-        phi: Module = IDENTITY) -> Module:  # fmt: skip
+        phi: Module = IDENTITY, hidden_mass: float | None = None) -> Module:  # fmt: skip
     """The module of trust's MLP of ``widths`` (``d_0, …, d_L``): ``W_L ∘ φ ∘ … ∘ φ ∘ W_1`` with φ the bond
     ``phi`` (a ReLU: sensitivity 1, the default). ``biases``: every layer ``x ↦ Wx + b``, a dense atom then a bias
     atom; ``residual_hidden``: hidden layers ``h + φ(W h)`` as trust builds them (the sum rule: sensitivity 2 a
-    block); ``depth_scaled``: the paper's ``(1 − 1/L)h + φ(W h)/L`` instead."""
+    block); ``depth_scaled``: the paper's ``(1 − 1/L)h + φ(W h)/L`` instead. Masses: every atom 1 (the paper's
+    default), or with ``hidden_mass`` the hidden layers together tared to it beside the first and last layers'
+    mass 1 each (docs/theory.md §10.1: the input and output layers keep a fixed part of the step at any depth)."""
     if len(widths) < 2:
         raise TrustError(f"an MLP needs at least two widths, got {tuple(widths)}")
     layers = [compose(bias(o), linear(o, i)) if biases else linear(o, i) for i, o in zip(widths[:-1], widths[1:])]
@@ -183,7 +185,10 @@ def mlp(widths: Sequence[int], residual_hidden: bool = False, depth_scaled: bool
         return residual(compose(phi, w), blocks) if depth_scaled else add(IDENTITY, compose(phi, w))
 
     # input first: φ ∘ W_1, the hidden layers, W_L; composed outermost first
-    return compose(*reversed([compose(phi, layers[0]), *map(hidden, layers[1:-1]), layers[-1]]))
+    stack = [hidden(w) for w in layers[1:-1]]
+    if stack and hidden_mass is not None:
+        stack = [tare(compose(*reversed(stack)), hidden_mass)]
+    return compose(*reversed([compose(phi, layers[0]), *stack, layers[-1]]))
 
 
 def resnet(in_channels: int, plan: Sequence[tuple[int, int, int, bool]], n_classes: int, kernel: int = 3,

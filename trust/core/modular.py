@@ -170,8 +170,10 @@ def mlp(widths: Sequence[int], residual_hidden: bool = False, depth_scaled: bool
     ``phi`` (a ReLU: sensitivity 1, the default). ``biases``: every layer ``x ↦ Wx + b``, a dense atom then a bias
     atom; ``residual_hidden``: hidden layers ``h + φ(W h)`` as trust builds them (the sum rule: sensitivity 2 a
     block); ``depth_scaled``: the paper's ``(1 − 1/L)h + φ(W h)/L`` instead. Masses: every atom 1 (the paper's
-    default), or with ``hidden_mass`` the hidden layers together tared to it beside the first and last layers'
-    mass 1 each (docs/theory.md §10.1: the input and output layers keep a fixed part of the step at any depth)."""
+    default), or with ``hidden_mass`` the hidden layers together (``L ≥ 3``) tared to it beside the first and last
+    layers (docs/theory.md §10.1: on a bias-free net with plain or depth-scaled hidden layers the first and last
+    keep ``1/(2 + hidden_mass)`` of the step each at any depth; with biases a layer has mass 2, dense and bias, and
+    behind undamped residual blocks the first layer's share still halves with every block)."""
     if len(widths) < 2:
         raise TrustError(f"an MLP needs at least two widths, got {tuple(widths)}")
     layers = [compose(bias(o), linear(o, i)) if biases else linear(o, i) for i, o in zip(widths[:-1], widths[1:])]

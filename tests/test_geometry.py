@@ -336,3 +336,23 @@ def test_residual_mlps_and_a_norm_free_resnet_in_the_modular_norm(tmp_path):
     labels = [line.get_label() for ax in figure.axes for line in ax.get_lines()]
     assert "residual MLP, end" in labels
     plots.save(figure, tmp_path / "modular")
+
+
+def test_the_per_layer_lipschitz_verdict_leaves_out_nets_at_chance():
+    """Rule flag: a curvature cell at chance after training (an untrained deep net, its gradients and curvature
+    vanished) is named and left out of the per-layer Lipschitz verdict, whose worst ratio is the trained nets'."""
+    from types import SimpleNamespace
+
+    from trust.experiments import geometry_summary
+
+    def record(acc, ratio):
+        k, e, l = 2, 1, 3
+        return geometry.LayerRecord(
+            "sgd", 8, 3, False, 0, acc, block_curvature=np.ones((k, l)), trace=np.ones((k, 4)),
+            breakdown=np.full((k, e, l), ratio), lipschitz_layer=np.ones((k, e, l)),
+            density_nodes=np.ones((k, 1, 2)), density_weights=np.full((k, 1, 2), 0.5),
+        )  # fmt: skip
+
+    out = geometry_summary._layers(SimpleNamespace(layers=(record(0.9, 2.0), record(0.1, 1e12))))
+    assert out["layer_lipschitz"].statistic == 2.0 and out["layer_lipschitz"].outcome.startswith("violated")
+    assert out["layer_lipschitz_at_chance"] == ("sgd w8 L3 s0",)

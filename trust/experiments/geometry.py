@@ -224,6 +224,7 @@ class LayerRecord:
     depth: int
     residual: bool
     seed: int
+    train_acc: float = value(DIVERGED, default=float("nan"))  # at the end of training (rule flag's accuracy test)
     input_sensitivity: np.ndarray = value(NOT_MEASURED, empty=True, axes=("checkpoint", "layer"))
     weight_sensitivity: np.ndarray = value(f"{NOT_MEASURED}; {DEAD}", empty=True, axes=("checkpoint", "layer"))
     block_curvature: np.ndarray = value(NOT_MEASURED, empty=True, axes=("checkpoint", "layer"))
@@ -250,7 +251,8 @@ def layer_records(cells: dict[str, GeometryCellResult]) -> tuple[LayerRecord, ..
         t = cell.config.training
         curvature = cell.block_curvature.size > 0
         out.append(LayerRecord(
-            t.optimizer, t.width, t.depth, t.residual, t.seed, cell.input_sensitivity, cell.weight_sensitivity,
+            t.optimizer, t.width, t.depth, t.residual, t.seed, cell.train_acc, cell.input_sensitivity,
+            cell.weight_sensitivity,
             cell.block_curvature, cell.trace, cell.gradient[:, 0, 0] if curvature else np.empty(0),
             cell.lipschitz_layer, cell.density_nodes, cell.density_weights,
         ))  # fmt: skip

@@ -111,6 +111,9 @@ class GeometrySummary:
     block_curvature: np.ndarray = value(NO_RECORD, empty=True, axes=("record", "checkpoint", "layer_group"))
     # the per-layer Lipschitz model λ_l‖ΔW_l‖/‖g_l‖ along the paper's slice, worst measured/predicted at the end
     layer_lipschitz: Verdict | None = None
+    # the curvature cells at chance after training, left out of it (rule flag: an untrained net's vanishing
+    # gradients make the prediction, and so the ratio, meaningless)
+    layer_lipschitz_at_chance: tuple[str, ...] = ()
     # the Hessian's spectral density of the deepest curvature cell of the first optimiser measured, at
     # initialisation and the end, smoothed on one grid with one kernel width (docs/theory.md §11.3)
     density_record: str = ""
@@ -258,9 +261,15 @@ def _layers(r: GeometryResult) -> dict:
             curvature.Density(rec.density_nodes[k], rec.density_weights[k]).smoothed(grid, scale / DENSITY_KERNEL)
             for k in range(len(CHECKPOINTS))
         ])  # fmt: skip
-    if with_curvature:  # at the end: the slice's measured change over the per-layer prediction
-        ratios = np.concatenate([rules.finite(rec.breakdown[1] / rec.lipschitz_layer[1]) for rec in with_curvature])
-        out["layer_lipschitz"] = rules.bound(float(ratios.max()) if ratios.size else float("nan"), len(with_curvature))
+    if with_curvature:  # at the end: the slice's measured change over the per-layer prediction, on trained nets
+        chance = [bool(rules.at_chance(rec.train_acc, CHANCE)) for rec in with_curvature]
+        trained = [rec for rec, c in zip(with_curvature, chance) if not c]
+        ratios = [rules.finite(rec.breakdown[1] / rec.lipschitz_layer[1]) for rec in trained]
+        worst = np.concatenate(ratios) if ratios else np.array([])
+        out["layer_lipschitz"] = rules.bound(float(worst.max()) if worst.size else float("nan"), len(trained))
+        out["layer_lipschitz_at_chance"] = tuple(
+            f"{rec.optimizer} w{rec.width} L{rec.depth} s{rec.seed}" for rec, c in zip(with_curvature, chance) if c
+        )
     return out
 
 

@@ -559,7 +559,13 @@ def _layer_rows(s) -> list[Row]:
                 "assumption",
                 "λ_l, first/median hidden/last, initialisation → end: "
                 + _grouped(s.block_curvature[curvature], tuple(s.records[i] for i in curvature))
-                + f"; worst measured/predicted at the end {s.layer_lipschitz.statistic:.3g}",
+                + f"; worst measured/predicted at the end {s.layer_lipschitz.statistic:.3g}"
+                + (
+                    f" over the trained nets (at chance after training, left out by rule flag: "
+                    f"{', '.join(s.layer_lipschitz_at_chance)})"
+                    if s.layer_lipschitz_at_chance
+                    else ""
+                ),
                 violation_factor(s.layer_lipschitz.statistic),
                 (s.layer_lipschitz,),
             )

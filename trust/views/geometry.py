@@ -13,6 +13,7 @@ from trust.experiments.geometry_summary import (
     MODULAR_ALLOWANCE,
     ExponentClaim,
     GeometrySummary,
+    record_name,
 )
 from trust.experiments.shared.geometry_cell import GEOMETRIES, RAW_DIRECTIONS, SPANS
 from trust.experiments.shared.rules import CHANCE_FACTOR
@@ -263,11 +264,14 @@ def layers_figure(r: GeometryResult):
     axes[0][0].set_ylabel("√(d_in/d_out)·max_x ‖J_x‖_op  (nominal 1)")
     axes[0][1].set_ylabel("top |eigenvalue| of the Hessian's block of W_l")
     ax = axes[0][2]
+    at_chance = _summary(r).layer_lipschitz_at_chance
     for rec in curved:
         ratio = rec.breakdown[1, 0] / rec.lipschitz_layer[1, 0]
         marker = "s" if rec.depth == max(x.depth for x in curved) else "o"
-        ax.plot(np.arange(1, ratio.size + 1), plots.positive(ratio), color=colours[rec.optimizer], marker=marker,
-                label=f"{rec.optimizer} L={rec.depth}")  # fmt: skip
+        left_out = record_name(rec) in at_chance  # rule flag: not judged
+        ax.plot(np.arange(1, ratio.size + 1), plots.positive(ratio), ":" if left_out else "-", marker=marker,
+                color=colours[rec.optimizer], alpha=0.5 if left_out else 1.0,
+                label=f"{rec.optimizer} L={rec.depth}" + (" (at chance: left out)" if left_out else ""))  # fmt: skip
     ax.axhline(1.0, color="k", lw=1)
     ax.set(yscale="log", xlabel="layer l", ylabel="measured ‖Δg_l‖/‖g_l‖ / (λ_l‖ΔW_l‖/‖g_l‖)",
            title=f"(c) per-layer Lipschitz model, end, η = {r.config.eta[0]:g}")  # fmt: skip

@@ -330,7 +330,9 @@ def test_residual_mlps_and_a_norm_free_resnet_in_the_modular_norm(tmp_path):
     assert any(c.startswith("Modular norm on ResNets without normalisation") for c in claims)
     # the same result as the long job geometry_residual: its residual row again, and its own modular figure
     both = {"geometry": result, geometry_views.LONG_RESIDUAL: result}
-    assert sum(row.claim.startswith("Modular norm on residual") for row in geometry_views.rows(both)) == 2
+    claims = [row.claim for row in geometry_views.rows(both)]
+    assert sum(c.startswith("Modular norm on residual") for c in claims) == 2
+    assert sum(c.endswith("residual MLPs included") for c in claims) == 1
     assert geometry_views.LONG_RESIDUAL in geometry_views.figures(both)
     figure = geometry_views.figures({"geometry": result})["geometry_modular"]
     labels = [line.get_label() for ax in figure.axes for line in ax.get_lines()]

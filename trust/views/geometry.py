@@ -411,16 +411,7 @@ def _modular_rows(r: GeometryResult, s) -> list[Row]:
     per_depth, products = _per_depth(depth, c.depths), _per_depth(atoms, c.depths)
     orders = _orders(c.optimizers, s.modular_orders)
     rows = [
-        Row(
-            "Modular norm: a step of modular norm η moves the output of an MLP (plain or residual) or of a ResNet "
-            "without normalisation by at most the bound of docs/theory.md §10.3 with the measured atom norms "
-            "(∏(‖W_l‖_* + η s_l) − ∏‖W_l‖_* for a plain MLP; in RMS units), every raw direction",
-            "theorem",
-            f"worst measured/bound {t.high:.3g}, median {t.effect:.3g}, {t.statistic} above 1 + "
-            f"{MODULAR_ALLOWANCE:g} (float32 outputs differenced at the smallest η)",
-            t.outcome,
-            (t,),
-        ),
+        _modular_theorem_row(t),
         Row(
             f"Modular norm: is the effective constant (measured over the nominal ∏(1 + η s_l) − 1, which assumes "
             f"well-normed layers) the same at every depth? Along the gradient, width {c.width}",
@@ -436,6 +427,20 @@ def _modular_rows(r: GeometryResult, s) -> list[Row]:
     if s.resnet_modular is not None and s.resnet_atom_product is not None:
         rows.append(_resnet_row(r, s))
     return rows
+
+
+def _modular_theorem_row(t, where: str = "") -> Row:
+    """docs/theory.md §10.3, §10.5: the exact bound of a modular step, a theorem (``where``: a long job's)."""
+    return Row(
+        "Modular norm: a step of modular norm η moves the output of an MLP (plain or residual) or of a ResNet "
+        "without normalisation by at most the bound of docs/theory.md §10.3 with the measured atom norms "
+        f"(∏(‖W_l‖_* + η s_l) − ∏‖W_l‖_* for a plain MLP; in RMS units), every raw direction{where}",
+        "theorem",
+        f"worst measured/bound {t.high:.3g}, median {t.effect:.3g}, {t.statistic} above 1 + "
+        f"{MODULAR_ALLOWANCE:g} (float32 outputs differenced at the smallest η)",
+        t.outcome,
+        (t,),
+    )
 
 
 def _orders(optimizers, verdicts) -> str:
@@ -585,7 +590,10 @@ def rows(results: dict) -> list[Row]:
     s = _summary(r)
     out = study_rows(r) + _modular_rows(r, s) + _feature_rows(r, s) + _layer_rows(s)
     if LONG_RESIDUAL in results and _summary(results[LONG_RESIDUAL]).residual_modular_depth is not None:
-        out.append(_residual_row(results[LONG_RESIDUAL], _summary(results[LONG_RESIDUAL])))
+        residual = _summary(results[LONG_RESIDUAL])
+        assert residual.modular_theorem is not None
+        out += [_modular_theorem_row(residual.modular_theorem, f" — long job {LONG_RESIDUAL}, residual MLPs included"),
+                _residual_row(results[LONG_RESIDUAL], residual)]  # fmt: skip
     if LONG_WIDE in results:
         wide = results[LONG_WIDE]
         out += _feature_rows(wide, _summary(wide), f" — long job {LONG_WIDE}")

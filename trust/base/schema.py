@@ -309,6 +309,8 @@ def axes_of(record, path: str = "", coords: dict | None = None) -> dict[str, dic
         value_ = getattr(record, f.name)
         name = f"{path}.{f.name}".lstrip(".")
         dims = f.metadata.get("axes")
+        if value_ is None:  # an optional array or spread not measured: nothing to label
+            continue
         if dims is not None:
             label = {"dims": list(dims), "coords": {d: _coordinate(coords[d]) for d in dims if d in coords},
                      "bulk": bool(f.metadata.get("bulk"))}  # fmt: skip

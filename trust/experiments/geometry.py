@@ -236,6 +236,11 @@ class LayerRecord:
     density_nodes: np.ndarray = value(NOT_MEASURED, empty=True, axes=("checkpoint", "probe", "node"))
     density_weights: np.ndarray = value(NOT_MEASURED, empty=True, axes=("checkpoint", "probe", "node"))
 
+    @property
+    def name(self) -> str:
+        """The record's name in rows and figures: optimiser, width, depth (``r``: residual), seed."""
+        return f"{self.optimizer} w{self.width} L{self.depth}{'r' if self.residual else ''} s{self.seed}"
+
     def coordinates(self) -> dict[str, list]:
         return {"layer": list(range(1, self.depth + 1)), "trace": ["value", "standard error", "probes", "converged"],
                 "probe": list(range(self.density_nodes.shape[1] if self.density_nodes.size else 0)),

@@ -236,11 +236,6 @@ def _groups(arrays: list[np.ndarray]) -> np.ndarray:
     return out
 
 
-def record_name(rec) -> str:
-    """A layer record's name in rows and figures: optimiser, width, depth (``r``: residual), seed."""
-    return f"{rec.optimizer} w{rec.width} L{rec.depth}{'r' if rec.residual else ''} s{rec.seed}"
-
-
 def _layers(r: GeometryResult) -> dict:
     """The chosen cells' sensitivities and curvature (docs/theory.md §10.4, §11), or nothing without records."""
     if not r.layers:
@@ -248,7 +243,7 @@ def _layers(r: GeometryResult) -> dict:
     weight = np.concatenate([rules.finite(rec.weight_sensitivity) for rec in r.layers])
     with_curvature = [rec for rec in r.layers if rec.block_curvature.size]
     out = {
-        "records": tuple(map(record_name, r.layers)),
+        "records": tuple(rec.name for rec in r.layers),
         "input_sensitivity": _groups([rec.input_sensitivity for rec in r.layers]),
         "weight_sensitivity": _groups([rec.weight_sensitivity for rec in r.layers]),
         "block_curvature": _groups([rec.block_curvature for rec in r.layers]),
@@ -271,7 +266,7 @@ def _layers(r: GeometryResult) -> dict:
         ratios = [rules.finite(rec.breakdown[1] / rec.lipschitz_layer[1]) for rec in trained]
         worst = np.concatenate(ratios) if ratios else np.array([])
         out["layer_lipschitz"] = rules.bound(float(worst.max()) if worst.size else float("nan"), len(trained))
-        out["layer_lipschitz_at_chance"] = tuple(record_name(rec) for rec, c in zip(with_curvature, chance) if c)
+        out["layer_lipschitz_at_chance"] = tuple(rec.name for rec, c in zip(with_curvature, chance) if c)
     return out
 
 

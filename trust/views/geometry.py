@@ -13,7 +13,6 @@ from trust.experiments.geometry_summary import (
     MODULAR_ALLOWANCE,
     ExponentClaim,
     GeometrySummary,
-    record_name,
 )
 from trust.experiments.shared.geometry_cell import GEOMETRIES, RAW_DIRECTIONS, SPANS
 from trust.experiments.shared.rules import CHANCE_FACTOR
@@ -268,7 +267,7 @@ def layers_figure(r: GeometryResult):
     for rec in curved:
         ratio = rec.breakdown[1, 0] / rec.lipschitz_layer[1, 0]
         marker = "s" if rec.depth == max(x.depth for x in curved) else "o"
-        left_out = record_name(rec) in at_chance  # rule flag: not judged
+        left_out = rec.name in at_chance  # rule flag: not judged
         ax.plot(np.arange(1, ratio.size + 1), plots.positive(ratio), ":" if left_out else "-", marker=marker,
                 color=colours[rec.optimizer], alpha=0.5 if left_out else 1.0,
                 label=f"{rec.optimizer} L={rec.depth}" + (" (at chance: left out)" if left_out else ""))  # fmt: skip

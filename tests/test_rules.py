@@ -157,7 +157,7 @@ def test_the_committed_long_runs_rows_follow_their_rules(run):
 
     result = load(LONG / run)
     (name,) = [n for n, e in REGISTRY.items() if isinstance(result, e.result)]
-    anchor = {"study breakdown": "study_breakdown", "study depth": "study_depth"}.get(name, run)
+    anchor = {"study breakdown": "study_breakdown", "study depth": "study_depth", "geometry": "geometry"}.get(name, run)
     rows = VIEWS[name].rows({anchor: result})
     assert rows and any(r.verdicts for r in rows)
 

@@ -57,6 +57,11 @@ class Atom:
             return self.stride * k_h * k_w * math.sqrt(c_in / c_out)
         return 1 / math.sqrt(self.shape[0])
 
+    def positions(self, t: np.ndarray) -> np.ndarray:
+        """A dense or conv tensor as a stack of the matrices whose operator norms the atom norm takes: the matrix
+        itself (dense), one ``c_in × c_out`` matrix per kernel position (conv)."""
+        return t.reshape(1, *t.shape) if self.kind == "dense" else t.reshape(-1, *t.shape[2:])
+
 
 @dataclass(frozen=True)
 class Module:
@@ -204,18 +209,17 @@ def resnet(in_channels: int, plan: Sequence[tuple[int, int, int, bool]], n_class
     first: the stem, per block ``conv₁, conv₂(, proj)``, the head's matrix, its bias."""
     if not plan:
         raise TrustError("a ResNet needs at least one block")
-    relu = phi
     blocks = []
     for c_in, c_out, stride, projected in plan:
-        branch = compose(conv((kernel, kernel, c_out, c_out)), relu, conv((kernel, kernel, c_in, c_out), stride))
+        branch = compose(conv((kernel, kernel, c_out, c_out)), phi, conv((kernel, kernel, c_in, c_out), stride))
         if projected:
-            blocks.append(compose(add(branch, conv((1, 1, c_in, c_out), stride)), relu))
+            blocks.append(compose(add(branch, conv((1, 1, c_in, c_out), stride)), phi))
         else:
-            blocks.append(add(compose(branch, relu), IDENTITY))
+            blocks.append(add(compose(branch, phi), IDENTITY))
     last = plan[-1][1]
     head = compose(bias(n_classes), linear(n_classes, last))
     stem = conv((kernel, kernel, in_channels, plan[0][0]))
-    return compose(head, IDENTITY, relu, *reversed(blocks), stem)
+    return compose(head, IDENTITY, phi, *reversed(blocks), stem)
 
 
 def atom_norm(w, atom: Atom, tol: float = 1e-6) -> float:
@@ -227,8 +231,7 @@ def atom_norm(w, atom: Atom, tol: float = 1e-6) -> float:
         raise TrustError(f"a {atom.kind} atom of shape {atom.shape} got a tensor of shape {w.shape}")
     if atom.kind == "bias":
         return atom.gain * float(np.linalg.norm(w))
-    positions = w.reshape(1, *w.shape) if atom.kind == "dense" else w.reshape(-1, *w.shape[2:])
-    return atom.gain * max(linalg.operator_norm(p, tol=tol) for p in positions)
+    return atom.gain * max(linalg.operator_norm(p, tol=tol) for p in atom.positions(w))
 
 
 def _unit_dual(g, atom: Atom) -> np.ndarray:
@@ -238,8 +241,7 @@ def _unit_dual(g, atom: Atom) -> np.ndarray:
     if atom.kind == "bias":
         n = float(np.linalg.norm(g))
         return g / (n * atom.gain) if n else np.zeros_like(g)
-    positions = g.reshape(1, *g.shape) if atom.kind == "dense" else g.reshape(-1, *g.shape[2:])
-    return np.stack([linalg.polar(p) for p in positions]).reshape(g.shape) / atom.gain
+    return np.stack([linalg.polar(p) for p in atom.positions(g)]).reshape(g.shape) / atom.gain
 
 
 def _check(module: Module, weights: Sequence) -> None:

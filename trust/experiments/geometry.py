@@ -155,6 +155,10 @@ def _grid(c: GeometryConfig) -> dict[str, GeometryCellConfig]:
     }  # fmt: skip
 
 
+def _resnet_name(optimizer: str, resnet: str, seed: int) -> str:
+    return f"{optimizer}_{resnet}_s{seed}"
+
+
 def _resnet_grid(c: GeometryConfig) -> dict[str, GeometryCellConfig]:
     grid = {}
     for optimizer in c.resnet_optimizers:
@@ -163,7 +167,8 @@ def _resnet_grid(c: GeometryConfig) -> dict[str, GeometryCellConfig]:
                 model, _, norm = resnet.partition("_")
                 training = _training(c, seed=s, optimizer=optimizer, model=model, norm=norm or "none",
                                      dataset=c.resnet_dataset, bias=True)  # fmt: skip
-                grid[f"{optimizer}_{resnet}_s{s}"] = GeometryCellConfig(training, eta=c.eta, n_measure=c.n_measure)
+                cell = GeometryCellConfig(training, eta=c.eta, n_measure=c.n_measure)
+                grid[_resnet_name(optimizer, resnet, s)] = cell
     return grid
 
 
@@ -385,15 +390,14 @@ def _resnet_modular(c: GeometryConfig, done: dict) -> dict[str, Any]:
     out = {"resnet_modular_c_eff": np.full(shape + (n_k, n_d), np.nan),
            "resnet_modular_exact": np.full(shape + (n_k, n_d), np.nan),
            "resnet_atom_product": np.full(shape + (n_k,), np.nan)}  # fmt: skip
-    found = False
     for index in np.ndindex(*shape):
         o, r, v = index
-        cell = done[f"{c.resnet_optimizers[o]}_{c.resnets[v]}_s{c.seed + r}"]  # as _resnet_grid names it
+        cell = done[_resnet_name(c.resnet_optimizers[o], c.resnets[v], c.seed + r)]
         if cell.measured and cell.modular_function.size:
-            found = True
             for key, values in zip(out, _modular(cell)):
                 out[key][index] = values
-    return out if found else {}
+    # a measured cell has finite atom norms: all NaN means no ResNet was measured in the modular norm
+    return out if np.isfinite(out["resnet_atom_product"]).any() else {}
 
 
 def _ratios(measured: list[GeometryCellResult], first: str) -> tuple[np.ndarray, np.ndarray]:

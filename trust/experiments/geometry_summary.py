@@ -260,7 +260,7 @@ def _layers(r: GeometryResult) -> dict:
             curvature.Density(rec.density_nodes[k], rec.density_weights[k]).smoothed(grid, scale / DENSITY_KERNEL)
             for k in range(len(CHECKPOINTS))
         ])  # fmt: skip
-    if with_curvature:  # at the end: the slice's measured change over the per-layer prediction, on trained nets
+        # at the end: the slice's measured change over the per-layer prediction, on trained nets
         chance = [bool(rules.at_chance(rec.train_acc, CHANCE)) for rec in with_curvature]
         trained = [rec for rec, c in zip(with_curvature, chance) if not c]
         ratios = [rules.finite(rec.breakdown[1] / rec.lipschitz_layer[1]) for rec in trained]

@@ -191,7 +191,7 @@ def _extras(config: GeometryCellConfig, net, params, grads, raws, x, y, eta) -> 
     if config.modular:
         nominal, exact, atom = extras.modular_bounds(net, params, x, eta)
         out["modular_function"] = np.array([
-            np.full(eta.size, np.nan) if raws is None else extras.modular_family(net, params, raws[d], x, eta)
+            np.full(eta.size, np.nan) if dead else extras.modular_family(net, params, raws[d], x, eta)
             for d in RAW_DIRECTIONS
         ])  # fmt: skip
         out |= {"modular_nominal": nominal, "modular_exact": exact, "atom_norm": atom}

@@ -44,15 +44,15 @@ def module_of(net: nets.MLP | nets.ResNet) -> modular.Module:
     if net.activation not in LIPSCHITZ:
         raise TrustError(f"the modular norm needs a Lipschitz activation with φ(0) = 0 ({', '.join(LIPSCHITZ)}); "
                          f"this net has {net.activation}")  # fmt: skip
-    relu = modular.bond(LIPSCHITZ[net.activation](net.slope))
+    phi = modular.bond(LIPSCHITZ[net.activation](net.slope))
     if isinstance(net, nets.ResNet):
         if net.norm != "none":
             raise TrustError(f"the modular norm is not measured on a ResNet with {net.norm} normalisation: its input "
                              "sensitivity is unbounded (it divides by its input's spread)")  # fmt: skip
-        return modular.resnet(net.image[2], net.plan(), net.n_classes, phi=relu)
+        return modular.resnet(net.image[2], net.plan(), net.n_classes, phi=phi)
     if net.residual_first or net.final_activation:
         raise TrustError("the modular norm is measured on MLPs with a plain first layer and a linear last layer")
-    return modular.mlp(net.widths, residual_hidden=net.residual, biases=net.bias, phi=relu)
+    return modular.mlp(net.widths, residual_hidden=net.residual, biases=net.bias, phi=phi)
 
 
 def atom_paths(net: nets.MLP | nets.ResNet) -> list[tuple]:

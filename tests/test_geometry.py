@@ -13,8 +13,8 @@ from labels import check_array_labels, check_labels
 from trust.base import linalg, schema
 from trust.base.errors import TrustError
 from trust.core import measure, perturb, train
-from trust.experiments import geometry
-from trust.experiments.shared import cell, geometry_cell, points, runner
+from trust.experiments import geometry, geometry_summary
+from trust.experiments.shared import cell, geometry_cell, points, rules, runner
 from trust.front import cli
 from trust.views import geometry as geometry_views
 from trust.views import plots
@@ -65,6 +65,20 @@ def test_each_sweep_gathers_its_cells_modular_family_and_feature_learning(study)
         np.testing.assert_allclose(sweep.features[0, r, v, ..., 2], features[..., -1], rtol=1e-12)
     for sweep in (result.width, result.depth):
         assert np.all(sweep.modular_exact <= 1 + 1e-5)  # the theorem of §10.3 in float32 nets
+        assert np.all(rules.finite(sweep.tared_exact) <= 1 + 1e-5)  # the same under the other allocation (§10.1)
+    # the hidden layers tared only where there are hidden layers: depth 3, not depth 2
+    for r in range(2):
+        cell = done[f"fromage_w8_L3_s{r}"]
+        assert cell.config.hidden_mass == geometry.TARED_HIDDEN_MASS and cell.tared_function.shape == (2, 4, 2)
+        expected = np.max(cell.tared_function / cell.tared_nominal, axis=-1)
+        np.testing.assert_allclose(result.depth.tared_c_eff[0, r, 1], expected, rtol=1e-12)
+        assert done[f"fromage_w8_L2_s{r}"].tared_function.size == 0
+    assert np.all(np.isnan(result.depth.tared_c_eff[:, :, 0]))
+    summary = result.summary
+    assert summary.tared_depth is not None and len(summary.tared_orders) == len(summary.tared_against_unit) == 1
+    np.testing.assert_allclose(
+        summary.tared_depth.median[:, 1], np.median(result.depth.tared_c_eff[0, :, 1, :, 0], axis=0)
+    )
     assert result.residual is None
     # the first seed's cells measured their layers as modules; the depth sweep's deepest also its curvature
     records = {(r.width, r.depth, r.seed): r for r in result.layers}
@@ -161,11 +175,14 @@ def test_combined_ratios_and_exponent(study):
     # constant across depth; feature learning per span and layer group
     # and the chosen cells' layers: input sensitivity, output change per unit modular step, per-layer Lipschitz
     assert [r.kind for r in rows] == ["assumption", "theorem", *["claim"] * 4, "measurement", "theorem", "claim",
-                                      *["claim"] * 6, "measurement", "theorem", "assumption"]  # fmt: skip
+                                      "claim", *["claim"] * 6, "measurement", "theorem", "assumption"]  # fmt: skip
     assert rows[-2].verdict == result.summary.weight_theorem.outcome == "holds"
     assert result.summary.records == ("fromage w8 L2 s0", "fromage w16 L2 s0", "fromage w8 L3 s0")  # grid order
     modular = rows[7]
     assert modular.verdict == result.summary.modular_theorem.outcome == "holds"
+    tared = rows[9]  # the other allocation: its depth order and its ratio to the unit masses, per optimiser
+    assert tared.claim.startswith("Modular norm with the other mass allocation") and len(tared.verdicts) == 2
+    assert "L=2" not in tared.measurement and "L=3" in tared.measurement  # depth 2 has no hidden layer to tare
     features = [r for r in rows if r.claim.startswith("Feature learning across width")]
     assert [len(r.verdicts) for r in features] == [1] * 6  # one optimiser in this study
     exponent_rows = [r for r in rows if r.claim.startswith("Width exponent")]
@@ -182,8 +199,11 @@ def test_combined_ratios_and_exponent(study):
     np.testing.assert_allclose(drawn[0].get_ydata(), result.layers[-1].block_curvature[1], rtol=1e-12)
     modular = figures["geometry_modular"].axes
     # (a) the modular C_eff's medians at init and end are the summary's; (c, d) one line per group and span
-    drawn = [line for line in modular[0].get_lines() if line.get_label().startswith("modular")]
-    np.testing.assert_allclose(drawn[1].get_ydata(), result.summary.modular_depth.median[1], rtol=1e-12)
+    for summary, label in ((result.summary.modular_depth, "modular step (function change)"),
+                           (result.summary.tared_depth, "modular step, hidden layers tared to mass 1")):  # fmt: skip
+        for k, tag in enumerate(geometry_summary.CHECKPOINTS):
+            drawn = [line for line in modular[0].get_lines() if line.get_label() == f"{label}, {tag}"]
+            np.testing.assert_allclose(drawn[0].get_ydata(), summary.median[k], rtol=1e-12)
     assert len([line for line in modular[2].get_lines() if "after" in line.get_label()]) == 6
     width = figures["geometry_width"]
     for ax in width.axes:

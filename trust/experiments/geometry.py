@@ -35,6 +35,7 @@ from trust.experiments.shared.geometry_cell import (
     GEOMETRIES,
     NOT_MLP,
     NOT_MODULAR,
+    NOT_TARED,
     RAW_DIRECTIONS,
     SPANS,
     ZERO_BOUND,
@@ -133,8 +134,13 @@ def _curvature_depths(c: GeometryConfig) -> tuple[int, ...]:
     return tuple(sorted({deeper[0] if deeper else c.depths[0], c.depths[-1]}))
 
 
+# the alternative mass allocation (docs/theory.md §10.1): the hidden layers together as heavy as the first layer
+TARED_HIDDEN_MASS = 1.0
+
+
 def _grid(c: GeometryConfig) -> dict[str, GeometryCellConfig]:
-    """The MLP cells of both sweeps and the residual MLPs by name (shared cells once). Under
+    """The MLP cells of both sweeps and the residual MLPs by name (shared cells once). The plain MLPs of depth
+    ≥ 3 also measure the modular family with their hidden layers tared to :data:`TARED_HIDDEN_MASS`. Under
     :data:`DETAIL_OPTIMIZERS`, the first seed's cells also measure the layers as modules, and those of the depth
     sweep at two depths (:func:`_curvature_depths`: 4 and 16 by default) the per-layer curvature."""
     nets_ = [(w, c.depth, False) for w in c.widths] + [(c.width, depth, False) for depth in c.depths]
@@ -145,6 +151,7 @@ def _grid(c: GeometryConfig) -> dict[str, GeometryCellConfig]:
                       residual=residual),
             eta=c.eta,
             n_measure=c.n_measure,
+            hidden_mass=TARED_HIDDEN_MASS if not residual and depth >= 3 else 0.0,
             modules=s == c.seed and optimizer in DETAIL_OPTIMIZERS,
             curvature=s == c.seed and not residual and width == c.width and depth in _curvature_depths(c)
             and optimizer in DETAIL_OPTIMIZERS,
@@ -203,6 +210,13 @@ class Sweep:
     )  # fmt: skip
     modular_exact: np.ndarray = value(
         f"{DIVERGED}; {DEAD}; {NOT_MODULAR}", empty=True, axes=("optimizer", "seed", "value", "checkpoint", "direction")
+    )  # fmt: skip
+    # the same with the hidden layers tared together (TARED_HIDDEN_MASS; docs/theory.md §10.1): depths ≥ 3
+    tared_c_eff: np.ndarray = value(
+        f"{DIVERGED}; {DEAD}; {NOT_TARED}", empty=True, axes=("optimizer", "seed", "value", "checkpoint", "direction")
+    )  # fmt: skip
+    tared_exact: np.ndarray = value(
+        f"{DIVERGED}; {DEAD}; {NOT_TARED}", empty=True, axes=("optimizer", "seed", "value", "checkpoint", "direction")
     )  # fmt: skip
     # ∏_l ‖W_l‖_*: the factor the nominal bound assumes to be at most 1
     atom_product: np.ndarray = value(
@@ -350,6 +364,8 @@ def _sweep(c: GeometryConfig, done: dict, values: tuple[int, ...], width_of, dep
         "step_rank": np.full(shape + (n_k, n_d), np.nan),
         "modular_c_eff": np.full(shape + (n_k, n_d), np.nan),
         "modular_exact": np.full(shape + (n_k, n_d), np.nan),
+        "tared_c_eff": np.full(shape + (n_k, n_d), np.nan),
+        "tared_exact": np.full(shape + (n_k, n_d), np.nan),
         "atom_product": np.full(shape + (n_k,), np.nan),
         "features": np.full(shape + (len(SPANS), len(FEATURES), len(LAYER_GROUPS)), np.nan),
     }
@@ -367,18 +383,22 @@ def _sweep(c: GeometryConfig, done: dict, values: tuple[int, ...], width_of, dep
             bound = cell.bound(s)[:, 0, 0]  # (k, e)
             out["c_eff"][index + (slice(None), s)] = np.max(worst / bound, axis=-1)
         if cell.modular_function.size:
-            out["modular_c_eff"][index], out["modular_exact"][index], out["atom_product"][index] = _modular(cell)
+            out["modular_c_eff"][index], out["modular_exact"][index] = _modular(cell)
+            out["atom_product"][index] = np.prod(cell.atom_norm, axis=-1)
+        if cell.tared_function.size:
+            out["tared_c_eff"][index], out["tared_exact"][index] = _modular(cell, "tared")
         if cell.features.size:
             out["features"][index] = layer_groups(cell.features)
     return Sweep(values=values, **out)
 
 
-def _modular(cell: GeometryCellResult) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(k, d)`` the modular family's largest measured/nominal and measured/exact over η, ``(k,)`` ∏‖W_l‖_*."""
+def _modular(cell: GeometryCellResult, allocation: str = "modular") -> tuple[np.ndarray, np.ndarray]:
+    """``(k, d)`` the modular family's largest measured/nominal and measured/exact over η, under the paper's unit
+    masses (``"modular"``) or the hidden layers tared (``"tared"``)."""
+    function = getattr(cell, f"{allocation}_function")
     return (
-        np.max(cell.modular_function / cell.modular_nominal, axis=-1),
-        np.max(cell.modular_function / cell.modular_exact[:, None], axis=-1),
-        np.prod(cell.atom_norm, axis=-1),
+        np.max(function / getattr(cell, f"{allocation}_nominal"), axis=-1),
+        np.max(function / getattr(cell, f"{allocation}_exact")[:, None], axis=-1),
     )
 
 
@@ -394,8 +414,8 @@ def _resnet_modular(c: GeometryConfig, done: dict) -> dict[str, Any]:
         o, r, v = index
         cell = done[_resnet_name(c.resnet_optimizers[o], c.resnets[v], c.seed + r)]
         if cell.measured and cell.modular_function.size:
-            for key, values in zip(out, _modular(cell)):
-                out[key][index] = values
+            out["resnet_modular_c_eff"][index], out["resnet_modular_exact"][index] = _modular(cell)
+            out["resnet_atom_product"][index] = np.prod(cell.atom_norm, axis=-1)
     # a measured cell has finite atom norms: all NaN means no ResNet was measured in the modular norm
     return out if np.isfinite(out["resnet_atom_product"]).any() else {}
 

@@ -94,6 +94,12 @@ class GeometrySummary:
     modular_depth: Spread | None = value(default=None, axes=("checkpoint", "depth"))
     atom_product_depth: Spread | None = value(default=None, axes=("checkpoint", "depth"))
     modular_orders: tuple[Verdict, ...] = ()
+    # the same with the hidden layers tared together (the alternative allocation, depths ≥ 3; docs/theory.md §10.1):
+    # its constant across depth, the deepest against the shallowest, and against the unit masses' constant on the
+    # same cells at the deepest net (paired by seed) — per optimiser, Holm
+    tared_depth: Spread | None = value(default=None, axes=("checkpoint", "depth"))
+    tared_orders: tuple[Verdict, ...] = ()
+    tared_against_unit: tuple[Verdict, ...] = ()
     # the residual MLPs (config.residual_depths) alike, with their gradient slice's C_eff in Frobenius and spectral
     # sizes beside; the ResNets' constant along the gradient and ∏‖W_l‖_* per ResNet, over optimisers × seeds
     residual_modular_depth: Spread | None = value(default=None, axes=("checkpoint", "residual_depth"))
@@ -192,11 +198,12 @@ def _modular(r: GeometryResult) -> dict:
     sweeps = [sw for sw in (r.width, r.depth, r.residual) if sw is not None and sw.modular_c_eff.size]
     if not sweeps:
         return {}
-    exact = np.concatenate([rules.finite(a) for a in [sw.modular_exact for sw in sweeps] + [r.resnet_modular_exact]])
+    bounded = [sw.modular_exact for sw in sweeps] + [sw.tared_exact for sw in sweeps] + [r.resnet_modular_exact]
+    exact = np.concatenate([rules.finite(a) for a in bounded])
     theorem = rules.theorem(int(np.sum(exact > 1 + MODULAR_ALLOWANCE)), rules.finite_median(exact),
                             float(exact.max()) if exact.size else float("nan"), r.config.seeds)  # fmt: skip
     d = RAW_DIRECTIONS.index("gradient")
-    out = {"modular_theorem": theorem, **_modular_depth(r.depth, d, "")}
+    out = {"modular_theorem": theorem, **_modular_depth(r.depth, d, ""), **_tared(r.depth, d)}
     if r.residual is not None and r.residual.modular_c_eff.size:
         out |= _modular_depth(r.residual, d, "residual_")
         out["residual_c_eff"] = _over_cells(np.moveaxis(r.residual.c_eff[..., :N_SIZES], 2, -1))
@@ -216,6 +223,23 @@ def _modular_depth(sw, d: int, prefix: str) -> dict:
         f"{prefix}modular_depth": _over_cells(np.moveaxis(depth, 2, -1)),
         f"{prefix}atom_product_depth": _over_cells(np.moveaxis(sw.atom_product, 2, -1)),
         f"{prefix}modular_orders": tuple(rules.holm(orders)),
+    }
+
+
+def _tared(sw, d: int) -> dict:
+    """The depth sweep's constant along direction ``d`` with the hidden layers tared, per checkpoint and depth, over
+    optimisers × seeds; per optimiser at the end, the deepest net against the shallowest that has hidden layers, and
+    against the unit masses' constant of the same cells at the deepest (paired, Holm); nothing without it."""
+    if not np.isfinite(sw.tared_c_eff).any():
+        return {}
+    tared, unit = sw.tared_c_eff[..., d], sw.modular_c_eff[..., d]  # (o, r, v, k)
+    first = int(np.argmax(np.isfinite(tared).any(axis=(0, 1, 3))))  # the shallowest depth with hidden layers
+    orders = [rules.compare(tared[o, :, -1, 1], tared[o, :, first, 1]) for o in range(tared.shape[0])]
+    against = [rules.compare(tared[o, :, -1, 1], unit[o, :, -1, 1], paired=True) for o in range(tared.shape[0])]
+    return {
+        "tared_depth": _over_cells(np.moveaxis(tared, 2, -1)),
+        "tared_orders": tuple(rules.holm(orders)),
+        "tared_against_unit": tuple(rules.holm(against)),
     }
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from trust.base.schema import Spread
-from trust.experiments.geometry import GeometryResult
+from trust.experiments.geometry import TARED_HIDDEN_MASS, GeometryResult
 from trust.experiments.geometry_summary import (
     CHECKPOINTS,
     LAYER_GROUPS,
@@ -186,9 +186,10 @@ def _other_nets(ax, r: GeometryResult, residual: Spread | None, resnet: Spread |
 
 def modular_figure(r: GeometryResult):
     """docs/theory.md §10, §12: (a) the modular family's effective constant along the gradient against depth, at
-    initialisation and the end, beside the Frobenius and spectral C_eff of the paper's slice; (b) ∏‖W_l‖_*, the
-    factor the nominal bound takes to be 1; (c, d) the first, median hidden and last layer's relative feature change
-    and alignment against width, after one step (dashed) and after training. Bands: optimisers × seeds."""
+    initialisation and the end, under the unit masses and with the hidden layers tared, beside the Frobenius and
+    spectral C_eff of the paper's slice; (b) ∏‖W_l‖_*, the factor the nominal bound takes to be 1; (c, d) the first,
+    median hidden and last layer's relative feature change and alignment against width, after one step (dashed) and
+    after training. Bands: optimisers × seeds."""
     fig, axes = plots.subplots(1, 4, figsize=(20, 4.6))
     s, c = _summary(r), r.config
     assert s.modular_depth is not None and s.atom_product_depth is not None and s.feature_width is not None
@@ -198,6 +199,12 @@ def modular_figure(r: GeometryResult):
         med, lo, hi = _band(s.modular_depth, (k,))
         ax.plot(depths, med, style, color="C3", label=f"modular step (function change), {CHECKPOINTS[k]}")
         ax.fill_between(depths, lo, hi, color="C3", alpha=0.12)
+        if s.tared_depth is not None:  # NaN at depth 2, which has no hidden layer to tare
+            med, lo, hi = _band(s.tared_depth, (k,))
+            label = f"modular step, hidden layers tared to mass {TARED_HIDDEN_MASS:g}, {CHECKPOINTS[k]}"
+            ax.plot(depths, med, style, color="C8", mfc="none", label=label)
+            if k == 1:
+                ax.fill_between(depths, lo, hi, color="C8", alpha=0.12)
         for g, geometry in enumerate(GEOMETRIES[:2]):
             ax.plot(depths, _band(s.c_eff_depth, (k, g))[0], style, color=f"C{g}", lw=0.9, alpha=0.7,
                     label=f"paper's slice (gradient change), {geometry} sizes, {CHECKPOINTS[k]}")  # fmt: skip
@@ -421,6 +428,8 @@ def _modular_rows(r: GeometryResult, s) -> list[Row]:
             s.modular_orders,
         ),
     ]
+    if s.tared_depth is not None:
+        rows.append(_tared_row(r, s))
     if s.residual_modular_depth is not None and s.residual_atom_product_depth is not None:
         rows.append(_residual_row(r, s))
     if s.resnet_modular is not None and s.resnet_atom_product is not None:
@@ -428,12 +437,39 @@ def _modular_rows(r: GeometryResult, s) -> list[Row]:
     return rows
 
 
+def _tared_row(r: GeometryResult, s) -> Row:
+    """docs/theory.md §10.1: the alternative mass allocation's constant across depth, and against the unit masses'."""
+    c = r.config
+    assert s.tared_depth is not None
+    keep = [v for v in range(len(c.depths)) if np.isfinite(s.tared_depth.median[:, v]).any()]
+    per_depth = "; ".join(
+        f"{tag}: " + ", ".join(f"L={c.depths[v]} {spread(s.tared_depth, (k, v))}" for v in keep)
+        for k, tag in enumerate(CHECKPOINTS)
+    )
+    against = "; ".join(
+        f"{o}: {compare_text(v, yes='tared larger', no='tared smaller')}"
+        for o, v in zip(c.optimizers, s.tared_against_unit)
+    )
+    return Row(
+        f"Modular norm with the other mass allocation — the hidden layers tared together to mass m = "
+        f"{TARED_HIDDEN_MASS:g} beside the first and last layers' 1 each (shares 1/(2 + m) for the first and last, "
+        f"m/((2 + m)(L − 2)) a hidden layer; docs/theory.md §10.1): is its effective constant the same at every "
+        f"depth, and is it the unit masses'? Along the gradient, width {c.width}",
+        "claim",
+        f"largest measured/nominal over η, median [range] over optimisers × seeds — {per_depth}",
+        f"deepest against shallowest at the end — {_orders(c.optimizers, s.tared_orders)}; against the unit masses "
+        f"on the same cells at L={c.depths[-1]}, paired by seed — {against}",
+        s.tared_orders + s.tared_against_unit,
+    )
+
+
 def _modular_theorem_row(t, where: str = "") -> Row:
     """docs/theory.md §10.3, §10.5: the exact bound of a modular step, a theorem (``where``: a long job's)."""
     return Row(
         "Modular norm: a step of modular norm η moves the output of an MLP (plain or residual) or of a ResNet "
         "without normalisation by at most the bound of docs/theory.md §10.3 with the measured atom norms "
-        f"(∏(‖W_l‖_* + η s_l) − ∏‖W_l‖_* for a plain MLP; in RMS units), every raw direction{where}",
+        f"(∏(‖W_l‖_* + η s_l) − ∏‖W_l‖_* for a plain MLP; in RMS units), every raw direction, under the unit masses "
+        f"and, where measured, the hidden layers tared{where}",
         "theorem",
         f"worst measured/bound {t.high:.3g}, median {t.effect:.3g}, {t.statistic} above 1 + "
         f"{MODULAR_ALLOWANCE:g} (float32 outputs differenced at the smallest η)",

@@ -35,6 +35,8 @@ ZERO_BOUND = "infinite at η = 0, where the bound and the measured change are bo
 BIASED = "the operator-norm theorem is for bias-free MLPs (docs/theory.md §2.3); this net has biases or is a ResNet"
 NOT_MODULAR = ("the modular norm is measured on MLPs and ResNets without normalisation (docs/theory.md §10.5): empty "
                "for a normalised ResNet")  # fmt: skip
+NOT_TARED = ("the alternative allocation (the hidden layers tared together to config.hidden_mass) is measured on "
+             "plain MLPs of depth ≥ 3 (docs/theory.md §10.1): empty elsewhere")  # fmt: skip
 NOT_MLP = "feature learning is measured on MLPs (docs/theory.md §12): empty for ResNets"
 NO_MODULES = "measured only on the cells chosen for it (config.modules; docs/theory.md §10): empty elsewhere"
 NO_CURVATURE = "measured only on the cells chosen for it (config.curvature; docs/theory.md §11): empty elsewhere"
@@ -58,6 +60,11 @@ class GeometryCellConfig(Config):
         (0.01, 0.03, 0.1, 0.3), "the η grid (relative step in each geometry)", minimum=0, increasing=True
     )
     n_measure: int = param(500, "measurement batch: the first n training examples (0: all)", minimum=0)
+    hidden_mass: float = param(
+        0.0,
+        "also the modular family with the hidden layers tared together to this mass (0: not; plain MLPs, L ≥ 3)",
+        minimum=0,
+    )
     modules: bool = param(False, "also every layer's input sensitivity and output change per unit modular step")
     curvature: bool = param(
         False, "also each layer's Hessian-block curvature, the Hessian's trace and its spectral density at both points"
@@ -68,6 +75,10 @@ class GeometryCellConfig(Config):
             raise TrustError("eta must be a non-empty grid of positive steps")
         if self.training.checkpoints or self.training.checkpoint_steps:
             raise TrustError("a geometry cell chooses its own checkpoints (the first and last steps)")
+        t = self.training
+        if self.hidden_mass and not (self.modular and t.model == "mlp" and not t.residual and t.depth >= 3):
+            raise TrustError("a hidden mass (the hidden layers tared together) is measured on plain MLPs of depth ≥ 3 "
+                             "with a Lipschitz activation")  # fmt: skip
         if self.modules and not (self.modular and self.training.model == "mlp"):
             raise TrustError("modules (each layer as a module) are measured on MLPs with a plain first layer and a "
                              "Lipschitz activation")  # fmt: skip
@@ -130,6 +141,10 @@ class GeometryCellResult(Result):
     # the exact bound with the measured ‖W_l‖_* (a theorem; ∏(‖W_l‖_* + η s_l) − ∏‖W_l‖_* on a plain MLP)
     modular_exact: np.ndarray = value(NOT_MODULAR, empty=True, axes=("checkpoint", "eta"))
     atom_norm: np.ndarray = value(NOT_MODULAR, empty=True, axes=("checkpoint", "atom"))  # ‖W_l‖_*
+    # the same with the hidden layers tared together to config.hidden_mass (the alternative allocation, §10.1)
+    tared_function: np.ndarray = value(f"{DEAD}; {NOT_TARED}", empty=True, axes=("checkpoint", "direction", "eta"))
+    tared_nominal: np.ndarray = value(NOT_TARED, empty=True, axes=("eta",))
+    tared_exact: np.ndarray = value(NOT_TARED, empty=True, axes=("checkpoint", "eta"))
     # (config.modules) each layer as a module: its input sensitivity and its output change per unit modular step
     input_sensitivity: np.ndarray = value(f"{NOT_MODULAR}; {NO_MODULES}", empty=True, axes=("checkpoint", "layer"))
     weight_sensitivity: np.ndarray = value(
@@ -182,19 +197,25 @@ def _directions(net, params, step, x, y, key) -> tuple[dict, dict | None]:
 
 def _extras(config: GeometryCellConfig, net, params, grads, raws, x, y, eta) -> dict[str, np.ndarray]:
     """At one point, what issue 29 adds (:mod:`~trust.experiments.shared.geometry_extras`): the modular family on
-    MLPs and norm-free ResNets (:attr:`GeometryCellConfig.modular`), the layers as modules and the per-layer
+    MLPs and norm-free ResNets (:attr:`GeometryCellConfig.modular`), under the paper's unit masses and, with
+    ``config.hidden_mass``, with the hidden layers tared (docs/theory.md §10.1), the layers as modules and the per-layer
     curvature on the cells chosen for them; empty elsewhere, NaN where a gradient or the step is zero (``raws`` is
     ``None``)."""
     out: dict[str, np.ndarray] = {}
     dead = raws is None
     layers = len(weight_indices(params))
-    if config.modular:
-        nominal, exact, atom = extras.modular_bounds(net, params, x, eta)
-        out["modular_function"] = np.array([
-            np.full(eta.size, np.nan) if dead else extras.modular_family(net, params, raws[d], x, eta)
+    # the paper's unit masses, and the hidden layers tared (validate: only on a modular net)
+    allocations: dict[str, float | None] = {"modular": None} if config.modular else {}
+    if config.hidden_mass:
+        allocations["tared"] = config.hidden_mass
+    for prefix, hidden_mass in allocations.items():
+        module = extras.module_of(net, hidden_mass)
+        nominal, exact, atom = extras.modular_bounds(net, module, params, x, eta)
+        out[f"{prefix}_function"] = np.array([
+            np.full(eta.size, np.nan) if dead else extras.modular_family(net, module, params, raws[d], x, eta)
             for d in RAW_DIRECTIONS
         ])  # fmt: skip
-        out |= {"modular_nominal": nominal, "modular_exact": exact, "atom_norm": atom}
+        out |= {f"{prefix}_nominal": nominal, f"{prefix}_exact": exact, "atom_norm": atom}
     if config.modular and config.modules:
         input_s, weight_s = extras.sensitivities(net, params, grads, x)
         out |= {"input_sensitivity": input_s, "weight_sensitivity": weight_s if not dead else np.full(layers, np.nan)}
@@ -272,9 +293,8 @@ def run(config: GeometryCellConfig) -> GeometryCellResult:
         per_point.append(_measure(trained.net, params, raws, x, y, eta))
         ranks.append(linalg.stable_ranks(params)[weight_indices(params)])
         added.append(_extras(config, trained.net, params, grads, raws, x, y, eta))
-    more: dict[str, Any] = {n: np.stack([a[n] for a in added]) for n in added[0] if n != "modular_nominal"}
-    if "modular_nominal" in added[0]:
-        more["modular_nominal"] = added[0]["modular_nominal"]
+    once = ("modular_nominal", "tared_nominal")  # the nominal bounds do not depend on the point
+    more: dict[str, Any] = {n: np.stack([a[n] for a in added]) if n not in once else added[0][n] for n in added[0]}
     if isinstance(trained.net, nets.MLP):
         ckpt = trained.checkpoints
         more["features"] = extras.feature_learning(trained.net, ckpt[0], ckpt[1], ckpt[last], x)

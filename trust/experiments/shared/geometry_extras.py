@@ -37,22 +37,26 @@ LIPSCHITZ = {"relu": lambda slope: 1.0, "leaky_relu": lambda slope: max(1.0, abs
              "identity": lambda slope: 1.0}  # fmt: skip
 
 
-def module_of(net: nets.MLP | nets.ResNet) -> modular.Module:
-    """The net as a module (docs/theory.md §10.1, §10.5): unit masses; trust's residual hidden layers ``h + φ(Wh)``
-    by the sum rule; a ResNet without normalisation as :func:`trust.core.modular.resnet`. Refused, by name, for an
-    MLP with a residual first layer or an activated last layer, a normalised ResNet and a smooth activation."""
+def module_of(net: nets.MLP | nets.ResNet, hidden_mass: float | None = None) -> modular.Module:
+    """The net as a module (docs/theory.md §10.1, §10.5): unit masses (the paper's default), or with
+    ``hidden_mass`` an MLP's hidden layers tared together to it; trust's residual hidden layers ``h + φ(Wh)`` by
+    the sum rule; a ResNet without normalisation as :func:`trust.core.modular.resnet`. Refused, by name, for an
+    MLP with a residual first layer or an activated last layer, a normalised ResNet, a smooth activation and a
+    hidden mass on a ResNet."""
     if net.activation not in LIPSCHITZ:
         raise TrustError(f"the modular norm needs a Lipschitz activation with φ(0) = 0 ({', '.join(LIPSCHITZ)}); "
                          f"this net has {net.activation}")  # fmt: skip
     phi = modular.bond(LIPSCHITZ[net.activation](net.slope))
     if isinstance(net, nets.ResNet):
+        if hidden_mass is not None:
+            raise TrustError("a hidden mass is an MLP's allocation (docs/theory.md §10.1); a ResNet's atoms weigh 1")
         if net.norm != "none":
             raise TrustError(f"the modular norm is not measured on a ResNet with {net.norm} normalisation: its input "
                              "sensitivity is unbounded (it divides by its input's spread)")  # fmt: skip
         return modular.resnet(net.image[2], net.plan(), net.n_classes, phi=phi)
     if net.residual_first or net.final_activation:
         raise TrustError("the modular norm is measured on MLPs with a plain first layer and a linear last layer")
-    return modular.mlp(net.widths, residual_hidden=net.residual, biases=net.bias, phi=phi)
+    return modular.mlp(net.widths, residual_hidden=net.residual, biases=net.bias, phi=phi, hidden_mass=hidden_mass)
 
 
 def atom_paths(net: nets.MLP | nets.ResNet) -> list[tuple]:
@@ -80,10 +84,10 @@ def _moved(net, params, unit: list[np.ndarray], eta: float):
     return out
 
 
-def modular_family(net, params, raw, x, eta: np.ndarray) -> np.ndarray:
-    """The output change ``‖F(W + ηU) − F(W)‖_RMS/‖X‖_RMS`` along ``raw`` made a step of modular norm 1
-    (``U_l = s_l·R_l/‖R_l‖_*``, each atom at its share), per η (§10.3)."""
-    module = module_of(net)
+def modular_family(net, module: modular.Module, params, raw, x, eta: np.ndarray) -> np.ndarray:
+    """The output change ``‖F(W + ηU) − F(W)‖_RMS/‖X‖_RMS`` along ``raw`` made a step of norm 1 in ``module``'s
+    modular norm (``U_l = s_l·R_l/‖R_l‖_*``, each atom at its share; ``module`` is :func:`module_of` the net), per η
+    (§10.3)."""
     unit = [
         s * np.asarray(r, dtype=float) / modular.atom_norm(r, a)
         for r, a, s in zip(atom_tensors(net, raw), module.atoms, module.shares)
@@ -99,12 +103,12 @@ def _apply(net, params, x):
     return net.apply(params, x)
 
 
-def modular_bounds(net, params, x, eta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def modular_bounds(net, module: modular.Module, params, x, eta: np.ndarray) -> tuple[np.ndarray, ...]:
     """``(nominal, exact, atom norms)`` per η for a step of modular norm η on the batch ``x``, in units of
     ``‖X‖_RMS``: the nominal bound of well-normed atoms (every ``‖W_l‖_* = 1``; ``∏(1 + η s_l) − 1`` for a plain
     MLP), the exact bound with the measured ``‖W_l‖_*`` (a theorem: :func:`trust.core.modular.change_bound`,
-    ``∏(‖W_l‖_* + η s_l) − ∏‖W_l‖_*`` for a plain MLP) and every ``‖W_l‖_*`` (§10.3)."""
-    module = module_of(net)
+    ``∏(‖W_l‖_* + η s_l) − ∏‖W_l‖_*`` for a plain MLP) and every ``‖W_l‖_*`` (§10.3); ``module`` is :func:`module_of`
+    the net, its shares those of its mass allocation."""
     atom = np.array([modular.atom_norm(w, a) for w, a in zip(atom_tensors(net, params), module.atoms)])
     x_rms = rms(x)
 

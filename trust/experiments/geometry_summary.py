@@ -234,7 +234,8 @@ def _tared(sw, d: int) -> dict:
         return {}
     tared, unit = sw.tared_c_eff[..., d], sw.modular_c_eff[..., d]  # (o, r, v, k)
     first = int(np.argmax(np.isfinite(tared).any(axis=(0, 1, 3))))  # the shallowest depth with hidden layers
-    orders = [rules.compare(tared[o, :, -1, 1], tared[o, :, first, 1]) for o in range(tared.shape[0])]
+    deeper = first < tared.shape[2] - 1  # a depth order needs two depths with hidden layers
+    orders = [rules.compare(tared[o, :, -1, 1], tared[o, :, first, 1]) for o in range(tared.shape[0])] if deeper else []
     against = [rules.compare(tared[o, :, -1, 1], unit[o, :, -1, 1], paired=True) for o in range(tared.shape[0])]
     return {
         "tared_depth": _over_cells(np.moveaxis(tared, 2, -1)),

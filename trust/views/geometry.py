@@ -457,8 +457,8 @@ def _tared_row(r: GeometryResult, s) -> Row:
         f"depth, and is it the unit masses'? Along the gradient, width {c.width}",
         "claim",
         f"largest measured/nominal over η, median [range] over optimisers × seeds — {per_depth}",
-        f"deepest against shallowest at the end — {_orders(c.optimizers, s.tared_orders)}; against the unit masses "
-        f"on the same cells at L={c.depths[-1]}, paired by seed — {against}",
+        (f"deepest against shallowest at the end — {_orders(c.optimizers, s.tared_orders)}; " if s.tared_orders else "")
+        + f"against the unit masses on the same cells at L={c.depths[-1]}, paired by seed — {against}",
         s.tared_orders + s.tared_against_unit,
     )
 

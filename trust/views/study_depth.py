@@ -75,7 +75,8 @@ def _order_row(claim: OrderClaim, result: StudyDepthResult) -> Row:
     ours = claim.ours
     theirs = f"; the authors' run: {claim.authors}" if claim.authors else ""
     return Row(
-        f"Paper's order ({_budget(result, claim.read_step)}): {claim.deeper} trains deeper than {claim.shallower}",
+        f"Paper's order ({_budget(result, claim.read_step)}, width {result.config.width}): {claim.deeper} trains "
+        f"deeper than {claim.shallower}",
         "claim",
         f"stop depths over {report.count(result.config.seeds, 'seed')} (one past the grid where a seed never stops): "
         f"{claim.deeper} / {claim.shallower} ×{ours.effect:.3g} in the geometric means{theirs}",
@@ -97,7 +98,7 @@ def depth_rows(result: StudyDepthResult) -> list[Row]:
             )
             rows.append(
                 Row(
-                    f"Depth at which {optimizer} stops training, {_budget(result, step)}",
+                    f"Depth at which {optimizer} stops training, {_budget(result, step)}, width {c.width}",
                     "claim",
                     f"trainability per depth (median of {report.count(c.seeds, 'seed')}): "
                     + ", ".join(f"L={d}: {a:.3f}" for d, a in zip(summary.depths, summary.trainability.median))

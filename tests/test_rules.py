@@ -92,7 +92,7 @@ def test_an_identity_is_labelled_an_identity():
 
 def _every_rule_on_random_numbers(rng):
     """Verdicts from every deciding rule, on random inputs that reach each of its outcomes."""
-    out = []
+    out, stops = [], []
     for _ in range(40):
         n_a, n_b = rng.integers(3, 11, 2)
         a, b = np.exp(rng.normal(rng.normal(0, 0.5), 0.6, n_a)), np.exp(rng.normal(0, 0.6, n_b))
@@ -107,8 +107,11 @@ def _every_rule_on_random_numbers(rng):
         factor = np.where(rng.random(4) < 0.7, 1.0, np.exp(rng.normal(0, 1, 4)))
         out += [rules.within_runs_verdict(factor, 3)]
         depths = [2, 4, 8, 12, 16, 24]
-        curves = [np.sort(rng.random(len(depths)))[::-1] for _ in range(3)]
-        out += [rules.stop_depth([rules.transition(depths, c, 0.5) for c in curves], 0.5)]
+        shift = rng.uniform(-0.3, 0.3)  # shared by the seeds: some settings stop shallow, some deep
+        curves = [np.sort(rng.random(len(depths)))[::-1] + shift for _ in range(3)]
+        stops.append(rules.stop_depth([rules.transition(depths, c, 0.5) for c in curves], 0.5))
+    pairs = list(zip(stops[1:], stops[:-1]))
+    out += stops + [rules.moved(a, b) for a, b in pairs] + [rules.moved(b, a) for a, b in pairs]  # both directions
     return out + rules.holm([v for v in out if v.rule == "compare"])
 
 
@@ -124,6 +127,7 @@ def test_decide_gives_every_rules_outcome_from_its_stored_numbers():
     assert seen["stop"] >= {"stops", "trains"} and seen["interval"] == {"consistent", "outside the 95 % CI"}
     assert seen["linear"] == {"linear", "not linear"} and len(seen["within_runs"]) == 2
     assert len(seen["late_drop"]) == 2 and seen["every_point"] == {"holds", "fails"}
+    assert seen["moved"] >= {"not moved", "deeper", "shallower", "not comparable"}
 
 
 def test_a_row_whose_sentence_or_stored_outcome_disagrees_with_its_rule_fails_the_check():
@@ -160,6 +164,26 @@ def test_the_committed_long_runs_rows_follow_their_rules(run):
     anchor = {"study breakdown": "study_breakdown", "study depth": "study_depth", "geometry": "geometry"}.get(name, run)
     rows = VIEWS[name].rows({anchor: result})
     assert rows and any(r.verdicts for r in rows)
+
+
+def test_a_stop_depth_moves_only_beyond_both_resolutions():
+    """Rule "moved" on hand-made curves: stops at 12 in every seed against 12–16 is not moved; against 20–24 (ranges
+    8 layers apart, more than 2 × ±2) it moved shallower; a setting whose seed trains to the deepest net is not
+    comparable; a non-monotone curve counts by the depth from which none deeper trains."""
+    depths = [4, 8, 12, 16, 20, 24, 28]
+
+    def stop(*firsts_never):  # curves that train below each seed's given depth and not from it on
+        return rules.stop_depth([rules.transition(depths, [1.0 if d < f else 0.1 for d in depths], 0.5)
+                                 for f in firsts_never], 0.5)  # fmt: skip
+
+    assert rules.moved(stop(12, 12, 12), stop(12, 16, 16)).outcome == "not moved"
+    far = rules.moved(stop(12, 12, 12), stop(24, 28, 28))
+    assert (far.outcome, far.statistic, far.effect) == ("shallower", 12.0, -16.0)
+    assert rules.moved(stop(24, 28, 28), stop(12, 12, 12)).outcome == "deeper"
+    assert rules.moved(stop(12, 12, 12), stop(12, 12, 40)).outcome == "not comparable"  # 40: past the grid
+    bumpy = rules.transition(depths, [1, 1, 0.1, 1, 0.1, 0.1, 0.1], 0.5)  # fails at 12, trains at 16
+    # it stops at 20, not at its first failure (12): 8 layers from 12, beyond both resolutions
+    assert rules.moved(rules.stop_depth([bumpy] * 3, 0.5), stop(12, 12, 12)).outcome == "deeper"
 
 
 def test_trained_alike_is_a_tenth_of_accuracy():

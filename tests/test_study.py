@@ -391,6 +391,34 @@ def test_study_depth_at_matched_steps_sets_the_authors_beside_ours():
         replace(config, read_steps=(30,)).validate()
 
 
+def test_the_checks_against_the_2400_step_study_say_whether_each_stop_moved():
+    """Hand-made studies on the grid 4–28: the reference stops at L=12 in every seed under both optimisers; the
+    2,000-image check stops SGD at 12 too (not moved) and Adam at 24 (deeper by 12 layers): one row per read step,
+    its verdicts rule "moved" (conftest decides them again)."""
+
+    def study(stops: dict, train_images: int = 0):
+        c = study_depth.StudyDepthConfig(
+            dataset="digits", depths=(4, 8, 12, 16, 20, 24, 28), optimizers=("sgd", "adam"), width=8, seeds=3,
+            steps=2400, decay_every=240, read_steps=(160, 2400), batch_size=100, train_images=train_images,
+        ).resolved()  # fmt: skip
+        points = []
+        for o, stop in stops.items():
+            for d in c.depths:
+                a = 1.0 if d < stop else 0.1
+                points += [study_depth.DepthPoint(o, d, c.seed + s, (0.01,), (a,), ((a,), (a,))) for s in range(3)]
+        return study_depth.StudyDepthResult(c, tuple(points)).derive()
+
+    reference, check = study({"sgd": 12, "adam": 12}), study({"sgd": 12, "adam": 24}, train_images=2000)
+    view = views.VIEWS["study depth"]
+    rows = [r for r in view.rows({"study_depth_2400": reference, "study_depth_2000_images": check})
+            if r.claim.startswith("Does where training stops move")]  # fmt: skip
+    assert [r.claim.endswith(f"{n} steps") for r, n in zip(rows, ("160", "2,400"))] == [True, True]
+    for row in rows:
+        assert [v.outcome for v in row.verdicts] == ["not moved", "deeper"]
+        assert "adam: deeper by 12 layers" in row.verdict and "stops at L=24 (seeds 24–24)" in row.measurement
+    assert not [r for r in view.rows({"study_depth_2000_images": check}) if r.claim.startswith("Does where")]
+
+
 @pytest.mark.parametrize(
     ("accuracies", "expected"),
     [

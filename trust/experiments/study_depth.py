@@ -240,6 +240,17 @@ class StudyDepthResult(Result):
     def authors_of(self, optimizer: str, read_step: int) -> AuthorsDepths | None:
         return next((a for a in self.authors or () if (a.optimizer, a.read_step) == (optimizer, read_step)), None)
 
+    def moved_from(self, reference: StudyDepthResult) -> tuple[tuple[str, int, Verdict], ...]:
+        """``(optimiser, read step, verdict)`` for each optimiser and read step both studies have: whether this
+        study's stop depth moved from ``reference``'s (rule "moved") — the data-size and width checks."""
+        return tuple(
+            (o, step, rules.moved(self.of(o, step).stop, reference.of(o, step).stop))
+            for step in self.reads
+            if step in reference.reads
+            for o in self.config.optimizers
+            if o in reference.config.optimizers
+        )
+
     def depths_of(self, optimizer: str) -> tuple[int, ...]:
         """The optimiser's depths: the config's grid and those its refinement added."""
         return tuple(sorted({p.depth for p in self.points if p.optimizer == optimizer}))

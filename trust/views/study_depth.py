@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from trust.base.schema import Verdict
 from trust.experiments.shared.rules import STOP_RESOLUTION, Transition
 from trust.experiments.study_depth import PAPER_STOP, OrderClaim, StudyDepthResult
 from trust.views import plots, report
@@ -124,8 +125,54 @@ def figures(results: dict[str, StudyDepthResult]) -> dict:
     return {name: depth_figure(result) for name, result in results.items()}
 
 
+# the checks of the width-128 study at the authors' 2,400 steps (the long job study_depth_2400): what each changes
+REFERENCE = "study_depth_2400"
+CHECKS = {
+    "study_depth_2000_images": "on 2,000 of MNIST-5k's 4,000 training images (300 passes over them, not 150)",
+    "study_depth_784": "at the authors' width 784 (their two smaller rates, depths 16–28, one seed)",
+}
+
+
+def _stop_text(v: Verdict) -> str:
+    if v.outcome == "trains":
+        return f"trains to the deepest net in {int(v.effect)} of {v.seeds} seeds"
+    return f"stops at L={v.statistic:g} (seeds {v.low:g}–{v.high:g})"
+
+
+def _moved_text(v: Verdict) -> str:
+    if v.outcome in ("deeper", "shallower"):
+        return f"{v.outcome} by {abs(v.effect):g} layers (the seeds' ranges {v.statistic:g} apart)"
+    return v.outcome + (": a seed trains to the deepest net" if v.outcome == "not comparable" else "")
+
+
+def _moved_rows(results: dict[str, StudyDepthResult]) -> list[Row]:
+    """Per check of :data:`CHECKS` that is stored and per read step, whether each optimiser's stop depth moved from
+    the reference study's (rule "moved")."""
+    reference, out = results.get(REFERENCE), []
+    for name, what in CHECKS.items():
+        if reference is None or name not in results:
+            continue
+        moved = results[name].moved_from(reference)
+        for step in sorted({s for _, s, _ in moved}):
+            mine = [(o, v) for o, s, v in moved if s == step]
+            measured = "; ".join(
+                f"{o}: {_stop_text(results[name].of(o, step).stop)} against {_stop_text(reference.of(o, step).stop)}"
+                for o, _ in mine
+            )
+            rows_of = report.count(reference.config.seeds, "seed")
+            out.append(Row(
+                f"Does where training stops move {what}? Against width {reference.config.width} on all 4,000 "
+                f"images ({rows_of}), {_budget(reference, step)}",
+                "claim",
+                measured,
+                "; ".join(f"{o}: {_moved_text(v)}" for o, v in mine),
+                tuple(v for _, v in mine),
+            ))  # fmt: skip
+    return out
+
+
 def rows(results: dict[str, StudyDepthResult]) -> list[Row]:
-    return [row for result in results.values() for row in depth_rows(result)]
+    return [row for result in results.values() for row in depth_rows(result)] + _moved_rows(results)
 
 
 def summary(result: StudyDepthResult) -> str:

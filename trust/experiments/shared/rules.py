@@ -283,6 +283,28 @@ def stop_depth(transitions, threshold: float) -> Verdict:
     return Verdict("stop", "trains", trains, threshold, trains, len(stops), nan, nan)
 
 
+RULES["moved"] = (
+    "two settings' stop depths (rule stop, every seed of both stopping): moved deeper or shallower when their ranges "
+    f"over seeds, each widened by its ±{STOP_RESOLUTION} layers, do not meet (more than {2 * STOP_RESOLUTION} layers "
+    "apart); else not moved; not comparable where a seed of either never stops"
+)
+
+
+def moved(a: Verdict, b: Verdict) -> Verdict:
+    """Whether the stop depth of setting ``a`` moved from that of ``b`` (rule "moved"; both rule-"stop" verdicts):
+    the statistic is the gap in layers between their ranges over seeds (negative where they overlap), the effect the
+    difference of their median stop depths, ``low``/``high`` ``a``'s range."""
+    nan = float("nan")
+    if not (np.isfinite(a.low) and np.isfinite(b.low)):  # a seed trains to the deepest net: no stop to compare
+        return Verdict("moved", "not comparable", nan, 2 * STOP_RESOLUTION, nan, min(a.seeds, b.seeds), a.low, a.high)
+    gap = max(a.low - b.high, b.low - a.high)
+    shift = a.statistic - b.statistic
+    outcome = "not moved" if gap <= 2 * STOP_RESOLUTION else ("deeper" if shift > 0 else "shallower")
+    return Verdict(
+        "moved", outcome, float(gap), 2 * STOP_RESOLUTION, float(shift), min(a.seeds, b.seeds), a.low, a.high
+    )
+
+
 # A checkpoint is flagged where the relative gradient change ‖Δg_l‖/‖g_l‖ measures the loss, not the geometry:
 # "zero loss" when the mean training cross-entropy is at most 10⁻³ nats (every example's probability ≈ 0.999: the
 # net has memorised its data and its gradient all but vanished, so the ratio divides by almost nothing); "at chance"
@@ -485,6 +507,10 @@ def decide(v: Verdict) -> str:
             if v.statistic <= v.threshold:
                 return "explained"
             return "partly" if v.effect >= PARTLY_SHRINK else "not explained"
+        case "moved":
+            if not np.isfinite(v.statistic):
+                return "not comparable"
+            return "not moved" if v.statistic <= v.threshold else ("deeper" if v.effect > 0 else "shallower")
         case "stop":
             if not np.isfinite(v.low):
                 return "trains"

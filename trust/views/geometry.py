@@ -202,9 +202,9 @@ def modular_figure(r: GeometryResult):
         if s.tared_depth is not None:  # NaN at depth 2, which has no hidden layer to tare
             med, lo, hi = _band(s.tared_depth, (k,))
             label = f"modular step, hidden layers tared to mass {TARED_HIDDEN_MASS:g}, {CHECKPOINTS[k]}"
-            ax.plot(depths, med, style, color="C8", mfc="none", label=label)
+            ax.plot(depths, med, style, color="C2", mfc="none", label=label)
             if k == 1:
-                ax.fill_between(depths, lo, hi, color="C8", alpha=0.12)
+                ax.fill_between(depths, lo, hi, color="C2", alpha=0.12)
         for g, geometry in enumerate(GEOMETRIES[:2]):
             ax.plot(depths, _band(s.c_eff_depth, (k, g))[0], style, color=f"C{g}", lw=0.9, alpha=0.7,
                     label=f"paper's slice (gradient change), {geometry} sizes, {CHECKPOINTS[k]}")  # fmt: skip

@@ -190,7 +190,7 @@ def modular_figure(r: GeometryResult):
     spectral C_eff of the paper's slice; (b) ∏‖W_l‖_*, the factor the nominal bound takes to be 1; (c, d) the first,
     median hidden and last layer's relative feature change and alignment against width, after one step (dashed) and
     after training. Bands: optimisers × seeds."""
-    fig, axes = plots.subplots(1, 4, figsize=(20, 4.6))
+    fig, axes = plots.subplots(1, 4, figsize=(20, 6.4))
     s, c = _summary(r), r.config
     assert s.modular_depth is not None and s.atom_product_depth is not None and s.feature_width is not None
     depths, widths = np.asarray(c.depths, dtype=float), np.asarray(c.widths, dtype=float)
@@ -237,9 +237,9 @@ def modular_figure(r: GeometryResult):
         ax.set_xscale("log")
         ax.set_xticks(widths, [str(int(w)) for w in widths])
         ax.set_xticks([], minor=True)
-    for ax in axes[0]:
+    for ax in axes[0]:  # the legends below the panels: panel (a)'s would hide its curves
         ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=6.5)
+        ax.legend(fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)
     return fig
 
 

@@ -64,7 +64,7 @@ def depth_figure(result: StudyDepthResult):
         metric = "mean pre-update minibatch accuracy, last 20" if step else "best full-batch training accuracy"
         title = f"{_budget(result, step)}: ours width {c.width}, {c.dataset}, {report.count(c.seeds, 'seed')}"
         if any(a.read_step == step for a in result.authors or ()):
-            title += "; authors (dashed): width 784, 60,000 MNIST images, 1 seed"
+            title += "\nauthors (dashed): width 784, 60,000 MNIST images, 1 seed"
         ax.set(xlabel="depth L", ylabel=f"{metric} (best rate)", ylim=(0, 1.02), title=title)
         ax.title.set_fontsize(9)
         ax.grid(alpha=0.3, which="both")

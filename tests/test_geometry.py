@@ -74,8 +74,8 @@ def test_each_sweep_gathers_its_cells_modular_family_and_feature_learning(study)
         np.testing.assert_allclose(result.depth.tared_c_eff[0, r, 1], expected, rtol=1e-12)
         assert done[f"fromage_w8_L2_s{r}"].tared_function.size == 0
     assert np.all(np.isnan(result.depth.tared_c_eff[:, :, 0]))
-    summary = result.summary
-    assert summary.tared_depth is not None and len(summary.tared_orders) == len(summary.tared_against_unit) == 1
+    summary = result.summary  # one depth with hidden layers (3): no depth order, the comparison with unit masses
+    assert summary.tared_depth is not None and summary.tared_orders == () and len(summary.tared_against_unit) == 1
     np.testing.assert_allclose(
         summary.tared_depth.median[:, 1], np.median(result.depth.tared_c_eff[0, :, 1, :, 0], axis=0)
     )
@@ -180,8 +180,9 @@ def test_combined_ratios_and_exponent(study):
     assert result.summary.records == ("fromage w8 L2 s0", "fromage w16 L2 s0", "fromage w8 L3 s0")  # grid order
     modular = rows[7]
     assert modular.verdict == result.summary.modular_theorem.outcome == "holds"
-    tared = rows[9]  # the other allocation: its depth order and its ratio to the unit masses, per optimiser
-    assert tared.claim.startswith("Modular norm with the other mass allocation") and len(tared.verdicts) == 2
+    tared = rows[9]  # the other allocation against the unit masses (one depth with hidden layers: no depth order)
+    assert tared.claim.startswith("Modular norm with the other mass allocation") and len(tared.verdicts) == 1
+    assert "deepest against shallowest" not in tared.verdict
     assert "L=2" not in tared.measurement and "L=3" in tared.measurement  # depth 2 has no hidden layer to tare
     features = [r for r in rows if r.claim.startswith("Feature learning across width")]
     assert [len(r.verdicts) for r in features] == [1] * 6  # one optimiser in this study

@@ -184,6 +184,13 @@ def cells(config: GeometryConfig, done: dict) -> dict[str, GeometryCellConfig]:
     return {**_grid(c), **_resnet_grid(c)}
 
 
+def _per_direction(unmeasured: str):
+    """A sweep's array per cell, checkpoint and raw direction (``(o, r, v, k, d)``), empty or NaN where the cell
+    diverged, the family is dead, or (``unmeasured``) the measurement does not apply."""
+    return value(f"{DIVERGED}; {DEAD}; {unmeasured}", empty=True,
+                 axes=("optimizer", "seed", "value", "checkpoint", "direction"))  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Sweep:
     """One sweep (over ``values`` of the width or the depth). Axes: optimiser ``o``, seed ``r``, the swept value
@@ -205,19 +212,11 @@ class Sweep:
     )  # (o, r, v, k, d) mean over layers of srank ΔW_l
     # docs/theory.md §10: per family, the largest over η of the modular family's ‖ΔF‖_RMS/‖X‖_RMS over the nominal
     # bound ∏(1 + η s_l) − 1 (its effective constant) and over the exact bound (a theorem on the plain nets: ≤ 1)
-    modular_c_eff: np.ndarray = value(
-        f"{DIVERGED}; {DEAD}; {NOT_MODULAR}", empty=True, axes=("optimizer", "seed", "value", "checkpoint", "direction")
-    )  # fmt: skip
-    modular_exact: np.ndarray = value(
-        f"{DIVERGED}; {DEAD}; {NOT_MODULAR}", empty=True, axes=("optimizer", "seed", "value", "checkpoint", "direction")
-    )  # fmt: skip
+    modular_c_eff: np.ndarray = _per_direction(NOT_MODULAR)
+    modular_exact: np.ndarray = _per_direction(NOT_MODULAR)
     # the same with the hidden layers tared together (TARED_HIDDEN_MASS; docs/theory.md §10.1): depths ≥ 3
-    tared_c_eff: np.ndarray = value(
-        f"{DIVERGED}; {DEAD}; {NOT_TARED}", empty=True, axes=("optimizer", "seed", "value", "checkpoint", "direction")
-    )  # fmt: skip
-    tared_exact: np.ndarray = value(
-        f"{DIVERGED}; {DEAD}; {NOT_TARED}", empty=True, axes=("optimizer", "seed", "value", "checkpoint", "direction")
-    )  # fmt: skip
+    tared_c_eff: np.ndarray = _per_direction(NOT_TARED)
+    tared_exact: np.ndarray = _per_direction(NOT_TARED)
     # ∏_l ‖W_l‖_*: the factor the nominal bound assumes to be at most 1
     atom_product: np.ndarray = value(
         f"{DIVERGED}; {NOT_MODULAR}", empty=True, axes=("optimizer", "seed", "value", "checkpoint")

@@ -441,11 +441,6 @@ def _tared_row(r: GeometryResult, s) -> Row:
     """docs/theory.md §10.1: the alternative mass allocation's constant across depth, and against the unit masses'."""
     c = r.config
     assert s.tared_depth is not None
-    keep = [v for v in range(len(c.depths)) if np.isfinite(s.tared_depth.median[:, v]).any()]
-    per_depth = "; ".join(
-        f"{tag}: " + ", ".join(f"L={c.depths[v]} {spread(s.tared_depth, (k, v))}" for v in keep)
-        for k, tag in enumerate(CHECKPOINTS)
-    )
     against = "; ".join(
         f"{o}: {compare_text(v, yes='tared larger', no='tared smaller')}"
         for o, v in zip(c.optimizers, s.tared_against_unit)
@@ -456,7 +451,8 @@ def _tared_row(r: GeometryResult, s) -> Row:
         f"m/((2 + m)(L − 2)) a hidden layer; docs/theory.md §10.1): is its effective constant the same at every "
         f"depth, and is it the unit masses'? Along the gradient, width {c.width}",
         "claim",
-        f"largest measured/nominal over η, median [range] over optimisers × seeds — {per_depth}",
+        "largest measured/nominal over η, median [range] over optimisers × seeds — "
+        + _per_depth(s.tared_depth, c.depths),
         (f"deepest against shallowest at the end — {_orders(c.optimizers, s.tared_orders)}; " if s.tared_orders else "")
         + f"against the unit masses on the same cells at L={c.depths[-1]}, paired by seed — {against}",
         s.tared_orders + s.tared_against_unit,
@@ -485,9 +481,11 @@ def _orders(optimizers, verdicts) -> str:
 
 
 def _per_depth(values: Spread, depths) -> str:
-    """``init: L=… spread, …; end: …`` of a spread over (checkpoint, depth)."""
+    """``init: L=… spread, …; end: …`` of a spread over (checkpoint, depth), leaving out the depths measured at
+    neither checkpoint (the tared allocation at depth 2, which has no hidden layer)."""
+    measured = [(v, d) for v, d in enumerate(depths) if np.isfinite(values.median[:, v]).any()]
     return "; ".join(
-        f"{tag}: " + ", ".join(f"L={d} {spread(values, (k, v))}" for v, d in enumerate(depths))
+        f"{tag}: " + ", ".join(f"L={d} {spread(values, (k, v))}" for v, d in measured)
         for k, tag in enumerate(CHECKPOINTS)
     )
 

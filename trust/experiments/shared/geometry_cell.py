@@ -208,14 +208,15 @@ def _extras(config: GeometryCellConfig, net, params, grads, raws, x, y, eta) -> 
     allocations: dict[str, float | None] = {"modular": None} if config.modular else {}
     if config.hidden_mass:
         allocations["tared"] = config.hidden_mass
-    for prefix, hidden_mass in allocations.items():
-        module = extras.module_of(net, hidden_mass)
-        nominal, exact, atom = extras.modular_bounds(net, module, params, x, eta)
+    modules = {prefix: extras.module_of(net, hidden_mass) for prefix, hidden_mass in allocations.items()}
+    if modules:  # the atoms' norms do not depend on the allocation: once per point
+        out["atom_norm"] = extras.atom_norms(net, modules["modular"], params)
+    for prefix, module in modules.items():
+        out[f"{prefix}_nominal"], out[f"{prefix}_exact"] = extras.modular_bounds(module, out["atom_norm"], x, eta)
         out[f"{prefix}_function"] = np.array([
             np.full(eta.size, np.nan) if dead else extras.modular_family(net, module, params, raws[d], x, eta)
             for d in RAW_DIRECTIONS
         ])  # fmt: skip
-        out |= {f"{prefix}_nominal": nominal, f"{prefix}_exact": exact, "atom_norm": atom}
     if config.modular and config.modules:
         input_s, weight_s = extras.sensitivities(net, params, grads, x)
         out |= {"input_sensitivity": input_s, "weight_sensitivity": weight_s if not dead else np.full(layers, np.nan)}

@@ -103,13 +103,17 @@ def _apply(net, params, x):
     return net.apply(params, x)
 
 
-def modular_bounds(net, module: modular.Module, params, x, eta: np.ndarray) -> tuple[np.ndarray, ...]:
-    """``(nominal, exact, atom norms)`` per η for a step of modular norm η on the batch ``x``, in units of
-    ``‖X‖_RMS``: the nominal bound of well-normed atoms (every ``‖W_l‖_* = 1``; ``∏(1 + η s_l) − 1`` for a plain
-    MLP), the exact bound with the measured ``‖W_l‖_*`` (a theorem: :func:`trust.core.modular.change_bound`,
-    ``∏(‖W_l‖_* + η s_l) − ∏‖W_l‖_*`` for a plain MLP) and every ``‖W_l‖_*`` (§10.3); ``module`` is :func:`module_of`
-    the net, its shares those of its mass allocation."""
-    atom = np.array([modular.atom_norm(w, a) for w, a in zip(atom_tensors(net, params), module.atoms)])
+def atom_norms(net, module: modular.Module, params) -> np.ndarray:
+    """Every atom's ``‖W_l‖_*`` (§10.1), in atom order: the same under any mass allocation of the net."""
+    return np.array([modular.atom_norm(w, a) for w, a in zip(atom_tensors(net, params), module.atoms)])
+
+
+def modular_bounds(module: modular.Module, atom: np.ndarray, x, eta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(nominal, exact)`` per η for a step of modular norm η on the batch ``x``, in units of ``‖X‖_RMS``: the
+    nominal bound of well-normed atoms (every ``‖W_l‖_* = 1``; ``∏(1 + η s_l) − 1`` for a plain MLP) and the exact
+    bound with the measured ``atom`` norms (:func:`atom_norms`; a theorem: :func:`trust.core.modular.change_bound`,
+    ``∏(‖W_l‖_* + η s_l) − ∏‖W_l‖_*`` for a plain MLP) (§10.3); ``module`` is :func:`module_of` the net, its shares
+    those of its mass allocation."""
     x_rms = rms(x)
 
     def bound(norms, e):
@@ -117,7 +121,7 @@ def modular_bounds(net, module: modular.Module, params, x, eta: np.ndarray) -> t
         return d + offset / x_rms
 
     eta = np.asarray(eta, dtype=float)
-    return np.array([bound(np.ones_like(atom), e) for e in eta]), np.array([bound(atom, e) for e in eta]), atom
+    return np.array([bound(np.ones_like(atom), e) for e in eta]), np.array([bound(atom, e) for e in eta])
 
 
 def layer_maps(net: nets.MLP, params: list[dict]) -> list[Callable]:

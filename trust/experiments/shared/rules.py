@@ -290,19 +290,23 @@ RULES["moved"] = (
 )
 
 
+def _moved_outcome(gap: float, shift: float) -> str:
+    """Rule "moved" on the gap between two settings' stop-depth ranges and the shift of their medians."""
+    if not np.isfinite(gap):
+        return "not comparable"
+    return "not moved" if gap <= 2 * STOP_RESOLUTION else ("deeper" if shift > 0 else "shallower")
+
+
 def moved(a: Verdict, b: Verdict) -> Verdict:
     """Whether the stop depth of setting ``a`` moved from that of ``b`` (rule "moved"; both rule-"stop" verdicts):
-    the statistic is the gap in layers between their ranges over seeds (negative where they overlap), the effect the
-    difference of their median stop depths, ``low``/``high`` ``a``'s range."""
-    nan = float("nan")
-    if not (np.isfinite(a.low) and np.isfinite(b.low)):  # a seed trains to the deepest net: no stop to compare
-        return Verdict("moved", "not comparable", nan, 2 * STOP_RESOLUTION, nan, min(a.seeds, b.seeds), a.low, a.high)
-    gap = max(a.low - b.high, b.low - a.high)
-    shift = a.statistic - b.statistic
-    outcome = "not moved" if gap <= 2 * STOP_RESOLUTION else ("deeper" if shift > 0 else "shallower")
-    return Verdict(
-        "moved", outcome, float(gap), 2 * STOP_RESOLUTION, float(shift), min(a.seeds, b.seeds), a.low, a.high
-    )
+    the statistic is the gap in layers between their ranges over seeds (negative where they overlap; NaN where a
+    seed trains to the deepest net, so there is no stop to compare), the effect the difference of their median stop
+    depths, ``low``/``high`` ``a``'s range."""
+    stops = np.isfinite(a.low) and np.isfinite(b.low)
+    gap = float(max(a.low - b.high, b.low - a.high)) if stops else float("nan")
+    shift = float(a.statistic - b.statistic) if stops else float("nan")
+    return Verdict("moved", _moved_outcome(gap, shift), gap, 2 * STOP_RESOLUTION, shift, min(a.seeds, b.seeds),
+                   a.low, a.high)  # fmt: skip
 
 
 # A checkpoint is flagged where the relative gradient change ‖Δg_l‖/‖g_l‖ measures the loss, not the geometry:
@@ -508,9 +512,7 @@ def decide(v: Verdict) -> str:
                 return "explained"
             return "partly" if v.effect >= PARTLY_SHRINK else "not explained"
         case "moved":
-            if not np.isfinite(v.statistic):
-                return "not comparable"
-            return "not moved" if v.statistic <= v.threshold else ("deeper" if v.effect > 0 else "shallower")
+            return _moved_outcome(v.statistic, v.effect)
         case "stop":
             if not np.isfinite(v.low):
                 return "trains"

@@ -169,7 +169,8 @@ def test_the_committed_long_runs_rows_follow_their_rules(run):
 def test_a_stop_depth_moves_only_beyond_both_resolutions():
     """Rule "moved" on hand-made curves: stops at 12 in every seed against 12–16 is not moved; against 20–24 (ranges
     8 layers apart, more than 2 × ±2) it moved shallower; a setting whose seed trains to the deepest net is not
-    comparable; a non-monotone curve counts by the depth from which none deeper trains."""
+    comparable, and so is one whose seed trains at no depth of its grid (its stop at or before the shallowest, not
+    located); a non-monotone curve counts by the depth from which none deeper trains."""
     depths = [4, 8, 12, 16, 20, 24, 28]
 
     def stop(*firsts_never):  # curves that train below each seed's given depth and not from it on
@@ -181,6 +182,10 @@ def test_a_stop_depth_moves_only_beyond_both_resolutions():
     assert (far.outcome, far.statistic, far.effect) == ("shallower", 12.0, -16.0)
     assert rules.moved(stop(24, 28, 28), stop(12, 12, 12)).outcome == "deeper"
     assert rules.moved(stop(12, 12, 12), stop(12, 12, 40)).outcome == "not comparable"  # 40: past the grid
+    below = stop(4, 4, 4)  # no seed trains at any depth: stops at or before L=4 (the 784 job's Fromage at 160 steps)
+    assert (below.outcome, below.low, below.effect) == ("stops, not located", 4.0, float("inf"))
+    for pair in ((below, stop(24, 28, 28)), (stop(24, 28, 28), below), (stop(4, 8, 8), below)):
+        assert rules.moved(*pair).outcome == "not comparable"
     bumpy = rules.transition(depths, [1, 1, 0.1, 1, 0.1, 0.1, 0.1], 0.5)  # fails at 12, trains at 16
     # it stops at 20, not at its first failure (12): 8 layers from 12, beyond both resolutions
     assert rules.moved(rules.stop_depth([bumpy] * 3, 0.5), stop(12, 12, 12)).outcome == "deeper"

@@ -39,13 +39,14 @@ def depth_figure(result: StudyDepthResult):
     the authors' run (dashed, width 784 on 60,000 images) where they logged that step."""
     c = result.config
     theirs_deepest = max((max(a.depths) for a in result.authors or ()), default=0)
-    # every depth of ours (refined ones too), and every tenth of theirs (labelling all of theirs is unreadable)
-    # where it does not touch one of ours on the log axis
+    # every depth of ours (refined ones too), and a few of theirs — their shallowest, 6, every tenth (labelling all
+    # of theirs is unreadable) — where it does not touch one of ours on the log axis
     our_depths = {d for o in c.optimizers for d in result.depths_of(o)}
-    tenths = [
-        d for d in (11, 21, 31, 41, 51) if d <= theirs_deepest and all(abs(np.log(d / o)) > 0.12 for o in our_depths)
-    ]
-    ticks = sorted(our_depths | set(tenths))
+    some_of_theirs = [
+        d for d in (2, 6, 11, 21, 31, 41, 51)
+        if d <= theirs_deepest and all(abs(np.log(d / o)) > 0.12 for o in our_depths)
+    ]  # fmt: skip
+    ticks = sorted(our_depths | set(some_of_theirs))
     fig, axes = plots.subplots(1, len(result.reads), figsize=(8.5 * len(result.reads), 4.5))
     for ax, step in zip(axes[0], result.reads):
         for optimizer in c.optimizers:
@@ -109,6 +110,9 @@ def depth_rows(result: StudyDepthResult) -> list[Row]:
                     + beside,
                     f"stops at L={_depth(int(stop.statistic))} (±{STOP_RESOLUTION} layers)"
                     if stop.outcome == "stops"
+                    else f"stops at or before L={int(stop.low)}, the grid's shallowest: a seed trains at no depth, "
+                    "not located"
+                    if stop.outcome == "stops, not located" and np.isinf(stop.effect)
                     else f"stops between L={int(stop.low)} and {int(stop.high)}, gap {stop.effect:g} layers: not "
                     f"located to ±{STOP_RESOLUTION}"
                     if stop.outcome == "stops, not located"
@@ -136,13 +140,15 @@ CHECKS = {
 def _stop_text(v: Verdict) -> str:
     if v.outcome == "trains":
         return f"trains to the deepest net in {int(v.effect)} of {v.seeds} seeds"
+    if np.isinf(v.effect):
+        return f"stops at or before L={v.low:g}, its grid's shallowest (a seed trains at no depth)"
     return f"stops at L={v.statistic:g} (seeds {v.low:g}–{v.high:g})"
 
 
 def _moved_text(v: Verdict) -> str:
     if v.outcome in ("deeper", "shallower"):
         return f"{v.outcome} by {abs(v.effect):g} layers (the seeds' ranges {v.statistic:g} apart)"
-    return v.outcome + (": a seed trains to the deepest net" if v.outcome == "not comparable" else "")
+    return v.outcome + (": a seed's stop lies past its grid" if v.outcome == "not comparable" else "")
 
 
 def _moved_rows(results: dict[str, StudyDepthResult]) -> list[Row]:

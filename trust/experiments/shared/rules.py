@@ -286,7 +286,8 @@ def stop_depth(transitions, threshold: float) -> Verdict:
 RULES["moved"] = (
     "two settings' stop depths (rule stop, every seed of both stopping): moved deeper or shallower when their ranges "
     f"over seeds, each widened by its ±{STOP_RESOLUTION} layers, do not meet (more than {2 * STOP_RESOLUTION} layers "
-    "apart); else not moved; not comparable where a seed of either never stops"
+    "apart); else not moved; not comparable where a seed of either never stops, or trains at no depth of its grid "
+    "(its stop is then at or before the grid's shallowest depth, not located)"
 )
 
 
@@ -300,9 +301,9 @@ def _moved_outcome(gap: float, shift: float) -> str:
 def moved(a: Verdict, b: Verdict) -> Verdict:
     """Whether the stop depth of setting ``a`` moved from that of ``b`` (rule "moved"; both rule-"stop" verdicts):
     the statistic is the gap in layers between their ranges over seeds (negative where they overlap; NaN where a
-    seed trains to the deepest net, so there is no stop to compare), the effect the difference of their median stop
-    depths, ``low``/``high`` ``a``'s range."""
-    stops = np.isfinite(a.low) and np.isfinite(b.low)
+    seed trains to the deepest net or at no depth — its gap to the last depth that trains infinite — so there is no
+    located stop to compare), the effect the difference of their median stop depths, ``low``/``high`` ``a``'s range."""
+    stops = all(np.isfinite(v.low) and np.isfinite(v.effect) for v in (a, b))
     gap = float(max(a.low - b.high, b.low - a.high)) if stops else float("nan")
     shift = float(a.statistic - b.statistic) if stops else float("nan")
     return Verdict("moved", _moved_outcome(gap, shift), gap, 2 * STOP_RESOLUTION, shift, min(a.seeds, b.seeds),

@@ -301,9 +301,10 @@ def long_configs(seed: int) -> dict[str, StudyDepthConfig]:
         "study_depth_2400": StudyDepthConfig(optimizers=PAPER_OPTIMIZERS, seeds=5, **at_2400),
         # the data-size check: the same steps on half the images (300 passes over each instead of 150)
         "study_depth_2000_images": StudyDepthConfig(optimizers=PAPER_OPTIMIZERS, train_images=2000, **at_2400),
-        # their width; their largest rates (Adam 0.01, Fromage 0.1) never train from their k = 15 (L = 16) on
+        # their width; their largest rates (Adam 0.01, Fromage 0.1) never train from their k = 15 (L = 16) on; L = 22
+        # is where their Adam first fails (k = 21), and resolves whether Adam's stop moved from width 128's 28
         "study_depth_784": StudyDepthConfig(
-            width=784, depths=(16, 20, 24, 28), optimizers=("adam", "fromage"), smallest_rates=2, seeds=1, **at_2400
+            width=784, depths=(16, 20, 22, 24, 28), optimizers=("adam", "fromage"), smallest_rates=2, seeds=1, **at_2400
         ),
     }
 

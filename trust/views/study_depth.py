@@ -39,14 +39,19 @@ def depth_figure(result: StudyDepthResult):
     the authors' run (dashed, width 784 on 60,000 images) where they logged that step."""
     c = result.config
     theirs_deepest = max((max(a.depths) for a in result.authors or ()), default=0)
-    # every depth of ours (refined ones too), and a few of theirs — their shallowest, 6, every tenth (labelling all
-    # of theirs is unreadable) — where it does not touch one of ours on the log axis
+    # the depths of ours (refined ones too), and a few of theirs — their shallowest, 6, every tenth (labelling all
+    # of theirs is unreadable) — where it does not touch one of ours on the log axis; of labels closer than that
+    # (20, 22, 24) the shallower is kept
+    apart = 0.12  # in ln L: two-digit labels at this figure's width
     our_depths = {d for o in c.optimizers for d in result.depths_of(o)}
     some_of_theirs = [
         d for d in (2, 6, 11, 21, 31, 41, 51)
-        if d <= theirs_deepest and all(abs(np.log(d / o)) > 0.12 for o in our_depths)
+        if d <= theirs_deepest and all(abs(np.log(d / o)) > apart for o in our_depths)
     ]  # fmt: skip
-    ticks = sorted(our_depths | set(some_of_theirs))
+    ticks: list[int] = []
+    for d in sorted(our_depths | set(some_of_theirs)):
+        if not ticks or np.log(d / ticks[-1]) > apart:
+            ticks.append(d)
     fig, axes = plots.subplots(1, len(result.reads), figsize=(8.5 * len(result.reads), 4.5))
     for ax, step in zip(axes[0], result.reads):
         for optimizer in c.optimizers:

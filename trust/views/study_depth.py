@@ -113,15 +113,7 @@ def depth_rows(result: StudyDepthResult) -> list[Row]:
                     + "; ".join(transition_text(t) for t in summary.transitions)
                     + f"; width {c.width}, batch {c.batch_size} on {report.dataset(c)}"
                     + beside,
-                    f"stops at L={_depth(int(stop.statistic))} (±{STOP_RESOLUTION} layers)"
-                    if stop.outcome == "stops"
-                    else f"stops at or before L={int(stop.low)}, the grid's shallowest: a seed trains at no depth, "
-                    "not located"
-                    if stop.outcome == "stops, not located" and np.isinf(stop.effect)
-                    else f"stops between L={int(stop.low)} and {int(stop.high)}, gap {stop.effect:g} layers: not "
-                    f"located to ±{STOP_RESOLUTION}"
-                    if stop.outcome == "stops, not located"
-                    else f"trains to L={max(summary.depths)} in {int(stop.effect)} of {stop.seeds} seeds",
+                    _stop_verdict_text(stop, max(summary.depths)),
                     (stop,),
                 )
             )
@@ -142,11 +134,28 @@ CHECKS = {
 }
 
 
+def _below_grid_text(v: Verdict) -> str:
+    """A rule-"stop" verdict with a seed that trains at no depth (its gap infinite): no located stop."""
+    return f"stops at or before L={v.low:g}, its grid's shallowest (a seed trains at no depth)"
+
+
+def _stop_verdict_text(v: Verdict, deepest: int) -> str:
+    """The sentence of a rule-"stop" verdict in its own row (with the rule's words: ``report.verdict_key``)."""
+    if v.outcome == "stops":
+        return f"stops at L={_depth(int(v.statistic))} (±{STOP_RESOLUTION} layers)"
+    if v.outcome == "trains":
+        return f"trains to L={deepest} in {int(v.effect)} of {v.seeds} seeds"
+    if np.isinf(v.effect):
+        return _below_grid_text(v) + ": not located"
+    return f"stops between L={v.low:g} and {v.high:g}, gap {v.effect:g} layers: not located to ±{STOP_RESOLUTION}"
+
+
 def _stop_text(v: Verdict) -> str:
+    """A rule-"stop" verdict inside another row (rule "moved"), with its seeds' range."""
     if v.outcome == "trains":
         return f"trains to the deepest net in {int(v.effect)} of {v.seeds} seeds"
     if np.isinf(v.effect):
-        return f"stops at or before L={v.low:g}, its grid's shallowest (a seed trains at no depth)"
+        return _below_grid_text(v)
     return f"stops at L={v.statistic:g} (seeds {v.low:g}–{v.high:g})"
 
 

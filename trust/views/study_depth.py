@@ -78,12 +78,19 @@ def depth_figure(result: StudyDepthResult):
     return fig
 
 
-def _order_row(claim: OrderClaim, result: StudyDepthResult) -> Row:
+def _source(name: str, result: StudyDepthResult) -> str:
+    """Which run a row reads — this run's own study or a long job — and its seeds: the full run and the long job
+    ``study_depth_2400`` both read 160 steps at width 128, on different seeds."""
+    where = "this run" if name == "study_depth" else f"long job {name}"
+    return f"{where}, {report.count(result.config.seeds, 'seed')}"
+
+
+def _order_row(claim: OrderClaim, result: StudyDepthResult, name: str) -> Row:
     ours = claim.ours
     theirs = f"; the authors' run: {claim.authors}" if claim.authors else ""
     return Row(
-        f"Paper's order ({_budget(result, claim.read_step)}, width {result.config.width}): {claim.deeper} trains "
-        f"deeper than {claim.shallower}",
+        f"Paper's order ({_budget(result, claim.read_step)}, width {result.config.width}; {_source(name, result)}): "
+        f"{claim.deeper} trains deeper than {claim.shallower}",
         "claim",
         f"stop depths over {report.count(result.config.seeds, 'seed')} (one past the grid where a seed never stops): "
         f"{claim.deeper} / {claim.shallower} ×{ours.effect:.3g} in the geometric means{theirs}",
@@ -92,7 +99,7 @@ def _order_row(claim: OrderClaim, result: StudyDepthResult) -> Row:
     )
 
 
-def depth_rows(result: StudyDepthResult) -> list[Row]:
+def depth_rows(result: StudyDepthResult, name: str) -> list[Row]:
     c, rows = result.config, []
     for step in result.reads:
         for optimizer in c.optimizers:
@@ -105,7 +112,8 @@ def depth_rows(result: StudyDepthResult) -> list[Row]:
             )
             rows.append(
                 Row(
-                    f"Depth at which {optimizer} stops training, {_budget(result, step)}, width {c.width}",
+                    f"Depth at which {optimizer} stops training, {_budget(result, step)}, width {c.width} "
+                    f"({_source(name, result)})",
                     "claim",
                     f"trainability per depth (median of {report.count(c.seeds, 'seed')}): "
                     + ", ".join(f"L={d}: {a:.3f}" for d, a in zip(summary.depths, summary.trainability.median))
@@ -117,7 +125,7 @@ def depth_rows(result: StudyDepthResult) -> list[Row]:
                     (stop,),
                 )
             )
-    rows += [_order_row(claim, result) for claim in result.orders or ()]
+    rows += [_order_row(claim, result, name) for claim in result.orders or ()]
     return rows
 
 
@@ -192,7 +200,7 @@ def _moved_rows(results: dict[str, StudyDepthResult]) -> list[Row]:
 
 
 def rows(results: dict[str, StudyDepthResult]) -> list[Row]:
-    return [row for result in results.values() for row in depth_rows(result)] + _moved_rows(results)
+    return [row for name, result in results.items() for row in depth_rows(result, name)] + _moved_rows(results)
 
 
 def summary(result: StudyDepthResult) -> str:

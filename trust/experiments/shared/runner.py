@@ -89,7 +89,8 @@ def canonical(cls: type[Config], stored: dict) -> dict:
 
 def run_or_reuse(run_dir, config: Config, experiment: Experiment) -> tuple[Result, bool]:
     """The result of ``experiment`` for ``config``: read back from ``run_dir`` if it already holds a finished run
-    of exactly this config, else computed (and, with a ``run_dir``, written there). Also says whether it was
+    of exactly this config, else computed (and, with a ``run_dir``, written there and read back: a first run
+    returns what a rerun reads, bit for bit, so its figures and rows are a rerun's). Also says whether it was
     reused. A directory holding another config is refused. A study stores each cell under ``run_dir/cells/``
     as it finishes, and a rerun reuses the finished cells and combines them again (cheap), so a stored study
     result never outlives a change in which cells the study asks for; it is rewritten only if the combination
@@ -113,7 +114,7 @@ def _run_or_reuse_alone(run_dir: Path, config: Config, experiment: Experiment) -
         if stored is not None and same(stored, result):
             return stored, True
         write_run(run_dir, config.to_dict(), result.to_json(), result.arrays())
-    return result, False
+    return _read_finished(run_dir, config, experiment), False
 
 
 def _compute(run_dir: Path, config: Config, experiment: Experiment) -> Result:
@@ -173,6 +174,4 @@ def _run_or_reuse_together(run_dir: Path, config: Config, experiment: Experiment
         with locked(run_dir):
             write_run(run_dir, config.to_dict(), result.to_json(), result.arrays())
     parallel.barrier(f"written {run_dir}")
-    if experiment.study is None and not parallel.is_lead():
-        result = _read_finished(run_dir, config, experiment)
-    return result, False
+    return _read_finished(run_dir, config, experiment), False

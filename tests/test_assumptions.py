@@ -48,9 +48,9 @@ def test_cli_assumptions_mlp3_json(capsys):
 
 def test_a_first_run_returns_what_a_rerun_reads_bit_for_bit(tmp_path):
     """Same seed, same numbers, in figures too: a first run's result is the stored one read back, so the curves a
-    view derives from it (medians over a group's layers) are a rerun's to the bit and dtype — the float32 values in
-    memory gave float32 medians (of the 14 hidden layers of mlp16: a mean of two), the stored ones float64."""
-    config = assumptions.AssumptionsConfig(model="mlp16", width=16, epochs=1, eta_steps=4, n_measure=60)
+    view derives from it (medians over a group's layers) are a rerun's to the bit and dtype — from the float32
+    values in memory they were float32 (a median of two layers then differs in the 8th digit), stored float64."""
+    config = assumptions.AssumptionsConfig(model="mlp3", width=16, epochs=1, eta_steps=4, n_measure=60)
     with jax.enable_x64(False):  # float32 nets, as paper_figs.py runs them
         first, reused = runner.run_or_reuse(tmp_path, config, assumptions.EXPERIMENT)
         again, reused_again = runner.run_or_reuse(tmp_path, config, assumptions.EXPERIMENT)

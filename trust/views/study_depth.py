@@ -12,10 +12,6 @@ from trust.views import plots, report
 from trust.views.report import Row
 
 
-def _depth(d: int | None, past: str = "none") -> str:
-    return past if d is None else str(d)
-
-
 def transition_text(t: Transition) -> str:
     """``trains to L=a, none from L=b`` (with the first failure when the curve is not monotone)."""
     if t.last_trains is None:
@@ -150,7 +146,7 @@ def _below_grid_text(v: Verdict) -> str:
 def _stop_verdict_text(v: Verdict, deepest: int) -> str:
     """The sentence of a rule-"stop" verdict in its own row (with the rule's words: ``report.verdict_key``)."""
     if v.outcome == "stops":
-        return f"stops at L={_depth(int(v.statistic))} (±{STOP_RESOLUTION} layers)"
+        return f"stops at L={int(v.statistic)} (±{STOP_RESOLUTION} layers)"
     if v.outcome == "trains":
         return f"trains to L={deepest} in {int(v.effect)} of {v.seeds} seeds"
     if np.isinf(v.effect):
